@@ -1,0 +1,57 @@
+//! Pure domain rules: models, validation, transitions and patch application.
+//! Nothing here knows about HTTP, DynamoDB or async.
+
+pub mod bill_run;
+pub mod dates;
+pub mod list;
+pub mod patch;
+
+use serde::Serialize;
+
+/// One problem with one field of the input, located by JSON Pointer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub pointer: String,
+    pub detail: String,
+}
+
+impl FieldError {
+    pub fn new(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self { pointer: pointer.into(), detail: detail.into() }
+    }
+}
+
+/// A refusal by a domain rule. The HTTP edge maps each variant to exactly one status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// The input is malformed or invalid (400).
+    #[error("{detail}")]
+    Invalid { detail: String, errors: Vec<FieldError> },
+    /// The resource's state forbids the request (409).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl DomainError {
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::Invalid { detail: detail.into(), errors: Vec::new() }
+    }
+
+    pub fn field(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
+        let error = FieldError::new(pointer, detail);
+        Self::Invalid { detail: format!("{}: {}", error.pointer, error.detail), errors: vec![error] }
+    }
+
+    pub fn fields(errors: Vec<FieldError>) -> Self {
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.pointer, e.detail))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Self::Invalid { detail, errors }
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::Conflict(detail.into())
+    }
+}

@@ -1,0 +1,154 @@
+//! JSON Patch (RFC 6902) parsing and application, steps 1 and 2 of "PATCH semantics":
+//! every operation is checked (and named by index when bad) before anything is applied, then the
+//! whole patch is applied atomically with the `json-patch` crate.
+
+use serde_json::{Map, Value};
+
+use super::DomainError;
+
+const OPS: [&str; 6] = ["add", "remove", "replace", "move", "copy", "test"];
+
+/// A parsed patch, plus the top-level members its operations write to.
+#[derive(Debug, Clone)]
+pub struct Patch {
+    ops: json_patch::Patch,
+    targets: Vec<String>,
+}
+
+impl Patch {
+    /// Checks every operation: an object with a known `op`, a JSON Pointer `path`, `from` for
+    /// move and copy, `value` for add, replace and test.
+    pub fn parse(body: &Value) -> Result<Self, DomainError> {
+        let Value::Array(items) = body else {
+            return Err(DomainError::field("", "the body must be a JSON array of JSON Patch operations"));
+        };
+        let mut targets = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            let at = format!("/{index}");
+            let Value::Object(op) = item else {
+                return Err(DomainError::field(at, "operation must be an object"));
+            };
+            let name = match op.get("op") {
+                Some(Value::String(name)) if OPS.contains(&name.as_str()) => name.as_str(),
+                _ => return Err(DomainError::field(format!("{at}/op"), "op must be one of add, remove, replace, move, copy, test")),
+            };
+            let path = pointer(op, "path").ok_or_else(|| DomainError::field(format!("{at}/path"), "path must be a JSON Pointer"))?;
+            if matches!(name, "move" | "copy") && pointer(op, "from").is_none() {
+                return Err(DomainError::field(format!("{at}/from"), "from must be a JSON Pointer"));
+            }
+            if matches!(name, "add" | "replace" | "test") && !op.contains_key("value") {
+                return Err(DomainError::field(format!("{at}/value"), "value is required"));
+            }
+            if name != "test" {
+                targets.push(top_level(path));
+            }
+        }
+        let ops: json_patch::Patch = serde_json::from_value(body.clone())
+            .map_err(|e| DomainError::invalid(format!("invalid JSON Patch: {e}")))?;
+        Ok(Self { ops, targets })
+    }
+
+    /// Whether an operation writes the top-level member `name` (even with the value it had).
+    pub fn targets(&self, name: &str) -> bool {
+        self.targets.iter().any(|t| t == name)
+    }
+
+    /// Applies every operation or none. A failing `test` is a conflict (409); an operation on a
+    /// missing path is invalid input (400), named by index.
+    pub fn apply(&self, document: &Value) -> Result<Value, DomainError> {
+        let mut patched = document.clone();
+        json_patch::patch(&mut patched, &self.ops).map_err(|e| match e.kind {
+            json_patch::PatchErrorKind::TestFailed => {
+                DomainError::conflict(format!("test operation {} failed", e.operation))
+            }
+            _ => DomainError::field(format!("/{}", e.operation), format!("cannot apply operation: {}", e.kind)),
+        })?;
+        Ok(patched)
+    }
+}
+
+fn pointer<'a>(op: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    match op.get(key) {
+        Some(Value::String(p)) if p.is_empty() || p.starts_with('/') => Some(p.as_str()),
+        _ => None,
+    }
+}
+
+fn top_level(path: &str) -> String {
+    let first = path.split('/').nth(1).unwrap_or_default();
+    first.replace("~1", "/").replace("~0", "~")
+}
+
+/// The top-level members whose value differs between two objects (a member missing on one side
+/// counts as changed), in a stable order.
+pub fn changed_members(before: &Map<String, Value>, after: &Map<String, Value>) -> Vec<String> {
+    let mut names: Vec<String> = before
+        .iter()
+        .filter(|(k, v)| after.get(*k) != Some(v))
+        .map(|(k, _)| k.clone())
+        .chain(after.keys().filter(|k| !before.contains_key(*k)).cloned())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn given_malformed_operations_when_parsed_then_the_bad_one_is_named_by_index() {
+        let cases = [
+            (json!({"op": "add"}), ""),
+            (json!([{"op": "replace", "path": "/a", "value": 1}, {"op": "frobnicate", "path": "/a"}]), "/1/op"),
+            (json!([{"op": "replace", "path": "a", "value": 1}]), "/0/path"),
+            (json!([{"op": "replace", "value": 1}]), "/0/path"),
+            (json!([{"op": "move", "path": "/a"}]), "/0/from"),
+            (json!([{"op": "add", "path": "/a"}]), "/0/value"),
+            (json!([7]), "/0"),
+        ];
+        for (body, pointer) in cases {
+            match Patch::parse(&body) {
+                Err(DomainError::Invalid { errors, .. }) => assert_eq!(errors[0].pointer, pointer, "{body}"),
+                other => panic!("{body}: expected 400, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn given_a_failing_test_op_when_applied_then_conflict_and_nothing_changes() {
+        let doc = json!({"a": 1, "b": 2});
+        let patch = Patch::parse(&json!([
+            {"op": "replace", "path": "/a", "value": 5},
+            {"op": "test", "path": "/b", "value": 3}
+        ]))
+        .unwrap();
+        assert!(matches!(patch.apply(&doc), Err(DomainError::Conflict(_))));
+        assert_eq!(doc, json!({"a": 1, "b": 2}));
+    }
+
+    #[test]
+    fn given_a_missing_path_when_applied_then_invalid() {
+        let patch = Patch::parse(&json!([{"op": "replace", "path": "/nope/deeper", "value": 5}])).unwrap();
+        assert!(matches!(patch.apply(&json!({"a": 1})), Err(DomainError::Invalid { .. })));
+    }
+
+    #[test]
+    fn targets_and_changes_are_top_level_members() {
+        let patch = Patch::parse(&json!([
+            {"op": "add", "path": "/ids/-", "value": 5},
+            {"op": "test", "path": "/name", "value": "x"}
+        ]))
+        .unwrap();
+        assert!(patch.targets("ids"));
+        assert!(!patch.targets("name"));
+        let before = json!({"a": 1, "b": 2});
+        let after = json!({"a": 1, "b": 3, "c": 4});
+        assert_eq!(
+            changed_members(before.as_object().unwrap(), after.as_object().unwrap()),
+            vec!["b".to_string(), "c".to_string()]
+        );
+    }
+}
