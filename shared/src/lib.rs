@@ -3,3 +3,4 @@
 //! <- `routes` and the thin `main`s in `functions/`.
 
 pub mod domain;
+pub mod store;

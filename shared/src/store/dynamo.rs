@@ -1,0 +1,492 @@
+//! The DynamoDB store: one table, single-table design.
+//!
+//! | item            | PK                      | SK               | GSI1PK / GSI1SK       | GSI2PK / GSI2SK        |
+//! |-----------------|-------------------------|------------------|-----------------------|------------------------|
+//! | resource        | `BILL_RUN#<id>`         | `ITEM`           | `BILL_RUN` / padded id | group (cycle) / padded id |
+//! | audit event     | `BILL_RUN#<id>`         | `EVENT#<version>`|                       |                        |
+//! | id counter      | `COUNTER#BILL_RUN`      | `COUNTER`        |                       |                        |
+//! | group guard     | `GUARD#<key>`           | `GUARD`          |                       |                        |
+//! | idempotency key | `IDEMPOTENCY#<key>`     | `IDEMPOTENCY`    |                       |                        |
+//!
+//! A resource's fields are stored as top-level attributes beside `version`, `entity` and
+//! `workPending` (what the worker's stream filter matches). Items are mapped with `serde_dynamo`
+//! in one place ([`to_attributes`], [`from_attributes`]). Lists query GSI1 (never Scan).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, Put, ReturnValue, ScalarAttributeType, StreamSpecification, StreamViewType, TransactWriteItem,
+    Update as DynamoUpdate,
+};
+use aws_sdk_dynamodb::Client;
+use serde_json::Value;
+
+use super::{
+    now_epoch, AuditEvent, Entity, Guard, IdempotencyRecord, NewItem, Repository, StoreError, StoreResult, Stored, Update,
+};
+use crate::domain::list::ListQuery;
+
+type Item = HashMap<String, AttributeValue>;
+
+const META: [&str; 9] = ["PK", "SK", "entity", "version", "workPending", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK"];
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    /// A client from the standard AWS SDK environment (`AWS_ENDPOINT_URL_DYNAMODB` included),
+    /// built once per process.
+    pub async fn from_env(table: impl Into<String>) -> Self {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::new(Client::new(&config), table)
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table (as `infra/template.yaml` declares it) unless it exists. For the dev server
+    /// and tests against DynamoDB Local; in AWS the template owns the table.
+    pub async fn create_table_if_missing(&self) -> StoreResult<()> {
+        if self.client.describe_table().table_name(&self.table).send().await.is_ok() {
+            return Ok(());
+        }
+        let attr = |name: &str| {
+            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
+        };
+        let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+        let gsi = |name: &str| -> Result<GlobalSecondaryIndex, StoreError> {
+            GlobalSecondaryIndex::builder()
+                .index_name(name)
+                .key_schema(key(&format!("{name}PK"), KeyType::Hash).map_err(internal)?)
+                .key_schema(key(&format!("{name}SK"), KeyType::Range).map_err(internal)?)
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+                .map_err(internal)
+        };
+        let mut request = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key("PK", KeyType::Hash).map_err(internal)?)
+            .key_schema(key("SK", KeyType::Range).map_err(internal)?)
+            .global_secondary_indexes(gsi("GSI1")?)
+            .global_secondary_indexes(gsi("GSI2")?)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .map_err(internal)?,
+            );
+        for name in ["PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK"] {
+            request = request.attribute_definitions(attr(name).map_err(internal)?);
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ResourceInUseException") => Ok(()),
+            Err(e) => Err(sdk(e)),
+        }
+    }
+
+    fn put(&self, item: Item, condition: &str, values: Item) -> StoreResult<TransactWriteItem> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .build()
+            .map_err(internal)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn guard_write(&self, guard: &Guard) -> StoreResult<TransactWriteItem> {
+        let (condition, mut values) = if guard.version == 0 {
+            ("attribute_not_exists(PK)", Item::new())
+        } else {
+            ("version = :seen", Item::from([(":seen".to_owned(), number(guard.version))]))
+        };
+        values.insert(":next".to_owned(), number(guard.version + 1));
+        let update = DynamoUpdate::builder()
+            .table_name(&self.table)
+            .key("PK", s(format!("GUARD#{}", guard.key)))
+            .key("SK", s("GUARD"))
+            .update_expression("SET version = :next")
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(internal)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    fn event_put(&self, entity: Entity, id: u64, version: u64, event: &AuditEvent) -> StoreResult<TransactWriteItem> {
+        let mut item = to_attributes(event)?;
+        item.insert("PK".into(), s(item_pk(entity, id)));
+        item.insert("SK".into(), s(format!("EVENT#{}", pad(version))));
+        self.put(item, "attribute_not_exists(PK)", Item::new())
+    }
+
+    fn resource_item(&self, entity: Entity, id: u64, version: u64, doc: &Value, group: &Option<String>, work_pending: bool) -> StoreResult<Item> {
+        let mut item = to_attributes(doc)?;
+        item.insert("PK".into(), s(item_pk(entity, id)));
+        item.insert("SK".into(), s("ITEM"));
+        item.insert("entity".into(), s(entity.name()));
+        item.insert("version".into(), number(version));
+        item.insert("workPending".into(), AttributeValue::Bool(work_pending));
+        item.insert("GSI1PK".into(), s(entity.name()));
+        item.insert("GSI1SK".into(), s(pad(id)));
+        if let Some(group) = group {
+            item.insert("GSI2PK".into(), s(format!("{}#{group}", entity.name())));
+            item.insert("GSI2SK".into(), s(pad(id)));
+        }
+        Ok(item)
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>, idempotency_at: Option<usize>) -> StoreResult<()> {
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        let Err(error) = result else { return Ok(()) };
+        if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(e)) =
+            error.as_service_error()
+        {
+            let failed: Vec<usize> = e
+                .cancellation_reasons()
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+                .map(|(i, _)| i)
+                .collect();
+            if !failed.is_empty() {
+                return Err(if idempotency_at.is_some_and(|i| failed.contains(&i)) {
+                    StoreError::IdempotencyKeyTaken
+                } else {
+                    StoreError::Conflict
+                });
+            }
+            // TransactionConflict: another transaction touched the same items at the same moment.
+            if e.cancellation_reasons().iter().any(|r| r.code() == Some("TransactionConflict")) {
+                return Err(StoreError::Conflict);
+            }
+        }
+        Err(sdk(error))
+    }
+
+    async fn query_all(&self, index: &str, partition: String) -> StoreResult<Vec<Item>> {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", format!("{index}PK"))
+            .expression_attribute_values(":pk", s(partition))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(sdk)
+    }
+}
+
+#[async_trait]
+impl Repository for DynamoStore {
+    async fn next_id(&self, entity: Entity) -> StoreResult<u64> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("PK", s(format!("COUNTER#{}", entity.name())))
+            .key("SK", s("COUNTER"))
+            .update_expression("ADD nextId :one")
+            .expression_attribute_values(":one", number(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(sdk)?;
+        out.attributes().and_then(|a| a.get("nextId")).and_then(as_u64).ok_or_else(|| internal("counter without nextId"))
+    }
+
+    async fn get(&self, entity: Entity, id: u64) -> StoreResult<Option<Stored>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", s(item_pk(entity, id)))
+            .key("SK", s("ITEM"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk)?;
+        out.item.map(stored).transpose()
+    }
+
+    async fn create(&self, item: NewItem) -> StoreResult<Stored> {
+        let resource = self.resource_item(item.entity, item.id, 1, &item.doc, &item.group, item.work_pending)?;
+        let mut writes = vec![
+            self.put(resource, "attribute_not_exists(PK)", Item::new())?,
+            self.event_put(item.entity, item.id, 1, &item.event)?,
+            TransactWriteItem::builder()
+                .update(
+                    DynamoUpdate::builder()
+                        .table_name(&self.table)
+                        .key("PK", s(format!("COUNTER#{}", item.entity.name())))
+                        .key("SK", s("COUNTER"))
+                        .update_expression("ADD total :one")
+                        .expression_attribute_values(":one", number(1))
+                        .build()
+                        .map_err(internal)?,
+                )
+                .build(),
+        ];
+        if let Some(guard) = &item.guard {
+            writes.push(self.guard_write(guard)?);
+        }
+        let mut idempotency_at = None;
+        if let Some(record) = &item.idempotency {
+            let mut attributes = to_attributes(record)?;
+            attributes.insert("PK".into(), s(format!("IDEMPOTENCY#{}", record.key)));
+            attributes.insert("SK".into(), s("IDEMPOTENCY"));
+            idempotency_at = Some(writes.len());
+            writes.push(self.put(
+                attributes,
+                "attribute_not_exists(PK) OR expiresAt < :now",
+                Item::from([(":now".to_owned(), number(now_epoch()))]),
+            )?);
+        }
+        self.transact(writes, idempotency_at).await?;
+        Ok(Stored { id: item.id, version: 1, doc: item.doc })
+    }
+
+    async fn update(&self, update: Update) -> StoreResult<Stored> {
+        let version = update.expected_version + 1;
+        let resource = self.resource_item(update.entity, update.id, version, &update.doc, &update.group, update.work_pending)?;
+        let mut writes = vec![
+            self.put(resource, "version = :seen", Item::from([(":seen".to_owned(), number(update.expected_version))]))?,
+            self.event_put(update.entity, update.id, version, &update.event)?,
+        ];
+        if let Some(guard) = &update.guard {
+            writes.push(self.guard_write(guard)?);
+        }
+        self.transact(writes, None).await?;
+        Ok(Stored { id: update.id, version, doc: update.doc })
+    }
+
+    async fn list(&self, entity: Entity, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
+        if !query.is_plain() {
+            // Filters and other orders read the entity's index partition (a Query, never a Scan).
+            let items = self.query_all("GSI1", entity.name().to_owned()).await?;
+            let docs = items.into_iter().map(|i| stored(i).map(|s| s.doc)).collect::<StoreResult<Vec<_>>>()?;
+            return Ok(query.apply(docs));
+        }
+        // The default order straight from GSI1: skip `offset` index keys, then read one page.
+        let total = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", s(format!("COUNTER#{}", entity.name())))
+            .key("SK", s("COUNTER"))
+            .send()
+            .await
+            .map_err(sdk)?
+            .item
+            .and_then(|i| i.get("total").and_then(as_u64))
+            .unwrap_or(0);
+        let mut start: Option<Item> = None;
+        let mut to_skip = query.offset();
+        while to_skip > 0 {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("GSI1")
+                .key_condition_expression("GSI1PK = :pk")
+                .expression_attribute_values(":pk", s(entity.name()))
+                .projection_expression("PK")
+                .limit(i32::try_from(to_skip.min(1000)).unwrap_or(1000))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk)?;
+            to_skip = to_skip.saturating_sub(out.count() as u64);
+            match out.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok((Vec::new(), total)),
+            }
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("GSI1")
+            .key_condition_expression("GSI1PK = :pk")
+            .expression_attribute_values(":pk", s(entity.name()))
+            .limit(i32::try_from(query.page_size).unwrap_or(1000))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(sdk)?;
+        let docs = out.items.unwrap_or_default().into_iter().map(|i| stored(i).map(|s| s.doc)).collect::<StoreResult<_>>()?;
+        Ok((docs, total))
+    }
+
+    async fn group(&self, entity: Entity, group: &str) -> StoreResult<Vec<Stored>> {
+        let items = self.query_all("GSI2", format!("{}#{group}", entity.name())).await?;
+        items.into_iter().map(stored).collect()
+    }
+
+    async fn guard(&self, key: &str) -> StoreResult<Guard> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", s(format!("GUARD#{key}")))
+            .key("SK", s("GUARD"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk)?;
+        let version = out.item.and_then(|i| i.get("version").and_then(as_u64)).unwrap_or(0);
+        Ok(Guard { key: key.to_owned(), version })
+    }
+
+    async fn idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", s(format!("IDEMPOTENCY#{key}")))
+            .key("SK", s("IDEMPOTENCY"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk)?;
+        let Some(mut item) = out.item else { return Ok(None) };
+        item.remove("PK");
+        item.remove("SK");
+        let record: IdempotencyRecord = from_attributes(item)?;
+        Ok((record.expires_at > now_epoch()).then_some(record))
+    }
+
+    async fn events(&self, entity: Entity, id: u64) -> StoreResult<Vec<AuditEvent>> {
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :event)")
+            .expression_attribute_values(":pk", s(item_pk(entity, id)))
+            .expression_attribute_values(":event", s("EVENT#"))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(sdk)?;
+        items
+            .into_iter()
+            .map(|mut i| {
+                i.remove("PK");
+                i.remove("SK");
+                from_attributes(i)
+            })
+            .collect()
+    }
+}
+
+/// The one mapper from a resource item to what the repository returns.
+fn stored(mut item: Item) -> StoreResult<Stored> {
+    let version = item.get("version").and_then(as_u64).ok_or_else(|| internal("item without version"))?;
+    for name in META {
+        item.remove(name);
+    }
+    let doc: Value = from_attributes(item)?;
+    let id = doc.get("id").and_then(Value::as_u64).ok_or_else(|| internal("item without id"))?;
+    Ok(Stored { id, version, doc })
+}
+
+/// Parses the key of a stream record's item (`BILL_RUN#42`) back into its entity and id.
+pub fn parse_item_pk(pk: &str) -> Option<(Entity, u64)> {
+    let (entity, id) = pk.split_once('#')?;
+    Some((Entity::parse(entity)?, id.parse().ok()?))
+}
+
+pub fn item_pk(entity: Entity, id: u64) -> String {
+    format!("{}#{id}", entity.name())
+}
+
+fn pad(n: u64) -> String {
+    format!("{n:020}")
+}
+
+fn s(text: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(text.into())
+}
+
+fn number(n: impl ToString) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+fn as_u64(value: &AttributeValue) -> Option<u64> {
+    value.as_n().ok().and_then(|n| n.parse().ok())
+}
+
+pub fn to_attributes<T: serde::Serialize>(value: &T) -> StoreResult<Item> {
+    serde_dynamo::to_item(value).map_err(internal)
+}
+
+pub fn from_attributes<T: serde::de::DeserializeOwned>(item: Item) -> StoreResult<T> {
+    serde_dynamo::from_item(item).map_err(internal)
+}
+
+fn internal(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(e.to_string())
+}
+
+/// Throttling and unreachable endpoints are "unavailable" (503); everything else is internal.
+fn sdk<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(error: SdkError<E, R>) -> StoreError {
+    let throttled = matches!(
+        error.code(),
+        Some("ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded" | "InternalServerError")
+    );
+    match error {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => StoreError::Unavailable(format!("{error:?}")),
+        _ if throttled => StoreError::Unavailable(format!("{error:?}")),
+        _ => StoreError::Internal(format!("{error:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_keys_round_trip() {
+        assert_eq!(parse_item_pk(&item_pk(Entity::AdhocBillRun, 42)), Some((Entity::AdhocBillRun, 42)));
+        assert_eq!(parse_item_pk("COUNTER#BILL_RUN"), None);
+        assert_eq!(parse_item_pk("NOPE#1"), None);
+    }
+
+    #[test]
+    fn a_resource_maps_to_attributes_and_back_unchanged() {
+        let doc = serde_json::json!({"id": 3, "name": "x", "nickname": null, "ids": [], "n": -4, "ok": true});
+        let item = to_attributes(&doc).unwrap();
+        let mut item = item;
+        item.insert("version".into(), number(9));
+        let back = stored(item).unwrap();
+        assert_eq!((back.id, back.version, back.doc), (3, 9, doc));
+    }
+}
