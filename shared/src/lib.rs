@@ -4,3 +4,7 @@
 
 pub mod domain;
 pub mod store;
+pub mod http;
+pub mod worker;
+pub mod routes;
+pub mod runtime;

@@ -1,1 +1,9 @@
-fn main() {}
+//! bill-run-worker: carries out requested bill-run stages, triggered by the table's stream
+use shared::runtime;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), runtime::Error> {
+    runtime::init_tracing();
+    let deps = runtime::deps_from_env().await?;
+    runtime::serve_stream(&deps).await
+}

@@ -1,1 +1,11 @@
-fn main() {}
+//! update-adhoc-bill-run: PATCH /adhoc-bill-runs/{adhoc_bill_run_id}
+use shared::domain::bill_run::AdhocBillRun;
+use shared::http::bill_runs;
+use shared::runtime;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), runtime::Error> {
+    runtime::init_tracing();
+    let deps = runtime::deps_from_env().await?;
+    runtime::serve_http(&deps, bill_runs::update::<AdhocBillRun>).await
+}

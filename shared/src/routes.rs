@@ -1,0 +1,126 @@
+//! The route table: the one list of (method, path, function). The dev server routes by it, and
+//! `tests/infra.rs` checks that `infra/template.yaml` declares exactly these routes and functions.
+
+use lambda_http::{Body, Request, Response};
+
+use crate::domain::bill_run::{AdhocBillRun, BillRun};
+use crate::http::{bill_runs, Deps};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    /// Path template with `{param}` segments, as API Gateway writes it.
+    pub path: &'static str,
+    /// The Lambda function (and binary) that serves it.
+    pub function: &'static str,
+}
+
+const fn route(method: &'static str, path: &'static str, function: &'static str) -> Route {
+    Route { method, path, function }
+}
+
+pub const ROUTES: &[Route] = &[
+    route("GET", "/bill-runs", "list-bill-runs"),
+    route("POST", "/bill-runs", "create-bill-run"),
+    route("GET", "/bill-runs/{bill_run_id}", "get-bill-run"),
+    route("PATCH", "/bill-runs/{bill_run_id}", "update-bill-run"),
+    route("POST", "/adjust-bill-run-schedule/{bill_run_id}", "adjust-bill-run-schedule"),
+    route("GET", "/adhoc-bill-runs", "list-adhoc-bill-runs"),
+    route("POST", "/adhoc-bill-runs", "create-adhoc-bill-run"),
+    route("GET", "/adhoc-bill-runs/{adhoc_bill_run_id}", "get-adhoc-bill-run"),
+    route("PATCH", "/adhoc-bill-runs/{adhoc_bill_run_id}", "update-adhoc-bill-run"),
+];
+
+/// Functions with no route: triggered by events, not HTTP.
+pub const EVENT_FUNCTIONS: &[&str] = &["bill-run-worker"];
+
+/// Calls the handler of `function`: the same code its Lambda binary runs.
+pub async fn dispatch(function: &str, deps: &Deps, req: Request) -> Option<Response<Body>> {
+    Some(match function {
+        "list-bill-runs" => bill_runs::list::<BillRun>(deps, req).await,
+        "create-bill-run" => bill_runs::create::<BillRun>(deps, req).await,
+        "get-bill-run" => bill_runs::get::<BillRun>(deps, req).await,
+        "update-bill-run" => bill_runs::update::<BillRun>(deps, req).await,
+        "adjust-bill-run-schedule" => bill_runs::adjust_schedule(deps, req).await,
+        "list-adhoc-bill-runs" => bill_runs::list::<AdhocBillRun>(deps, req).await,
+        "create-adhoc-bill-run" => bill_runs::create::<AdhocBillRun>(deps, req).await,
+        "get-adhoc-bill-run" => bill_runs::get::<AdhocBillRun>(deps, req).await,
+        "update-adhoc-bill-run" => bill_runs::update::<AdhocBillRun>(deps, req).await,
+        _ => return None,
+    })
+}
+
+/// The outcome of matching a request against the table.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Matched {
+    Found { route: Route, params: Vec<(String, String)> },
+    /// The path exists with other methods (405 with `Allow`).
+    MethodNotAllowed { allow: Vec<&'static str> },
+    NotFound,
+}
+
+pub fn find(method: &str, path: &str) -> Matched {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let mut allow = Vec::new();
+    for route in ROUTES {
+        let template: Vec<&str> = route.path.split('/').collect();
+        if template.len() != segments.len() {
+            continue;
+        }
+        let mut params = Vec::new();
+        let fits = template.iter().zip(&segments).all(|(t, s)| match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+            Some(name) => {
+                params.push((name.to_owned(), (*s).to_owned()));
+                !s.is_empty()
+            }
+            None => t == s,
+        });
+        if !fits {
+            continue;
+        }
+        if route.method == method {
+            return Matched::Found { route: *route, params };
+        }
+        allow.push(route.method);
+    }
+    if allow.is_empty() {
+        Matched::NotFound
+    } else {
+        Matched::MethodNotAllowed { allow }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_paths_then_routes_params_and_405_come_from_the_table() {
+        match find("GET", "/bill-runs/42") {
+            Matched::Found { route, params } => {
+                assert_eq!(route.function, "get-bill-run");
+                assert_eq!(params, vec![("bill_run_id".to_owned(), "42".to_owned())]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(find("DELETE", "/bill-runs/42"), Matched::MethodNotAllowed { allow: vec!["GET", "PATCH"] });
+        assert_eq!(find("GET", "/bill-runs/42/extra"), Matched::NotFound);
+        assert_eq!(find("GET", "/nothing"), Matched::NotFound);
+        assert!(matches!(find("POST", "/adjust-bill-run-schedule/x"), Matched::Found { .. }));
+    }
+
+    #[test]
+    fn every_routed_function_has_a_handler_and_names_are_unique() {
+        let mut names: Vec<&str> = ROUTES.iter().map(|r| r.function).chain(EVENT_FUNCTIONS.iter().copied()).collect();
+        names.sort();
+        let count = names.len();
+        names.dedup();
+        assert_eq!(names.len(), count);
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let deps = Deps { store: std::sync::Arc::new(crate::store::memory::MemoryStore::new()) };
+        for route in ROUTES {
+            let handled = rt.block_on(dispatch(route.function, &deps, Request::default()));
+            assert!(handled.is_some(), "{} has no handler", route.function);
+        }
+    }
+}

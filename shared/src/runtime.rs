@@ -1,0 +1,51 @@
+//! What every Lambda `main` shares: tracing set-up and dependencies built once per process.
+
+use std::sync::Arc;
+
+use crate::http::Deps;
+use crate::store::dynamo::DynamoStore;
+
+pub type Error = lambda_http::Error;
+
+/// JSON logs when Lambda asks for them (`AWS_LAMBDA_LOG_FORMAT=JSON`), plain text otherwise; the
+/// level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (default info).
+pub fn init_tracing() {
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(level.to_lowercase()).unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).without_time();
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    if json {
+        builder.json().with_current_span(false).init();
+    } else {
+        builder.with_ansi(false).init();
+    }
+}
+
+/// The table from `TABLE_NAME` and a DynamoDB client from the standard AWS environment.
+pub async fn deps_from_env() -> Result<Deps, Error> {
+    let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
+    let store = DynamoStore::from_env(table).await;
+    Ok(Deps { store: Arc::new(store) })
+}
+
+/// Runs an HTTP handler as a Lambda function.
+pub async fn serve_http<'a, F, Fut>(deps: &'a Deps, handler: F) -> Result<(), Error>
+where
+    F: Fn(&'a Deps, lambda_http::Request) -> Fut,
+    Fut: std::future::Future<Output = lambda_http::Response<lambda_http::Body>> + Send + 'a,
+{
+    lambda_http::run(lambda_http::service_fn(|req| {
+        let response = handler(deps, req);
+        async move { Ok::<_, std::convert::Infallible>(response.await) }
+    }))
+    .await
+}
+
+/// Runs the stage worker as a Lambda function on the table's stream, with partial-batch responses.
+pub async fn serve_stream(deps: &Deps) -> Result<(), Error> {
+    use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
+    lambda_runtime::run(service_fn(|event: LambdaEvent<crate::worker::StreamEvent>| async move {
+        Ok::<_, std::convert::Infallible>(crate::worker::handle_stream(deps, event.payload).await)
+    }))
+    .await
+}
