@@ -2,9 +2,11 @@
 //! (the repository trait, DynamoDB and in-memory) <- `http` (the edge: parsing, errors, handlers)
 //! <- `routes` and the thin `main`s in `functions/`.
 
+#[cfg(feature = "dev-server")]
+pub mod dev;
 pub mod domain;
-pub mod store;
 pub mod http;
-pub mod worker;
 pub mod routes;
 pub mod runtime;
+pub mod store;
+pub mod worker;

@@ -10,15 +10,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::domain::bill_run::Changes;
 use crate::domain::bill_run::{AdhocBillRun, BillRun};
 use crate::domain::list::ListQuery;
 use crate::http::bill_runs::{event, RunResource};
 use crate::http::Deps;
-use crate::domain::bill_run::Changes;
 use crate::store::dynamo::parse_item_pk;
 use crate::store::{
-    AuditEvent, Change, Entity, Guard, IdempotencyRecord, NewItem, Repository, SharedRepository, StoreError, StoreResult,
-    Stored, Update,
+    AuditEvent, Change, Entity, Guard, IdempotencyRecord, NewItem, Repository, SharedRepository,
+    StoreError, StoreResult, Stored, Update,
 };
 
 /// How many times a write that lost a race is re-read and re-applied.
@@ -28,22 +28,33 @@ const ATTEMPTS: usize = 4;
 pub async fn advance(deps: &Deps, change: Change) -> StoreResult<Option<Stored>> {
     match change.entity {
         Entity::BillRun => worker_step::<BillRun>(deps, change.id, Some(change.version)).await,
-        Entity::AdhocBillRun => worker_step::<AdhocBillRun>(deps, change.id, Some(change.version)).await,
+        Entity::AdhocBillRun => {
+            worker_step::<AdhocBillRun>(deps, change.id, Some(change.version)).await
+        }
     }
 }
 
 /// The stage worker's step on one run, as a system write: `None` when there was nothing to do.
 /// `seen_version` is the version a stream record reported: an older record than the item is
 /// skipped (the newer write has its own record), so repeated deliveries never step twice.
-pub async fn worker_step<R: RunResource>(deps: &Deps, id: u64, seen_version: Option<u64>) -> Result<Option<Stored>, StoreError> {
+pub async fn worker_step<R: RunResource>(
+    deps: &Deps,
+    id: u64,
+    seen_version: Option<u64>,
+) -> Result<Option<Stored>, StoreError> {
     for _ in 0..ATTEMPTS {
-        let Some(stored) = deps.store.get(R::ENTITY, id).await? else { return Ok(None) };
+        let Some(stored) = deps.store.get(R::ENTITY, id).await? else {
+            return Ok(None);
+        };
         if seen_version.is_some_and(|seen| seen < stored.version) {
             return Ok(None);
         }
-        let mut run: R = serde_json::from_value(stored.doc.clone()).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let mut run: R = serde_json::from_value(stored.doc.clone())
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
         let before = run.progress();
-        let Some(next) = before.worker_step() else { return Ok(None) };
+        let Some(next) = before.worker_step() else {
+            return Ok(None);
+        };
         run.set_progress(next);
         let update = Update {
             entity: R::ENTITY,
@@ -53,7 +64,11 @@ pub async fn worker_step<R: RunResource>(deps: &Deps, id: u64, seen_version: Opt
             group: run.group(),
             work_pending: next.work_pending(),
             guard: None,
-            event: event(None, "worker", Some(Changes::between(&before, &next, Vec::new()))),
+            event: event(
+                None,
+                "worker",
+                Some(Changes::between(&before, &next, Vec::new())),
+            ),
         };
         match deps.store.update(update).await {
             Ok(saved) => return Ok(Some(saved)),
@@ -111,7 +126,12 @@ impl StreamPayload {
         let (entity, id) = parse_item_pk(&text("PK", "S")?)?;
         let version = text("version", "N")?.parse().ok()?;
         let work_pending = image.get("workPending")?.get("BOOL")?.as_bool()?;
-        Some(Change { entity, id, version, work_pending })
+        Some(Change {
+            entity,
+            id,
+            version,
+            work_pending,
+        })
     }
 }
 
@@ -119,12 +139,18 @@ impl StreamPayload {
 pub async fn handle_stream(deps: &Deps, event: StreamEvent) -> BatchResponse {
     let mut response = BatchResponse::default();
     for record in event.records {
-        let Some(payload) = record.dynamodb else { continue };
-        let Some(change) = payload.change().filter(|c| c.work_pending) else { continue };
+        let Some(payload) = record.dynamodb else {
+            continue;
+        };
+        let Some(change) = payload.change().filter(|c| c.work_pending) else {
+            continue;
+        };
         if let Err(error) = advance(deps, change).await {
             tracing::warn!(entity = change.entity.name(), id = change.id, %error, "worker step failed; will be retried");
             if let Some(sequence) = payload.sequence_number.clone() {
-                response.batch_item_failures.push(BatchItemFailure { item_identifier: sequence });
+                response.batch_item_failures.push(BatchItemFailure {
+                    item_identifier: sequence,
+                });
             }
         }
     }
@@ -143,8 +169,13 @@ pub struct Notifying {
 /// Wraps `store` so that its writes drive the worker in this process, and starts the worker.
 pub fn in_process(store: SharedRepository) -> SharedRepository {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let notifying: SharedRepository = Arc::new(Notifying { inner: store, changes: tx });
-    let deps = Deps { store: notifying.clone() };
+    let notifying: SharedRepository = Arc::new(Notifying {
+        inner: store,
+        changes: tx,
+    });
+    let deps = Deps {
+        store: notifying.clone(),
+    };
     tokio::spawn(async move {
         while let Some(change) = rx.recv().await {
             if let Err(error) = advance(&deps, change).await {
@@ -158,7 +189,12 @@ pub fn in_process(store: SharedRepository) -> SharedRepository {
 impl Notifying {
     fn report(&self, entity: Entity, stored: &Stored, work_pending: bool) {
         if work_pending {
-            let _ = self.changes.send(Change { entity, id: stored.id, version: stored.version, work_pending });
+            let _ = self.changes.send(Change {
+                entity,
+                id: stored.id,
+                version: stored.version,
+                work_pending,
+            });
         }
     }
 }

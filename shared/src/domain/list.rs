@@ -43,8 +43,17 @@ pub const DEFAULT_PAGE_SIZE: u64 = 100;
 
 impl ListQuery {
     /// Parses the query string parameters (name, value) against `spec`. Unknown parameters are 400.
-    pub fn parse<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)>, spec: &ListSpec) -> Result<Self, DomainError> {
-        let mut query = Self { page: 1, page_size: DEFAULT_PAGE_SIZE, sort: Vec::new(), fields: None, filters: Vec::new() };
+    pub fn parse<'a>(
+        params: impl IntoIterator<Item = (&'a str, &'a str)>,
+        spec: &ListSpec,
+    ) -> Result<Self, DomainError> {
+        let mut query = Self {
+            page: 1,
+            page_size: DEFAULT_PAGE_SIZE,
+            sort: Vec::new(),
+            fields: None,
+            filters: Vec::new(),
+        };
         for (name, value) in params {
             match name {
                 "page" => query.page = bounded(value, "page", 1, u64::MAX / MAX_PAGE_SIZE)?,
@@ -53,13 +62,29 @@ impl ListQuery {
                 "fields" => query.fields = Some(parse_fields(value, spec)?),
                 _ => match spec.filters.iter().find(|(field, _)| *field == name) {
                     Some((field, valid)) => {
-                        let values: Vec<String> = value.strip_prefix("in:").unwrap_or(value).split(',').map(str::to_owned).collect();
+                        let values: Vec<String> = value
+                            .strip_prefix("in:")
+                            .unwrap_or(value)
+                            .split(',')
+                            .map(str::to_owned)
+                            .collect();
                         if let Some(bad) = values.iter().find(|v| !valid(v)) {
-                            return Err(DomainError::field(format!("/{name}"), format!("invalid filter value {bad:?}")));
+                            return Err(DomainError::field(
+                                format!("/{name}"),
+                                format!("invalid filter value {bad:?}"),
+                            ));
                         }
-                        query.filters.push(Filter { field: (*field).to_owned(), any_of: values });
+                        query.filters.push(Filter {
+                            field: (*field).to_owned(),
+                            any_of: values,
+                        });
                     }
-                    None => return Err(DomainError::field(format!("/{name}"), "unknown query parameter")),
+                    None => {
+                        return Err(DomainError::field(
+                            format!("/{name}"),
+                            "unknown query parameter",
+                        ))
+                    }
                 },
             }
         }
@@ -115,8 +140,10 @@ impl ListQuery {
     pub fn project(&self, item: Value) -> Value {
         match (&self.fields, item) {
             (Some(fields), Value::Object(map)) => {
-                let kept: Map<String, Value> =
-                    map.into_iter().filter(|(k, _)| k == "id" || fields.iter().any(|f| f == k)).collect();
+                let kept: Map<String, Value> = map
+                    .into_iter()
+                    .filter(|(k, _)| k == "id" || fields.iter().any(|f| f == k))
+                    .collect();
                 Value::Object(kept)
             }
             (_, item) => item,
@@ -126,9 +153,11 @@ impl ListQuery {
 
 fn compare_values(a: Option<&Value>, b: Option<&Value>) -> Ordering {
     match (a, b) {
-        (Some(Value::Number(x)), Some(Value::Number(y))) => {
-            x.as_f64().unwrap_or_default().partial_cmp(&y.as_f64().unwrap_or_default()).unwrap_or(Ordering::Equal)
-        }
+        (Some(Value::Number(x)), Some(Value::Number(y))) => x
+            .as_f64()
+            .unwrap_or_default()
+            .partial_cmp(&y.as_f64().unwrap_or_default())
+            .unwrap_or(Ordering::Equal),
         (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
         (Some(Value::Null) | None, Some(Value::Null) | None) => Ordering::Equal,
         (Some(Value::Null) | None, _) => Ordering::Less,
@@ -140,7 +169,10 @@ fn compare_values(a: Option<&Value>, b: Option<&Value>) -> Ordering {
 fn bounded(value: &str, name: &str, min: u64, max: u64) -> Result<u64, DomainError> {
     match value.parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(DomainError::field(format!("/{name}"), format!("{name} must be an integer from {min} to {max}"))),
+        _ => Err(DomainError::field(
+            format!("/{name}"),
+            format!("{name} must be an integer from {min} to {max}"),
+        )),
     }
 }
 
@@ -152,12 +184,26 @@ fn parse_sort(value: &str, spec: &ListSpec) -> Result<Vec<SortKey>, DomainError>
                 None => (part, false),
                 Some((field, "asc")) => (field, false),
                 Some((field, "desc")) => (field, true),
-                Some(_) => return Err(DomainError::field("/sort", format!("bad sort direction in {part:?}: use :asc or :desc"))),
+                Some(_) => {
+                    return Err(DomainError::field(
+                        "/sort",
+                        format!("bad sort direction in {part:?}: use :asc or :desc"),
+                    ))
+                }
             };
             if spec.sortable.contains(&field) {
-                Ok(SortKey { field: field.to_owned(), descending })
+                Ok(SortKey {
+                    field: field.to_owned(),
+                    descending,
+                })
             } else {
-                Err(DomainError::field("/sort", format!("cannot sort by {field:?}; sortable: {}", spec.sortable.join(", "))))
+                Err(DomainError::field(
+                    "/sort",
+                    format!(
+                        "cannot sort by {field:?}; sortable: {}",
+                        spec.sortable.join(", ")
+                    ),
+                ))
             }
         })
         .collect()
@@ -170,7 +216,10 @@ fn parse_fields(value: &str, spec: &ListSpec) -> Result<Vec<String>, DomainError
             if spec.fields.contains(&field) {
                 Ok(field.to_owned())
             } else {
-                Err(DomainError::field("/fields", format!("unknown field {field:?}")))
+                Err(DomainError::field(
+                    "/fields",
+                    format!("unknown field {field:?}"),
+                ))
             }
         })
         .collect()
@@ -183,7 +232,10 @@ mod tests {
 
     const SPEC: ListSpec = ListSpec {
         sortable: &["id", "name"],
-        filters: &[("status", |v| ["OPEN", "CLOSED"].contains(&v)), ("cycle", |v| v.parse::<u64>().is_ok())],
+        filters: &[
+            ("status", |v| ["OPEN", "CLOSED"].contains(&v)),
+            ("cycle", |v| v.parse::<u64>().is_ok()),
+        ],
         fields: &["id", "name", "status", "cycle"],
     };
 
@@ -205,7 +257,9 @@ mod tests {
             (vec![("bogus", "1")], "/bogus"),
         ] {
             match parse(&pairs) {
-                Err(DomainError::Invalid { errors, .. }) => assert_eq!(errors[0].pointer, pointer, "{pairs:?}"),
+                Err(DomainError::Invalid { errors, .. }) => {
+                    assert_eq!(errors[0].pointer, pointer, "{pairs:?}")
+                }
                 other => panic!("{pairs:?}: {other:?}"),
             }
         }
@@ -219,7 +273,13 @@ mod tests {
             json!({"id": 3, "name": "c", "status": "OPEN", "cycle": 2}),
             json!({"id": 4, "name": "a", "status": "OPEN", "cycle": 1}),
         ];
-        let ids = |q: &ListQuery| -> Vec<u64> { q.apply(items.clone()).0.iter().map(|i| i["id"].as_u64().unwrap()).collect() };
+        let ids = |q: &ListQuery| -> Vec<u64> {
+            q.apply(items.clone())
+                .0
+                .iter()
+                .map(|i| i["id"].as_u64().unwrap())
+                .collect()
+        };
         let q = parse(&[("sort", "name:desc,id")]).unwrap();
         assert_eq!(ids(&q), vec![3, 1, 2, 4]);
         let q = parse(&[("sort", "name,id:desc")]).unwrap();

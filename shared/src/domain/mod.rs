@@ -17,7 +17,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { pointer: pointer.into(), detail: detail.into() }
+        Self {
+            pointer: pointer.into(),
+            detail: detail.into(),
+        }
     }
 }
 
@@ -26,7 +29,10 @@ impl FieldError {
 pub enum DomainError {
     /// The input is malformed or invalid (400).
     #[error("{detail}")]
-    Invalid { detail: String, errors: Vec<FieldError> },
+    Invalid {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
     /// The resource's state forbids the request (409).
     #[error("{0}")]
     Conflict(String),
@@ -34,12 +40,18 @@ pub enum DomainError {
 
 impl DomainError {
     pub fn invalid(detail: impl Into<String>) -> Self {
-        Self::Invalid { detail: detail.into(), errors: Vec::new() }
+        Self::Invalid {
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
     }
 
     pub fn field(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
         let error = FieldError::new(pointer, detail);
-        Self::Invalid { detail: format!("{}: {}", error.pointer, error.detail), errors: vec![error] }
+        Self::Invalid {
+            detail: format!("{}: {}", error.pointer, error.detail),
+            errors: vec![error],
+        }
     }
 
     pub fn fields(errors: Vec<FieldError>) -> Self {

@@ -1,0 +1,296 @@
+//! The local dev server: every route of the route table on one port, through the same handlers
+//! the Lambdas run, with bearer-JWT verification turned into the authorizer context API Gateway
+//! would pass, and the stage worker in-process. Enabled by the `dev-server` feature.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use lambda_http::aws_lambda_events::apigw::{
+    ApiGatewayRequestAuthorizer, ApiGatewayV2httpRequestContext,
+    ApiGatewayV2httpRequestContextHttpDescription,
+};
+use lambda_http::http::header;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, RequestExt};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::http::{ApiError, Deps, Principal, MAX_BODY, SCOPE_READ, SCOPE_WRITE};
+use crate::routes::{self, Matched};
+use crate::store::SharedRepository;
+
+/// Bearer-JWT verification as the `authorizer` function does it: HS256 with a shared secret,
+/// `exp` always checked, `iss` and `aud` when configured.
+#[derive(Clone)]
+pub struct Auth {
+    secret: Vec<u8>,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+/// The claims billflow reads from a token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub uid: u64,
+    #[serde(default)]
+    pub tenants: Vec<String>,
+    #[serde(default)]
+    pub scope: String,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+impl Auth {
+    pub fn new(
+        secret: impl Into<Vec<u8>>,
+        issuer: Option<String>,
+        audience: Option<String>,
+    ) -> Self {
+        Self {
+            secret: secret.into(),
+            issuer,
+            audience,
+        }
+    }
+
+    /// `AUTH_JWT_SECRET` (else a random secret for this process), `AUTH_ISSUER`, `AUTH_AUDIENCE`.
+    pub fn from_env() -> Self {
+        let secret = std::env::var("AUTH_JWT_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(String::into_bytes)
+            .unwrap_or_else(|| {
+                use rand::RngCore;
+                let mut bytes = vec![0u8; 32];
+                rand::thread_rng().fill_bytes(&mut bytes);
+                bytes
+            });
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Self::new(secret, var("AUTH_ISSUER"), var("AUTH_AUDIENCE"))
+    }
+
+    /// The caller a valid token names, or `None` (the handler then answers 401).
+    pub fn verify(&self, token: &str) -> Option<Principal> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp"]);
+        validation.leeway = 0;
+        match &self.issuer {
+            Some(issuer) => validation.set_issuer(&[issuer]),
+            None => validation.iss = None,
+        }
+        match &self.audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        let data = jsonwebtoken::decode::<Claims>(
+            token,
+            &DecodingKey::from_secret(&self.secret),
+            &validation,
+        )
+        .ok()?;
+        let claims = data.claims;
+        Some(Principal {
+            user_id: claims.uid,
+            tenants: claims.tenants,
+            scopes: claims.scope.split_whitespace().map(str::to_owned).collect(),
+        })
+    }
+
+    /// A signed token for `principal`, valid for `ttl`.
+    pub fn token(&self, principal: &Principal, ttl: Duration) -> String {
+        let exp = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64 + ttl.as_secs();
+        let claims = Claims {
+            sub: format!("user-{}", principal.user_id),
+            uid: principal.user_id,
+            tenants: principal.tenants.clone(),
+            scope: principal.scopes.join(" "),
+            exp,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+        };
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&self.secret),
+        )
+        .unwrap_or_default()
+    }
+}
+
+/// The caller of the printed dev token: user 1, tenant `dev`, both scopes.
+pub fn dev_principal() -> Principal {
+    Principal {
+        user_id: 1,
+        tenants: vec!["dev".into()],
+        scopes: vec![SCOPE_READ.into(), SCOPE_WRITE.into()],
+    }
+}
+
+pub struct Config {
+    pub addr: SocketAddr,
+    pub store: SharedRepository,
+    /// Run the stage worker in-process (tests that need a stage held below 100 turn it off).
+    pub worker: bool,
+    pub auth: Auth,
+}
+
+/// A running dev server.
+pub struct DevServer {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl DevServer {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets requests in flight finish (5 s at most), and returns.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+struct State {
+    deps: Deps,
+    auth: Auth,
+}
+
+/// Binds `config.addr` (port 0 picks a free port) and serves until [`DevServer::stop`].
+pub async fn start(config: Config) -> std::io::Result<DevServer> {
+    let listener = TcpListener::bind(config.addr).await?;
+    let addr = listener.local_addr()?;
+    let store = if config.worker {
+        crate::worker::in_process(config.store)
+    } else {
+        config.store
+    };
+    let state = Arc::new(State {
+        deps: Deps { store },
+        auth: config.auth,
+    });
+    let (tx, mut rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        loop {
+            tokio::select! {
+                _ = &mut rx => break,
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    let state = state.clone();
+                    let service = hyper::service::service_fn(move |req| {
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                    });
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                    let connection = graceful.watch(connection);
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                    });
+                }
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+    });
+    Ok(DevServer {
+        addr,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+async fn handle(state: &State, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (parts, body) = req.into_parts();
+    let method = parts.method.as_str().to_owned();
+    let path = parts.uri.path().to_owned();
+    let response = match Limited::new(body, MAX_BODY + 1).collect().await {
+        Err(_) => ApiError::PayloadTooLarge.into_response(&request_id),
+        Ok(collected) => match routes::find(&method, &path) {
+            Matched::NotFound => ApiError::NotFound(format!("no route for {method} {path}"))
+                .into_response(&request_id),
+            Matched::MethodNotAllowed { allow } => {
+                ApiError::MethodNotAllowed(allow.join(", ")).into_response(&request_id)
+            }
+            Matched::Found { route, params } => {
+                let principal = parts
+                    .headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| {
+                        v.strip_prefix("Bearer ")
+                            .or_else(|| v.strip_prefix("bearer "))
+                    })
+                    .and_then(|token| state.auth.verify(token.trim()));
+                let query: HashMap<String, Vec<String>> = form_urlencoded::parse(
+                    parts.uri.query().unwrap_or_default().as_bytes(),
+                )
+                .fold(HashMap::new(), |mut map, (k, v)| {
+                    map.entry(k.into_owned()).or_default().push(v.into_owned());
+                    map
+                });
+                let mut http = ApiGatewayV2httpRequestContextHttpDescription::default();
+                http.method = parts.method.clone();
+                http.path = Some(path.clone());
+                let mut context = ApiGatewayV2httpRequestContext::default();
+                context.route_key = Some(format!("{} {}", route.method, route.path));
+                context.request_id = Some(request_id.clone());
+                context.http = http;
+                context.authorizer = principal.map(|p| {
+                    let mut authorizer = ApiGatewayRequestAuthorizer::default();
+                    authorizer.fields = p.to_context();
+                    authorizer
+                });
+                let mut request = lambda_http::http::Request::from_parts(
+                    parts,
+                    Body::from(collected.to_bytes().to_vec()),
+                );
+                request = request
+                    .with_path_parameters(params.into_iter().collect::<HashMap<String, String>>())
+                    .with_query_string_parameters(query)
+                    .with_request_context(RequestContext::ApiGatewayV2(context));
+                match routes::dispatch(route.function, &state.deps, request).await {
+                    Some(response) => return to_hyper(response),
+                    None => ApiError::Internal(format!("route {} has no handler", route.function))
+                        .into_response(&request_id),
+                }
+            }
+        },
+    };
+    tracing::info!(request_id = %request_id, method = %method, path = %path, status = response.status().as_u16(), "request");
+    let mut response = to_hyper(response);
+    if let Ok(value) = header::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+fn to_hyper(response: lambda_http::Response<Body>) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        Body::Empty => Bytes::new(),
+        Body::Text(text) => Bytes::from(text),
+        Body::Binary(bytes) => Bytes::from(bytes),
+        _ => Bytes::new(),
+    };
+    hyper::Response::from_parts(parts, Full::new(bytes))
+}
