@@ -1,1 +1,200 @@
+//! Shared test support: DynamoDB Local discovery, fresh stores, and `spawn_app` (the dev server on
+//! a free port with typed request helpers).
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use serde_json::Value;
+use shared::dev::{self, Auth, Config, DevServer};
+use shared::http::Principal;
+use shared::store::dynamo::DynamoStore;
+use shared::store::memory::MemoryStore;
+use shared::store::SharedRepository;
+
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+    Dynamo,
+}
+
+/// The DynamoDB Local endpoint `make test` started (`DYNAMODB_ENDPOINT`). Without one, tests that
+/// need it fail under `CI=true` and are reported as not run otherwise.
+pub fn dynamodb_endpoint() -> Option<String> {
+    match std::env::var("DYNAMODB_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())
+    {
+        Some(endpoint) => Some(endpoint),
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("DYNAMODB_ENDPOINT is not set: under CI=true the DynamoDB Local tests must run (use `make test`)")
+        }
+        None => {
+            eprintln!(
+                "NOT RUN: DYNAMODB_ENDPOINT is not set; run `make test` to start DynamoDB Local"
+            );
+            None
+        }
+    }
+}
+
+pub fn dynamo_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("local", "local", None, None, "tests"))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// A DynamoDB store on a new, uniquely named table.
+pub async fn fresh_dynamo(endpoint: &str) -> DynamoStore {
+    let table = format!("billflow-test-{}", uuid::Uuid::new_v4());
+    let store = DynamoStore::new(dynamo_client(endpoint), table);
+    store
+        .create_table_if_missing()
+        .await
+        .expect("create the test table");
+    store
+}
+
+/// A fresh store of the given kind, or `None` when DynamoDB Local is not there (outside CI).
+pub async fn fresh_store(backend: Backend) -> Option<SharedRepository> {
+    match backend {
+        Backend::Memory => Some(Arc::new(MemoryStore::new())),
+        Backend::Dynamo => Some(Arc::new(fresh_dynamo(&dynamodb_endpoint()?).await)),
+    }
+}
+
+pub const SECRET: &str = "test-secret";
+
+/// The dev server on a free loopback port with a fresh store, and a client for it.
+pub struct TestApp {
+    pub server: DevServer,
+    pub base: String,
+    pub token: String,
+    pub http: reqwest::Client,
+    auth: Auth,
+}
+
+pub async fn spawn_app(backend: Backend, worker: bool) -> Option<TestApp> {
+    let store = fresh_store(backend).await?;
+    let auth = Auth::new(SECRET, None, None);
+    let token = auth.token(&dev::dev_principal(), Duration::from_secs(3600));
+    let server = dev::start(Config {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        store,
+        worker,
+        auth: auth.clone(),
+    })
+    .await
+    .expect("start the dev server");
+    let base = server.url();
+    Some(TestApp {
+        server,
+        base,
+        token,
+        http: reqwest::Client::new(),
+        auth,
+    })
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl TestApp {
+    /// A token for another caller (e.g. without a scope).
+    pub fn token_for(&self, principal: &Principal) -> String {
+        self.auth.token(principal, Duration::from_secs(3600))
+    }
+
+    pub fn request(&self, method: &str, path: &str) -> reqwest::RequestBuilder {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body read");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.request("GET", path)).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.send(self.request("POST", path).json(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, ops: &Value) -> Reply {
+        let request = self
+            .request("PATCH", path)
+            .header("content-type", "application/json-patch+json")
+            .body(ops.to_string());
+        self.send(request).await
+    }
+
+    /// Polls GET `path` until `done` holds (the in-process worker runs stages asynchronously).
+    pub async fn wait_for(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..200 {
+            let reply = self.get(path).await;
+            if done(&reply.body) {
+                return reply.body;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("{path} never reached the expected state");
+    }
+
+    pub async fn stop(self) {
+        self.server.stop().await;
+    }
+}
+
+/// For each `async fn name(backend: Backend)`, two `#[tokio::test]`s: `name::memory` and
+/// `name::dynamodb`.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn memory() {
+                    super::$name($crate::Backend::Memory).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn dynamodb() {
+                    super::$name($crate::Backend::Dynamo).await
+                }
+            }
+        )*
+    };
+}

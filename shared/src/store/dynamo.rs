@@ -314,7 +314,7 @@ impl Repository for DynamoStore {
                         .table_name(&self.table)
                         .key("PK", s(format!("COUNTER#{}", item.entity.name())))
                         .key("SK", s("COUNTER"))
-                        .update_expression("ADD total :one")
+                        .update_expression("ADD itemCount :one")
                         .expression_attribute_values(":one", number(1))
                         .build()
                         .map_err(internal)?,
@@ -394,7 +394,7 @@ impl Repository for DynamoStore {
             .await
             .map_err(sdk)?
             .item
-            .and_then(|i| i.get("total").and_then(as_u64))
+            .and_then(|i| i.get("itemCount").and_then(as_u64))
             .unwrap_or(0);
         let mut start: Option<Item> = None;
         let mut to_skip = query.offset();
