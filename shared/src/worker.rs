@@ -22,7 +22,7 @@ use crate::store::{
 };
 
 /// How many times a write that lost a race is re-read and re-applied.
-const ATTEMPTS: usize = 4;
+const ATTEMPTS: usize = 8;
 
 /// Advances the run a change names by one step. `None` when there was nothing to do.
 pub async fn advance(deps: &Deps, change: Change) -> StoreResult<Option<Stored>> {

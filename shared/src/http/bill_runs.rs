@@ -19,7 +19,19 @@ use crate::domain::{dates, DomainError};
 use crate::store::{now_rfc3339, AuditEvent, Entity, Guard, NewItem, StoreError, Stored, Update};
 
 /// How many times a write that lost a race is re-read and re-applied before 409.
-const ATTEMPTS: usize = 4;
+const ATTEMPTS: u32 = 8;
+
+/// A short, jittered pause before attempt `n` (none before the first), so that writers who lost
+/// a race do not collide again in lockstep.
+async fn backoff(attempt: u32) {
+    if attempt > 0 {
+        let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 8;
+        tokio::time::sleep(std::time::Duration::from_millis(
+            u64::from(attempt) * 2 + jitter,
+        ))
+        .await;
+    }
+}
 
 /// What the edge and the store need to know of a kind of run, beyond its domain rules.
 pub trait RunResource: Run {
@@ -252,7 +264,8 @@ pub async fn create<R: RunResource>(deps: &Deps, req: Request) -> Response<Body>
         }
         let mut run = R::parse_new(&body, dates::today())?;
         let mut id = None;
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            backoff(attempt).await;
             let guard = check_group(deps, &run).await?;
             let new_id = match id {
                 Some(id) => id,
@@ -304,7 +317,8 @@ pub async fn update<R: RunResource>(deps: &Deps, req: Request) -> Response<Body>
         let principal = caller(&req, SCOPE_WRITE)?;
         let id = path_id(&req, R::ID_PARAM)?;
         let patch = Patch::parse(&json_patch_body(&req)?)?;
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            backoff(attempt).await;
             let stored = load::<R>(deps, id).await?;
             check_if_match(&req, stored.version)?;
             let current: R = from_stored(&stored)?;
@@ -337,7 +351,8 @@ pub async fn adjust_schedule(deps: &Deps, req: Request) -> Response<Body> {
             req.query_string_parameters_ref()
                 .and_then(|q| q.first("periods")),
         )?;
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            backoff(attempt).await;
             let stored = load::<BillRun>(deps, id).await?;
             check_if_match(&req, stored.version)?;
             let current: BillRun = from_stored(&stored)?;
