@@ -21,9 +21,7 @@ fn event(name: &str) -> Request {
 }
 
 fn deps() -> Deps {
-    Deps {
-        store: Arc::new(MemoryStore::new()),
-    }
+    Deps { store: Arc::new(MemoryStore::new()) }
 }
 
 fn body(response: &Response<Body>) -> Value {
@@ -40,32 +38,18 @@ async fn given_v2_events_when_handled_then_runs_are_created_read_closed_and_list
     let created = bill_runs::create::<BillRun>(&deps, event("create-bill-run")).await;
     assert_eq!(created.status(), 201, "{:?}", body(&created));
     assert_eq!(header(&created, "location"), Some("/bill-runs/1"));
-    assert_eq!(
-        header(&created, "x-request-id"),
-        Some("req-create"),
-        "the API Gateway request id is echoed"
-    );
+    assert_eq!(header(&created, "x-request-id"), Some("req-create"), "the API Gateway request id is echoed");
 
     let got = bill_runs::get::<BillRun>(&deps, event("get-bill-run")).await;
-    assert_eq!(
-        (got.status().as_u16(), header(&got, "etag")),
-        (200, Some("\"1\""))
-    );
+    assert_eq!((got.status().as_u16(), header(&got, "etag")), (200, Some("\"1\"")));
     assert_eq!(body(&got), body(&created));
 
     let closed = bill_runs::update::<BillRun>(&deps, event("update-bill-run")).await;
     assert_eq!(closed.status(), 200, "{:?}", body(&closed));
-    assert_eq!(
-        body(&closed)["billingUserAdminId"],
-        7,
-        "the caller comes from the authorizer context"
-    );
+    assert_eq!(body(&closed)["billingUserAdminId"], 7, "the caller comes from the authorizer context");
 
     let listed = bill_runs::list::<BillRun>(&deps, event("list-bill-runs")).await;
-    assert_eq!(
-        (listed.status().as_u16(), header(&listed, "x-total-count")),
-        (200, Some("1"))
-    );
+    assert_eq!((listed.status().as_u16(), header(&listed, "x-total-count")), (200, Some("1")));
     assert_eq!(body(&listed), json!([{"id": 1, "name": "Jan 2024"}]));
 
     let moved = bill_runs::adjust_schedule(&deps, event("adjust-bill-run-schedule")).await;
@@ -77,10 +61,7 @@ async fn given_v2_events_without_caller_or_with_a_bad_id_then_401_and_400() {
     let deps = deps();
     let anonymous = bill_runs::get::<BillRun>(&deps, event("get-bill-run-anonymous")).await;
     assert_eq!(anonymous.status(), 401);
-    assert_eq!(
-        header(&anonymous, "content-type"),
-        Some("application/problem+json")
-    );
+    assert_eq!(header(&anonymous, "content-type"), Some("application/problem+json"));
     let bad = bill_runs::get::<BillRun>(&deps, event("get-bill-run-bad-id")).await;
     assert_eq!(bad.status(), 400);
     assert_eq!(body(&bad)["errors"][0]["pointer"], "/bill_run_id");
@@ -105,86 +86,35 @@ async fn given_adhoc_v2_events_with_a_base64_body_then_the_run_is_created_and_cl
 #[tokio::test]
 async fn given_a_stream_record_delivered_twice_then_the_worker_steps_once() {
     let deps = deps();
-    assert_eq!(
-        bill_runs::create::<BillRun>(&deps, event("create-bill-run"))
-            .await
-            .status(),
-        201
-    );
-    assert_eq!(
-        bill_runs::update::<BillRun>(&deps, event("update-bill-run"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(bill_runs::create::<BillRun>(&deps, event("create-bill-run")).await.status(), 201);
+    assert_eq!(bill_runs::update::<BillRun>(&deps, event("update-bill-run")).await.status(), 200);
     // The record reports version 2: the close.
     let stream: StreamEvent = serde_json::from_str(&event_text("bill-run-worker")).unwrap();
-    assert!(worker::handle_stream(&deps, stream)
-        .await
-        .batch_item_failures
-        .is_empty());
+    assert!(worker::handle_stream(&deps, stream).await.batch_item_failures.is_empty());
     let run = deps.store.get(Entity::BillRun, 1).await.unwrap().unwrap();
-    assert_eq!(
-        (run.version, &run.doc["summaryStatusPercentage"]),
-        (3, &json!(100))
-    );
+    assert_eq!((run.version, &run.doc["summaryStatusPercentage"]), (3, &json!(100)));
     // The same record again is stale (version 2 < 3): nothing is written twice.
     let again: StreamEvent = serde_json::from_str(&event_text("bill-run-worker")).unwrap();
-    assert!(worker::handle_stream(&deps, again)
-        .await
-        .batch_item_failures
-        .is_empty());
-    assert_eq!(
-        deps.store
-            .get(Entity::BillRun, 1)
-            .await
-            .unwrap()
-            .unwrap()
-            .version,
-        3
-    );
+    assert!(worker::handle_stream(&deps, again).await.batch_item_failures.is_empty());
+    assert_eq!(deps.store.get(Entity::BillRun, 1).await.unwrap().unwrap().version, 3);
     let events = deps.store.events(Entity::BillRun, 1).await.unwrap();
-    assert_eq!(
-        events.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
-        vec!["create", "patch", "worker"]
-    );
+    assert_eq!(events.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), vec!["create", "patch", "worker"]);
     assert_eq!(events[2].by, None, "the worker writes as the system");
 }
 
 #[tokio::test]
 async fn given_a_worker_step_racing_a_client_reopen_then_the_reopen_is_kept() {
     let deps = deps();
-    assert_eq!(
-        bill_runs::create::<BillRun>(&deps, event("create-bill-run"))
-            .await
-            .status(),
-        201
-    );
-    assert_eq!(
-        bill_runs::update::<BillRun>(&deps, event("update-bill-run"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(bill_runs::create::<BillRun>(&deps, event("create-bill-run")).await.status(), 201);
+    assert_eq!(bill_runs::update::<BillRun>(&deps, event("update-bill-run")).await.status(), 200);
     let stream: StreamEvent = serde_json::from_str(&event_text("bill-run-worker")).unwrap();
-    assert!(worker::handle_stream(&deps, stream)
-        .await
-        .batch_item_failures
-        .is_empty());
+    assert!(worker::handle_stream(&deps, stream).await.batch_item_failures.is_empty());
     // The client reopens (version 4) while a late delivery of the version-2 record arrives.
     let mut reopen = event("update-bill-run");
-    *reopen.body_mut() = Body::Text(
-        json!([{"op": "replace", "path": "/billRunStatus", "value": "OPEN"}]).to_string(),
-    );
-    assert_eq!(
-        bill_runs::update::<BillRun>(&deps, reopen).await.status(),
-        200
-    );
+    *reopen.body_mut() = Body::Text(json!([{"op": "replace", "path": "/billRunStatus", "value": "OPEN"}]).to_string());
+    assert_eq!(bill_runs::update::<BillRun>(&deps, reopen).await.status(), 200);
     let late: StreamEvent = serde_json::from_str(&event_text("bill-run-worker")).unwrap();
     worker::handle_stream(&deps, late).await;
     let run = deps.store.get(Entity::BillRun, 1).await.unwrap().unwrap();
-    assert_eq!(
-        (run.version, run.doc["billRunStatus"].as_str()),
-        (4, Some("OPEN"))
-    );
+    assert_eq!((run.version, run.doc["billRunStatus"].as_str()), (4, Some("OPEN")));
 }

@@ -27,10 +27,7 @@ fn stage(name: &str) -> Value {
 }
 
 fn close() -> Value {
-    json!([
-        replace("/billRunStatus", json!("CLOSED")),
-        replace("/summaryStatus", json!("REPORTING"))
-    ])
+    json!([replace("/billRunStatus", json!("CLOSED")), replace("/summaryStatus", json!("REPORTING"))])
 }
 
 fn done(stage: &'static str) -> impl Fn(&Value) -> bool {
@@ -39,19 +36,10 @@ fn done(stage: &'static str) -> impl Fn(&Value) -> bool {
 
 fn assert_problem(reply: &billflow_tests::Reply, status: u16) {
     assert_eq!(reply.status, status, "{:?}", reply.body);
-    assert_eq!(
-        reply.header("content-type"),
-        Some("application/problem+json")
-    );
+    assert_eq!(reply.header("content-type"), Some("application/problem+json"));
     assert_eq!(reply.body["status"], status);
-    assert!(
-        reply.body["title"].is_string()
-            && reply.body["detail"].is_string()
-            && reply.body["type"].is_string()
-    );
-    assert!(reply
-        .header("x-request-id")
-        .is_some_and(|id| !id.is_empty()));
+    assert!(reply.body["title"].is_string() && reply.body["detail"].is_string() && reply.body["type"].is_string());
+    assert!(reply.header("x-request-id").is_some_and(|id| !id.is_empty()));
 }
 
 fn pointers(reply: &billflow_tests::Reply) -> Vec<String> {
@@ -74,29 +62,18 @@ async fn create_get_and_list(backend: Backend) {
     assert!(created.header("x-request-id").is_some());
     assert_eq!(created.body["id"], 1);
     assert_eq!(
-        (
-            created.body["billRunStatus"].as_str(),
-            created.body["summaryStatus"].as_str()
-        ),
+        (created.body["billRunStatus"].as_str(), created.body["summaryStatus"].as_str()),
         (Some("OPEN"), Some("PROPERTIES"))
     );
     assert_eq!(created.body["summaryStatusPercentage"], 100);
-    assert_eq!(
-        created.body["includeUsageUntilDate"],
-        Value::Null,
-        "optional fields are present as null"
-    );
+    assert_eq!(created.body["includeUsageUntilDate"], Value::Null, "optional fields are present as null");
 
     let got = app.get("/bill-runs/1").await;
     assert_eq!((got.status, &got.body), (200, &created.body));
     assert_eq!(got.header("etag"), Some("\"1\""));
 
-    let adhoc = app
-        .post(
-            "/adhoc-bill-runs",
-            &json!({"name": "One-off", "invoiceDate": "2024-02-01", "nickname": "n"}),
-        )
-        .await;
+    let adhoc =
+        app.post("/adhoc-bill-runs", &json!({"name": "One-off", "invoiceDate": "2024-02-01", "nickname": "n"})).await;
     assert_eq!(adhoc.status, 201, "{:?}", adhoc.body);
     assert_eq!(adhoc.header("location"), Some("/adhoc-bill-runs/1"));
     assert_eq!(adhoc.body["adhocProductInventoryIds"], json!([]));
@@ -107,13 +84,7 @@ async fn create_get_and_list(backend: Backend) {
     assert_eq!(list.header("x-total-count"), Some("1"));
     assert_eq!(list.body, json!([created.body]));
     let list = app.get("/adhoc-bill-runs").await;
-    assert_eq!(
-        (
-            list.header("x-total-count"),
-            list.body.as_array().map(Vec::len)
-        ),
-        (Some("1"), Some(1))
-    );
+    assert_eq!((list.header("x-total-count"), list.body.as_array().map(Vec::len)), (Some("1"), Some(1)));
     app.stop().await;
 }
 
@@ -129,51 +100,22 @@ async fn create_refuses_bad_input(backend: Backend) {
     assert_problem(&reply, 400);
     assert_eq!(pointers(&reply), vec!["/name", "/sortableName"]);
 
-    let reply = app
-        .post(
-            "/bill-runs",
-            &bill_run("Jan", 1, "2024-02-01", "2024-01-01"),
-        )
-        .await;
+    let reply = app.post("/bill-runs", &bill_run("Jan", 1, "2024-02-01", "2024-01-01")).await;
     assert_problem(&reply, 400);
     assert_eq!(pointers(&reply), vec!["/periodEndDate"]);
 
-    let reply = app
-        .send(
-            app.request("POST", "/bill-runs")
-                .header("content-type", "application/json")
-                .body("{\"name\":"),
-        )
-        .await;
+    let reply =
+        app.send(app.request("POST", "/bill-runs").header("content-type", "application/json").body("{\"name\":")).await;
     assert_problem(&reply, 400);
-    let reply = app
-        .send(
-            app.request("POST", "/bill-runs")
-                .header("content-type", "application/json")
-                .body(""),
-        )
-        .await;
+    let reply = app.send(app.request("POST", "/bill-runs").header("content-type", "application/json").body("")).await;
     assert_problem(&reply, 400);
     let deep = "[".repeat(10_000) + &"]".repeat(10_000);
-    let reply = app
-        .send(
-            app.request("POST", "/bill-runs")
-                .header("content-type", "application/json")
-                .body(deep),
-        )
-        .await;
+    let reply = app.send(app.request("POST", "/bill-runs").header("content-type", "application/json").body(deep)).await;
     assert_problem(&reply, 400);
-    let reply = app
-        .send(
-            app.request("POST", "/bill-runs")
-                .header("content-type", "text/plain")
-                .body(jan(1).to_string()),
-        )
-        .await;
+    let reply =
+        app.send(app.request("POST", "/bill-runs").header("content-type", "text/plain").body(jan(1).to_string())).await;
     assert_problem(&reply, 415);
-    let reply = app
-        .send(app.request("POST", "/bill-runs").body(jan(1).to_string()))
-        .await;
+    let reply = app.send(app.request("POST", "/bill-runs").body(jan(1).to_string())).await;
     assert_problem(&reply, 415);
     let huge = json!({"name": "x".repeat(1024 * 1024 + 10)});
     let reply = app.post("/bill-runs", &huge).await;
@@ -189,28 +131,11 @@ async fn create_refuses_bad_input(backend: Backend) {
 
     // Overlaps within a billing cycle are 409; other cycles and adjacent periods are fine.
     assert_eq!(app.post("/bill-runs", &jan(1)).await.status, 201);
-    let reply = app
-        .post(
-            "/bill-runs",
-            &bill_run("Overlap", 1, "2024-01-31", "2024-02-29"),
-        )
-        .await;
+    let reply = app.post("/bill-runs", &bill_run("Overlap", 1, "2024-01-31", "2024-02-29")).await;
     assert_problem(&reply, 409);
-    assert_eq!(
-        app.post(
-            "/bill-runs",
-            &bill_run("Feb", 1, "2024-02-01", "2024-02-29")
-        )
-        .await
-        .status,
-        201
-    );
+    assert_eq!(app.post("/bill-runs", &bill_run("Feb", 1, "2024-02-01", "2024-02-29")).await.status, 201);
     assert_eq!(app.post("/bill-runs", &jan(2)).await.status, 201);
-    assert_eq!(
-        app.get("/bill-runs").await.header("x-total-count"),
-        Some("3"),
-        "refused creates store nothing"
-    );
+    assert_eq!(app.get("/bill-runs").await.header("x-total-count"), Some("3"), "refused creates store nothing");
     app.stop().await;
 }
 
@@ -219,39 +144,15 @@ async fn callers_need_credentials_and_scopes(backend: Backend) {
         return;
     };
     assert_eq!(app.post("/bill-runs", &jan(1)).await.status, 201);
-    let anonymous = app
-        .send(app.http.get(format!("{}/bill-runs/1", app.base)))
-        .await;
+    let anonymous = app.send(app.http.get(format!("{}/bill-runs/1", app.base))).await;
     assert_problem(&anonymous, 401);
-    let forged = app
-        .send(
-            app.http
-                .get(format!("{}/bill-runs/1", app.base))
-                .bearer_auth(format!("{}x", app.token)),
-        )
-        .await;
+    let forged =
+        app.send(app.http.get(format!("{}/bill-runs/1", app.base)).bearer_auth(format!("{}x", app.token))).await;
     assert_problem(&forged, 401);
-    let reader = app.token_for(&Principal {
-        user_id: 2,
-        tenants: vec![],
-        scopes: vec!["billing:read".into()],
-    });
-    let read = app
-        .send(
-            app.http
-                .get(format!("{}/bill-runs/1", app.base))
-                .bearer_auth(&reader),
-        )
-        .await;
+    let reader = app.token_for(&Principal { user_id: 2, tenants: vec![], scopes: vec!["billing:read".into()] });
+    let read = app.send(app.http.get(format!("{}/bill-runs/1", app.base)).bearer_auth(&reader)).await;
     assert_eq!(read.status, 200);
-    let write = app
-        .send(
-            app.http
-                .post(format!("{}/bill-runs", app.base))
-                .bearer_auth(&reader)
-                .json(&jan(2)),
-        )
-        .await;
+    let write = app.send(app.http.post(format!("{}/bill-runs", app.base)).bearer_auth(&reader).json(&jan(2))).await;
     assert_problem(&write, 403);
     let patch = app
         .send(
@@ -263,18 +164,8 @@ async fn callers_need_credentials_and_scopes(backend: Backend) {
         )
         .await;
     assert_problem(&patch, 403);
-    let nobody = app.token_for(&Principal {
-        user_id: 3,
-        tenants: vec![],
-        scopes: vec![],
-    });
-    let list = app
-        .send(
-            app.http
-                .get(format!("{}/adhoc-bill-runs", app.base))
-                .bearer_auth(&nobody),
-        )
-        .await;
+    let nobody = app.token_for(&Principal { user_id: 3, tenants: vec![], scopes: vec![] });
+    let list = app.send(app.http.get(format!("{}/adhoc-bill-runs", app.base)).bearer_auth(&nobody)).await;
     assert_problem(&list, 403);
     app.stop().await;
 }
@@ -283,24 +174,16 @@ async fn paths_and_methods(backend: Backend) {
     let Some(app) = app(backend).await else {
         return;
     };
-    for path in [
-        "/bill-runs/abc",
-        "/bill-runs/0",
-        "/bill-runs/-1",
-        "/bill-runs/18446744073709551616",
-        "/adhoc-bill-runs/1.5",
-    ] {
+    for path in
+        ["/bill-runs/abc", "/bill-runs/0", "/bill-runs/-1", "/bill-runs/18446744073709551616", "/adhoc-bill-runs/1.5"]
+    {
         let reply = app.get(path).await;
         assert_problem(&reply, 400);
     }
     assert_problem(&app.get("/bill-runs/999").await, 404);
     assert_problem(&app.get("/adhoc-bill-runs/999").await, 404);
     assert_problem(&app.patch("/bill-runs/999", &close()).await, 404);
-    assert_problem(
-        &app.send(app.request("POST", "/adjust-bill-run-schedule/999?periods=1"))
-            .await,
-        404,
-    );
+    assert_problem(&app.send(app.request("POST", "/adjust-bill-run-schedule/999?periods=1")).await, 404);
     let reply = app.send(app.request("DELETE", "/bill-runs/1")).await;
     assert_problem(&reply, 405);
     assert_eq!(reply.header("allow"), Some("GET, PATCH"));
@@ -314,11 +197,7 @@ async fn idempotent_creates(backend: Backend) {
     let Some(app) = app(backend).await else {
         return;
     };
-    let post = |body: &Value, key: &str| {
-        app.request("POST", "/bill-runs")
-            .header("idempotency-key", key)
-            .json(body)
-    };
+    let post = |body: &Value, key: &str| app.request("POST", "/bill-runs").header("idempotency-key", key).json(body);
     let first = app.send(post(&jan(1), "key-1")).await;
     assert_eq!(first.status, 201);
     assert_eq!(first.header("idempotency-replayed"), None);
@@ -326,11 +205,7 @@ async fn idempotent_creates(backend: Backend) {
     assert_eq!((again.status, &again.body), (201, &first.body));
     assert_eq!(again.header("idempotency-replayed"), Some("true"));
     assert_eq!(again.header("location"), Some("/bill-runs/1"));
-    assert_eq!(
-        app.get("/bill-runs").await.header("x-total-count"),
-        Some("1"),
-        "a replay creates nothing"
-    );
+    assert_eq!(app.get("/bill-runs").await.header("x-total-count"), Some("1"), "a replay creates nothing");
     let other = app.send(post(&jan(2), "key-1")).await;
     assert_problem(&other, 422);
     assert_problem(&app.send(post(&jan(2), "bad key with spaces")).await, 400);
@@ -352,22 +227,11 @@ async fn patch_semantics(backend: Backend) {
     };
     assert_eq!(app.post("/bill-runs", &jan(1)).await.status, 201);
     let send = |content_type: &str, body: String| {
-        app.send(
-            app.request("PATCH", "/bill-runs/1")
-                .header("content-type", content_type)
-                .body(body),
-        )
+        app.send(app.request("PATCH", "/bill-runs/1").header("content-type", content_type).body(body))
     };
     assert_problem(&send("text/plain", close().to_string()).await, 415);
-    assert_problem(
-        &send("application/json", json!({"op": "replace"}).to_string()).await,
-        415,
-    );
-    let as_json = send(
-        "application/json",
-        json!([replace("/paused", json!(true))]).to_string(),
-    )
-    .await;
+    assert_problem(&send("application/json", json!({"op": "replace"}).to_string()).await, 415);
+    let as_json = send("application/json", json!([replace("/paused", json!(true))]).to_string()).await;
     assert_eq!(
         (as_json.status, &as_json.body["paused"]),
         (200, &json!(true)),
@@ -375,58 +239,36 @@ async fn patch_semantics(backend: Backend) {
     );
     assert_eq!(as_json.header("etag"), Some("\"2\""));
 
-    let reply = app
-        .patch(
-            "/bill-runs/1",
-            &json!([replace("/paused", json!(false)), {"op": "jump", "path": "/paused"}]),
-        )
-        .await;
+    let reply =
+        app.patch("/bill-runs/1", &json!([replace("/paused", json!(false)), {"op": "jump", "path": "/paused"}])).await;
     assert_problem(&reply, 400);
     assert_eq!(pointers(&reply), vec!["/1/op"]);
     let reply = app.patch("/bill-runs/1", &json!({"op": "replace"})).await;
     assert_problem(&reply, 400);
-    let reply = app.patch("/bill-runs/1", &json!([replace("/paused", json!(false)), {"op": "test", "path": "/name", "value": "other"}])).await;
+    let reply = app
+        .patch(
+            "/bill-runs/1",
+            &json!([replace("/paused", json!(false)), {"op": "test", "path": "/name", "value": "other"}]),
+        )
+        .await;
     assert_problem(&reply, 409);
-    assert_eq!(
-        app.get("/bill-runs/1").await.body["paused"],
-        true,
-        "a failed test changes nothing"
-    );
-    assert_problem(
-        &app.patch("/bill-runs/1", &json!([replace("/nope/deeper", json!(1))]))
-            .await,
-        400,
-    );
+    assert_eq!(app.get("/bill-runs/1").await.body["paused"], true, "a failed test changes nothing");
+    assert_problem(&app.patch("/bill-runs/1", &json!([replace("/nope/deeper", json!(1))])).await, 400);
     for (op, pointer) in [
         (replace("/name", json!("Renamed")), "/name"),
         (replace("/billingCycleId", json!(9)), "/billingCycleId"),
-        (
-            json!({"op": "add", "path": "/colour", "value": "red"}),
-            "/colour",
-        ),
+        (json!({"op": "add", "path": "/colour", "value": "red"}), "/colour"),
         (replace("/paused", json!("yes")), "/paused"),
-        (
-            replace("/summaryStatus", json!("FINISHED")),
-            "/summaryStatus",
-        ),
-        (
-            replace("/billRunStatus", json!("FINALIZED")),
-            "/billRunStatus",
-        ),
+        (replace("/summaryStatus", json!("FINISHED")), "/summaryStatus"),
+        (replace("/billRunStatus", json!("FINALIZED")), "/billRunStatus"),
     ] {
         let reply = app.patch("/bill-runs/1", &json!([op])).await;
         assert_problem(&reply, 400);
         assert_eq!(pointers(&reply), vec![pointer]);
     }
 
-    let unchanged = app
-        .patch("/bill-runs/1", &json!([replace("/paused", json!(true))]))
-        .await;
-    assert_eq!(
-        (unchanged.status, unchanged.header("etag")),
-        (200, Some("\"2\"")),
-        "a no-op patch writes nothing"
-    );
+    let unchanged = app.patch("/bill-runs/1", &json!([replace("/paused", json!(true))])).await;
+    assert_eq!((unchanged.status, unchanged.header("etag")), (200, Some("\"2\"")), "a no-op patch writes nothing");
 
     let stale = app
         .send(
@@ -449,35 +291,13 @@ async fn patch_semantics(backend: Backend) {
 
     // Closing needs both fields; properties other than invoiceDate freeze once closed.
     assert_problem(&app.patch("/bill-runs/1", &stage("REPORTING")).await, 409);
-    assert_problem(
-        &app.patch(
-            "/bill-runs/1",
-            &json!([replace("/billRunStatus", json!("CLOSED"))]),
-        )
-        .await,
-        409,
-    );
+    assert_problem(&app.patch("/bill-runs/1", &json!([replace("/billRunStatus", json!("CLOSED"))])).await, 409);
     let closed = app.patch("/bill-runs/1", &close()).await;
-    assert_eq!(
-        (closed.status, &closed.body["billingUserAdminId"]),
-        (200, &json!(1))
-    );
+    assert_eq!((closed.status, &closed.body["billingUserAdminId"]), (200, &json!(1)));
     app.wait_for("/bill-runs/1", done("REPORTING")).await;
-    assert_problem(
-        &app.patch("/bill-runs/1", &json!([replace("/paused", json!(true))]))
-            .await,
-        409,
-    );
-    let moved = app
-        .patch(
-            "/bill-runs/1",
-            &json!([replace("/invoiceDate", json!("2024-02-05"))]),
-        )
-        .await;
-    assert_eq!(
-        (moved.status, &moved.body["invoiceDate"]),
-        (200, &json!("2024-02-05"))
-    );
+    assert_problem(&app.patch("/bill-runs/1", &json!([replace("/paused", json!(true))])).await, 409);
+    let moved = app.patch("/bill-runs/1", &json!([replace("/invoiceDate", json!("2024-02-05"))])).await;
+    assert_eq!((moved.status, &moved.body["invoiceDate"]), (200, &json!("2024-02-05")));
     app.stop().await;
 }
 
@@ -491,63 +311,34 @@ async fn regular_run_goes_all_the_way(backend: Backend) {
     let closed = app.patch(path, &close()).await;
     assert_eq!(closed.status, 200);
     assert_eq!(
-        (
-            closed.body["billRunStatus"].as_str(),
-            closed.body["summaryStatus"].as_str()
-        ),
+        (closed.body["billRunStatus"].as_str(), closed.body["summaryStatus"].as_str()),
         (Some("CLOSED"), Some("REPORTING"))
     );
     assert_eq!(closed.body["summaryStatusPercentage"], 0);
     app.wait_for(path, done("REPORTING")).await;
     assert_problem(&app.patch(path, &stage("DISTRIBUTION")).await, 409);
     let rerun = app.patch(path, &stage("REPORTING")).await;
-    assert_eq!(
-        (rerun.status, &rerun.body["summaryStatusPercentage"]),
-        (200, &json!(0)),
-        "REPORTING again re-runs"
-    );
+    assert_eq!((rerun.status, &rerun.body["summaryStatusPercentage"]), (200, &json!(0)), "REPORTING again re-runs");
     app.wait_for(path, done("REPORTING")).await;
     assert_eq!(app.patch(path, &stage("DRAFT_INVOICES")).await.status, 200);
     app.wait_for(path, done("DRAFT_INVOICES")).await;
     assert_eq!(app.patch(path, &stage("FULL_INVOICES")).await.status, 200);
     app.wait_for(path, done("FULL_INVOICES")).await;
-    assert_problem(
-        &app.patch(path, &json!([replace("/billRunStatus", json!("OPEN"))]))
-            .await,
-        409,
-    );
+    assert_problem(&app.patch(path, &json!([replace("/billRunStatus", json!("OPEN"))])).await, 409);
     assert_problem(&app.patch(path, &stage("DRAFT_INVOICES")).await, 409);
-    assert_problem(
-        &app.patch(path, &json!([replace("/invoiceDate", json!("2024-03-01"))]))
-            .await,
-        409,
-    );
+    assert_problem(&app.patch(path, &json!([replace("/invoiceDate", json!("2024-03-01"))])).await, 409);
     assert_eq!(app.patch(path, &stage("DISTRIBUTION")).await.status, 200);
-    let finished = app
-        .wait_for(path, |r| r["billRunStatus"] == "FINALIZED")
-        .await;
+    let finished = app.wait_for(path, |r| r["billRunStatus"] == "FINALIZED").await;
     assert_eq!(
-        (
-            finished["summaryStatus"].as_str(),
-            &finished["summaryStatusPercentage"]
-        ),
+        (finished["summaryStatus"].as_str(), &finished["summaryStatusPercentage"]),
         (Some("FINISHED"), &json!(100))
     );
     assert_eq!(finished["billingUserAdminId"], 1);
-    let frozen = app
-        .patch(path, &json!([replace("/paused", json!(true))]))
-        .await;
+    let frozen = app.patch(path, &json!([replace("/paused", json!(true))])).await;
     assert_problem(&frozen, 409);
-    assert!(frozen.body["detail"]
-        .as_str()
-        .unwrap()
-        .contains("FINALIZED"));
+    assert!(frozen.body["detail"].as_str().unwrap().contains("FINALIZED"));
     assert_problem(&app.patch(path, &stage("REPORTING")).await, 409);
-    assert_problem(
-        &app.send(app.request("POST", "/adjust-bill-run-schedule/1?periods=1"))
-            .await,
-        409,
-    );
+    assert_problem(&app.send(app.request("POST", "/adjust-bill-run-schedule/1?periods=1")).await, 409);
     app.stop().await;
 }
 
@@ -555,12 +346,7 @@ async fn adhoc_run_goes_all_the_way(backend: Backend) {
     let Some(app) = app(backend).await else {
         return;
     };
-    let created = app
-        .post(
-            "/adhoc-bill-runs",
-            &json!({"name": "One-off", "invoiceDate": "2024-02-01"}),
-        )
-        .await;
+    let created = app.post("/adhoc-bill-runs", &json!({"name": "One-off", "invoiceDate": "2024-02-01"})).await;
     assert_eq!(created.status, 201);
     let path = "/adhoc-bill-runs/1";
     let closed = app.patch(path, &stage("REPORTING")).await;
@@ -572,24 +358,16 @@ async fn adhoc_run_goes_all_the_way(backend: Backend) {
     app.wait_for(path, done("REPORTING")).await;
     let drafts = app.patch(path, &stage("DRAFT_INVOICES")).await;
     assert_problem(&drafts, 400);
-    let reopened = app
-        .patch(path, &json!([replace("/billRunStatus", json!("OPEN"))]))
-        .await;
+    let reopened = app.patch(path, &json!([replace("/billRunStatus", json!("OPEN"))])).await;
     assert_eq!(reopened.status, 200);
     assert_eq!(
-        (
-            reopened.body["summaryStatus"].as_str(),
-            &reopened.body["billingUserAdminId"]
-        ),
+        (reopened.body["summaryStatus"].as_str(), &reopened.body["billingUserAdminId"]),
         (Some("PROPERTIES"), &Value::Null)
     );
     let closed = app
         .patch(
             path,
-            &json!([
-                replace("/billRunStatus", json!("CLOSED")),
-                replace("/summaryStatus", json!("REPORTING"))
-            ]),
+            &json!([replace("/billRunStatus", json!("CLOSED")), replace("/summaryStatus", json!("REPORTING"))]),
         )
         .await;
     assert_eq!(closed.status, 200);
@@ -597,15 +375,9 @@ async fn adhoc_run_goes_all_the_way(backend: Backend) {
     assert_eq!(app.patch(path, &stage("FULL_INVOICES")).await.status, 200);
     app.wait_for(path, done("FULL_INVOICES")).await;
     assert_eq!(app.patch(path, &stage("DISTRIBUTION")).await.status, 200);
-    let finished = app
-        .wait_for(path, |r| r["billRunStatus"] == "FINALIZED")
-        .await;
+    let finished = app.wait_for(path, |r| r["billRunStatus"] == "FINALIZED").await;
     assert_eq!(finished["summaryStatus"], "FINISHED");
-    assert_problem(
-        &app.patch(path, &json!([replace("/nickname", json!("late"))]))
-            .await,
-        409,
-    );
+    assert_problem(&app.patch(path, &json!([replace("/nickname", json!("late"))])).await, 409);
     app.stop().await;
 }
 
@@ -616,18 +388,11 @@ async fn stages_still_running_refuse_the_next(backend: Backend) {
     };
     assert_eq!(app.post("/bill-runs", &jan(1)).await.status, 201);
     assert_eq!(app.patch("/bill-runs/1", &close()).await.status, 200);
-    for ops in [
-        stage("FULL_INVOICES"),
-        stage("REPORTING"),
-        json!([replace("/billRunStatus", json!("OPEN"))]),
-    ] {
+    for ops in [stage("FULL_INVOICES"), stage("REPORTING"), json!([replace("/billRunStatus", json!("OPEN"))])] {
         let reply = app.patch("/bill-runs/1", &ops).await;
         assert_problem(&reply, 409);
         assert!(
-            reply.body["detail"]
-                .as_str()
-                .unwrap()
-                .contains("stage REPORTING is still running"),
+            reply.body["detail"].as_str().unwrap().contains("stage REPORTING is still running"),
             "{:?}",
             reply.body
         );
@@ -639,55 +404,23 @@ async fn concurrent_patches_lose_no_update(backend: Backend) {
     let Some(app) = app(backend).await else {
         return;
     };
-    assert_eq!(
-        app.post(
-            "/adhoc-bill-runs",
-            &json!({"name": "Busy", "invoiceDate": "2024-02-01"})
-        )
-        .await
-        .status,
-        201
-    );
+    assert_eq!(app.post("/adhoc-bill-runs", &json!({"name": "Busy", "invoiceDate": "2024-02-01"})).await.status, 201);
     let writers = 12u64;
-    let patches: Vec<Value> = (1..=writers)
-        .map(|n| json!([{"op": "add", "path": "/adhocProductInventoryIds/-", "value": n}]))
-        .collect();
-    let replies = futures::future::join_all(
-        patches
-            .iter()
-            .map(|ops| app.patch("/adhoc-bill-runs/1", ops)),
-    )
-    .await;
+    let patches: Vec<Value> =
+        (1..=writers).map(|n| json!([{"op": "add", "path": "/adhocProductInventoryIds/-", "value": n}])).collect();
+    let replies = futures::future::join_all(patches.iter().map(|ops| app.patch("/adhoc-bill-runs/1", ops))).await;
     for reply in &replies {
-        assert!(
-            reply.status == 200 || reply.status == 409,
-            "{:?}",
-            reply.body
-        );
+        assert!(reply.status == 200 || reply.status == 409, "{:?}", reply.body);
     }
     let accepted = replies.iter().filter(|r| r.status == 200).count() as u64;
     let run = app.get("/adhoc-bill-runs/1").await;
-    let mut ids: Vec<u64> = run.body["adhocProductInventoryIds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap())
-        .collect();
+    let mut ids: Vec<u64> =
+        run.body["adhocProductInventoryIds"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
     ids.sort();
     ids.dedup();
-    assert_eq!(
-        ids.len() as u64,
-        accepted,
-        "every accepted PATCH is in the result, none twice"
-    );
-    assert_eq!(
-        accepted, writers,
-        "re-read and re-apply lets every writer through"
-    );
-    assert_eq!(
-        run.header("etag"),
-        Some(format!("\"{}\"", accepted + 1).as_str())
-    );
+    assert_eq!(ids.len() as u64, accepted, "every accepted PATCH is in the result, none twice");
+    assert_eq!(accepted, writers, "re-read and re-apply lets every writer through");
+    assert_eq!(run.header("etag"), Some(format!("\"{}\"", accepted + 1).as_str()));
     app.stop().await;
 }
 
@@ -702,66 +435,28 @@ async fn lists_page_sort_filter_and_project(backend: Backend) {
         ("delta", 3, "2024-01-01", "2024-01-31"),
         ("Echo", 2, "2024-02-01", "2024-02-29"),
     ] {
-        assert_eq!(
-            app.post("/bill-runs", &bill_run(name, cycle, start, end))
-                .await
-                .status,
-            201
-        );
+        assert_eq!(app.post("/bill-runs", &bill_run(name, cycle, start, end)).await.status, 201);
     }
     assert_eq!(app.patch("/bill-runs/2", &close()).await.status, 200);
     let ids = |reply: &billflow_tests::Reply| -> Vec<u64> {
-        reply
-            .body
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["id"].as_u64().unwrap())
-            .collect()
+        reply.body.as_array().unwrap().iter().map(|r| r["id"].as_u64().unwrap()).collect()
     };
     let page = app.get("/bill-runs?page=2&pageSize=2").await;
-    assert_eq!(
-        (ids(&page), page.header("x-total-count")),
-        (vec![3, 4], Some("5"))
-    );
+    assert_eq!((ids(&page), page.header("x-total-count")), (vec![3, 4], Some("5")));
     let page = app.get("/bill-runs?page=9&pageSize=2").await;
-    assert_eq!(
-        (ids(&page), page.header("x-total-count")),
-        (vec![], Some("5"))
-    );
+    assert_eq!((ids(&page), page.header("x-total-count")), (vec![], Some("5")));
     let sorted = app.get("/bill-runs?sort=name:desc").await;
-    assert_eq!(
-        ids(&sorted),
-        vec![4, 2, 5, 1, 3],
-        "sorted by name as stored, case-sensitively"
-    );
-    let sorted = app
-        .get("/bill-runs?sort=periodStartDate:desc,id:desc")
-        .await;
+    assert_eq!(ids(&sorted), vec![5, 4, 1, 3, 2], "names sort case-insensitively");
+    let sorted = app.get("/bill-runs?sort=periodStartDate:desc,id:desc").await;
     assert_eq!(ids(&sorted), vec![5, 3, 4, 2, 1]);
-    let filtered = app
-        .get("/bill-runs?billingCycleId=in:1,2&sort=id:desc")
-        .await;
-    assert_eq!(
-        (ids(&filtered), filtered.header("x-total-count")),
-        (vec![5, 3, 2, 1], Some("4"))
-    );
+    let filtered = app.get("/bill-runs?billingCycleId=in:1,2&sort=id:desc").await;
+    assert_eq!((ids(&filtered), filtered.header("x-total-count")), (vec![5, 3, 2, 1], Some("4")));
     let filtered = app.get("/bill-runs?billRunStatus=CLOSED").await;
-    assert_eq!(
-        (ids(&filtered), filtered.header("x-total-count")),
-        (vec![2], Some("1"))
-    );
-    let filtered = app
-        .get("/bill-runs?summaryStatus=in:PROPERTIES&billingCycleId=2")
-        .await;
+    assert_eq!((ids(&filtered), filtered.header("x-total-count")), (vec![2], Some("1")));
+    let filtered = app.get("/bill-runs?summaryStatus=in:PROPERTIES&billingCycleId=2").await;
     assert_eq!(ids(&filtered), vec![5]);
-    let projected = app
-        .get("/bill-runs?fields=name,billRunStatus&pageSize=1")
-        .await;
-    assert_eq!(
-        projected.body,
-        json!([{"id": 1, "name": "Charlie", "billRunStatus": "OPEN"}])
-    );
+    let projected = app.get("/bill-runs?fields=name,billRunStatus&pageSize=1").await;
+    assert_eq!(projected.body, json!([{"id": 1, "name": "Charlie", "billRunStatus": "OPEN"}]));
     for bad in [
         "page=0",
         "pageSize=1001",
@@ -786,9 +481,8 @@ async fn adjusting_the_schedule(backend: Backend) {
     let mut first = jan(1);
     first["includeUsageUntilDate"] = json!("2024-01-31");
     assert_eq!(app.post("/bill-runs", &first).await.status, 201);
-    let adjust = |id: u64, query: &str| {
-        app.send(app.request("POST", &format!("/adjust-bill-run-schedule/{id}{query}")))
-    };
+    let adjust =
+        |id: u64, query: &str| app.send(app.request("POST", &format!("/adjust-bill-run-schedule/{id}{query}")));
     for query in ["", "?periods=0", "?periods=x", "?periods=1.5", "?periods="] {
         assert_problem(&adjust(1, query).await, 400);
     }
@@ -801,22 +495,14 @@ async fn adjusting_the_schedule(backend: Backend) {
             &moved.body["invoiceDate"],
             &moved.body["includeUsageUntilDate"]
         ),
-        (
-            &json!("2024-02-01"),
-            &json!("2024-02-29"),
-            &json!("2024-02-29"),
-            &json!("2024-02-29")
-        )
+        (&json!("2024-02-01"), &json!("2024-02-29"), &json!("2024-02-29"), &json!("2024-02-29"))
     );
     assert_eq!(moved.header("etag"), Some("\"2\""));
     // Run 2 takes January back; moving run 1 onto it is refused.
     assert_eq!(app.post("/bill-runs", &jan(1)).await.status, 201);
     assert_problem(&adjust(1, "?periods=-1").await, 409);
     let back = adjust(2, "?periods=-2").await;
-    assert_eq!(
-        (back.status, &back.body["periodStartDate"]),
-        (200, &json!("2023-11-01"))
-    );
+    assert_eq!((back.status, &back.body["periodStartDate"]), (200, &json!("2023-11-01")));
     assert_eq!(app.patch("/bill-runs/2", &close()).await.status, 200);
     assert_problem(&adjust(2, "?periods=1").await, 409);
     app.stop().await;

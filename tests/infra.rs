@@ -9,9 +9,7 @@ use yaml_rust2::{Yaml, YamlLoader};
 fn template() -> Yaml {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml");
     let text = std::fs::read_to_string(path).expect("infra/template.yaml exists");
-    YamlLoader::load_from_str(&text)
-        .expect("template is YAML")
-        .remove(0)
+    YamlLoader::load_from_str(&text).expect("template is YAML").remove(0)
 }
 
 fn functions(template: &Yaml) -> Vec<(String, &Yaml)> {
@@ -20,15 +18,7 @@ fn functions(template: &Yaml) -> Vec<(String, &Yaml)> {
         .expect("Resources")
         .values()
         .filter(|r| r["Type"].as_str() == Some("AWS::Serverless::Function"))
-        .map(|r| {
-            (
-                r["Metadata"]["BuildProperties"]["Binary"]
-                    .as_str()
-                    .expect("Binary")
-                    .to_owned(),
-                r,
-            )
-        })
+        .map(|r| (r["Metadata"]["BuildProperties"]["Binary"].as_str().expect("Binary").to_owned(), r))
         .collect()
 }
 
@@ -37,11 +27,7 @@ fn template_declares_exactly_the_route_table() {
     let template = template();
     let mut declared = BTreeSet::new();
     for (binary, resource) in functions(&template) {
-        for event in resource["Properties"]["Events"]
-            .as_hash()
-            .into_iter()
-            .flat_map(|h| h.values())
-        {
+        for event in resource["Properties"]["Events"].as_hash().into_iter().flat_map(|h| h.values()) {
             if event["Type"].as_str() == Some("HttpApi") {
                 let props = &event["Properties"];
                 declared.insert((
@@ -52,16 +38,8 @@ fn template_declares_exactly_the_route_table() {
             }
         }
     }
-    let expected: BTreeSet<_> = ROUTES
-        .iter()
-        .map(|r| {
-            (
-                r.method.to_owned(),
-                r.path.to_owned(),
-                r.function.to_owned(),
-            )
-        })
-        .collect();
+    let expected: BTreeSet<_> =
+        ROUTES.iter().map(|r| (r.method.to_owned(), r.path.to_owned(), r.function.to_owned())).collect();
     assert_eq!(declared, expected);
 }
 
@@ -71,79 +49,36 @@ fn every_function_is_a_cargo_lambda_build_of_its_own_binary() {
     let mut names: Vec<String> = functions(&template)
         .into_iter()
         .map(|(name, resource)| {
-            assert_eq!(
-                resource["Metadata"]["BuildMethod"].as_str(),
-                Some("rust-cargolambda"),
-                "{name}"
-            );
-            let main = format!(
-                "{}/../functions/{name}/src/main.rs",
-                env!("CARGO_MANIFEST_DIR")
-            );
-            assert!(
-                std::path::Path::new(&main).exists(),
-                "{name} has no functions/{name}"
-            );
+            assert_eq!(resource["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"), "{name}");
+            let main = format!("{}/../functions/{name}/src/main.rs", env!("CARGO_MANIFEST_DIR"));
+            assert!(std::path::Path::new(&main).exists(), "{name} has no functions/{name}");
             name
         })
         .collect();
     names.sort();
-    let mut expected: Vec<String> = ROUTES
-        .iter()
-        .map(|r| r.function)
-        .chain(EVENT_FUNCTIONS.iter().copied())
-        .map(str::to_owned)
-        .collect();
+    let mut expected: Vec<String> =
+        ROUTES.iter().map(|r| r.function).chain(EVENT_FUNCTIONS.iter().copied()).map(str::to_owned).collect();
     expected.sort();
     assert_eq!(names, expected);
-    assert_eq!(
-        template["Globals"]["Function"]["Runtime"].as_str(),
-        Some("provided.al2023")
-    );
-    assert_eq!(
-        template["Globals"]["Function"]["Architectures"][0].as_str(),
-        Some("arm64")
-    );
+    assert_eq!(template["Globals"]["Function"]["Runtime"].as_str(), Some("provided.al2023"));
+    assert_eq!(template["Globals"]["Function"]["Architectures"][0].as_str(), Some("arm64"));
 }
 
 #[test]
 fn read_functions_cannot_write_and_nothing_may_scan() {
     let template = template();
-    let readers: BTreeSet<&str> = ROUTES
-        .iter()
-        .filter(|r| r.method == "GET")
-        .map(|r| r.function)
-        .collect();
+    let readers: BTreeSet<&str> = ROUTES.iter().filter(|r| r.method == "GET").map(|r| r.function).collect();
     for (name, resource) in functions(&template) {
         let mut actions = Vec::new();
-        for policy in resource["Properties"]["Policies"]
-            .as_vec()
-            .expect("Policies")
-        {
+        for policy in resource["Properties"]["Policies"].as_vec().expect("Policies") {
             for statement in policy["Statement"].as_vec().into_iter().flatten() {
-                actions.extend(
-                    statement["Action"]
-                        .as_vec()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Yaml::as_str),
-                );
+                actions.extend(statement["Action"].as_vec().into_iter().flatten().filter_map(Yaml::as_str));
             }
         }
         assert!(!actions.is_empty(), "{name} has no table policy");
-        assert!(
-            !actions
-                .iter()
-                .any(|a| a.contains("Scan") || a.ends_with('*')),
-            "{name}: {actions:?}"
-        );
+        assert!(!actions.iter().any(|a| a.contains("Scan") || a.ends_with('*')), "{name}: {actions:?}");
         if readers.contains(name.as_str()) {
-            assert!(
-                actions
-                    .iter()
-                    .all(|a| ["dynamodb:GetItem", "dynamodb:Query"].contains(a)),
-                "{name}: {actions:?}"
-            );
+            assert!(actions.iter().all(|a| ["dynamodb:GetItem", "dynamodb:Query"].contains(a)), "{name}: {actions:?}");
         }
     }
 }

@@ -43,11 +43,8 @@ async fn runtime_api() -> RuntimeApi {
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (outcomes_tx, outcomes_rx) = mpsc::unbounded_channel();
     let first_next = Arc::new(std::sync::Mutex::new(None));
-    let shared = Arc::new(Shared {
-        events: Mutex::new(events_rx),
-        outcomes: outcomes_tx,
-        first_next: first_next.clone(),
-    });
+    let shared =
+        Arc::new(Shared { events: Mutex::new(events_rx), outcomes: outcomes_tx, first_next: first_next.clone() });
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -65,67 +62,34 @@ async fn runtime_api() -> RuntimeApi {
             });
         }
     });
-    RuntimeApi {
-        addr,
-        events: events_tx,
-        outcomes: outcomes_rx,
-        first_next,
-    }
+    RuntimeApi { addr, events: events_tx, outcomes: outcomes_rx, first_next }
 }
 
 async fn serve(shared: &Shared, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
     if path == "/2018-06-01/runtime/invocation/next" {
-        shared
-            .first_next
-            .lock()
-            .unwrap()
-            .get_or_insert_with(Instant::now);
+        shared.first_next.lock().unwrap().get_or_insert_with(Instant::now);
         let Some(event) = shared.events.lock().await.recv().await else {
-            return hyper::Response::builder()
-                .status(500)
-                .body(Full::new(Bytes::new()))
-                .unwrap();
+            return hyper::Response::builder().status(500).body(Full::new(Bytes::new())).unwrap();
         };
-        let deadline = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-            + 30_000;
+        let deadline = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() + 30_000;
         return hyper::Response::builder()
-            .header(
-                "lambda-runtime-aws-request-id",
-                uuid::Uuid::new_v4().to_string(),
-            )
+            .header("lambda-runtime-aws-request-id", uuid::Uuid::new_v4().to_string())
             .header("lambda-runtime-deadline-ms", deadline.to_string())
-            .header(
-                "lambda-runtime-invoked-function-arn",
-                "arn:aws:lambda:eu-west-1:123456789012:function:test",
-            )
-            .header(
-                "lambda-runtime-trace-id",
-                "Root=1-00000000-000000000000000000000000",
-            )
+            .header("lambda-runtime-invoked-function-arn", "arn:aws:lambda:eu-west-1:123456789012:function:test")
+            .header("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000")
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(event.to_string())))
             .unwrap();
     }
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let outcome = if path.ends_with("/response") {
         Outcome::Response(serde_json::from_slice(&body).unwrap_or(Value::Null))
     } else {
         Outcome::Error(format!("{path}: {}", String::from_utf8_lossy(&body)))
     };
     let _ = shared.outcomes.send(outcome);
-    hyper::Response::builder()
-        .status(202)
-        .body(Full::new(Bytes::new()))
-        .unwrap()
+    hyper::Response::builder().status(202).body(Full::new(Bytes::new())).unwrap()
 }
 
 fn binary(name: &str) -> PathBuf {
@@ -133,11 +97,7 @@ fn binary(name: &str) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug"));
     let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build it first (`cargo build --workspace`)",
-        path.display()
-    );
+    assert!(path.exists(), "{} is missing: build it first (`cargo build --workspace`)", path.display());
     path
 }
 
@@ -148,12 +108,7 @@ fn event(name: &str) -> Value {
 
 /// Starts the function's binary against a fresh emulator, sends `events` one at a time and
 /// returns its answers and its cold start (process start to its first `next` request).
-async fn invoke(
-    function: &str,
-    endpoint: &str,
-    table: &str,
-    events: Vec<Value>,
-) -> (Vec<Outcome>, Duration) {
+async fn invoke(function: &str, endpoint: &str, table: &str, events: Vec<Value>) -> (Vec<Outcome>, Duration) {
     let mut api = runtime_api().await;
     let started = Instant::now();
     let mut child = tokio::process::Command::new(binary(function))
@@ -163,10 +118,7 @@ async fn invoke(
         .env("AWS_LAMBDA_FUNCTION_NAME", function)
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env(
-            "AWS_LAMBDA_LOG_GROUP_NAME",
-            format!("/aws/lambda/{function}"),
-        )
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function}"))
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
         .env("TABLE_NAME", table)
@@ -182,17 +134,11 @@ async fn invoke(
     let mut outcomes = Vec::new();
     for event in events {
         api.events.send(event).unwrap();
-        let outcome = tokio::time::timeout(Duration::from_secs(30), api.outcomes.recv())
-            .await
-            .expect("an answer in time");
+        let outcome =
+            tokio::time::timeout(Duration::from_secs(30), api.outcomes.recv()).await.expect("an answer in time");
         outcomes.push(outcome.expect("an answer"));
     }
-    let cold = api
-        .first_next
-        .lock()
-        .unwrap()
-        .map(|t| t - started)
-        .unwrap_or_default();
+    let cold = api.first_next.lock().unwrap().map(|t| t - started).unwrap_or_default();
     child.kill().await.ok();
     (outcomes, cold)
 }
@@ -200,15 +146,9 @@ async fn invoke(
 fn response(outcome: &Outcome) -> (u64, Value, Value) {
     match outcome {
         Outcome::Response(r) => {
-            let body = r["body"]
-                .as_str()
-                .map(|b| serde_json::from_str(b).unwrap_or(Value::Null))
-                .unwrap_or(Value::Null);
-            (
-                r["statusCode"].as_u64().unwrap_or_default(),
-                r["headers"].clone(),
-                body,
-            )
+            let body =
+                r["body"].as_str().map(|b| serde_json::from_str(b).unwrap_or(Value::Null)).unwrap_or(Value::Null);
+            (r["statusCode"].as_u64().unwrap_or_default(), r["headers"].clone(), body)
         }
         Outcome::Error(e) => panic!("the function failed: {e}"),
     }
@@ -222,90 +162,40 @@ async fn the_real_binaries_serve_api_gateway_v2_events_and_stream_records() {
     let store = fresh_dynamo(&endpoint).await;
     let table = store.table().to_owned();
 
-    let (out, cold) = invoke(
-        "create-bill-run",
-        &endpoint,
-        &table,
-        vec![event("create-bill-run")],
-    )
-    .await;
+    let (out, cold) = invoke("create-bill-run", &endpoint, &table, vec![event("create-bill-run")]).await;
     let (status, headers, body) = response(&out[0]);
-    assert_eq!(
-        (status, &headers["location"], &body["id"]),
-        (201, &json!("/bill-runs/1"), &json!(1)),
-        "{body}"
-    );
+    assert_eq!((status, &headers["location"], &body["id"]), (201, &json!("/bill-runs/1"), &json!(1)), "{body}");
     assert_eq!(headers["x-request-id"], "req-create");
-    eprintln!(
-        "cold start of create-bill-run (debug build): {} ms",
-        cold.as_millis()
-    );
+    eprintln!("cold start of create-bill-run (debug build): {} ms", cold.as_millis());
 
     let (out, _) = invoke(
         "get-bill-run",
         &endpoint,
         &table,
-        vec![
-            event("get-bill-run"),
-            event("get-bill-run-anonymous"),
-            event("get-bill-run-bad-id"),
-        ],
+        vec![event("get-bill-run"), event("get-bill-run-anonymous"), event("get-bill-run-bad-id")],
     )
     .await;
     let statuses: Vec<u64> = out.iter().map(|o| response(o).0).collect();
     assert_eq!(statuses, vec![200, 401, 400]);
     assert_eq!(response(&out[0]).2["name"], "Jan 2024");
 
-    let (out, _) = invoke(
-        "update-bill-run",
-        &endpoint,
-        &table,
-        vec![event("update-bill-run")],
-    )
-    .await;
+    let (out, _) = invoke("update-bill-run", &endpoint, &table, vec![event("update-bill-run")]).await;
     let (status, _, body) = response(&out[0]);
-    assert_eq!(
-        (
-            status,
-            &body["billRunStatus"],
-            &body["summaryStatusPercentage"]
-        ),
-        (200, &json!("CLOSED"), &json!(0))
-    );
+    assert_eq!((status, &body["billRunStatus"], &body["summaryStatusPercentage"]), (200, &json!("CLOSED"), &json!(0)));
 
     // The stream record of that write, delivered twice: one step, then nothing.
-    let (out, _) = invoke(
-        "bill-run-worker",
-        &endpoint,
-        &table,
-        vec![event("bill-run-worker"), event("bill-run-worker")],
-    )
-    .await;
+    let (out, _) =
+        invoke("bill-run-worker", &endpoint, &table, vec![event("bill-run-worker"), event("bill-run-worker")]).await;
     for outcome in &out {
         match outcome {
             Outcome::Response(r) => assert_eq!(r, &json!({"batchItemFailures": []})),
             Outcome::Error(e) => panic!("worker failed: {e}"),
         }
     }
-    let (out, _) = invoke(
-        "list-bill-runs",
-        &endpoint,
-        &table,
-        vec![event("list-bill-runs")],
-    )
-    .await;
+    let (out, _) = invoke("list-bill-runs", &endpoint, &table, vec![event("list-bill-runs")]).await;
     let (status, headers, body) = response(&out[0]);
-    assert_eq!(
-        (status, &headers["x-total-count"], body),
-        (200, &json!("1"), json!([{"id": 1, "name": "Jan 2024"}]))
-    );
-    let (out, _) = invoke(
-        "get-bill-run",
-        &endpoint,
-        &table,
-        vec![event("get-bill-run")],
-    )
-    .await;
+    assert_eq!((status, &headers["x-total-count"], body), (200, &json!("1"), json!([{"id": 1, "name": "Jan 2024"}])));
+    let (out, _) = invoke("get-bill-run", &endpoint, &table, vec![event("get-bill-run")]).await;
     let (_, headers, body) = response(&out[0]);
     assert_eq!(
         (&body["summaryStatusPercentage"], &headers["etag"]),
@@ -313,48 +203,15 @@ async fn the_real_binaries_serve_api_gateway_v2_events_and_stream_records() {
         "one worker step, not two"
     );
 
-    let (out, _) = invoke(
-        "adjust-bill-run-schedule",
-        &endpoint,
-        &table,
-        vec![event("adjust-bill-run-schedule")],
-    )
-    .await;
+    let (out, _) = invoke("adjust-bill-run-schedule", &endpoint, &table, vec![event("adjust-bill-run-schedule")]).await;
     assert_eq!(response(&out[0]).0, 409, "a CLOSED run does not move");
 
-    let (out, _) = invoke(
-        "create-adhoc-bill-run",
-        &endpoint,
-        &table,
-        vec![event("create-adhoc-bill-run")],
-    )
-    .await;
+    let (out, _) = invoke("create-adhoc-bill-run", &endpoint, &table, vec![event("create-adhoc-bill-run")]).await;
     assert_eq!(response(&out[0]).0, 201);
-    let (out, _) = invoke(
-        "update-adhoc-bill-run",
-        &endpoint,
-        &table,
-        vec![event("update-adhoc-bill-run")],
-    )
-    .await;
+    let (out, _) = invoke("update-adhoc-bill-run", &endpoint, &table, vec![event("update-adhoc-bill-run")]).await;
     assert_eq!(response(&out[0]).2["billRunStatus"], "CLOSED");
-    let (out, _) = invoke(
-        "get-adhoc-bill-run",
-        &endpoint,
-        &table,
-        vec![event("get-adhoc-bill-run")],
-    )
-    .await;
-    assert_eq!(
-        response(&out[0]).2["adhocProductInventoryIds"],
-        json!([3, 4])
-    );
-    let (out, _) = invoke(
-        "list-adhoc-bill-runs",
-        &endpoint,
-        &table,
-        vec![event("list-adhoc-bill-runs")],
-    )
-    .await;
+    let (out, _) = invoke("get-adhoc-bill-run", &endpoint, &table, vec![event("get-adhoc-bill-run")]).await;
+    assert_eq!(response(&out[0]).2["adhocProductInventoryIds"], json!([3, 4]));
+    let (out, _) = invoke("list-adhoc-bill-runs", &endpoint, &table, vec![event("list-adhoc-bill-runs")]).await;
     assert_eq!(response(&out[0]).1["x-total-count"], "1");
 }

@@ -5,15 +5,10 @@ use std::time::Duration;
 use billflow_tests::{fresh_store, on_both_stores, Backend};
 use serde_json::{json, Value};
 use shared::domain::list::{ListQuery, ListSpec};
-use shared::store::{
-    AuditEvent, Entity, Guard, IdempotencyRecord, NewItem, SharedRepository, StoreError, Update,
-};
+use shared::store::{AuditEvent, Entity, Guard, IdempotencyRecord, NewItem, SharedRepository, StoreError, Update};
 
-const SPEC: ListSpec = ListSpec {
-    sortable: &["id", "name"],
-    filters: &[("status", |_| true)],
-    fields: &["id", "name", "status"],
-};
+const SPEC: ListSpec =
+    ListSpec { sortable: &["id", "name"], filters: &[("status", |_| true)], fields: &["id", "name", "status"] };
 
 fn event(action: &str) -> AuditEvent {
     AuditEvent {
@@ -75,19 +70,9 @@ async fn create_then_get_returns_the_document_at_version_1(backend: Backend) {
     assert_eq!(created.version, 1);
     let got = store.get(Entity::BillRun, 1).await.unwrap().unwrap();
     assert_eq!((got.id, got.version, &got.doc), (1, 1, &created.doc));
-    assert_eq!(
-        store.get(Entity::AdhocBillRun, 1).await.unwrap(),
-        None,
-        "entities do not share ids"
-    );
-    assert!(matches!(
-        store.create(item(1, "again", None)).await,
-        Err(StoreError::Conflict)
-    ));
-    assert_eq!(
-        store.get(Entity::BillRun, 1).await.unwrap().unwrap().doc["name"],
-        "a"
-    );
+    assert_eq!(store.get(Entity::AdhocBillRun, 1).await.unwrap(), None, "entities do not share ids");
+    assert!(matches!(store.create(item(1, "again", None)).await, Err(StoreError::Conflict)));
+    assert_eq!(store.get(Entity::BillRun, 1).await.unwrap().unwrap().doc["name"], "a");
 }
 
 async fn updates_are_conditional_on_the_version_and_write_an_event(backend: Backend) {
@@ -96,46 +81,18 @@ async fn updates_are_conditional_on_the_version_and_write_an_event(backend: Back
     };
     store.create(item(1, "a", None)).await.unwrap();
     let saved = store
-        .update(update(
-            1,
-            1,
-            json!({"id": 1, "name": "b", "status": "CLOSED", "tags": [2], "note": "x"}),
-        ))
+        .update(update(1, 1, json!({"id": 1, "name": "b", "status": "CLOSED", "tags": [2], "note": "x"})))
         .await
         .unwrap();
     assert_eq!(saved.version, 2);
-    let lost = store
-        .update(update(
-            1,
-            1,
-            json!({"id": 1, "name": "stale", "status": "OPEN", "tags": [], "note": null}),
-        ))
-        .await;
-    assert!(
-        matches!(lost, Err(StoreError::Conflict)),
-        "a stale version must lose"
-    );
-    assert!(
-        matches!(
-            store.update(update(9, 1, json!({"id": 9}))).await,
-            Err(StoreError::Conflict)
-        ),
-        "no such item"
-    );
+    let lost =
+        store.update(update(1, 1, json!({"id": 1, "name": "stale", "status": "OPEN", "tags": [], "note": null}))).await;
+    assert!(matches!(lost, Err(StoreError::Conflict)), "a stale version must lose");
+    assert!(matches!(store.update(update(9, 1, json!({"id": 9}))).await, Err(StoreError::Conflict)), "no such item");
     let got = store.get(Entity::BillRun, 1).await.unwrap().unwrap();
-    assert_eq!(
-        (
-            got.version,
-            got.doc["name"].as_str(),
-            got.doc["tags"].clone()
-        ),
-        (2, Some("b"), json!([2]))
-    );
+    assert_eq!((got.version, got.doc["name"].as_str(), got.doc["tags"].clone()), (2, Some("b"), json!([2])));
     let events = store.events(Entity::BillRun, 1).await.unwrap();
-    assert_eq!(
-        events.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
-        vec!["create", "patch"]
-    );
+    assert_eq!(events.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), vec!["create", "patch"]);
 }
 
 async fn concurrent_updates_from_one_version_let_exactly_one_win(backend: Backend) {
@@ -146,12 +103,9 @@ async fn concurrent_updates_from_one_version_let_exactly_one_win(backend: Backen
     let tasks: Vec<_> = (0..8)
         .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move {
-                store
-                    .update(update(1, 1, json!({"id": 1, "name": format!("w{i}")})))
-                    .await
-                    .is_ok()
-            })
+            tokio::spawn(
+                async move { store.update(update(1, 1, json!({"id": 1, "name": format!("w{i}")}))).await.is_ok() },
+            )
         })
         .collect();
     let mut wins = 0;
@@ -159,15 +113,7 @@ async fn concurrent_updates_from_one_version_let_exactly_one_win(backend: Backen
         wins += usize::from(task.await.unwrap());
     }
     assert_eq!(wins, 1);
-    assert_eq!(
-        store
-            .get(Entity::BillRun, 1)
-            .await
-            .unwrap()
-            .unwrap()
-            .version,
-        2
-    );
+    assert_eq!(store.get(Entity::BillRun, 1).await.unwrap().unwrap().version, 2);
     assert_eq!(store.events(Entity::BillRun, 1).await.unwrap().len(), 2);
 }
 
@@ -182,31 +128,14 @@ async fn guards_refuse_writes_that_read_a_stale_group(backend: Backend) {
     store.create(first).await.unwrap();
     let mut second = item(2, "b", Some("CYCLE#1"));
     second.guard = Some(seen);
-    assert!(matches!(
-        store.create(second.clone()).await,
-        Err(StoreError::Conflict)
-    ));
-    assert_eq!(
-        store.get(Entity::BillRun, 2).await.unwrap(),
-        None,
-        "a refused transaction writes nothing"
-    );
+    assert!(matches!(store.create(second.clone()).await, Err(StoreError::Conflict)));
+    assert_eq!(store.get(Entity::BillRun, 2).await.unwrap(), None, "a refused transaction writes nothing");
     second.guard = Some(store.guard("BILL_RUN#CYCLE#1").await.unwrap());
-    assert_eq!(
-        second.guard,
-        Some(Guard {
-            key: "BILL_RUN#CYCLE#1".into(),
-            version: 1
-        })
-    );
+    assert_eq!(second.guard, Some(Guard { key: "BILL_RUN#CYCLE#1".into(), version: 1 }));
     store.create(second).await.unwrap();
     let members = store.group(Entity::BillRun, "CYCLE#1").await.unwrap();
     assert_eq!(members.iter().map(|m| m.id).collect::<Vec<_>>(), vec![1, 2]);
-    assert!(store
-        .group(Entity::BillRun, "CYCLE#2")
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(store.group(Entity::BillRun, "CYCLE#2").await.unwrap().is_empty());
 }
 
 async fn idempotency_records_are_taken_once_and_expire(backend: Backend) {
@@ -225,16 +154,10 @@ async fn idempotency_records_are_taken_once_and_expire(backend: Backend) {
     let mut first = item(1, "a", None);
     first.idempotency = Some(record("k", now + 60));
     store.create(first).await.unwrap();
-    assert_eq!(
-        store.idempotency("k").await.unwrap(),
-        Some(record("k", now + 60))
-    );
+    assert_eq!(store.idempotency("k").await.unwrap(), Some(record("k", now + 60)));
     let mut second = item(2, "b", None);
     second.idempotency = Some(record("k", now + 60));
-    assert!(matches!(
-        store.create(second).await,
-        Err(StoreError::IdempotencyKeyTaken)
-    ));
+    assert!(matches!(store.create(second).await, Err(StoreError::IdempotencyKeyTaken)));
     assert_eq!(store.get(Entity::BillRun, 2).await.unwrap(), None);
     // An expired record is void: it reads as absent and may be replaced.
     let mut third = item(3, "c", None);
@@ -255,41 +178,17 @@ async fn lists_page_sort_filter_and_count(backend: Backend) {
         store.create(item(id, name, None)).await.unwrap();
     }
     let current = store.get(Entity::BillRun, 4).await.unwrap().unwrap();
-    store
-        .update(update(
-            4,
-            current.version,
-            json!({"id": 4, "name": "c", "status": "CLOSED"}),
-        ))
-        .await
-        .unwrap();
+    store.update(update(4, current.version, json!({"id": 4, "name": "c", "status": "CLOSED"}))).await.unwrap();
     let query = |pairs: &[(&str, &str)]| ListQuery::parse(pairs.iter().copied(), &SPEC).unwrap();
-    let ids = |items: &[Value]| {
-        items
-            .iter()
-            .map(|i| i["id"].as_u64().unwrap())
-            .collect::<Vec<_>>()
-    };
+    let ids = |items: &[Value]| items.iter().map(|i| i["id"].as_u64().unwrap()).collect::<Vec<_>>();
 
-    let (page, total) = store
-        .list(Entity::BillRun, &query(&[("pageSize", "2"), ("page", "2")]))
-        .await
-        .unwrap();
+    let (page, total) = store.list(Entity::BillRun, &query(&[("pageSize", "2"), ("page", "2")])).await.unwrap();
     assert_eq!((ids(&page), total), (vec![3, 4], 5));
-    let (page, total) = store
-        .list(Entity::BillRun, &query(&[("pageSize", "2"), ("page", "4")]))
-        .await
-        .unwrap();
+    let (page, total) = store.list(Entity::BillRun, &query(&[("pageSize", "2"), ("page", "4")])).await.unwrap();
     assert_eq!((ids(&page), total), (vec![], 5));
-    let (page, _) = store
-        .list(Entity::BillRun, &query(&[("sort", "name:desc")]))
-        .await
-        .unwrap();
+    let (page, _) = store.list(Entity::BillRun, &query(&[("sort", "name:desc")])).await.unwrap();
     assert_eq!(ids(&page), vec![5, 1, 4, 2, 3]);
-    let (page, total) = store
-        .list(Entity::BillRun, &query(&[("status", "CLOSED")]))
-        .await
-        .unwrap();
+    let (page, total) = store.list(Entity::BillRun, &query(&[("status", "CLOSED")])).await.unwrap();
     assert_eq!((ids(&page), total), (vec![4], 1));
     let (page, total) = store.list(Entity::AdhocBillRun, &query(&[])).await.unwrap();
     assert_eq!((page.len(), total), (0, 0));

@@ -14,8 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use lambda_http::aws_lambda_events::apigw::{
-    ApiGatewayRequestAuthorizer, ApiGatewayV2httpRequestContext,
-    ApiGatewayV2httpRequestContextHttpDescription,
+    ApiGatewayRequestAuthorizer, ApiGatewayV2httpRequestContext, ApiGatewayV2httpRequestContextHttpDescription,
 };
 use lambda_http::http::header;
 use lambda_http::request::RequestContext;
@@ -55,30 +54,21 @@ pub struct Claims {
 }
 
 impl Auth {
-    pub fn new(
-        secret: impl Into<Vec<u8>>,
-        issuer: Option<String>,
-        audience: Option<String>,
-    ) -> Self {
-        Self {
-            secret: secret.into(),
-            issuer,
-            audience,
-        }
+    pub fn new(secret: impl Into<Vec<u8>>, issuer: Option<String>, audience: Option<String>) -> Self {
+        Self { secret: secret.into(), issuer, audience }
     }
 
     /// `AUTH_JWT_SECRET` (else a random secret for this process), `AUTH_ISSUER`, `AUTH_AUDIENCE`.
     pub fn from_env() -> Self {
-        let secret = std::env::var("AUTH_JWT_SECRET")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .map(String::into_bytes)
-            .unwrap_or_else(|| {
-                use rand::RngCore;
-                let mut bytes = vec![0u8; 32];
-                rand::thread_rng().fill_bytes(&mut bytes);
-                bytes
-            });
+        let secret =
+            std::env::var("AUTH_JWT_SECRET").ok().filter(|s| !s.is_empty()).map(String::into_bytes).unwrap_or_else(
+                || {
+                    use rand::RngCore;
+                    let mut bytes = vec![0u8; 32];
+                    rand::thread_rng().fill_bytes(&mut bytes);
+                    bytes
+                },
+            );
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Self::new(secret, var("AUTH_ISSUER"), var("AUTH_AUDIENCE"))
     }
@@ -96,12 +86,7 @@ impl Auth {
             Some(audience) => validation.set_audience(&[audience]),
             None => validation.validate_aud = false,
         }
-        let data = jsonwebtoken::decode::<Claims>(
-            token,
-            &DecodingKey::from_secret(&self.secret),
-            &validation,
-        )
-        .ok()?;
+        let data = jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&self.secret), &validation).ok()?;
         let claims = data.claims;
         Some(Principal {
             user_id: claims.uid,
@@ -122,22 +107,14 @@ impl Auth {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
         };
-        jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(&self.secret),
-        )
-        .unwrap_or_default()
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&self.secret))
+            .unwrap_or_default()
     }
 }
 
 /// The caller of the printed dev token: user 1, tenant `dev`, both scopes.
 pub fn dev_principal() -> Principal {
-    Principal {
-        user_id: 1,
-        tenants: vec!["dev".into()],
-        scopes: vec![SCOPE_READ.into(), SCOPE_WRITE.into()],
-    }
+    Principal { user_id: 1, tenants: vec!["dev".into()], scopes: vec![SCOPE_READ.into(), SCOPE_WRITE.into()] }
 }
 
 pub struct Config {
@@ -178,15 +155,8 @@ struct State {
 pub async fn start(config: Config) -> std::io::Result<DevServer> {
     let listener = TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
-    let store = if config.worker {
-        crate::worker::in_process(config.store)
-    } else {
-        config.store
-    };
-    let state = Arc::new(State {
-        deps: Deps { store },
-        auth: config.auth,
-    });
+    let store = if config.worker { crate::worker::in_process(config.store) } else { config.store };
+    let state = Arc::new(State { deps: Deps { store }, auth: config.auth });
     let (tx, mut rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -211,11 +181,7 @@ pub async fn start(config: Config) -> std::io::Result<DevServer> {
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
     });
-    Ok(DevServer {
-        addr,
-        shutdown: Some(tx),
-        task,
-    })
+    Ok(DevServer { addr, shutdown: Some(tx), task })
 }
 
 async fn handle(state: &State, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
@@ -226,8 +192,7 @@ async fn handle(state: &State, req: hyper::Request<Incoming>) -> hyper::Response
     let response = match Limited::new(body, MAX_BODY + 1).collect().await {
         Err(_) => ApiError::PayloadTooLarge.into_response(&request_id),
         Ok(collected) => match routes::find(&method, &path) {
-            Matched::NotFound => ApiError::NotFound(format!("no route for {method} {path}"))
-                .into_response(&request_id),
+            Matched::NotFound => ApiError::NotFound(format!("no route for {method} {path}")).into_response(&request_id),
             Matched::MethodNotAllowed { allow } => {
                 ApiError::MethodNotAllowed(allow.join(", ")).into_response(&request_id)
             }
@@ -236,10 +201,7 @@ async fn handle(state: &State, req: hyper::Request<Incoming>) -> hyper::Response
                     .headers
                     .get(header::AUTHORIZATION)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| {
-                        v.strip_prefix("Bearer ")
-                            .or_else(|| v.strip_prefix("bearer "))
-                    })
+                    .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
                     .and_then(|token| state.auth.verify(token.trim()));
                 let query: HashMap<String, Vec<String>> = form_urlencoded::parse(
                     parts.uri.query().unwrap_or_default().as_bytes(),
@@ -260,10 +222,8 @@ async fn handle(state: &State, req: hyper::Request<Incoming>) -> hyper::Response
                     authorizer.fields = p.to_context();
                     authorizer
                 });
-                let mut request = lambda_http::http::Request::from_parts(
-                    parts,
-                    Body::from(collected.to_bytes().to_vec()),
-                );
+                let mut request =
+                    lambda_http::http::Request::from_parts(parts, Body::from(collected.to_bytes().to_vec()));
                 request = request
                     .with_path_parameters(params.into_iter().collect::<HashMap<String, String>>())
                     .with_query_string_parameters(query)

@@ -16,11 +16,7 @@ pub struct Route {
 }
 
 const fn route(method: &'static str, path: &'static str, function: &'static str) -> Route {
-    Route {
-        method,
-        path,
-        function,
-    }
+    Route { method, path, function }
 }
 
 pub const ROUTES: &[Route] = &[
@@ -28,23 +24,11 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/bill-runs", "create-bill-run"),
     route("GET", "/bill-runs/{bill_run_id}", "get-bill-run"),
     route("PATCH", "/bill-runs/{bill_run_id}", "update-bill-run"),
-    route(
-        "POST",
-        "/adjust-bill-run-schedule/{bill_run_id}",
-        "adjust-bill-run-schedule",
-    ),
+    route("POST", "/adjust-bill-run-schedule/{bill_run_id}", "adjust-bill-run-schedule"),
     route("GET", "/adhoc-bill-runs", "list-adhoc-bill-runs"),
     route("POST", "/adhoc-bill-runs", "create-adhoc-bill-run"),
-    route(
-        "GET",
-        "/adhoc-bill-runs/{adhoc_bill_run_id}",
-        "get-adhoc-bill-run",
-    ),
-    route(
-        "PATCH",
-        "/adhoc-bill-runs/{adhoc_bill_run_id}",
-        "update-adhoc-bill-run",
-    ),
+    route("GET", "/adhoc-bill-runs/{adhoc_bill_run_id}", "get-adhoc-bill-run"),
+    route("PATCH", "/adhoc-bill-runs/{adhoc_bill_run_id}", "update-adhoc-bill-run"),
 ];
 
 /// Functions with no route: triggered by events, not HTTP.
@@ -89,23 +73,19 @@ pub fn find(method: &str, path: &str) -> Matched {
             continue;
         }
         let mut params = Vec::new();
-        let fits = template.iter().zip(&segments).all(|(t, s)| {
-            match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+        let fits =
+            template.iter().zip(&segments).all(|(t, s)| match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
                 Some(name) => {
                     params.push((name.to_owned(), (*s).to_owned()));
                     !s.is_empty()
                 }
                 None => t == s,
-            }
-        });
+            });
         if !fits {
             continue;
         }
         if route.method == method {
-            return Matched::Found {
-                route: *route,
-                params,
-            };
+            return Matched::Found { route: *route, params };
         }
         allow.push(route.method);
     }
@@ -129,37 +109,21 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(
-            find("DELETE", "/bill-runs/42"),
-            Matched::MethodNotAllowed {
-                allow: vec!["GET", "PATCH"]
-            }
-        );
+        assert_eq!(find("DELETE", "/bill-runs/42"), Matched::MethodNotAllowed { allow: vec!["GET", "PATCH"] });
         assert_eq!(find("GET", "/bill-runs/42/extra"), Matched::NotFound);
         assert_eq!(find("GET", "/nothing"), Matched::NotFound);
-        assert!(matches!(
-            find("POST", "/adjust-bill-run-schedule/x"),
-            Matched::Found { .. }
-        ));
+        assert!(matches!(find("POST", "/adjust-bill-run-schedule/x"), Matched::Found { .. }));
     }
 
     #[test]
     fn every_routed_function_has_a_handler_and_names_are_unique() {
-        let mut names: Vec<&str> = ROUTES
-            .iter()
-            .map(|r| r.function)
-            .chain(EVENT_FUNCTIONS.iter().copied())
-            .collect();
+        let mut names: Vec<&str> = ROUTES.iter().map(|r| r.function).chain(EVENT_FUNCTIONS.iter().copied()).collect();
         names.sort();
         let count = names.len();
         names.dedup();
         assert_eq!(names.len(), count);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let deps = Deps {
-            store: std::sync::Arc::new(crate::store::memory::MemoryStore::new()),
-        };
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let deps = Deps { store: std::sync::Arc::new(crate::store::memory::MemoryStore::new()) };
         for route in ROUTES {
             let handled = rt.block_on(dispatch(route.function, &deps, Request::default()));
             assert!(handled.is_some(), "{} has no handler", route.function);

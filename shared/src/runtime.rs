@@ -10,15 +10,10 @@ pub type Error = lambda_http::Error;
 /// JSON logs when Lambda asks for them (`AWS_LAMBDA_LOG_FORMAT=JSON`), plain text otherwise; the
 /// level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (default info).
 pub fn init_tracing() {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into());
-    let filter = tracing_subscriber::EnvFilter::try_new(level.to_lowercase())
-        .unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .without_time();
+    let level =
+        std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(level.to_lowercase()).unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).without_time();
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     if json {
         builder.json().with_current_span(false).init();
@@ -31,9 +26,7 @@ pub fn init_tracing() {
 pub async fn deps_from_env() -> Result<Deps, Error> {
     let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
     let store = DynamoStore::from_env(table).await;
-    Ok(Deps {
-        store: Arc::new(store),
-    })
+    Ok(Deps { store: Arc::new(store) })
 }
 
 /// Runs an HTTP handler as a Lambda function.
@@ -52,12 +45,8 @@ where
 /// Runs the stage worker as a Lambda function on the table's stream, with partial-batch responses.
 pub async fn serve_stream(deps: &Deps) -> Result<(), Error> {
     use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
-    lambda_runtime::run(service_fn(
-        |event: LambdaEvent<crate::worker::StreamEvent>| async move {
-            Ok::<_, std::convert::Infallible>(
-                crate::worker::handle_stream(deps, event.payload).await,
-            )
-        },
-    ))
+    lambda_runtime::run(service_fn(|event: LambdaEvent<crate::worker::StreamEvent>| async move {
+        Ok::<_, std::convert::Infallible>(crate::worker::handle_stream(deps, event.payload).await)
+    }))
     .await
 }

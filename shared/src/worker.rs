@@ -17,8 +17,8 @@ use crate::http::bill_runs::{event, RunResource};
 use crate::http::Deps;
 use crate::store::dynamo::parse_item_pk;
 use crate::store::{
-    AuditEvent, Change, Entity, Guard, IdempotencyRecord, NewItem, Repository, SharedRepository,
-    StoreError, StoreResult, Stored, Update,
+    AuditEvent, Change, Entity, Guard, IdempotencyRecord, NewItem, Repository, SharedRepository, StoreError,
+    StoreResult, Stored, Update,
 };
 
 /// How many times a write that lost a race is re-read and re-applied.
@@ -28,9 +28,7 @@ const ATTEMPTS: usize = 8;
 pub async fn advance(deps: &Deps, change: Change) -> StoreResult<Option<Stored>> {
     match change.entity {
         Entity::BillRun => worker_step::<BillRun>(deps, change.id, Some(change.version)).await,
-        Entity::AdhocBillRun => {
-            worker_step::<AdhocBillRun>(deps, change.id, Some(change.version)).await
-        }
+        Entity::AdhocBillRun => worker_step::<AdhocBillRun>(deps, change.id, Some(change.version)).await,
     }
 }
 
@@ -49,8 +47,7 @@ pub async fn worker_step<R: RunResource>(
         if seen_version.is_some_and(|seen| seen < stored.version) {
             return Ok(None);
         }
-        let mut run: R = serde_json::from_value(stored.doc.clone())
-            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let mut run: R = serde_json::from_value(stored.doc.clone()).map_err(|e| StoreError::Internal(e.to_string()))?;
         let before = run.progress();
         let Some(next) = before.worker_step() else {
             return Ok(None);
@@ -64,11 +61,7 @@ pub async fn worker_step<R: RunResource>(
             group: run.group(),
             work_pending: next.work_pending(),
             guard: None,
-            event: event(
-                None,
-                "worker",
-                Some(Changes::between(&before, &next, Vec::new())),
-            ),
+            event: event(None, "worker", Some(Changes::between(&before, &next, Vec::new()))),
         };
         match deps.store.update(update).await {
             Ok(saved) => return Ok(Some(saved)),
@@ -126,12 +119,7 @@ impl StreamPayload {
         let (entity, id) = parse_item_pk(&text("PK", "S")?)?;
         let version = text("version", "N")?.parse().ok()?;
         let work_pending = image.get("workPending")?.get("BOOL")?.as_bool()?;
-        Some(Change {
-            entity,
-            id,
-            version,
-            work_pending,
-        })
+        Some(Change { entity, id, version, work_pending })
     }
 }
 
@@ -148,9 +136,7 @@ pub async fn handle_stream(deps: &Deps, event: StreamEvent) -> BatchResponse {
         if let Err(error) = advance(deps, change).await {
             tracing::warn!(entity = change.entity.name(), id = change.id, %error, "worker step failed; will be retried");
             if let Some(sequence) = payload.sequence_number.clone() {
-                response.batch_item_failures.push(BatchItemFailure {
-                    item_identifier: sequence,
-                });
+                response.batch_item_failures.push(BatchItemFailure { item_identifier: sequence });
             }
         }
     }
@@ -169,13 +155,8 @@ pub struct Notifying {
 /// Wraps `store` so that its writes drive the worker in this process, and starts the worker.
 pub fn in_process(store: SharedRepository) -> SharedRepository {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let notifying: SharedRepository = Arc::new(Notifying {
-        inner: store,
-        changes: tx,
-    });
-    let deps = Deps {
-        store: notifying.clone(),
-    };
+    let notifying: SharedRepository = Arc::new(Notifying { inner: store, changes: tx });
+    let deps = Deps { store: notifying.clone() };
     tokio::spawn(async move {
         while let Some(change) = rx.recv().await {
             if let Err(error) = advance(&deps, change).await {
@@ -189,12 +170,7 @@ pub fn in_process(store: SharedRepository) -> SharedRepository {
 impl Notifying {
     fn report(&self, entity: Entity, stored: &Stored, work_pending: bool) {
         if work_pending {
-            let _ = self.changes.send(Change {
-                entity,
-                id: stored.id,
-                version: stored.version,
-                work_pending,
-            });
+            let _ = self.changes.send(Change { entity, id: stored.id, version: stored.version, work_pending });
         }
     }
 }

@@ -23,18 +23,13 @@ pub enum Backend {
 /// The DynamoDB Local endpoint `make test` started (`DYNAMODB_ENDPOINT`). Without one, tests that
 /// need it fail under `CI=true` and are reported as not run otherwise.
 pub fn dynamodb_endpoint() -> Option<String> {
-    match std::env::var("DYNAMODB_ENDPOINT")
-        .ok()
-        .filter(|e| !e.is_empty())
-    {
+    match std::env::var("DYNAMODB_ENDPOINT").ok().filter(|e| !e.is_empty()) {
         Some(endpoint) => Some(endpoint),
         None if std::env::var("CI").is_ok_and(|v| v == "true") => {
             panic!("DYNAMODB_ENDPOINT is not set: under CI=true the DynamoDB Local tests must run (use `make test`)")
         }
         None => {
-            eprintln!(
-                "NOT RUN: DYNAMODB_ENDPOINT is not set; run `make test` to start DynamoDB Local"
-            );
+            eprintln!("NOT RUN: DYNAMODB_ENDPOINT is not set; run `make test` to start DynamoDB Local");
             None
         }
     }
@@ -54,10 +49,7 @@ pub fn dynamo_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
 pub async fn fresh_dynamo(endpoint: &str) -> DynamoStore {
     let table = format!("billflow-test-{}", uuid::Uuid::new_v4());
     let store = DynamoStore::new(dynamo_client(endpoint), table);
-    store
-        .create_table_if_missing()
-        .await
-        .expect("create the test table");
+    store.create_table_if_missing().await.expect("create the test table");
     store
 }
 
@@ -84,22 +76,11 @@ pub async fn spawn_app(backend: Backend, worker: bool) -> Option<TestApp> {
     let store = fresh_store(backend).await?;
     let auth = Auth::new(SECRET, None, None);
     let token = auth.token(&dev::dev_principal(), Duration::from_secs(3600));
-    let server = dev::start(Config {
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        store,
-        worker,
-        auth: auth.clone(),
-    })
-    .await
-    .expect("start the dev server");
+    let server = dev::start(Config { addr: SocketAddr::from(([127, 0, 0, 1], 0)), store, worker, auth: auth.clone() })
+        .await
+        .expect("start the dev server");
     let base = server.url();
-    Some(TestApp {
-        server,
-        base,
-        token,
-        http: reqwest::Client::new(),
-        auth,
-    })
+    Some(TestApp { server, base, token, http: reqwest::Client::new(), auth })
 }
 
 /// A response, read whole.
@@ -124,9 +105,7 @@ impl TestApp {
 
     pub fn request(&self, method: &str, path: &str) -> reqwest::RequestBuilder {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        self.http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
+        self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token)
     }
 
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
@@ -134,16 +113,9 @@ impl TestApp {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.expect("body read");
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        let body =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        Reply { status, headers, body }
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -155,10 +127,8 @@ impl TestApp {
     }
 
     pub async fn patch(&self, path: &str, ops: &Value) -> Reply {
-        let request = self
-            .request("PATCH", path)
-            .header("content-type", "application/json-patch+json")
-            .body(ops.to_string());
+        let request =
+            self.request("PATCH", path).header("content-type", "application/json-patch+json").body(ops.to_string());
         self.send(request).await
     }
 

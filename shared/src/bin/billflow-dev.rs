@@ -11,25 +11,18 @@ use shared::store::memory::MemoryStore;
 use shared::store::SharedRepository;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
-        .ok()
-        .filter(|e| !e.is_empty());
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").ok().filter(|e| !e.is_empty());
     if endpoint.is_some() {
         // DynamoDB Local accepts any credentials; set some before any thread starts, unless given.
-        for (name, value) in [
-            ("AWS_ACCESS_KEY_ID", "local"),
-            ("AWS_SECRET_ACCESS_KEY", "local"),
-            ("AWS_REGION", "us-east-1"),
-        ] {
+        for (name, value) in
+            [("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local"), ("AWS_REGION", "us-east-1")]
+        {
             if std::env::var_os(name).is_none() {
                 std::env::set_var(name, value);
             }
         }
     }
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(serve(endpoint))
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(endpoint))
 }
 
 async fn serve(endpoint: Option<String>) -> Result<(), Box<dyn std::error::Error>> {
@@ -37,14 +30,10 @@ async fn serve(endpoint: Option<String>) -> Result<(), Box<dyn std::error::Error
     tracing_subscriber::fmt()
         .with_target(false)
         .with_ansi(std::io::stdout().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let port: u16 = match std::env::var("PORT") {
-        Ok(p) => p
-            .parse()
-            .map_err(|_| format!("PORT must be a port number, got {p:?}"))?,
+        Ok(p) => p.parse().map_err(|_| format!("PORT must be a port number, got {p:?}"))?,
         Err(_) => 3000,
     };
     let (store, described): (SharedRepository, String) = match endpoint {
@@ -55,25 +44,14 @@ async fn serve(endpoint: Option<String>) -> Result<(), Box<dyn std::error::Error
                 .create_table_if_missing()
                 .await
                 .map_err(|e| format!("cannot use table {table} at {endpoint}: {e}"))?;
-            (
-                Arc::new(store),
-                format!("DynamoDB table {table} at {endpoint}"),
-            )
+            (Arc::new(store), format!("DynamoDB table {table} at {endpoint}"))
         }
-        None => (
-            Arc::new(MemoryStore::new()),
-            "embedded in-memory store".into(),
-        ),
+        None => (Arc::new(MemoryStore::new()), "embedded in-memory store".into()),
     };
     let auth = Auth::from_env();
     let token = auth.token(&dev::dev_principal(), Duration::from_secs(30 * 24 * 3600));
-    let server = dev::start(Config {
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        store,
-        worker: true,
-        auth,
-    })
-    .await?;
+    let server =
+        dev::start(Config { addr: SocketAddr::from(([127, 0, 0, 1], port)), store, worker: true, auth }).await?;
     println!("billflow dev server on {} ({described})", server.url());
     println!("dev token (user 1, billing:read billing:write):");
     println!("export TOKEN={token}");

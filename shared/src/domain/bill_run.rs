@@ -86,10 +86,7 @@ impl SummaryStatus {
 
     /// Stages only the system sets; a client asking for one gets 400.
     pub fn system_only(self) -> bool {
-        !matches!(
-            self,
-            Self::Reporting | Self::DraftInvoices | Self::FullInvoices | Self::Distribution
-        )
+        !matches!(self, Self::Reporting | Self::DraftInvoices | Self::FullInvoices | Self::Distribution)
     }
 
     /// The system stage that follows this one once it is done, after DISTRIBUTION.
@@ -115,9 +112,7 @@ impl BillRunStatus {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Open, Self::Closed, Self::Finalized]
-            .into_iter()
-            .find(|s| s.name() == text)
+        [Self::Open, Self::Closed, Self::Finalized].into_iter().find(|s| s.name() == text)
     }
 }
 
@@ -157,23 +152,12 @@ impl Progress {
             return None;
         }
         if !self.done() {
-            return Some(Self {
-                summary_status_percentage: 100,
-                ..*self
-            });
+            return Some(Self { summary_status_percentage: 100, ..*self });
         }
         let next = self.summary_status.next_system_stage()?;
-        let bill_run_status = if next == SummaryStatus::Finished {
-            BillRunStatus::Finalized
-        } else {
-            BillRunStatus::Closed
-        };
-        Some(Self {
-            bill_run_status,
-            summary_status: next,
-            summary_status_percentage: 100,
-            ..*self
-        })
+        let bill_run_status =
+            if next == SummaryStatus::Finished { BillRunStatus::Finalized } else { BillRunStatus::Closed };
+        Some(Self { bill_run_status, summary_status: next, summary_status_percentage: 100, ..*self })
     }
 }
 
@@ -230,14 +214,7 @@ pub struct AdhocBillRun {
 
 /// What the two kinds share, so that patching, the state machine and the worker are written once.
 pub trait Run:
-    Serialize
-    + serde::de::DeserializeOwned
-    + Clone
-    + std::fmt::Debug
-    + PartialEq
-    + Send
-    + Sync
-    + 'static
+    Serialize + serde::de::DeserializeOwned + Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static
 {
     const KIND: RunKind;
     /// Fields a client may change with PATCH (besides nothing else).
@@ -251,14 +228,8 @@ pub trait Run:
 
 impl Run for BillRun {
     const KIND: RunKind = RunKind::Regular;
-    const WRITABLE: &'static [&'static str] = &[
-        "invoiceDate",
-        "includeUsageUntilDate",
-        "paused",
-        "parallel",
-        "billRunStatus",
-        "summaryStatus",
-    ];
+    const WRITABLE: &'static [&'static str] =
+        &["invoiceDate", "includeUsageUntilDate", "paused", "parallel", "billRunStatus", "summaryStatus"];
 
     fn id(&self) -> u64 {
         self.id
@@ -332,12 +303,8 @@ fn check_common_field(name: &str, value: &Value) -> Result<(), FieldError> {
             Value::String(s) => (1..=100).contains(&s.chars().count()),
             _ => false,
         },
-        "invoiceDate" | "periodStartDate" | "periodEndDate" => {
-            value.as_str().and_then(dates::parse).is_some()
-        }
-        "includeUsageUntilDate" => {
-            value.is_null() || value.as_str().and_then(dates::parse).is_some()
-        }
+        "invoiceDate" | "periodStartDate" | "periodEndDate" => value.as_str().and_then(dates::parse).is_some(),
+        "includeUsageUntilDate" => value.is_null() || value.as_str().and_then(dates::parse).is_some(),
         "paused" | "parallel" => value.is_boolean(),
         "billingCycleId" => value.as_u64().is_some_and(|n| n > 0),
         "billRunStatus" => value.as_str().and_then(BillRunStatus::parse).is_some(),
@@ -366,43 +333,25 @@ fn expectation(name: &str) -> &'static str {
 
 fn check_name(value: &Value) -> Result<(), FieldError> {
     let valid = value.as_str().is_some_and(|s| {
-        (1..=22).contains(&s.chars().count())
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || " -_./".contains(c))
+        (1..=22).contains(&s.chars().count()) && s.chars().all(|c| c.is_ascii_alphanumeric() || " -_./".contains(c))
     });
     if valid {
         Ok(())
     } else {
-        Err(FieldError::new(
-            "/name",
-            "must be 1 to 22 characters: letters, digits, space and -_./",
-        ))
+        Err(FieldError::new("/name", "must be 1 to 22 characters: letters, digits, space and -_./"))
     }
 }
 
 fn check_ids(name: &str, value: &Value) -> Result<(), FieldError> {
     let Some(items) = value.as_array() else {
-        return Err(FieldError::new(
-            format!("/{name}"),
-            "must be an array of positive integers",
-        ));
+        return Err(FieldError::new(format!("/{name}"), "must be an array of positive integers"));
     };
     let mut seen = std::collections::HashSet::new();
     for (i, item) in items.iter().enumerate() {
         match item.as_u64() {
             Some(n) if n > 0 && seen.insert(n) => {}
-            Some(n) if n > 0 => {
-                return Err(FieldError::new(
-                    format!("/{name}/{i}"),
-                    format!("duplicate id {n}"),
-                ))
-            }
-            _ => {
-                return Err(FieldError::new(
-                    format!("/{name}/{i}"),
-                    "must be a positive integer",
-                ))
-            }
+            Some(n) if n > 0 => return Err(FieldError::new(format!("/{name}/{i}"), format!("duplicate id {n}"))),
+            _ => return Err(FieldError::new(format!("/{name}/{i}"), "must be a positive integer")),
         }
     }
     Ok(())
@@ -411,20 +360,11 @@ fn check_ids(name: &str, value: &Value) -> Result<(), FieldError> {
 // ---------------------------------------------------------------------------------------------
 // Create
 
-const REGULAR_CREATE_REQUIRED: [&str; 5] = [
-    "name",
-    "billingCycleId",
-    "periodStartDate",
-    "periodEndDate",
-    "invoiceDate",
-];
+const REGULAR_CREATE_REQUIRED: [&str; 5] =
+    ["name", "billingCycleId", "periodStartDate", "periodEndDate", "invoiceDate"];
 const REGULAR_CREATE_OPTIONAL: [&str; 3] = ["includeUsageUntilDate", "parallel", "paused"];
 const ADHOC_CREATE_REQUIRED: [&str; 2] = ["name", "invoiceDate"];
-const ADHOC_CREATE_OPTIONAL: [&str; 3] = [
-    "nickname",
-    "adhocProductInventoryIds",
-    "rentalProductInventoryIds",
-];
+const ADHOC_CREATE_OPTIONAL: [&str; 3] = ["nickname", "adhocProductInventoryIds", "rentalProductInventoryIds"];
 
 /// Checks a create body against its field lists: every problem is reported at once.
 fn check_create_body<'a>(
@@ -449,10 +389,7 @@ fn check_create_body<'a>(
                 }
             }
         } else {
-            errors.push(FieldError::new(
-                format!("/{name}"),
-                "read-only or unknown field",
-            ));
+            errors.push(FieldError::new(format!("/{name}"), "read-only or unknown field"));
         }
     }
     if errors.is_empty() {
@@ -463,10 +400,7 @@ fn check_create_body<'a>(
 }
 
 fn date_of(fields: &Map<String, Value>, name: &str) -> Option<Date> {
-    fields
-        .get(name)
-        .and_then(Value::as_str)
-        .and_then(dates::parse)
+    fields.get(name).and_then(Value::as_str).and_then(dates::parse)
 }
 
 /// A validated create request for a regular bill run.
@@ -487,15 +421,8 @@ impl NewBillRun {
         let f = check_create_body(body, &REGULAR_CREATE_REQUIRED, &REGULAR_CREATE_OPTIONAL)?;
         let missing = || DomainError::invalid("invalid bill run");
         let run = Self {
-            name: f
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(missing)?
-                .to_owned(),
-            billing_cycle_id: f
-                .get("billingCycleId")
-                .and_then(Value::as_u64)
-                .ok_or_else(missing)?,
+            name: f.get("name").and_then(Value::as_str).ok_or_else(missing)?.to_owned(),
+            billing_cycle_id: f.get("billingCycleId").and_then(Value::as_u64).ok_or_else(missing)?,
             period_start_date: date_of(f, "periodStartDate").ok_or_else(missing)?,
             period_end_date: date_of(f, "periodEndDate").ok_or_else(missing)?,
             invoice_date: date_of(f, "invoiceDate").ok_or_else(missing)?,
@@ -504,10 +431,7 @@ impl NewBillRun {
             paused: f.get("paused").and_then(Value::as_bool).unwrap_or(false),
         };
         if run.period_start_date > run.period_end_date {
-            return Err(DomainError::field(
-                "/periodEndDate",
-                "must not be before periodStartDate",
-            ));
+            return Err(DomainError::field("/periodEndDate", "must not be before periodStartDate"));
         }
         Ok(run)
     }
@@ -558,14 +482,9 @@ impl NewAdhocBillRun {
                 .unwrap_or_default()
         };
         Ok(Self {
-            name: f
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
+            name: f.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
             nickname: f.get("nickname").and_then(Value::as_str).map(str::to_owned),
-            invoice_date: date_of(f, "invoiceDate")
-                .ok_or_else(|| DomainError::invalid("invalid adhoc bill run"))?,
+            invoice_date: date_of(f, "invoiceDate").ok_or_else(|| DomainError::invalid("invalid adhoc bill run"))?,
             adhoc_product_inventory_ids: ids("adhocProductInventoryIds"),
             rental_product_inventory_ids: ids("rentalProductInventoryIds"),
         })
@@ -606,36 +525,23 @@ fn allowed_from(kind: RunKind, p: &Progress) -> String {
     let stage = p.summary_status.name();
     let options: &[&str] = match (p.bill_run_status, kind) {
         (BillRunStatus::Finalized, _) => &[],
-        (BillRunStatus::Open, RunKind::Regular) => {
-            &["close (billRunStatus CLOSED with summaryStatus REPORTING)"]
-        }
+        (BillRunStatus::Open, RunKind::Regular) => &["close (billRunStatus CLOSED with summaryStatus REPORTING)"],
         (BillRunStatus::Open, RunKind::Adhoc) => &["close (summaryStatus REPORTING)"],
         (BillRunStatus::Closed, _) if !p.done() => &[],
         (BillRunStatus::Closed, RunKind::Regular) => match p.summary_status {
-            SummaryStatus::Reporting | SummaryStatus::DraftInvoices => &[
-                "summaryStatus REPORTING",
-                "DRAFT_INVOICES",
-                "FULL_INVOICES",
-                "reopen (billRunStatus OPEN)",
-            ],
+            SummaryStatus::Reporting | SummaryStatus::DraftInvoices => {
+                &["summaryStatus REPORTING", "DRAFT_INVOICES", "FULL_INVOICES", "reopen (billRunStatus OPEN)"]
+            }
             SummaryStatus::FullInvoices => &["summaryStatus DISTRIBUTION"],
             _ => &[],
         },
         (BillRunStatus::Closed, RunKind::Adhoc) => match p.summary_status {
-            SummaryStatus::Reporting => &[
-                "summaryStatus REPORTING",
-                "FULL_INVOICES",
-                "reopen (billRunStatus OPEN)",
-            ],
+            SummaryStatus::Reporting => &["summaryStatus REPORTING", "FULL_INVOICES", "reopen (billRunStatus OPEN)"],
             SummaryStatus::FullInvoices => &["summaryStatus DISTRIBUTION"],
             _ => &[],
         },
     };
-    let allowed = if options.is_empty() {
-        "nothing".to_owned()
-    } else {
-        options.join(", ")
-    };
+    let allowed = if options.is_empty() { "nothing".to_owned() } else { options.join(", ") };
     format!(
         "the {} is {} at {} {}%; allowed from here: {}",
         kind.noun(),
@@ -654,29 +560,18 @@ pub fn transition(
     request: StatusRequest,
     caller: u64,
 ) -> Result<Progress, DomainError> {
-    let refuse =
-        |why: &str| DomainError::conflict(format!("{why}: {}", allowed_from(kind, current)));
+    let refuse = |why: &str| DomainError::conflict(format!("{why}: {}", allowed_from(kind, current)));
     if let Some(stage) = request.summary_status {
-        let reopening = request.bill_run_status == Some(BillRunStatus::Open)
-            && stage == SummaryStatus::Properties;
+        let reopening = request.bill_run_status == Some(BillRunStatus::Open) && stage == SummaryStatus::Properties;
         if stage.system_only() && !reopening {
-            return Err(DomainError::field(
-                "/summaryStatus",
-                format!("{} is set by the system only", stage.name()),
-            ));
+            return Err(DomainError::field("/summaryStatus", format!("{} is set by the system only", stage.name())));
         }
         if kind == RunKind::Adhoc && stage == SummaryStatus::DraftInvoices {
-            return Err(DomainError::field(
-                "/summaryStatus",
-                "adhoc bill runs have no draft invoices",
-            ));
+            return Err(DomainError::field("/summaryStatus", "adhoc bill runs have no draft invoices"));
         }
     }
     if request.bill_run_status == Some(BillRunStatus::Finalized) {
-        return Err(DomainError::field(
-            "/billRunStatus",
-            "FINALIZED is set by the system only",
-        ));
+        return Err(DomainError::field("/billRunStatus", "FINALIZED is set by the system only"));
     }
     if current.bill_run_status == BillRunStatus::Finalized {
         return Err(refuse("a FINALIZED run accepts no change"));
@@ -690,7 +585,9 @@ pub fn transition(
             Err(refuse("closing a bill run needs billRunStatus CLOSED and summaryStatus REPORTING in one patch"))
         }
         (BillRunStatus::Open, Some(BillRunStatus::Closed), _) => Err(refuse(match kind {
-            RunKind::Regular => "closing a bill run needs billRunStatus CLOSED and summaryStatus REPORTING in one patch",
+            RunKind::Regular => {
+                "closing a bill run needs billRunStatus CLOSED and summaryStatus REPORTING in one patch"
+            }
             RunKind::Adhoc => "closing an adhoc bill run needs summaryStatus REPORTING",
         })),
         (BillRunStatus::Open, _, Some(stage)) => Err(refuse(&format!("cannot start {} on an OPEN run", stage.name()))),
@@ -738,10 +635,7 @@ fn closed(caller: u64) -> Progress {
 /// The stages after which a run may re-run reports, make drafts, start full invoices or reopen.
 fn before_full_invoices(kind: RunKind, stage: SummaryStatus) -> bool {
     match kind {
-        RunKind::Regular => matches!(
-            stage,
-            SummaryStatus::Reporting | SummaryStatus::DraftInvoices
-        ),
+        RunKind::Regular => matches!(stage, SummaryStatus::Reporting | SummaryStatus::DraftInvoices),
         RunKind::Adhoc => stage == SummaryStatus::Reporting,
     }
 }
@@ -770,35 +664,18 @@ pub struct Changes {
 impl Changes {
     pub fn between(before: &Progress, after: &Progress, fields: Vec<String>) -> Self {
         let label = |p: &Progress| {
-            format!(
-                "{}/{}/{}",
-                p.bill_run_status.name(),
-                p.summary_status.name(),
-                p.summary_status_percentage
-            )
+            format!("{}/{}/{}", p.bill_run_status.name(), p.summary_status.name(), p.summary_status_percentage)
         };
-        Self {
-            from_status: label(before),
-            to_status: label(after),
-            fields,
-        }
+        Self { from_status: label(before), to_status: label(after), fields }
     }
 }
 
 /// Steps 2 to 5 of "PATCH semantics": apply, check fields, check the state, decide the transition.
-pub fn apply_patch<R: Run>(
-    current: &R,
-    patch: &Patch,
-    caller: u64,
-) -> Result<Patched<R>, DomainError> {
-    let original =
-        serde_json::to_value(current).map_err(|e| DomainError::invalid(e.to_string()))?;
+pub fn apply_patch<R: Run>(current: &R, patch: &Patch, caller: u64) -> Result<Patched<R>, DomainError> {
+    let original = serde_json::to_value(current).map_err(|e| DomainError::invalid(e.to_string()))?;
     let patched = patch.apply(&original)?;
     let (Value::Object(before), Value::Object(mut after)) = (original, patched) else {
-        return Err(DomainError::field(
-            "",
-            "the patch must leave the run a JSON object",
-        ));
+        return Err(DomainError::field("", "the patch must leave the run a JSON object"));
     };
     // A removed member reads as null (optional fields) and then fails its check if it is required.
     for name in before.keys() {
@@ -820,37 +697,19 @@ pub fn apply_patch<R: Run>(
     }
 
     let progress = current.progress();
-    let new_status = after["billRunStatus"]
-        .as_str()
-        .and_then(BillRunStatus::parse)
-        .unwrap_or(progress.bill_run_status);
-    let new_stage = after["summaryStatus"]
-        .as_str()
-        .and_then(SummaryStatus::parse)
-        .unwrap_or(progress.summary_status);
+    let new_status = after["billRunStatus"].as_str().and_then(BillRunStatus::parse).unwrap_or(progress.bill_run_status);
+    let new_stage = after["summaryStatus"].as_str().and_then(SummaryStatus::parse).unwrap_or(progress.summary_status);
     let request = StatusRequest {
         bill_run_status: (new_status != progress.bill_run_status).then_some(new_status),
-        summary_status: (new_stage != progress.summary_status || patch.targets("summaryStatus"))
-            .then_some(new_stage),
+        summary_status: (new_stage != progress.summary_status || patch.targets("summaryStatus")).then_some(new_stage),
     };
-    let properties: Vec<&String> = changed
-        .iter()
-        .filter(|n| !matches!(n.as_str(), "billRunStatus" | "summaryStatus"))
-        .collect();
-    if request
-        == (StatusRequest {
-            bill_run_status: None,
-            summary_status: None,
-        })
-        && properties.is_empty()
-    {
+    let properties: Vec<&String> =
+        changed.iter().filter(|n| !matches!(n.as_str(), "billRunStatus" | "summaryStatus")).collect();
+    if request == (StatusRequest { bill_run_status: None, summary_status: None }) && properties.is_empty() {
         return Ok(Patched::Unchanged);
     }
     if progress.bill_run_status == BillRunStatus::Finalized {
-        return Err(DomainError::conflict(format!(
-            "a FINALIZED {} accepts no change",
-            R::KIND.noun()
-        )));
+        return Err(DomainError::conflict(format!("a FINALIZED {} accepts no change", R::KIND.noun())));
     }
     let next = transition(R::KIND, &progress, request, caller)?;
     for name in properties {
@@ -882,10 +741,7 @@ pub fn apply_patch<R: Run>(
 pub fn parse_periods(text: Option<&str>) -> Result<i64, DomainError> {
     match text.map(str::parse::<i64>) {
         Some(Ok(n)) if n != 0 => Ok(n),
-        _ => Err(DomainError::field(
-            "/periods",
-            "periods must be a non-zero integer",
-        )),
+        _ => Err(DomainError::field("/periods", "periods must be a non-zero integer")),
     }
 }
 
@@ -898,20 +754,15 @@ pub fn shift_schedule(run: &BillRun, periods: i64) -> Result<BillRun, DomainErro
             run.bill_run_status.name()
         )));
     }
-    let out_of_range = || {
-        DomainError::field(
-            "/periods",
-            "the move takes the run outside the supported dates",
-        )
-    };
+    let out_of_range = || DomainError::field("/periods", "the move takes the run outside the supported dates");
     let start = run.period_start_date;
     let mut moved = run.clone();
     if let Some(months) = whole_months(start, run.period_end_date) {
         let by = periods.checked_mul(months).ok_or_else(out_of_range)?;
         let shift = |d: Date| dates::add_months(d, by).ok_or_else(out_of_range);
         moved.period_start_date = shift(start)?;
-        let next_start = dates::add_months(start, by.checked_add(months).ok_or_else(out_of_range)?)
-            .ok_or_else(out_of_range)?;
+        let next_start =
+            dates::add_months(start, by.checked_add(months).ok_or_else(out_of_range)?).ok_or_else(out_of_range)?;
         moved.period_end_date = dates::add_days(next_start, -1).ok_or_else(out_of_range)?;
         moved.invoice_date = shift(run.invoice_date)?;
         moved.include_usage_until_date = run.include_usage_until_date.map(shift).transpose()?;

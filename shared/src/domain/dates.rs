@@ -51,25 +51,14 @@ mod tests {
             (date!(2024 - 01 - 15), -13, date!(2022 - 12 - 15)),
         ];
         for (from, months, want) in cases {
-            assert_eq!(
-                add_months(from, months),
-                Some(want),
-                "{from} + {months} months"
-            );
+            assert_eq!(add_months(from, months), Some(want), "{from} + {months} months");
         }
     }
 
     #[test]
     fn only_exact_iso_dates_parse() {
         assert_eq!(parse("2024-02-29"), Some(date!(2024 - 02 - 29)));
-        for bad in [
-            "2023-02-29",
-            "2024-2-01",
-            "2024-02-01T00:00:00Z",
-            "",
-            "20240201",
-            "+2024-02-01",
-        ] {
+        for bad in ["2023-02-29", "2024-2-01", "2024-02-01T00:00:00Z", "", "20240201", "+2024-02-01"] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
     }

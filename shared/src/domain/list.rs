@@ -47,13 +47,8 @@ impl ListQuery {
         params: impl IntoIterator<Item = (&'a str, &'a str)>,
         spec: &ListSpec,
     ) -> Result<Self, DomainError> {
-        let mut query = Self {
-            page: 1,
-            page_size: DEFAULT_PAGE_SIZE,
-            sort: Vec::new(),
-            fields: None,
-            filters: Vec::new(),
-        };
+        let mut query =
+            Self { page: 1, page_size: DEFAULT_PAGE_SIZE, sort: Vec::new(), fields: None, filters: Vec::new() };
         for (name, value) in params {
             match name {
                 "page" => query.page = bounded(value, "page", 1, u64::MAX / MAX_PAGE_SIZE)?,
@@ -62,29 +57,17 @@ impl ListQuery {
                 "fields" => query.fields = Some(parse_fields(value, spec)?),
                 _ => match spec.filters.iter().find(|(field, _)| *field == name) {
                     Some((field, valid)) => {
-                        let values: Vec<String> = value
-                            .strip_prefix("in:")
-                            .unwrap_or(value)
-                            .split(',')
-                            .map(str::to_owned)
-                            .collect();
+                        let values: Vec<String> =
+                            value.strip_prefix("in:").unwrap_or(value).split(',').map(str::to_owned).collect();
                         if let Some(bad) = values.iter().find(|v| !valid(v)) {
                             return Err(DomainError::field(
                                 format!("/{name}"),
                                 format!("invalid filter value {bad:?}"),
                             ));
                         }
-                        query.filters.push(Filter {
-                            field: (*field).to_owned(),
-                            any_of: values,
-                        });
+                        query.filters.push(Filter { field: (*field).to_owned(), any_of: values });
                     }
-                    None => {
-                        return Err(DomainError::field(
-                            format!("/{name}"),
-                            "unknown query parameter",
-                        ))
-                    }
+                    None => return Err(DomainError::field(format!("/{name}"), "unknown query parameter")),
                 },
             }
         }
@@ -140,10 +123,8 @@ impl ListQuery {
     pub fn project(&self, item: Value) -> Value {
         match (&self.fields, item) {
             (Some(fields), Value::Object(map)) => {
-                let kept: Map<String, Value> = map
-                    .into_iter()
-                    .filter(|(k, _)| k == "id" || fields.iter().any(|f| f == k))
-                    .collect();
+                let kept: Map<String, Value> =
+                    map.into_iter().filter(|(k, _)| k == "id" || fields.iter().any(|f| f == k)).collect();
                 Value::Object(kept)
             }
             (_, item) => item,
@@ -153,12 +134,13 @@ impl ListQuery {
 
 fn compare_values(a: Option<&Value>, b: Option<&Value>) -> Ordering {
     match (a, b) {
-        (Some(Value::Number(x)), Some(Value::Number(y))) => x
-            .as_f64()
-            .unwrap_or_default()
-            .partial_cmp(&y.as_f64().unwrap_or_default())
-            .unwrap_or(Ordering::Equal),
-        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
+        (Some(Value::Number(x)), Some(Value::Number(y))) => {
+            x.as_f64().unwrap_or_default().partial_cmp(&y.as_f64().unwrap_or_default()).unwrap_or(Ordering::Equal)
+        }
+        // Names sort as people read them (as `sortableName` does): case-insensitively, then exactly.
+        (Some(Value::String(x)), Some(Value::String(y))) => {
+            x.to_lowercase().cmp(&y.to_lowercase()).then_with(|| x.cmp(y))
+        }
         (Some(Value::Null) | None, Some(Value::Null) | None) => Ordering::Equal,
         (Some(Value::Null) | None, _) => Ordering::Less,
         (_, Some(Value::Null) | None) => Ordering::Greater,
@@ -169,10 +151,7 @@ fn compare_values(a: Option<&Value>, b: Option<&Value>) -> Ordering {
 fn bounded(value: &str, name: &str, min: u64, max: u64) -> Result<u64, DomainError> {
     match value.parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(DomainError::field(
-            format!("/{name}"),
-            format!("{name} must be an integer from {min} to {max}"),
-        )),
+        _ => Err(DomainError::field(format!("/{name}"), format!("{name} must be an integer from {min} to {max}"))),
     }
 }
 
@@ -192,17 +171,11 @@ fn parse_sort(value: &str, spec: &ListSpec) -> Result<Vec<SortKey>, DomainError>
                 }
             };
             if spec.sortable.contains(&field) {
-                Ok(SortKey {
-                    field: field.to_owned(),
-                    descending,
-                })
+                Ok(SortKey { field: field.to_owned(), descending })
             } else {
                 Err(DomainError::field(
                     "/sort",
-                    format!(
-                        "cannot sort by {field:?}; sortable: {}",
-                        spec.sortable.join(", ")
-                    ),
+                    format!("cannot sort by {field:?}; sortable: {}", spec.sortable.join(", ")),
                 ))
             }
         })
@@ -216,10 +189,7 @@ fn parse_fields(value: &str, spec: &ListSpec) -> Result<Vec<String>, DomainError
             if spec.fields.contains(&field) {
                 Ok(field.to_owned())
             } else {
-                Err(DomainError::field(
-                    "/fields",
-                    format!("unknown field {field:?}"),
-                ))
+                Err(DomainError::field("/fields", format!("unknown field {field:?}")))
             }
         })
         .collect()
@@ -232,10 +202,7 @@ mod tests {
 
     const SPEC: ListSpec = ListSpec {
         sortable: &["id", "name"],
-        filters: &[
-            ("status", |v| ["OPEN", "CLOSED"].contains(&v)),
-            ("cycle", |v| v.parse::<u64>().is_ok()),
-        ],
+        filters: &[("status", |v| ["OPEN", "CLOSED"].contains(&v)), ("cycle", |v| v.parse::<u64>().is_ok())],
         fields: &["id", "name", "status", "cycle"],
     };
 
@@ -272,23 +239,20 @@ mod tests {
             json!({"id": 2, "name": "a", "status": "CLOSED", "cycle": 2}),
             json!({"id": 3, "name": "c", "status": "OPEN", "cycle": 2}),
             json!({"id": 4, "name": "a", "status": "OPEN", "cycle": 1}),
+            json!({"id": 5, "name": "B", "status": "CLOSED", "cycle": 3}),
         ];
         let ids = |q: &ListQuery| -> Vec<u64> {
-            q.apply(items.clone())
-                .0
-                .iter()
-                .map(|i| i["id"].as_u64().unwrap())
-                .collect()
+            q.apply(items.clone()).0.iter().map(|i| i["id"].as_u64().unwrap()).collect()
         };
         let q = parse(&[("sort", "name:desc,id")]).unwrap();
-        assert_eq!(ids(&q), vec![3, 1, 2, 4]);
+        assert_eq!(ids(&q), vec![3, 1, 5, 2, 4]);
         let q = parse(&[("sort", "name,id:desc")]).unwrap();
-        assert_eq!(ids(&q), vec![4, 2, 1, 3]);
+        assert_eq!(ids(&q), vec![4, 2, 5, 1, 3], "case-insensitive: a, a, B, b, c");
         let q = parse(&[("status", "OPEN"), ("pageSize", "2"), ("page", "2")]).unwrap();
         assert_eq!(ids(&q), vec![4]);
         assert_eq!(q.apply(items.clone()).1, 3);
         let q = parse(&[("cycle", "in:2,3")]).unwrap();
-        assert_eq!(ids(&q), vec![2, 3]);
+        assert_eq!(ids(&q), vec![2, 3, 5]);
         assert!(!q.is_plain());
         assert!(parse(&[("sort", "id")]).unwrap().is_plain());
         let q = parse(&[("fields", "name")]).unwrap();

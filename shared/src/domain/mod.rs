@@ -17,10 +17,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self {
-            pointer: pointer.into(),
-            detail: detail.into(),
-        }
+        Self { pointer: pointer.into(), detail: detail.into() }
     }
 }
 
@@ -29,10 +26,7 @@ impl FieldError {
 pub enum DomainError {
     /// The input is malformed or invalid (400).
     #[error("{detail}")]
-    Invalid {
-        detail: String,
-        errors: Vec<FieldError>,
-    },
+    Invalid { detail: String, errors: Vec<FieldError> },
     /// The resource's state forbids the request (409).
     #[error("{0}")]
     Conflict(String),
@@ -40,26 +34,16 @@ pub enum DomainError {
 
 impl DomainError {
     pub fn invalid(detail: impl Into<String>) -> Self {
-        Self::Invalid {
-            detail: detail.into(),
-            errors: Vec::new(),
-        }
+        Self::Invalid { detail: detail.into(), errors: Vec::new() }
     }
 
     pub fn field(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
         let error = FieldError::new(pointer, detail);
-        Self::Invalid {
-            detail: format!("{}: {}", error.pointer, error.detail),
-            errors: vec![error],
-        }
+        Self::Invalid { detail: format!("{}: {}", error.pointer, error.detail), errors: vec![error] }
     }
 
     pub fn fields(errors: Vec<FieldError>) -> Self {
-        let detail = errors
-            .iter()
-            .map(|e| format!("{}: {}", e.pointer, e.detail))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let detail = errors.iter().map(|e| format!("{}: {}", e.pointer, e.detail)).collect::<Vec<_>>().join("; ");
         Self::Invalid { detail, errors }
     }
 

@@ -20,10 +20,7 @@ impl Patch {
     /// move and copy, `value` for add, replace and test.
     pub fn parse(body: &Value) -> Result<Self, DomainError> {
         let Value::Array(items) = body else {
-            return Err(DomainError::field(
-                "",
-                "the body must be a JSON array of JSON Patch operations",
-            ));
+            return Err(DomainError::field("", "the body must be a JSON array of JSON Patch operations"));
         };
         let mut targets = Vec::new();
         for (index, item) in items.iter().enumerate() {
@@ -40,20 +37,13 @@ impl Patch {
                     ))
                 }
             };
-            let path = pointer(op, "path").ok_or_else(|| {
-                DomainError::field(format!("{at}/path"), "path must be a JSON Pointer")
-            })?;
+            let path = pointer(op, "path")
+                .ok_or_else(|| DomainError::field(format!("{at}/path"), "path must be a JSON Pointer"))?;
             if matches!(name, "move" | "copy") && pointer(op, "from").is_none() {
-                return Err(DomainError::field(
-                    format!("{at}/from"),
-                    "from must be a JSON Pointer",
-                ));
+                return Err(DomainError::field(format!("{at}/from"), "from must be a JSON Pointer"));
             }
             if matches!(name, "add" | "replace" | "test") && !op.contains_key("value") {
-                return Err(DomainError::field(
-                    format!("{at}/value"),
-                    "value is required",
-                ));
+                return Err(DomainError::field(format!("{at}/value"), "value is required"));
             }
             if name != "test" {
                 targets.push(top_level(path));
@@ -77,10 +67,7 @@ impl Patch {
             json_patch::PatchErrorKind::TestFailed => {
                 DomainError::conflict(format!("test operation {} failed", e.operation))
             }
-            _ => DomainError::field(
-                format!("/{}", e.operation),
-                format!("cannot apply operation: {}", e.kind),
-            ),
+            _ => DomainError::field(format!("/{}", e.operation), format!("cannot apply operation: {}", e.kind)),
         })?;
         Ok(patched)
     }
@@ -121,14 +108,8 @@ mod tests {
     fn given_malformed_operations_when_parsed_then_the_bad_one_is_named_by_index() {
         let cases = [
             (json!({"op": "add"}), ""),
-            (
-                json!([{"op": "replace", "path": "/a", "value": 1}, {"op": "frobnicate", "path": "/a"}]),
-                "/1/op",
-            ),
-            (
-                json!([{"op": "replace", "path": "a", "value": 1}]),
-                "/0/path",
-            ),
+            (json!([{"op": "replace", "path": "/a", "value": 1}, {"op": "frobnicate", "path": "/a"}]), "/1/op"),
+            (json!([{"op": "replace", "path": "a", "value": 1}]), "/0/path"),
             (json!([{"op": "replace", "value": 1}]), "/0/path"),
             (json!([{"op": "move", "path": "/a"}]), "/0/from"),
             (json!([{"op": "add", "path": "/a"}]), "/0/value"),
@@ -158,12 +139,8 @@ mod tests {
 
     #[test]
     fn given_a_missing_path_when_applied_then_invalid() {
-        let patch =
-            Patch::parse(&json!([{"op": "replace", "path": "/nope/deeper", "value": 5}])).unwrap();
-        assert!(matches!(
-            patch.apply(&json!({"a": 1})),
-            Err(DomainError::Invalid { .. })
-        ));
+        let patch = Patch::parse(&json!([{"op": "replace", "path": "/nope/deeper", "value": 5}])).unwrap();
+        assert!(matches!(patch.apply(&json!({"a": 1})), Err(DomainError::Invalid { .. })));
     }
 
     #[test]

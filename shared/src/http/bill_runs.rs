@@ -6,12 +6,11 @@ use serde_json::Value;
 use time::Date;
 
 use super::{
-    caller, check_if_match, json_body, json_patch_body, path_id, resource_response, respond_to,
-    with_header, ApiError, ApiResult, Deps, Idempotency, Principal, SCOPE_READ, SCOPE_WRITE,
+    caller, check_if_match, json_body, json_patch_body, path_id, resource_response, respond_to, with_header, ApiError,
+    ApiResult, Deps, Idempotency, Principal, SCOPE_READ, SCOPE_WRITE,
 };
 use crate::domain::bill_run::{
-    self, apply_patch, AdhocBillRun, BillRun, Changes, NewAdhocBillRun, NewBillRun, Patched, Run,
-    SummaryStatus,
+    self, apply_patch, AdhocBillRun, BillRun, Changes, NewAdhocBillRun, NewBillRun, Patched, Run, SummaryStatus,
 };
 use crate::domain::list::{ListQuery, ListSpec};
 use crate::domain::patch::Patch;
@@ -26,10 +25,7 @@ const ATTEMPTS: u32 = 8;
 async fn backoff(attempt: u32) {
     if attempt > 0 {
         let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 8;
-        tokio::time::sleep(std::time::Duration::from_millis(
-            u64::from(attempt) * 2 + jitter,
-        ))
-        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt) * 2 + jitter)).await;
     }
 }
 
@@ -120,10 +116,7 @@ impl RunResource for AdhocBillRun {
     const ID_PARAM: &'static str = "adhoc_bill_run_id";
     const LIST: ListSpec = ListSpec {
         sortable: &["id", "name", "created", "invoiceDate"],
-        filters: &[
-            ("billRunStatus", is_bill_run_status),
-            ("summaryStatus", is_summary_status),
-        ],
+        filters: &[("billRunStatus", is_bill_run_status), ("summaryStatus", is_summary_status)],
         fields: &[
             "id",
             "name",
@@ -158,18 +151,12 @@ impl RunResource for AdhocBillRun {
 }
 
 pub(crate) fn to_doc<R: RunResource>(run: &R) -> ApiResult<Value> {
-    serde_json::to_value(run)
-        .map_err(|e| ApiError::Internal(format!("serialising a {}: {e}", R::KIND.noun())))
+    serde_json::to_value(run).map_err(|e| ApiError::Internal(format!("serialising a {}: {e}", R::KIND.noun())))
 }
 
 fn from_stored<R: RunResource>(stored: &Stored) -> ApiResult<R> {
-    serde_json::from_value(stored.doc.clone()).map_err(|e| {
-        ApiError::Internal(format!(
-            "stored {} {} is unreadable: {e}",
-            R::KIND.noun(),
-            stored.id
-        ))
-    })
+    serde_json::from_value(stored.doc.clone())
+        .map_err(|e| ApiError::Internal(format!("stored {} {} is unreadable: {e}", R::KIND.noun(), stored.id)))
 }
 
 async fn load<R: RunResource>(deps: &Deps, id: u64) -> ApiResult<Stored> {
@@ -207,14 +194,7 @@ pub(crate) fn event(by: Option<u64>, action: &str, changes: Option<Changes>) -> 
         Some(c) => (Some(c.from_status), Some(c.to_status), c.fields),
         None => (None, None, Vec::new()),
     };
-    AuditEvent {
-        at: now_rfc3339(),
-        by,
-        action: action.to_owned(),
-        from_status,
-        to_status,
-        fields,
-    }
+    AuditEvent { at: now_rfc3339(), by, action: action.to_owned(), from_status, to_status, fields }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -228,11 +208,7 @@ pub async fn list<R: RunResource>(deps: &Deps, req: Request) -> Response<Body> {
         let query = ListQuery::parse(params.into_iter().flat_map(|p| p.iter()), &R::LIST)?;
         let (items, total) = deps.store.list(R::ENTITY, &query).await?;
         let items: Vec<Value> = items.into_iter().map(|i| query.project(i)).collect();
-        Ok(with_header(
-            super::json_response(StatusCode::OK, &items),
-            "x-total-count",
-            &total.to_string(),
-        ))
+        Ok(with_header(super::json_response(StatusCode::OK, &items), "x-total-count", &total.to_string()))
     })
     .await
 }
@@ -242,11 +218,7 @@ pub async fn get<R: RunResource>(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, async {
         caller(&req, SCOPE_READ)?;
         let stored = load::<R>(deps, path_id(&req, R::ID_PARAM)?).await?;
-        Ok(resource_response(
-            StatusCode::OK,
-            &stored.doc,
-            stored.version,
-        ))
+        Ok(resource_response(StatusCode::OK, &stored.doc, stored.version))
     })
     .await
 }
@@ -282,22 +254,18 @@ pub async fn create<R: RunResource>(deps: &Deps, req: Request) -> Response<Body>
                 work_pending: run.progress().work_pending(),
                 guard,
                 event: event(Some(principal.user_id), "create", None),
-                idempotency: idempotency
-                    .as_ref()
-                    .map(|i| i.record(StatusCode::CREATED, &doc, Some(location.clone()))),
+                idempotency: idempotency.as_ref().map(|i| i.record(StatusCode::CREATED, &doc, Some(location.clone()))),
                 doc,
             };
             match deps.store.create(item).await {
                 Ok(stored) => {
-                    let response =
-                        resource_response(StatusCode::CREATED, &stored.doc, stored.version);
+                    let response = resource_response(StatusCode::CREATED, &stored.doc, stored.version);
                     return Ok(with_header(response, "location", &location));
                 }
                 Err(StoreError::Conflict) => continue,
                 Err(StoreError::IdempotencyKeyTaken) => {
-                    let idem = idempotency
-                        .as_ref()
-                        .ok_or_else(|| ApiError::Internal("key taken without a key".into()))?;
+                    let idem =
+                        idempotency.as_ref().ok_or_else(|| ApiError::Internal("key taken without a key".into()))?;
                     return match deps.store.idempotency(&idem.key).await? {
                         Some(record) => idem.replay(&record),
                         None => Err(StoreError::Conflict.into()),
@@ -323,13 +291,7 @@ pub async fn update<R: RunResource>(deps: &Deps, req: Request) -> Response<Body>
             check_if_match(&req, stored.version)?;
             let current: R = from_stored(&stored)?;
             let (run, changes) = match apply_patch(&current, &patch, principal.user_id)? {
-                Patched::Unchanged => {
-                    return Ok(resource_response(
-                        StatusCode::OK,
-                        &stored.doc,
-                        stored.version,
-                    ))
-                }
+                Patched::Unchanged => return Ok(resource_response(StatusCode::OK, &stored.doc, stored.version)),
                 Patched::Changed { run, changes } => (run, changes),
             };
             match write(deps, &principal, &stored, &run, None, "patch", changes).await {
@@ -347,10 +309,7 @@ pub async fn adjust_schedule(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, async {
         let principal = caller(&req, SCOPE_WRITE)?;
         let id = path_id(&req, BillRun::ID_PARAM)?;
-        let periods = bill_run::parse_periods(
-            req.query_string_parameters_ref()
-                .and_then(|q| q.first("periods")),
-        )?;
+        let periods = bill_run::parse_periods(req.query_string_parameters_ref().and_then(|q| q.first("periods")))?;
         for attempt in 0..ATTEMPTS {
             backoff(attempt).await;
             let stored = load::<BillRun>(deps, id).await?;
@@ -368,17 +327,7 @@ pub async fn adjust_schedule(deps: &Deps, req: Request) -> Response<Body> {
                     "includeUsageUntilDate".into(),
                 ],
             );
-            match write(
-                deps,
-                &principal,
-                &stored,
-                &moved,
-                guard,
-                "adjust-schedule",
-                changes,
-            )
-            .await
-            {
+            match write(deps, &principal, &stored, &moved, guard, "adjust-schedule", changes).await {
                 Err(ApiError::Conflict(_)) => continue,
                 other => return other,
             }

@@ -32,10 +32,7 @@ pub const IDEMPOTENCY_TTL_SECONDS: i64 = 24 * 60 * 60;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{detail}")]
-    BadRequest {
-        detail: String,
-        errors: Vec<FieldError>,
-    },
+    BadRequest { detail: String, errors: Vec<FieldError> },
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -65,10 +62,7 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::BadRequest {
-            detail: detail.into(),
-            errors: Vec::new(),
-        }
+        Self::BadRequest { detail: detail.into(), errors: Vec::new() }
     }
 
     pub fn field(pointer: &str, detail: &str) -> Self {
@@ -179,24 +173,14 @@ impl Principal {
         .ok_or_else(unauthorized)?;
         let list = |name: &str, separator: char| -> Vec<String> {
             match fields.get(name) {
-                Some(Value::Array(items)) => items
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect(),
-                Some(Value::String(s)) => s
-                    .split(separator)
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
+                Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+                Some(Value::String(s)) => {
+                    s.split(separator).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+                }
                 _ => Vec::new(),
             }
         };
-        Ok(Self {
-            user_id,
-            tenants: list("tenants", ','),
-            scopes: list("scopes", ' '),
-        })
+        Ok(Self { user_id, tenants: list("tenants", ','), scopes: list("scopes", ' ') })
     }
 
     pub fn require(&self, scope: &str) -> ApiResult<()> {
@@ -240,16 +224,10 @@ pub fn request_id(req: &Request) -> String {
 
 /// A path id: a positive 64-bit integer, else 400.
 pub fn path_id(req: &Request, name: &str) -> ApiResult<u64> {
-    let raw = req
-        .path_parameters_ref()
-        .and_then(|p| p.first(name))
-        .unwrap_or_default();
+    let raw = req.path_parameters_ref().and_then(|p| p.first(name)).unwrap_or_default();
     match raw.parse::<u64>() {
         Ok(id) if id > 0 => Ok(id),
-        _ => Err(ApiError::field(
-            &format!("/{name}"),
-            "must be a positive 64-bit integer",
-        )),
+        _ => Err(ApiError::field(&format!("/{name}"), "must be a positive 64-bit integer")),
     }
 }
 
@@ -259,14 +237,7 @@ pub fn header_str<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 
 fn media_type(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    Some(
-        value
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase(),
-    )
+    Some(value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
 }
 
 /// The body as bytes, refusing more than 1 MiB (413).
@@ -280,12 +251,9 @@ pub fn body_bytes(req: &Request) -> ApiResult<&[u8]> {
 
 fn parse_json(bytes: &[u8]) -> ApiResult<Value> {
     if bytes.is_empty() {
-        return Err(ApiError::bad_request(
-            "the body is empty; a JSON body is required",
-        ));
+        return Err(ApiError::bad_request("the body is empty; a JSON body is required"));
     }
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
 }
 
 /// A JSON body: size (413), then content type `application/json` (415), then syntax (400).
@@ -325,16 +293,11 @@ pub fn check_if_match(req: &Request, version: u64) -> ApiResult<()> {
         return Ok(());
     };
     let current = etag(version);
-    let matches = value
-        .split(',')
-        .map(str::trim)
-        .any(|tag| tag == "*" || tag.trim_start_matches("W/") == current);
+    let matches = value.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == current);
     if matches {
         Ok(())
     } else {
-        Err(ApiError::PreconditionFailed(format!(
-            "If-Match {value} does not match the current ETag {current}"
-        )))
+        Err(ApiError::PreconditionFailed(format!("If-Match {value} does not match the current ETag {current}")))
     }
 }
 
@@ -371,11 +334,7 @@ pub fn resource_response(status: StatusCode, body: &Value, version: u64) -> Resp
     response
 }
 
-pub fn with_header(
-    mut response: Response<Body>,
-    name: &'static str,
-    value: &str,
-) -> Response<Body> {
+pub fn with_header(mut response: Response<Body>, name: &'static str, value: &str) -> Response<Body> {
     set(&mut response, header::HeaderName::from_static(name), value);
     response
 }
@@ -392,11 +351,7 @@ where
         Ok(response) => response,
         Err(error) => error.into_response(&id),
     };
-    set(
-        &mut response,
-        header::HeaderName::from_static("x-request-id"),
-        &id,
-    );
+    set(&mut response, header::HeaderName::from_static("x-request-id"), &id);
     tracing::info!(
         request_id = %id,
         method = %req.method(),
@@ -419,39 +374,22 @@ pub struct Idempotency {
 
 impl Idempotency {
     /// Reads `Idempotency-Key` (1-255 visible ASCII characters), scoped by caller and route.
-    pub fn from_request(
-        req: &Request,
-        caller: &Principal,
-        route: &str,
-        body: &Value,
-    ) -> ApiResult<Option<Self>> {
+    pub fn from_request(req: &Request, caller: &Principal, route: &str, body: &Value) -> ApiResult<Option<Self>> {
         let Some(raw) = req.headers().get("idempotency-key") else {
             return Ok(None);
         };
-        let key = raw
-            .to_str()
-            .ok()
-            .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()));
-        let key = key.ok_or_else(|| {
-            ApiError::field(
-                "/Idempotency-Key",
-                "must be 1 to 255 visible ASCII characters",
-            )
-        })?;
+        let key = raw.to_str().ok().filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()));
+        let key =
+            key.ok_or_else(|| ApiError::field("/Idempotency-Key", "must be 1 to 255 visible ASCII characters"))?;
         let canonical = serde_json::to_string(body).unwrap_or_default();
         let fingerprint = format!("{:x}", Sha256::digest(canonical.as_bytes()));
-        Ok(Some(Self {
-            key: format!("{}:{route}:{key}", caller.user_id),
-            fingerprint,
-        }))
+        Ok(Some(Self { key: format!("{}:{route}:{key}", caller.user_id), fingerprint }))
     }
 
     /// The stored response for a replay, or 422 when the key was used with another body.
     pub fn replay(&self, record: &IdempotencyRecord) -> ApiResult {
         if record.fingerprint != self.fingerprint {
-            return Err(ApiError::Unprocessable(
-                "this Idempotency-Key was used with a different body".into(),
-            ));
+            return Err(ApiError::Unprocessable("this Idempotency-Key was used with a different body".into()));
         }
         let mut response = Response::new(Body::Text(record.body.clone()));
         *response.status_mut() = StatusCode::from_u16(record.status).unwrap_or(StatusCode::OK);
@@ -462,12 +400,7 @@ impl Idempotency {
         Ok(with_header(response, "idempotency-replayed", "true"))
     }
 
-    pub fn record(
-        &self,
-        status: StatusCode,
-        body: &Value,
-        location: Option<String>,
-    ) -> IdempotencyRecord {
+    pub fn record(&self, status: StatusCode, body: &Value, location: Option<String>) -> IdempotencyRecord {
         IdempotencyRecord {
             key: self.key.clone(),
             fingerprint: self.fingerprint.clone(),

@@ -17,32 +17,22 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TransactWriteItem, Update as DynamoUpdate,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, Put, ReturnValue, ScalarAttributeType, StreamSpecification, StreamViewType, TransactWriteItem,
+    Update as DynamoUpdate,
 };
 use aws_sdk_dynamodb::Client;
 use serde_json::Value;
 
 use super::{
-    now_epoch, AuditEvent, Entity, Guard, IdempotencyRecord, NewItem, Repository, StoreError,
-    StoreResult, Stored, Update,
+    now_epoch, AuditEvent, Entity, Guard, IdempotencyRecord, NewItem, Repository, StoreError, StoreResult, Stored,
+    Update,
 };
 use crate::domain::list::ListQuery;
 
 type Item = HashMap<String, AttributeValue>;
 
-const META: [&str; 9] = [
-    "PK",
-    "SK",
-    "entity",
-    "version",
-    "workPending",
-    "GSI1PK",
-    "GSI1SK",
-    "GSI2PK",
-    "GSI2SK",
-];
+const META: [&str; 9] = ["PK", "SK", "entity", "version", "workPending", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK"];
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -52,10 +42,7 @@ pub struct DynamoStore {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+        Self { client, table: table.into() }
     }
 
     /// A client from the standard AWS SDK environment (`AWS_ENDPOINT_URL_DYNAMODB` included),
@@ -76,38 +63,19 @@ impl DynamoStore {
     /// Creates the table (as `infra/template.yaml` declares it) unless it exists. For the dev server
     /// and tests against DynamoDB Local; in AWS the template owns the table.
     pub async fn create_table_if_missing(&self) -> StoreResult<()> {
-        if self
-            .client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .is_ok()
-        {
+        if self.client.describe_table().table_name(&self.table).send().await.is_ok() {
             return Ok(());
         }
         let attr = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
+            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
         };
-        let key = |name: &str, kind: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-        };
+        let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
         let gsi = |name: &str| -> Result<GlobalSecondaryIndex, StoreError> {
             GlobalSecondaryIndex::builder()
                 .index_name(name)
                 .key_schema(key(&format!("{name}PK"), KeyType::Hash).map_err(internal)?)
                 .key_schema(key(&format!("{name}SK"), KeyType::Range).map_err(internal)?)
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
                 .build()
                 .map_err(internal)
         };
@@ -152,10 +120,7 @@ impl DynamoStore {
         let (condition, mut values) = if guard.version == 0 {
             ("attribute_not_exists(PK)", Item::new())
         } else {
-            (
-                "version = :seen",
-                Item::from([(":seen".to_owned(), number(guard.version))]),
-            )
+            ("version = :seen", Item::from([(":seen".to_owned(), number(guard.version))]))
         };
         values.insert(":next".to_owned(), number(guard.version + 1));
         let update = DynamoUpdate::builder()
@@ -170,13 +135,7 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    fn event_put(
-        &self,
-        entity: Entity,
-        id: u64,
-        version: u64,
-        event: &AuditEvent,
-    ) -> StoreResult<TransactWriteItem> {
+    fn event_put(&self, entity: Entity, id: u64, version: u64, event: &AuditEvent) -> StoreResult<TransactWriteItem> {
         let mut item = to_attributes(event)?;
         item.insert("PK".into(), s(item_pk(entity, id)));
         item.insert("SK".into(), s(format!("EVENT#{}", pad(version))));
@@ -207,20 +166,12 @@ impl DynamoStore {
         Ok(item)
     }
 
-    async fn transact(
-        &self,
-        items: Vec<TransactWriteItem>,
-        idempotency_at: Option<usize>,
-    ) -> StoreResult<()> {
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
+    async fn transact(&self, items: Vec<TransactWriteItem>, idempotency_at: Option<usize>) -> StoreResult<()> {
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
         let Err(error) = result else { return Ok(()) };
-        if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(e)) =
-            error.as_service_error()
+        if let Some(
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(e),
+        ) = error.as_service_error()
         {
             let failed: Vec<usize> = e
                 .cancellation_reasons()
@@ -297,14 +248,7 @@ impl Repository for DynamoStore {
     }
 
     async fn create(&self, item: NewItem) -> StoreResult<Stored> {
-        let resource = self.resource_item(
-            item.entity,
-            item.id,
-            1,
-            &item.doc,
-            &item.group,
-            item.work_pending,
-        )?;
+        let resource = self.resource_item(item.entity, item.id, 1, &item.doc, &item.group, item.work_pending)?;
         let mut writes = vec![
             self.put(resource, "attribute_not_exists(PK)", Item::new())?,
             self.event_put(item.entity, item.id, 1, &item.event)?,
@@ -337,50 +281,29 @@ impl Repository for DynamoStore {
             )?);
         }
         self.transact(writes, idempotency_at).await?;
-        Ok(Stored {
-            id: item.id,
-            version: 1,
-            doc: item.doc,
-        })
+        Ok(Stored { id: item.id, version: 1, doc: item.doc })
     }
 
     async fn update(&self, update: Update) -> StoreResult<Stored> {
         let version = update.expected_version + 1;
-        let resource = self.resource_item(
-            update.entity,
-            update.id,
-            version,
-            &update.doc,
-            &update.group,
-            update.work_pending,
-        )?;
+        let resource =
+            self.resource_item(update.entity, update.id, version, &update.doc, &update.group, update.work_pending)?;
         let mut writes = vec![
-            self.put(
-                resource,
-                "version = :seen",
-                Item::from([(":seen".to_owned(), number(update.expected_version))]),
-            )?,
+            self.put(resource, "version = :seen", Item::from([(":seen".to_owned(), number(update.expected_version))]))?,
             self.event_put(update.entity, update.id, version, &update.event)?,
         ];
         if let Some(guard) = &update.guard {
             writes.push(self.guard_write(guard)?);
         }
         self.transact(writes, None).await?;
-        Ok(Stored {
-            id: update.id,
-            version,
-            doc: update.doc,
-        })
+        Ok(Stored { id: update.id, version, doc: update.doc })
     }
 
     async fn list(&self, entity: Entity, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
         if !query.is_plain() {
             // Filters and other orders read the entity's index partition (a Query, never a Scan).
             let items = self.query_all("GSI1", entity.name().to_owned()).await?;
-            let docs = items
-                .into_iter()
-                .map(|i| stored(i).map(|s| s.doc))
-                .collect::<StoreResult<Vec<_>>>()?;
+            let docs = items.into_iter().map(|i| stored(i).map(|s| s.doc)).collect::<StoreResult<Vec<_>>>()?;
             return Ok(query.apply(docs));
         }
         // The default order straight from GSI1: skip `offset` index keys, then read one page.
@@ -430,19 +353,13 @@ impl Repository for DynamoStore {
             .send()
             .await
             .map_err(sdk)?;
-        let docs = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| stored(i).map(|s| s.doc))
-            .collect::<StoreResult<_>>()?;
+        let docs =
+            out.items.unwrap_or_default().into_iter().map(|i| stored(i).map(|s| s.doc)).collect::<StoreResult<_>>()?;
         Ok((docs, total))
     }
 
     async fn group(&self, entity: Entity, group: &str) -> StoreResult<Vec<Stored>> {
-        let items = self
-            .query_all("GSI2", format!("{}#{group}", entity.name()))
-            .await?;
+        let items = self.query_all("GSI2", format!("{}#{group}", entity.name())).await?;
         items.into_iter().map(stored).collect()
     }
 
@@ -457,14 +374,8 @@ impl Repository for DynamoStore {
             .send()
             .await
             .map_err(sdk)?;
-        let version = out
-            .item
-            .and_then(|i| i.get("version").and_then(as_u64))
-            .unwrap_or(0);
-        Ok(Guard {
-            key: key.to_owned(),
-            version,
-        })
+        let version = out.item.and_then(|i| i.get("version").and_then(as_u64)).unwrap_or(0);
+        Ok(Guard { key: key.to_owned(), version })
     }
 
     async fn idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
@@ -515,18 +426,12 @@ impl Repository for DynamoStore {
 
 /// The one mapper from a resource item to what the repository returns.
 fn stored(mut item: Item) -> StoreResult<Stored> {
-    let version = item
-        .get("version")
-        .and_then(as_u64)
-        .ok_or_else(|| internal("item without version"))?;
+    let version = item.get("version").and_then(as_u64).ok_or_else(|| internal("item without version"))?;
     for name in META {
         item.remove(name);
     }
     let doc: Value = from_attributes(item)?;
-    let id = doc
-        .get("id")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| internal("item without id"))?;
+    let id = doc.get("id").and_then(Value::as_u64).ok_or_else(|| internal("item without id"))?;
     Ok(Stored { id, version, doc })
 }
 
@@ -569,9 +474,7 @@ fn internal(e: impl std::fmt::Display) -> StoreError {
 }
 
 /// Throttling and unreachable endpoints are "unavailable" (503); everything else is internal.
-fn sdk<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
-    error: SdkError<E, R>,
-) -> StoreError {
+fn sdk<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(error: SdkError<E, R>) -> StoreError {
     let throttled = matches!(
         error.code(),
         Some(
@@ -582,9 +485,7 @@ fn sdk<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
         )
     );
     match error {
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-            StoreError::Unavailable(format!("{error:?}"))
-        }
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => StoreError::Unavailable(format!("{error:?}")),
         _ if throttled => StoreError::Unavailable(format!("{error:?}")),
         _ => StoreError::Internal(format!("{error:?}")),
     }
@@ -596,10 +497,7 @@ mod tests {
 
     #[test]
     fn item_keys_round_trip() {
-        assert_eq!(
-            parse_item_pk(&item_pk(Entity::AdhocBillRun, 42)),
-            Some((Entity::AdhocBillRun, 42))
-        );
+        assert_eq!(parse_item_pk(&item_pk(Entity::AdhocBillRun, 42)), Some((Entity::AdhocBillRun, 42)));
         assert_eq!(parse_item_pk("COUNTER#BILL_RUN"), None);
         assert_eq!(parse_item_pk("NOPE#1"), None);
     }

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{
-    now_epoch, AuditEvent, Entity, Guard, IdempotencyRecord, NewItem, Repository, StoreError,
-    StoreResult, Stored, Update,
+    now_epoch, AuditEvent, Entity, Guard, IdempotencyRecord, NewItem, Repository, StoreError, StoreResult, Stored,
+    Update,
 };
 use crate::domain::list::ListQuery;
 
@@ -40,17 +40,13 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> StoreResult<std::sync::MutexGuard<'_, State>> {
-        self.state
-            .lock()
-            .map_err(|_| StoreError::Internal("memory store lock poisoned".into()))
+        self.state.lock().map_err(|_| StoreError::Internal("memory store lock poisoned".into()))
     }
 }
 
 fn check_guard(state: &State, guard: &Option<Guard>) -> StoreResult<()> {
     match guard {
-        Some(g) if state.guards.get(&g.key).copied().unwrap_or(0) != g.version => {
-            Err(StoreError::Conflict)
-        }
+        Some(g) if state.guards.get(&g.key).copied().unwrap_or(0) != g.version => Err(StoreError::Conflict),
         _ => Ok(()),
     }
 }
@@ -72,21 +68,13 @@ impl Repository for MemoryStore {
 
     async fn get(&self, entity: Entity, id: u64) -> StoreResult<Option<Stored>> {
         let state = self.lock()?;
-        Ok(state.rows.get(&(entity, id)).map(|row| Stored {
-            id,
-            version: row.version,
-            doc: row.doc.clone(),
-        }))
+        Ok(state.rows.get(&(entity, id)).map(|row| Stored { id, version: row.version, doc: row.doc.clone() }))
     }
 
     async fn create(&self, item: NewItem) -> StoreResult<Stored> {
         let mut state = self.lock()?;
         if let Some(record) = &item.idempotency {
-            if state
-                .idempotency
-                .get(&record.key)
-                .is_some_and(|r| r.expires_at > now_epoch())
-            {
+            if state.idempotency.get(&record.key).is_some_and(|r| r.expires_at > now_epoch()) {
                 return Err(StoreError::IdempotencyKeyTaken);
             }
         }
@@ -98,22 +86,10 @@ impl Repository for MemoryStore {
         if let Some(record) = item.idempotency {
             state.idempotency.insert(record.key.clone(), record);
         }
-        state
-            .events
-            .entry((item.entity, item.id))
-            .or_default()
-            .push(item.event);
-        let row = Row {
-            version: 1,
-            doc: item.doc.clone(),
-            group: item.group,
-        };
+        state.events.entry((item.entity, item.id)).or_default().push(item.event);
+        let row = Row { version: 1, doc: item.doc.clone(), group: item.group };
         state.rows.insert((item.entity, item.id), row);
-        Ok(Stored {
-            id: item.id,
-            version: 1,
-            doc: item.doc,
-        })
+        Ok(Stored { id: item.id, version: 1, doc: item.doc })
     }
 
     async fn update(&self, update: Update) -> StoreResult<Stored> {
@@ -125,31 +101,15 @@ impl Repository for MemoryStore {
         check_guard(&state, &update.guard)?;
         bump_guard(&mut state, update.guard);
         let version = update.expected_version + 1;
-        state
-            .events
-            .entry((update.entity, update.id))
-            .or_default()
-            .push(update.event);
-        let row = Row {
-            version,
-            doc: update.doc.clone(),
-            group: update.group,
-        };
+        state.events.entry((update.entity, update.id)).or_default().push(update.event);
+        let row = Row { version, doc: update.doc.clone(), group: update.group };
         state.rows.insert((update.entity, update.id), row);
-        Ok(Stored {
-            id: update.id,
-            version,
-            doc: update.doc,
-        })
+        Ok(Stored { id: update.id, version, doc: update.doc })
     }
 
     async fn list(&self, entity: Entity, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
         let state = self.lock()?;
-        let items = state
-            .rows
-            .range((entity, 0)..=(entity, u64::MAX))
-            .map(|(_, row)| row.doc.clone())
-            .collect();
+        let items = state.rows.range((entity, 0)..=(entity, u64::MAX)).map(|(_, row)| row.doc.clone()).collect();
         Ok(query.apply(items))
     }
 
@@ -159,29 +119,18 @@ impl Repository for MemoryStore {
             .rows
             .range((entity, 0)..=(entity, u64::MAX))
             .filter(|(_, row)| row.group.as_deref() == Some(group))
-            .map(|((_, id), row)| Stored {
-                id: *id,
-                version: row.version,
-                doc: row.doc.clone(),
-            })
+            .map(|((_, id), row)| Stored { id: *id, version: row.version, doc: row.doc.clone() })
             .collect())
     }
 
     async fn guard(&self, key: &str) -> StoreResult<Guard> {
         let state = self.lock()?;
-        Ok(Guard {
-            key: key.to_owned(),
-            version: state.guards.get(key).copied().unwrap_or(0),
-        })
+        Ok(Guard { key: key.to_owned(), version: state.guards.get(key).copied().unwrap_or(0) })
     }
 
     async fn idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
         let state = self.lock()?;
-        Ok(state
-            .idempotency
-            .get(key)
-            .filter(|r| r.expires_at > now_epoch())
-            .cloned())
+        Ok(state.idempotency.get(key).filter(|r| r.expires_at > now_epoch()).cloned())
     }
 
     async fn events(&self, entity: Entity, id: u64) -> StoreResult<Vec<AuditEvent>> {

@@ -18,10 +18,7 @@ fn at(status: BillRunStatus, stage: SummaryStatus, pct: u8) -> Progress {
 }
 
 fn ask(status: Option<BillRunStatus>, stage: Option<SummaryStatus>) -> StatusRequest {
-    StatusRequest {
-        bill_run_status: status,
-        summary_status: stage,
-    }
+    StatusRequest { bill_run_status: status, summary_status: stage }
 }
 
 enum Want {
@@ -35,342 +32,72 @@ fn given_each_state_and_request_when_decided_then_the_table_of_the_spec_holds() 
     use Want::*;
     let cases: Vec<(RunKind, Progress, StatusRequest, Want)> = vec![
         // close
-        (
-            Regular,
-            Progress::OPEN,
-            ask(Some(Closed), Some(Reporting)),
-            To(Closed, Reporting, 0),
-        ),
-        (
-            Regular,
-            Progress::OPEN,
-            ask(None, Some(Reporting)),
-            Conflict,
-        ),
+        (Regular, Progress::OPEN, ask(Some(Closed), Some(Reporting)), To(Closed, Reporting, 0)),
+        (Regular, Progress::OPEN, ask(None, Some(Reporting)), Conflict),
         (Regular, Progress::OPEN, ask(Some(Closed), None), Conflict),
-        (
-            Regular,
-            Progress::OPEN,
-            ask(Some(Closed), Some(FullInvoices)),
-            Conflict,
-        ),
-        (
-            Adhoc,
-            Progress::OPEN,
-            ask(None, Some(Reporting)),
-            To(Closed, Reporting, 0),
-        ),
-        (
-            Adhoc,
-            Progress::OPEN,
-            ask(Some(Closed), Some(Reporting)),
-            To(Closed, Reporting, 0),
-        ),
+        (Regular, Progress::OPEN, ask(Some(Closed), Some(FullInvoices)), Conflict),
+        (Adhoc, Progress::OPEN, ask(None, Some(Reporting)), To(Closed, Reporting, 0)),
+        (Adhoc, Progress::OPEN, ask(Some(Closed), Some(Reporting)), To(Closed, Reporting, 0)),
         (Adhoc, Progress::OPEN, ask(Some(Closed), None), Conflict),
         // stages of an OPEN run
-        (
-            Regular,
-            Progress::OPEN,
-            ask(None, Some(DraftInvoices)),
-            Conflict,
-        ),
-        (
-            Regular,
-            Progress::OPEN,
-            ask(None, Some(FullInvoices)),
-            Conflict,
-        ),
-        (
-            Regular,
-            Progress::OPEN,
-            ask(None, Some(Distribution)),
-            Conflict,
-        ),
-        (
-            Adhoc,
-            Progress::OPEN,
-            ask(None, Some(FullInvoices)),
-            Conflict,
-        ),
+        (Regular, Progress::OPEN, ask(None, Some(DraftInvoices)), Conflict),
+        (Regular, Progress::OPEN, ask(None, Some(FullInvoices)), Conflict),
+        (Regular, Progress::OPEN, ask(None, Some(Distribution)), Conflict),
+        (Adhoc, Progress::OPEN, ask(None, Some(FullInvoices)), Conflict),
         // REPORTING again
-        (
-            Regular,
-            at(Closed, Reporting, 100),
-            ask(None, Some(Reporting)),
-            To(Closed, Reporting, 0),
-        ),
-        (
-            Regular,
-            at(Closed, DraftInvoices, 100),
-            ask(None, Some(Reporting)),
-            To(Closed, Reporting, 0),
-        ),
-        (
-            Regular,
-            at(Closed, Reporting, 40),
-            ask(None, Some(Reporting)),
-            Conflict,
-        ),
-        (
-            Regular,
-            at(Closed, FullInvoices, 100),
-            ask(None, Some(Reporting)),
-            Conflict,
-        ),
-        (
-            Adhoc,
-            at(Closed, Reporting, 100),
-            ask(None, Some(Reporting)),
-            To(Closed, Reporting, 0),
-        ),
-        (
-            Adhoc,
-            at(Closed, FullInvoices, 100),
-            ask(None, Some(Reporting)),
-            Conflict,
-        ),
+        (Regular, at(Closed, Reporting, 100), ask(None, Some(Reporting)), To(Closed, Reporting, 0)),
+        (Regular, at(Closed, DraftInvoices, 100), ask(None, Some(Reporting)), To(Closed, Reporting, 0)),
+        (Regular, at(Closed, Reporting, 40), ask(None, Some(Reporting)), Conflict),
+        (Regular, at(Closed, FullInvoices, 100), ask(None, Some(Reporting)), Conflict),
+        (Adhoc, at(Closed, Reporting, 100), ask(None, Some(Reporting)), To(Closed, Reporting, 0)),
+        (Adhoc, at(Closed, FullInvoices, 100), ask(None, Some(Reporting)), Conflict),
         // DRAFT_INVOICES
-        (
-            Regular,
-            at(Closed, Reporting, 100),
-            ask(None, Some(DraftInvoices)),
-            To(Closed, DraftInvoices, 0),
-        ),
-        (
-            Regular,
-            at(Closed, DraftInvoices, 100),
-            ask(None, Some(DraftInvoices)),
-            To(Closed, DraftInvoices, 0),
-        ),
-        (
-            Regular,
-            at(Closed, Reporting, 0),
-            ask(None, Some(DraftInvoices)),
-            Conflict,
-        ),
-        (
-            Regular,
-            at(Closed, FullInvoices, 100),
-            ask(None, Some(DraftInvoices)),
-            Conflict,
-        ),
-        (
-            Adhoc,
-            at(Closed, Reporting, 100),
-            ask(None, Some(DraftInvoices)),
-            Invalid,
-        ),
+        (Regular, at(Closed, Reporting, 100), ask(None, Some(DraftInvoices)), To(Closed, DraftInvoices, 0)),
+        (Regular, at(Closed, DraftInvoices, 100), ask(None, Some(DraftInvoices)), To(Closed, DraftInvoices, 0)),
+        (Regular, at(Closed, Reporting, 0), ask(None, Some(DraftInvoices)), Conflict),
+        (Regular, at(Closed, FullInvoices, 100), ask(None, Some(DraftInvoices)), Conflict),
+        (Adhoc, at(Closed, Reporting, 100), ask(None, Some(DraftInvoices)), Invalid),
         // FULL_INVOICES
-        (
-            Regular,
-            at(Closed, Reporting, 100),
-            ask(None, Some(FullInvoices)),
-            To(Closed, FullInvoices, 0),
-        ),
-        (
-            Regular,
-            at(Closed, DraftInvoices, 100),
-            ask(None, Some(FullInvoices)),
-            To(Closed, FullInvoices, 0),
-        ),
-        (
-            Regular,
-            at(Closed, DraftInvoices, 99),
-            ask(None, Some(FullInvoices)),
-            Conflict,
-        ),
-        (
-            Regular,
-            at(Closed, FullInvoices, 100),
-            ask(None, Some(FullInvoices)),
-            Conflict,
-        ),
-        (
-            Adhoc,
-            at(Closed, Reporting, 100),
-            ask(None, Some(FullInvoices)),
-            To(Closed, FullInvoices, 0),
-        ),
-        (
-            Adhoc,
-            at(Closed, Reporting, 50),
-            ask(None, Some(FullInvoices)),
-            Conflict,
-        ),
+        (Regular, at(Closed, Reporting, 100), ask(None, Some(FullInvoices)), To(Closed, FullInvoices, 0)),
+        (Regular, at(Closed, DraftInvoices, 100), ask(None, Some(FullInvoices)), To(Closed, FullInvoices, 0)),
+        (Regular, at(Closed, DraftInvoices, 99), ask(None, Some(FullInvoices)), Conflict),
+        (Regular, at(Closed, FullInvoices, 100), ask(None, Some(FullInvoices)), Conflict),
+        (Adhoc, at(Closed, Reporting, 100), ask(None, Some(FullInvoices)), To(Closed, FullInvoices, 0)),
+        (Adhoc, at(Closed, Reporting, 50), ask(None, Some(FullInvoices)), Conflict),
         // DISTRIBUTION
-        (
-            Regular,
-            at(Closed, FullInvoices, 100),
-            ask(None, Some(Distribution)),
-            To(Closed, Distribution, 0),
-        ),
-        (
-            Regular,
-            at(Closed, FullInvoices, 10),
-            ask(None, Some(Distribution)),
-            Conflict,
-        ),
-        (
-            Regular,
-            at(Closed, Reporting, 100),
-            ask(None, Some(Distribution)),
-            Conflict,
-        ),
-        (
-            Regular,
-            at(Closed, DraftInvoices, 100),
-            ask(None, Some(Distribution)),
-            Conflict,
-        ),
-        (
-            Regular,
-            at(Closed, Distribution, 100),
-            ask(None, Some(Distribution)),
-            Conflict,
-        ),
-        (
-            Adhoc,
-            at(Closed, FullInvoices, 100),
-            ask(None, Some(Distribution)),
-            To(Closed, Distribution, 0),
-        ),
-        (
-            Adhoc,
-            at(Closed, Reporting, 100),
-            ask(None, Some(Distribution)),
-            Conflict,
-        ),
+        (Regular, at(Closed, FullInvoices, 100), ask(None, Some(Distribution)), To(Closed, Distribution, 0)),
+        (Regular, at(Closed, FullInvoices, 10), ask(None, Some(Distribution)), Conflict),
+        (Regular, at(Closed, Reporting, 100), ask(None, Some(Distribution)), Conflict),
+        (Regular, at(Closed, DraftInvoices, 100), ask(None, Some(Distribution)), Conflict),
+        (Regular, at(Closed, Distribution, 100), ask(None, Some(Distribution)), Conflict),
+        (Adhoc, at(Closed, FullInvoices, 100), ask(None, Some(Distribution)), To(Closed, Distribution, 0)),
+        (Adhoc, at(Closed, Reporting, 100), ask(None, Some(Distribution)), Conflict),
         // reopen
-        (
-            Regular,
-            at(Closed, Reporting, 100),
-            ask(Some(Open), None),
-            To(Open, Properties, 100),
-        ),
-        (
-            Regular,
-            at(Closed, DraftInvoices, 100),
-            ask(Some(Open), None),
-            To(Open, Properties, 100),
-        ),
-        (
-            Regular,
-            at(Closed, Reporting, 100),
-            ask(Some(Open), Some(Properties)),
-            To(Open, Properties, 100),
-        ),
-        (
-            Regular,
-            at(Closed, Reporting, 20),
-            ask(Some(Open), None),
-            Conflict,
-        ),
-        (
-            Regular,
-            at(Closed, FullInvoices, 0),
-            ask(Some(Open), None),
-            Conflict,
-        ),
-        (
-            Regular,
-            at(Closed, FullInvoices, 100),
-            ask(Some(Open), None),
-            Conflict,
-        ),
-        (
-            Regular,
-            at(Closed, Distribution, 100),
-            ask(Some(Open), None),
-            Conflict,
-        ),
-        (
-            Regular,
-            at(Closed, Reporting, 100),
-            ask(Some(Open), Some(FullInvoices)),
-            Conflict,
-        ),
-        (
-            Adhoc,
-            at(Closed, Reporting, 100),
-            ask(Some(Open), None),
-            To(Open, Properties, 100),
-        ),
-        (
-            Adhoc,
-            at(Closed, FullInvoices, 100),
-            ask(Some(Open), None),
-            Conflict,
-        ),
+        (Regular, at(Closed, Reporting, 100), ask(Some(Open), None), To(Open, Properties, 100)),
+        (Regular, at(Closed, DraftInvoices, 100), ask(Some(Open), None), To(Open, Properties, 100)),
+        (Regular, at(Closed, Reporting, 100), ask(Some(Open), Some(Properties)), To(Open, Properties, 100)),
+        (Regular, at(Closed, Reporting, 20), ask(Some(Open), None), Conflict),
+        (Regular, at(Closed, FullInvoices, 0), ask(Some(Open), None), Conflict),
+        (Regular, at(Closed, FullInvoices, 100), ask(Some(Open), None), Conflict),
+        (Regular, at(Closed, Distribution, 100), ask(Some(Open), None), Conflict),
+        (Regular, at(Closed, Reporting, 100), ask(Some(Open), Some(FullInvoices)), Conflict),
+        (Adhoc, at(Closed, Reporting, 100), ask(Some(Open), None), To(Open, Properties, 100)),
+        (Adhoc, at(Closed, FullInvoices, 100), ask(Some(Open), None), Conflict),
         // system-only values
         (Regular, Progress::OPEN, ask(None, Some(Starting)), Invalid),
-        (
-            Regular,
-            at(Closed, Reporting, 100),
-            ask(None, Some(Properties)),
-            Invalid,
-        ),
-        (
-            Regular,
-            at(Closed, Distribution, 100),
-            ask(None, Some(CombiningInvoices)),
-            Invalid,
-        ),
-        (
-            Regular,
-            at(Closed, Distribution, 100),
-            ask(None, Some(Payment)),
-            Invalid,
-        ),
-        (
-            Regular,
-            at(Closed, Distribution, 100),
-            ask(None, Some(ReactivatingRpis)),
-            Invalid,
-        ),
-        (
-            Regular,
-            at(Closed, Distribution, 100),
-            ask(None, Some(Archiving)),
-            Invalid,
-        ),
-        (
-            Adhoc,
-            at(Closed, Distribution, 100),
-            ask(None, Some(Finished)),
-            Invalid,
-        ),
-        (
-            Regular,
-            at(Closed, FullInvoices, 100),
-            ask(Some(Finalized), None),
-            Invalid,
-        ),
+        (Regular, at(Closed, Reporting, 100), ask(None, Some(Properties)), Invalid),
+        (Regular, at(Closed, Distribution, 100), ask(None, Some(CombiningInvoices)), Invalid),
+        (Regular, at(Closed, Distribution, 100), ask(None, Some(Payment)), Invalid),
+        (Regular, at(Closed, Distribution, 100), ask(None, Some(ReactivatingRpis)), Invalid),
+        (Regular, at(Closed, Distribution, 100), ask(None, Some(Archiving)), Invalid),
+        (Adhoc, at(Closed, Distribution, 100), ask(None, Some(Finished)), Invalid),
+        (Regular, at(Closed, FullInvoices, 100), ask(Some(Finalized), None), Invalid),
         // FINALIZED is frozen
-        (
-            Regular,
-            at(Finalized, Finished, 100),
-            ask(Some(Open), None),
-            Conflict,
-        ),
-        (
-            Regular,
-            at(Finalized, Finished, 100),
-            ask(None, Some(Reporting)),
-            Conflict,
-        ),
-        (
-            Adhoc,
-            at(Finalized, Finished, 100),
-            ask(None, Some(Distribution)),
-            Conflict,
-        ),
+        (Regular, at(Finalized, Finished, 100), ask(Some(Open), None), Conflict),
+        (Regular, at(Finalized, Finished, 100), ask(None, Some(Reporting)), Conflict),
+        (Adhoc, at(Finalized, Finished, 100), ask(None, Some(Distribution)), Conflict),
         // no status request: unchanged
-        (
-            Regular,
-            at(Closed, Reporting, 10),
-            ask(None, None),
-            To(Closed, Reporting, 10),
-        ),
+        (Regular, at(Closed, Reporting, 10), ask(None, None), To(Closed, Reporting, 10)),
     ];
     for (kind, current, request, want) in cases {
         let got = transition(kind, &current, request, CALLER);
@@ -378,17 +105,12 @@ fn given_each_state_and_request_when_decided_then_the_table_of_the_spec_holds() 
         match (want, got) {
             (To(status, stage, pct), Ok(p)) => {
                 assert_eq!(
-                    (
-                        p.bill_run_status,
-                        p.summary_status,
-                        p.summary_status_percentage
-                    ),
+                    (p.bill_run_status, p.summary_status, p.summary_status_percentage),
                     (status, stage, pct),
                     "{label}"
                 )
             }
-            (Invalid, Err(DomainError::Invalid { .. }))
-            | (Conflict, Err(DomainError::Conflict(_))) => {}
+            (Invalid, Err(DomainError::Invalid { .. })) | (Conflict, Err(DomainError::Conflict(_))) => {}
             (_, got) => panic!("{label}: unexpected {got:?}"),
         }
     }
@@ -396,55 +118,21 @@ fn given_each_state_and_request_when_decided_then_the_table_of_the_spec_holds() 
 
 #[test]
 fn given_a_close_then_the_caller_is_recorded_and_a_reopen_clears_it() {
-    let closed = transition(
-        Regular,
-        &Progress::OPEN,
-        ask(Some(Closed), Some(Reporting)),
-        42,
-    )
-    .unwrap();
+    let closed = transition(Regular, &Progress::OPEN, ask(Some(Closed), Some(Reporting)), 42).unwrap();
     assert_eq!(closed.billing_user_admin_id, Some(42));
-    let reopened = transition(
-        Regular,
-        &Progress {
-            summary_status_percentage: 100,
-            ..closed
-        },
-        ask(Some(Open), None),
-        1,
-    )
-    .unwrap();
+    let reopened =
+        transition(Regular, &Progress { summary_status_percentage: 100, ..closed }, ask(Some(Open), None), 1).unwrap();
     assert_eq!(reopened, Progress::OPEN);
 }
 
 #[test]
 fn given_a_refusal_then_the_message_names_the_state_and_what_is_allowed() {
-    let err = transition(
-        Regular,
-        &at(Closed, FullInvoices, 100),
-        ask(Some(Open), None),
-        CALLER,
-    )
-    .unwrap_err();
-    let DomainError::Conflict(message) = err else {
-        panic!("expected conflict")
-    };
-    assert!(
-        message.contains("CLOSED at FULL_INVOICES 100%"),
-        "{message}"
-    );
+    let err = transition(Regular, &at(Closed, FullInvoices, 100), ask(Some(Open), None), CALLER).unwrap_err();
+    let DomainError::Conflict(message) = err else { panic!("expected conflict") };
+    assert!(message.contains("CLOSED at FULL_INVOICES 100%"), "{message}");
     assert!(message.contains("summaryStatus DISTRIBUTION"), "{message}");
-    let err = transition(
-        Regular,
-        &at(Closed, Reporting, 30),
-        ask(None, Some(FullInvoices)),
-        CALLER,
-    )
-    .unwrap_err();
-    assert!(
-        err.to_string().contains("stage REPORTING is still running"),
-        "{err}"
-    );
+    let err = transition(Regular, &at(Closed, Reporting, 30), ask(None, Some(FullInvoices)), CALLER).unwrap_err();
+    assert!(err.to_string().contains("stage REPORTING is still running"), "{err}");
 }
 
 #[test]
@@ -452,11 +140,7 @@ fn given_each_stage_when_the_worker_steps_then_it_completes_and_walks_to_finaliz
     let mut p = at(Closed, Distribution, 0);
     let mut seen = Vec::new();
     while let Some(next) = p.worker_step() {
-        seen.push((
-            next.bill_run_status,
-            next.summary_status,
-            next.summary_status_percentage,
-        ));
+        seen.push((next.bill_run_status, next.summary_status, next.summary_status_percentage));
         p = next;
     }
     assert_eq!(
@@ -472,10 +156,7 @@ fn given_each_stage_when_the_worker_steps_then_it_completes_and_walks_to_finaliz
     );
     for stage in [Reporting, DraftInvoices, FullInvoices] {
         let step = at(Closed, stage, 0).worker_step().unwrap();
-        assert_eq!(
-            (step.summary_status, step.summary_status_percentage),
-            (stage, 100)
-        );
+        assert_eq!((step.summary_status, step.summary_status_percentage), (stage, 100));
         assert_eq!(step.worker_step(), None, "{stage:?} done is idle");
     }
     assert_eq!(Progress::OPEN.worker_step(), None);
@@ -510,10 +191,7 @@ fn changed<R: Run>(outcome: Result<Patched<R>, DomainError>) -> R {
 
 fn pointer_of<R: std::fmt::Debug>(outcome: Result<Patched<R>, DomainError>) -> String {
     match outcome {
-        Err(DomainError::Invalid { errors, .. }) => errors
-            .first()
-            .map(|e| e.pointer.clone())
-            .unwrap_or_default(),
+        Err(DomainError::Invalid { errors, .. }) => errors.first().map(|e| e.pointer.clone()).unwrap_or_default(),
         other => panic!("expected 400, got {other:?}"),
     }
 }
@@ -560,19 +238,13 @@ fn given_invalid_create_bodies_then_each_problem_is_named() {
     for (body, pointer) in cases {
         match NewBillRun::parse(&body) {
             Err(DomainError::Invalid { errors, .. }) => {
-                assert!(
-                    errors.iter().any(|e| e.pointer == pointer),
-                    "{body}: {errors:?}"
-                )
+                assert!(errors.iter().any(|e| e.pointer == pointer), "{body}: {errors:?}")
             }
             other => panic!("{body}: expected 400, got {other:?}"),
         }
     }
     for (body, pointer) in [
-        (
-            json!({"name": "x", "invoiceDate": "2024-01-01", "nickname": ""}),
-            "/nickname",
-        ),
+        (json!({"name": "x", "invoiceDate": "2024-01-01", "nickname": ""}), "/nickname"),
         (
             json!({"name": "x", "invoiceDate": "2024-01-01", "adhocProductInventoryIds": [1, 1]}),
             "/adhocProductInventoryIds/1",
@@ -596,51 +268,18 @@ fn given_invalid_create_bodies_then_each_problem_is_named() {
 fn given_patches_of_fields_then_read_only_unknown_and_ill_typed_are_400() {
     let run = regular();
     let cases = [
-        (
-            json!([{"op": "replace", "path": "/name", "value": "Other"}]),
-            "/name",
-        ),
+        (json!([{"op": "replace", "path": "/name", "value": "Other"}]), "/name"),
         (json!([{"op": "replace", "path": "/id", "value": 9}]), "/id"),
-        (
-            json!([{"op": "replace", "path": "/summaryStatusPercentage", "value": 5}]),
-            "/summaryStatusPercentage",
-        ),
-        (
-            json!([{"op": "replace", "path": "/billingUserAdminId", "value": 5}]),
-            "/billingUserAdminId",
-        ),
-        (
-            json!([{"op": "add", "path": "/colour", "value": "red"}]),
-            "/colour",
-        ),
-        (
-            json!([{"op": "replace", "path": "/paused", "value": "true"}]),
-            "/paused",
-        ),
-        (
-            json!([{"op": "replace", "path": "/invoiceDate", "value": "tomorrow"}]),
-            "/invoiceDate",
-        ),
-        (
-            json!([{"op": "remove", "path": "/invoiceDate"}]),
-            "/invoiceDate",
-        ),
-        (
-            json!([{"op": "replace", "path": "/summaryStatus", "value": "DONE"}]),
-            "/summaryStatus",
-        ),
-        (
-            json!([{"op": "replace", "path": "/billRunStatus", "value": "FINALIZED"}]),
-            "/billRunStatus",
-        ),
-        (
-            json!([{"op": "replace", "path": "/summaryStatus", "value": "FINISHED"}]),
-            "/summaryStatus",
-        ),
-        (
-            json!([{"op": "replace", "path": "", "value": {}}]),
-            "/billRunStatus",
-        ),
+        (json!([{"op": "replace", "path": "/summaryStatusPercentage", "value": 5}]), "/summaryStatusPercentage"),
+        (json!([{"op": "replace", "path": "/billingUserAdminId", "value": 5}]), "/billingUserAdminId"),
+        (json!([{"op": "add", "path": "/colour", "value": "red"}]), "/colour"),
+        (json!([{"op": "replace", "path": "/paused", "value": "true"}]), "/paused"),
+        (json!([{"op": "replace", "path": "/invoiceDate", "value": "tomorrow"}]), "/invoiceDate"),
+        (json!([{"op": "remove", "path": "/invoiceDate"}]), "/invoiceDate"),
+        (json!([{"op": "replace", "path": "/summaryStatus", "value": "DONE"}]), "/summaryStatus"),
+        (json!([{"op": "replace", "path": "/billRunStatus", "value": "FINALIZED"}]), "/billRunStatus"),
+        (json!([{"op": "replace", "path": "/summaryStatus", "value": "FINISHED"}]), "/summaryStatus"),
+        (json!([{"op": "replace", "path": "", "value": {}}]), "/billRunStatus"),
     ];
     for (ops, pointer) in cases {
         assert_eq!(pointer_of(patch(&run, ops.clone())), pointer, "{ops}");
@@ -695,28 +334,15 @@ fn given_a_closed_run_then_only_invoice_date_may_change_until_full_invoices() {
     ]);
     let mut run = changed(patch(&regular(), close));
     assert_eq!(
-        (
-            run.bill_run_status,
-            run.invoice_date,
-            run.billing_user_admin_id
-        ),
+        (run.bill_run_status, run.invoice_date, run.billing_user_admin_id),
         (Closed, date!(2024 - 02 - 03), Some(CALLER))
     );
     let paused = json!([{"op": "replace", "path": "/paused", "value": true}]);
-    assert!(matches!(
-        patch(&run, paused.clone()),
-        Err(DomainError::Conflict(_))
-    ));
+    assert!(matches!(patch(&run, paused.clone()), Err(DomainError::Conflict(_))));
     let invoice = json!([{"op": "replace", "path": "/invoiceDate", "value": "2024-02-04"}]);
-    assert_eq!(
-        changed(patch(&run, invoice.clone())).invoice_date,
-        date!(2024 - 02 - 04)
-    );
+    assert_eq!(changed(patch(&run, invoice.clone())).invoice_date, date!(2024 - 02 - 04));
     run.set_progress(at(Closed, FullInvoices, 0));
-    assert!(matches!(
-        patch(&run, invoice),
-        Err(DomainError::Conflict(_))
-    ));
+    assert!(matches!(patch(&run, invoice), Err(DomainError::Conflict(_))));
     run.set_progress(at(Finalized, Finished, 100));
     assert!(matches!(patch(&run, paused), Err(DomainError::Conflict(_))));
 }
@@ -725,10 +351,7 @@ fn given_a_closed_run_then_only_invoice_date_may_change_until_full_invoices() {
 fn given_reporting_done_when_reporting_is_written_again_then_it_reruns() {
     let mut run = adhoc();
     run.set_progress(at(Closed, Reporting, 100));
-    let run = changed(patch(
-        &run,
-        json!([{"op": "replace", "path": "/summaryStatus", "value": "REPORTING"}]),
-    ));
+    let run = changed(patch(&run, json!([{"op": "replace", "path": "/summaryStatus", "value": "REPORTING"}])));
     assert_eq!(run.summary_status_percentage, 0);
 }
 
@@ -738,75 +361,36 @@ fn given_whole_month_periods_when_moved_then_months_shift_and_ends_clamp() {
     run.include_usage_until_date = Some(date!(2024 - 01 - 31));
     let moved = shift_schedule(&run, 1).unwrap();
     assert_eq!(
-        (
-            moved.period_start_date,
-            moved.period_end_date,
-            moved.invoice_date,
-            moved.include_usage_until_date
-        ),
-        (
-            date!(2024 - 02 - 01),
-            date!(2024 - 02 - 29),
-            date!(2024 - 03 - 01),
-            Some(date!(2024 - 02 - 29))
-        )
+        (moved.period_start_date, moved.period_end_date, moved.invoice_date, moved.include_usage_until_date),
+        (date!(2024 - 02 - 01), date!(2024 - 02 - 29), date!(2024 - 03 - 01), Some(date!(2024 - 02 - 29)))
     );
     let back = shift_schedule(&moved, -1).unwrap();
-    assert_eq!(
-        (back.period_start_date, back.period_end_date),
-        (date!(2024 - 01 - 01), date!(2024 - 01 - 31))
-    );
+    assert_eq!((back.period_start_date, back.period_end_date), (date!(2024 - 01 - 01), date!(2024 - 01 - 31)));
     // a quarter starting mid-month
     run.period_start_date = date!(2024 - 01 - 15);
     run.period_end_date = date!(2024 - 04 - 14);
     let moved = shift_schedule(&run, 2).unwrap();
-    assert_eq!(
-        (moved.period_start_date, moved.period_end_date),
-        (date!(2024 - 07 - 15), date!(2024 - 10 - 14))
-    );
+    assert_eq!((moved.period_start_date, moved.period_end_date), (date!(2024 - 07 - 15), date!(2024 - 10 - 14)));
     // a ten-day period moves by days
     run.period_start_date = date!(2024 - 01 - 01);
     run.period_end_date = date!(2024 - 01 - 10);
     run.invoice_date = date!(2024 - 01 - 11);
     let moved = shift_schedule(&run, -3).unwrap();
     assert_eq!(
-        (
-            moved.period_start_date,
-            moved.period_end_date,
-            moved.invoice_date
-        ),
-        (
-            date!(2023 - 12 - 02),
-            date!(2023 - 12 - 11),
-            date!(2023 - 12 - 12)
-        )
+        (moved.period_start_date, moved.period_end_date, moved.invoice_date),
+        (date!(2023 - 12 - 02), date!(2023 - 12 - 11), date!(2023 - 12 - 12))
     );
     // only OPEN runs move, and absurd moves are refused rather than overflowing
-    assert!(matches!(
-        shift_schedule(&run, i64::MAX),
-        Err(DomainError::Invalid { .. })
-    ));
+    assert!(matches!(shift_schedule(&run, i64::MAX), Err(DomainError::Invalid { .. })));
     run.bill_run_status = Closed;
-    assert!(matches!(
-        shift_schedule(&run, 1),
-        Err(DomainError::Conflict(_))
-    ));
+    assert!(matches!(shift_schedule(&run, 1), Err(DomainError::Conflict(_))));
 }
 
 #[test]
 fn whole_months_and_periods_parse_as_the_spec_says() {
-    assert_eq!(
-        whole_months(date!(2024 - 01 - 31), date!(2024 - 02 - 28)),
-        Some(1)
-    );
-    assert_eq!(
-        whole_months(date!(2024 - 01 - 01), date!(2024 - 12 - 31)),
-        Some(12)
-    );
-    assert_eq!(
-        whole_months(date!(2024 - 01 - 01), date!(2024 - 01 - 30)),
-        None
-    );
+    assert_eq!(whole_months(date!(2024 - 01 - 31), date!(2024 - 02 - 28)), Some(1));
+    assert_eq!(whole_months(date!(2024 - 01 - 01), date!(2024 - 12 - 31)), Some(12));
+    assert_eq!(whole_months(date!(2024 - 01 - 01), date!(2024 - 01 - 30)), None);
     for (text, want) in [(Some("2"), Ok(2)), (Some("-1"), Ok(-1))] {
         assert_eq!(parse_periods(text), want);
     }
