@@ -12,20 +12,22 @@ CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 
 ## Start the dev server on http://127.0.0.1:3000 (PORT overrides) with the embedded store.
 run:
-	cargo run --quiet -p billflow-shared --features dev-server --bin billflow-dev
+	cargo run -p billflow-shared --features dev-server --bin billflow-dev
 
 ## The dev server against a DynamoDB Local that this target starts (and stops on Ctrl-C).
 run-dynamodb: $(DYNAMODB_LOCAL)
 	cargo build --quiet -p billflow-shared --features dev-server --bin billflow-dev
 	tests/with-dynamodb-local.sh bash -c 'AWS_ENDPOINT_URL_DYNAMODB=$$DYNAMODB_ENDPOINT exec target/debug/billflow-dev'
 
-## Everything: format check, build, unit + handler + store contract (both stores) + black-box
+## Everything: format and lint checks, build, unit + handler + store contract (both stores) + black-box
 ## HTTP (both stores) + local invoke of the real binaries + route-table check, then cfn-lint.
 test: tools
 	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --quiet -- -D warnings
 	cargo build --workspace --all-targets
-	tests/with-dynamodb-local.sh cargo test --workspace
+	set -o pipefail; tests/with-dynamodb-local.sh cargo test --workspace 2>&1 | tee $(TOOLS)/test.log
 	$(CFN_LINT) infra/template.yaml
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "%d passed, %d failed\n", p, f; exit (p == 0 || f > 0) }' $(TOOLS)/test.log
 
 tools: $(DYNAMODB_LOCAL) $(CFN_LINT) $(CARGO_LAMBDA)
 

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use shared::domain::bill_run::{AdhocBillRun, BillRun};
 use shared::http::{bill_runs, Deps};
 use shared::store::memory::MemoryStore;
-use shared::store::{Entity, Repository};
+use shared::store::Entity;
 use shared::worker::{self, StreamEvent};
 
 fn event_text(name: &str) -> String {

@@ -174,9 +174,15 @@ async fn paths_and_methods(backend: Backend) {
     let Some(app) = app(backend).await else {
         return;
     };
-    for path in
-        ["/bill-runs/abc", "/bill-runs/0", "/bill-runs/-1", "/bill-runs/18446744073709551616", "/adhoc-bill-runs/1.5"]
-    {
+    for path in [
+        "/bill-runs/abc",
+        "/bill-runs/0",
+        "/bill-runs/-1",
+        "/bill-runs/18446744073709551616",
+        "/adhoc-bill-runs/1.5",
+        "/bill-runs/+1",
+        "/bill-runs/%201",
+    ] {
         let reply = app.get(path).await;
         assert_problem(&reply, 400);
     }

@@ -7,12 +7,15 @@ use serde_json::{Map, Value};
 
 use super::DomainError;
 
+/// A filterable field and the check each of its values must pass.
+pub type FilterField = (&'static str, fn(&str) -> bool);
+
 /// What a resource's list endpoint supports.
 #[derive(Debug)]
 pub struct ListSpec {
     pub sortable: &'static [&'static str],
     /// Filterable fields, each with the check its values must pass.
-    pub filters: &'static [(&'static str, fn(&str) -> bool)],
+    pub filters: &'static [FilterField],
     /// Every top-level field of the resource (for `fields`).
     pub fields: &'static [&'static str],
 }

@@ -225,8 +225,9 @@ pub fn request_id(req: &Request) -> String {
 /// A path id: a positive 64-bit integer, else 400.
 pub fn path_id(req: &Request, name: &str) -> ApiResult<u64> {
     let raw = req.path_parameters_ref().and_then(|p| p.first(name)).unwrap_or_default();
+    // Digits only: `u64::from_str` would also take "+5".
     match raw.parse::<u64>() {
-        Ok(id) if id > 0 => Ok(id),
+        Ok(id) if id > 0 && raw.bytes().all(|b| b.is_ascii_digit()) => Ok(id),
         _ => Err(ApiError::field(&format!("/{name}"), "must be a positive 64-bit integer")),
     }
 }
