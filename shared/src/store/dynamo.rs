@@ -195,6 +195,21 @@ impl DynamoStore {
         Err(sdk(error))
     }
 
+    /// One item by key, read strongly consistent.
+    async fn get_item(&self, pk: String, sk: &str) -> StoreResult<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", s(pk))
+            .key("SK", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk)?;
+        Ok(out.item)
+    }
+
     async fn query_all(&self, index: &str, partition: String) -> StoreResult<Vec<Item>> {
         self.client
             .query()
@@ -234,17 +249,7 @@ impl Repository for DynamoStore {
     }
 
     async fn get(&self, entity: Entity, id: u64) -> StoreResult<Option<Stored>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("PK", s(item_pk(entity, id)))
-            .key("SK", s("ITEM"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk)?;
-        out.item.map(stored).transpose()
+        self.get_item(item_pk(entity, id), "ITEM").await?.map(stored).transpose()
     }
 
     async fn create(&self, item: NewItem) -> StoreResult<Stored> {
@@ -307,18 +312,8 @@ impl Repository for DynamoStore {
             return Ok(query.apply(docs));
         }
         // The default order straight from GSI1: skip `offset` index keys, then read one page.
-        let total = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("PK", s(format!("COUNTER#{}", entity.name())))
-            .key("SK", s("COUNTER"))
-            .send()
-            .await
-            .map_err(sdk)?
-            .item
-            .and_then(|i| i.get("itemCount").and_then(as_u64))
-            .unwrap_or(0);
+        let counter = self.get_item(format!("COUNTER#{}", entity.name()), "COUNTER").await?;
+        let total = counter.and_then(|i| i.get("itemCount").and_then(as_u64)).unwrap_or(0);
         let mut start: Option<Item> = None;
         let mut to_skip = query.offset();
         while to_skip > 0 {
@@ -364,32 +359,13 @@ impl Repository for DynamoStore {
     }
 
     async fn guard(&self, key: &str) -> StoreResult<Guard> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("PK", s(format!("GUARD#{key}")))
-            .key("SK", s("GUARD"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk)?;
-        let version = out.item.and_then(|i| i.get("version").and_then(as_u64)).unwrap_or(0);
+        let item = self.get_item(format!("GUARD#{key}"), "GUARD").await?;
+        let version = item.and_then(|i| i.get("version").and_then(as_u64)).unwrap_or(0);
         Ok(Guard { key: key.to_owned(), version })
     }
 
     async fn idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("PK", s(format!("IDEMPOTENCY#{key}")))
-            .key("SK", s("IDEMPOTENCY"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk)?;
-        let Some(mut item) = out.item else {
+        let Some(mut item) = self.get_item(format!("IDEMPOTENCY#{key}"), "IDEMPOTENCY").await? else {
             return Ok(None);
         };
         item.remove("PK");
