@@ -188,7 +188,8 @@ pub struct BillRun {
     pub revenue_in_major_currency: i64,
     pub usage_suspense_count: u64,
     pub rental_suspense_count: u64,
-    pub max_invoice_value: Option<i64>,
+    #[serde(with = "super::money::option_number")]
+    pub max_invoice_value: Option<rust_decimal::Decimal>,
     pub max_invoice_customer_id: Option<u64>,
 }
 

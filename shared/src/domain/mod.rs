@@ -3,7 +3,9 @@
 
 pub mod bill_run;
 pub mod dates;
+pub mod bill;
 pub mod list;
+pub mod money;
 pub mod patch;
 
 use serde::Serialize;

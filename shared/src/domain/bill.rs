@@ -1,0 +1,735 @@
+//! Bills (spec/bills.md): one invoice document whose amount is the sum of its line items or a
+//! percentage of a base amount. The model, create validation, the eight PATCH rules, and what
+//! each bill-run stage does to a bill, all as pure functions.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::{Date, OffsetDateTime, UtcOffset};
+
+use super::bill_run::SummaryStatus;
+use super::money::{self, cents, number, option_number};
+use super::{DomainError, FieldError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BillStatus {
+    Draft,
+    Issued,
+    PartiallyPaid,
+    Paid,
+    Void,
+}
+
+impl BillStatus {
+    pub const ALL: [Self; 5] = [Self::Draft, Self::Issued, Self::PartiallyPaid, Self::Paid, Self::Void];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Draft => "DRAFT",
+            Self::Issued => "ISSUED",
+            Self::PartiallyPaid => "PARTIALLY_PAID",
+            Self::Paid => "PAID",
+            Self::Void => "VOID",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == text)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CalculationMethod {
+    LineItems,
+    Percentage,
+}
+
+impl CalculationMethod {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "LINE_ITEMS" => Some(Self::LineItems),
+            "PERCENTAGE" => Some(Self::Percentage),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BillType {
+    Invoice,
+    CreditNote,
+}
+
+/// Which kind of run `billRunId` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BillRunKind {
+    Regular,
+    Adhoc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    pub id: u64,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordRef {
+    pub id: u64,
+    pub title: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LineItem {
+    pub id: u64,
+    pub catalog_item_id: u64,
+    pub description: Option<String>,
+    #[serde(with = "number")]
+    pub quantity: Decimal,
+    #[serde(with = "number")]
+    pub unit_price: Decimal,
+    #[serde(with = "option_number")]
+    pub unit_cost: Option<Decimal>,
+    #[serde(with = "number")]
+    pub amount: Decimal,
+}
+
+/// A bill, as every response shows it (every field present, optional ones as null).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Bill {
+    pub id: u64,
+    pub bill_number: u64,
+    pub status: BillStatus,
+    #[serde(with = "number")]
+    pub amount: Decimal,
+    #[serde(with = "number")]
+    pub amount_paid: Decimal,
+    pub calculation_method: CalculationMethod,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    pub description: Option<String>,
+    #[serde(rename = "type")]
+    pub bill_type: Option<BillType>,
+    pub based_on_id: Option<i64>,
+    pub based_on_uid: Option<i64>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub due_date: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub issue_date: Option<OffsetDateTime>,
+    pub is_archived: bool,
+    #[serde(with = "option_number")]
+    pub percentage: Option<Decimal>,
+    #[serde(with = "option_number")]
+    pub base_amount: Option<Decimal>,
+    pub account: Option<Account>,
+    pub record: Option<RecordRef>,
+    pub bill_run_id: Option<u64>,
+    pub bill_run_kind: Option<BillRunKind>,
+    pub line_items: Vec<LineItem>,
+}
+
+/// The fields PATCH may name; anything else is 400.
+pub const UPDATABLE: [&str; 7] =
+    ["calculationMethod", "lineItems", "percentage", "dueDate", "issueDate", "status", "description"];
+
+const MAX_DESCRIPTION: usize = 4000;
+const MAX_LINES: usize = 1000;
+
+impl Bill {
+    /// Recomputes every line's amount (quantity x unit price, to cents) and the bill's amount
+    /// (the sum of its lines, or base amount x percentage / 100 to cents).
+    pub fn recomputed(&self) -> Self {
+        let mut bill = self.clone();
+        for line in &mut bill.line_items {
+            line.amount = cents(line.quantity * line.unit_price);
+        }
+        bill.amount = match bill.calculation_method {
+            CalculationMethod::LineItems => bill.line_items.iter().map(|l| l.amount).sum(),
+            CalculationMethod::Percentage => match (bill.base_amount, bill.percentage) {
+                (Some(base), Some(pct)) => cents(base * pct / Decimal::ONE_HUNDRED),
+                _ => Decimal::ZERO,
+            },
+        };
+        bill
+    }
+
+    /// PAID, VOID and archived bills, and bills of a FINALIZED run, change not at all (rule 8).
+    pub fn frozen(&self, run_finalized: bool) -> bool {
+        run_finalized || self.is_archived || matches!(self.status, BillStatus::Paid | BillStatus::Void)
+    }
+
+    /// The group a bill belongs to in the store: its run, for the stage worker.
+    pub fn run_group(&self) -> Option<String> {
+        self.bill_run_id.map(|id| run_group(self.bill_run_kind.unwrap_or(BillRunKind::Regular), id))
+    }
+}
+
+/// The store group of the bills of one run.
+pub fn run_group(kind: BillRunKind, run_id: u64) -> String {
+    match kind {
+        BillRunKind::Regular => format!("RUN#{run_id}"),
+        BillRunKind::Adhoc => format!("ADHOC_RUN#{run_id}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Field parsing
+
+fn field(name: &str, detail: impl Into<String>) -> DomainError {
+    DomainError::field(format!("/{name}"), detail)
+}
+
+fn rule(n: u8, pointer: &str, detail: &str) -> DomainError {
+    DomainError::field(pointer, format!("rule {n}: {detail}"))
+}
+
+/// An ISO 8601 date-time (RFC 3339 profile, with an offset), kept in UTC.
+pub fn parse_date_time(value: &Value, pointer: &str) -> Result<OffsetDateTime, DomainError> {
+    value
+        .as_str()
+        .and_then(|s| OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok())
+        .map(|t| t.to_offset(UtcOffset::UTC))
+        .ok_or_else(|| rule(6, pointer, "must be an ISO 8601 date-time such as 2024-02-01T00:00:00Z"))
+}
+
+fn parse_description(value: &Value) -> Result<Option<String>, DomainError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) if s.chars().count() <= MAX_DESCRIPTION => Ok(Some(s.clone())),
+        _ => Err(rule(7, "/description", "must be a string of at most 4000 characters, or null")),
+    }
+}
+
+fn parse_percentage(value: &Value) -> Result<Decimal, DomainError> {
+    money::from_value(value)
+        .filter(|p| *p >= Decimal::ZERO && *p <= Decimal::ONE_HUNDRED)
+        .ok_or_else(|| rule(3, "/percentage", "percentage must be a number from 0 to 100"))
+}
+
+fn positive_id(value: Option<&Value>) -> Option<u64> {
+    value.and_then(Value::as_u64).filter(|n| *n > 0)
+}
+
+/// A line as a request gives it: `id` only for a kept line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineInput {
+    pub id: Option<u64>,
+    pub catalog_item_id: u64,
+    pub description: Option<String>,
+    pub quantity: Decimal,
+    pub unit_price: Decimal,
+    pub unit_cost: Option<Decimal>,
+}
+
+/// Parses `lineItems`: at least one line, each checked and named by index.
+pub fn parse_lines(value: &Value) -> Result<Vec<LineInput>, DomainError> {
+    let Some(items) = value.as_array() else {
+        return Err(rule(2, "/lineItems", "lineItems must be an array of line items"));
+    };
+    if items.is_empty() {
+        return Err(rule(2, "/lineItems", "a bill needs at least one line item"));
+    }
+    if items.len() > MAX_LINES {
+        return Err(rule(2, "/lineItems", "a bill has at most 1000 line items"));
+    }
+    let mut errors = Vec::new();
+    let mut lines = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = |name: &str| format!("/lineItems/{i}/{name}");
+        let Value::Object(line) = item else {
+            errors.push(FieldError::new(format!("/lineItems/{i}"), "must be an object"));
+            continue;
+        };
+        for key in line.keys() {
+            if !["id", "catalogItemId", "description", "quantity", "unitPrice", "unitCost", "amount"].contains(&key.as_str()) {
+                errors.push(FieldError::new(at(key), "unknown field"));
+            }
+        }
+        let id = match line.get("id") {
+            None | Some(Value::Null) => None,
+            Some(v) => match positive_id(Some(v)) {
+                Some(id) => Some(id),
+                None => {
+                    errors.push(FieldError::new(at("id"), "must be the positive id of a line of this bill"));
+                    None
+                }
+            },
+        };
+        let catalog_item_id = positive_id(line.get("catalogItemId"));
+        if catalog_item_id.is_none() {
+            errors.push(FieldError::new(at("catalogItemId"), "is required: a positive integer"));
+        }
+        let description = match line.get("description") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.chars().count() <= MAX_DESCRIPTION => Some(s.clone()),
+            Some(_) => {
+                errors.push(FieldError::new(at("description"), "must be a string of at most 4000 characters"));
+                None
+            }
+        };
+        let quantity = line.get("quantity").and_then(money::from_value).filter(|q| *q > Decimal::ZERO);
+        if quantity.is_none() {
+            errors.push(FieldError::new(at("quantity"), "is required: a number greater than 0"));
+        }
+        let unit_price = line.get("unitPrice").and_then(money::from_value);
+        if unit_price.is_none() {
+            errors.push(FieldError::new(at("unitPrice"), "is required: a number (negative for discounts)"));
+        }
+        let unit_cost = match line.get("unitCost") {
+            None | Some(Value::Null) => None,
+            Some(v) => match money::from_value(v).filter(|c| *c > Decimal::ZERO) {
+                Some(c) => Some(c),
+                None => {
+                    errors.push(FieldError::new(at("unitCost"), "must be a number greater than 0"));
+                    None
+                }
+            },
+        };
+        if let (Some(catalog_item_id), Some(quantity), Some(unit_price)) = (catalog_item_id, quantity, unit_price) {
+            lines.push(LineInput { id, catalog_item_id, description, quantity, unit_price, unit_cost });
+        }
+    }
+    if errors.is_empty() {
+        Ok(lines)
+    } else {
+        Err(DomainError::fields(errors))
+    }
+}
+
+/// How many lines of a request need new ids (so the edge can reserve them before the rules run).
+pub fn new_lines_in(body: &Value) -> usize {
+    body.get("lineItems")
+        .and_then(Value::as_array)
+        .map(|lines| lines.iter().filter(|l| l.get("id").is_none_or(Value::is_null)).count())
+        .unwrap_or(0)
+}
+
+fn build_lines(
+    inputs: Vec<LineInput>,
+    existing: &[LineItem],
+    new_ids: &mut dyn Iterator<Item = u64>,
+) -> Result<Vec<LineItem>, DomainError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut lines = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.into_iter().enumerate() {
+        let id = match input.id {
+            Some(id) if existing.iter().any(|l| l.id == id) && seen.insert(id) => id,
+            Some(id) => {
+                return Err(rule(2, &format!("/lineItems/{i}/id"), &format!("{id} is not a line of this bill (or is repeated)")));
+            }
+            None => new_ids.next().ok_or_else(|| DomainError::invalid("no line item id was reserved"))?,
+        };
+        lines.push(LineItem {
+            id,
+            catalog_item_id: input.catalog_item_id,
+            description: input.description,
+            quantity: input.quantity,
+            unit_price: input.unit_price,
+            unit_cost: input.unit_cost,
+            amount: cents(input.quantity * input.unit_price),
+        });
+    }
+    Ok(lines)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Create
+
+/// A validated create request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewBill {
+    pub calculation_method: CalculationMethod,
+    pub due_date: OffsetDateTime,
+    pub lines: Vec<LineInput>,
+    pub percentage: Option<Decimal>,
+    pub base_amount: Option<Decimal>,
+    pub description: Option<String>,
+    pub bill_type: Option<BillType>,
+    pub based_on_id: Option<i64>,
+    pub based_on_uid: Option<i64>,
+    pub account: Option<Account>,
+    pub record: Option<RecordRef>,
+    pub bill_run: Option<(BillRunKind, u64)>,
+    pub issue: Option<(OffsetDateTime, BillStatus)>,
+}
+
+const CREATE_FIELDS: [&str; 15] = [
+    "calculationMethod",
+    "dueDate",
+    "lineItems",
+    "percentage",
+    "baseAmount",
+    "description",
+    "type",
+    "basedOnId",
+    "basedOnUid",
+    "account",
+    "record",
+    "billRunId",
+    "billRunKind",
+    "issueDate",
+    "status",
+];
+
+impl NewBill {
+    pub fn parse(body: &Value) -> Result<Self, DomainError> {
+        let Value::Object(f) = body else {
+            return Err(DomainError::field("", "the body must be a JSON object"));
+        };
+        let unknown: Vec<FieldError> = f
+            .keys()
+            .filter(|k| !CREATE_FIELDS.contains(&k.as_str()))
+            .map(|k| FieldError::new(format!("/{k}"), "read-only or unknown field"))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(DomainError::fields(unknown));
+        }
+        let present = |name: &str| f.get(name).filter(|v| !v.is_null());
+        let calculation_method = present("calculationMethod")
+            .and_then(Value::as_str)
+            .and_then(CalculationMethod::parse)
+            .ok_or_else(|| rule(1, "/calculationMethod", "calculationMethod is required: LINE_ITEMS or PERCENTAGE"))?;
+        let due_date = parse_date_time(present("dueDate").ok_or_else(|| field("dueDate", "is required"))?, "/dueDate")?;
+        let (lines, percentage, base_amount) = match calculation_method {
+            CalculationMethod::LineItems => {
+                if present("percentage").is_some() || present("baseAmount").is_some() {
+                    return Err(rule(3, "/percentage", "percentage and baseAmount are only for PERCENTAGE bills"));
+                }
+                (parse_lines(present("lineItems").unwrap_or(&Value::Null))?, None, None)
+            }
+            CalculationMethod::Percentage => {
+                if present("lineItems").is_some() {
+                    return Err(rule(2, "/lineItems", "lineItems are only for LINE_ITEMS bills"));
+                }
+                let pct = parse_percentage(present("percentage").unwrap_or(&Value::Null))?;
+                let base = present("baseAmount")
+                    .and_then(money::from_value)
+                    .filter(|b| *b >= Decimal::ZERO)
+                    .ok_or_else(|| field("baseAmount", "is required for PERCENTAGE bills: a number, 0 or more"))?;
+                (Vec::new(), Some(pct), Some(cents(base)))
+            }
+        };
+        if lines.iter().any(|l| l.id.is_some()) {
+            return Err(field("lineItems", "new lines have no id"));
+        }
+        let issue = match (present("issueDate"), present("status")) {
+            (None, None) => None,
+            (None, Some(_)) => return Err(rule(5, "/status", "status may only be given together with issueDate")),
+            (Some(_), _) if calculation_method != CalculationMethod::LineItems => {
+                return Err(rule(4, "/issueDate", "issueDate is only for LINE_ITEMS bills"))
+            }
+            (Some(_), None) => return Err(rule(4, "/status", "with issueDate, status must be given too")),
+            (Some(date), Some(status)) => {
+                let date = parse_date_time(date, "/issueDate")?;
+                match status.as_str().and_then(BillStatus::parse) {
+                    Some(BillStatus::Issued) => Some((date, BillStatus::Issued)),
+                    Some(BillStatus::Draft) => return Err(rule(4, "/status", "with issueDate, status must not be DRAFT")),
+                    _ => return Err(rule(5, "/status", "a client may only set status ISSUED")),
+                }
+            }
+        };
+        if let Some((issued, _)) = issue {
+            if due_date < issued {
+                return Err(rule(6, "/dueDate", "dueDate must not be before issueDate"));
+            }
+        }
+        let description = parse_description(f.get("description").unwrap_or(&Value::Null))?;
+        let bill_type = match present("type") {
+            None => None,
+            Some(Value::String(s)) if s == "INVOICE" => Some(BillType::Invoice),
+            Some(Value::String(s)) if s == "CREDIT_NOTE" => Some(BillType::CreditNote),
+            Some(_) => return Err(field("type", "must be INVOICE, CREDIT_NOTE or null")),
+        };
+        let int_or_null = |name: &str| -> Result<Option<i64>, DomainError> {
+            match present(name) {
+                None => Ok(None),
+                Some(v) => v.as_i64().map(Some).ok_or_else(|| field(name, "must be an integer or null")),
+            }
+        };
+        let account = match present("account") {
+            None => None,
+            Some(v) => Some(
+                serde_json::from_value::<Account>(v.clone())
+                    .ok()
+                    .filter(|a| a.id > 0)
+                    .ok_or_else(|| field("account", "must be {\"id\": positive integer, \"name\": string} or null"))?,
+            ),
+        };
+        let record = match present("record") {
+            None => None,
+            Some(v) => Some(
+                serde_json::from_value::<RecordRef>(v.clone())
+                    .ok()
+                    .filter(|r| r.id > 0)
+                    .ok_or_else(|| field("record", "must be {\"id\": positive integer, \"title\": string} or null"))?,
+            ),
+        };
+        let kind = match present("billRunKind") {
+            None => BillRunKind::Regular,
+            Some(Value::String(s)) if s == "REGULAR" => BillRunKind::Regular,
+            Some(Value::String(s)) if s == "ADHOC" => BillRunKind::Adhoc,
+            Some(_) => return Err(field("billRunKind", "must be REGULAR or ADHOC")),
+        };
+        let bill_run = match present("billRunId") {
+            None if present("billRunKind").is_some() => return Err(field("billRunKind", "goes with billRunId")),
+            None => None,
+            Some(v) => Some((kind, positive_id(Some(v)).ok_or_else(|| field("billRunId", "must be a positive integer"))?)),
+        };
+        Ok(Self {
+            calculation_method,
+            due_date,
+            lines,
+            percentage,
+            base_amount,
+            description,
+            bill_type,
+            based_on_id: int_or_null("basedOnId")?,
+            based_on_uid: int_or_null("basedOnUid")?,
+            account,
+            record,
+            bill_run,
+            issue,
+        })
+    }
+
+    pub fn into_bill(
+        self,
+        id: u64,
+        bill_number: u64,
+        line_ids: &mut dyn Iterator<Item = u64>,
+        now: OffsetDateTime,
+    ) -> Result<Bill, DomainError> {
+        let line_items = build_lines(self.lines, &[], line_ids)?;
+        let (issue_date, status) = match self.issue {
+            Some((date, status)) => (Some(date), status),
+            None => (None, BillStatus::Draft),
+        };
+        let bill = Bill {
+            id,
+            bill_number,
+            status,
+            amount: Decimal::ZERO,
+            amount_paid: Decimal::ZERO,
+            calculation_method: self.calculation_method,
+            created_at: now,
+            updated_at: now,
+            description: self.description,
+            bill_type: self.bill_type,
+            based_on_id: self.based_on_id,
+            based_on_uid: self.based_on_uid,
+            due_date: self.due_date,
+            issue_date,
+            is_archived: false,
+            percentage: self.percentage,
+            base_amount: self.base_amount,
+            account: self.account,
+            record: self.record,
+            bill_run_id: self.bill_run.map(|(_, id)| id),
+            bill_run_kind: self.bill_run.map(|(kind, _)| kind),
+            line_items,
+        };
+        Ok(bill.recomputed())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PATCH: the eight rules
+
+/// Applies a partial update under rules 1 to 8. `Ok(None)` when nothing changes (nothing is
+/// written). `new_line_ids` supplies ids for lines sent without one.
+pub fn apply_update(
+    bill: &Bill,
+    body: &Value,
+    run_finalized: bool,
+    new_line_ids: &mut dyn Iterator<Item = u64>,
+    now: OffsetDateTime,
+) -> Result<Option<Bill>, DomainError> {
+    let Value::Object(f) = body else {
+        return Err(DomainError::field("", "the body must be a JSON object"));
+    };
+    let unknown: Vec<FieldError> = f
+        .keys()
+        .filter(|k| !UPDATABLE.contains(&k.as_str()))
+        .map(|k| FieldError::new(format!("/{k}"), "cannot be updated: read-only or unknown field"))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(DomainError::fields(unknown));
+    }
+    let mut next = bill.clone();
+
+    // Rule 1: the method, with the new method's data in the same request.
+    if let Some(value) = f.get("calculationMethod") {
+        let method = value
+            .as_str()
+            .and_then(CalculationMethod::parse)
+            .ok_or_else(|| rule(1, "/calculationMethod", "calculationMethod must be LINE_ITEMS or PERCENTAGE"))?;
+        if method != bill.calculation_method {
+            match method {
+                CalculationMethod::LineItems if !f.contains_key("lineItems") => {
+                    return Err(rule(1, "/lineItems", "changing to LINE_ITEMS needs lineItems in the same request"));
+                }
+                CalculationMethod::Percentage if !f.contains_key("percentage") => {
+                    return Err(rule(1, "/percentage", "changing to PERCENTAGE needs percentage in the same request"));
+                }
+                CalculationMethod::Percentage if bill.base_amount.is_none() => {
+                    return Err(rule(1, "/calculationMethod", "changing to PERCENTAGE needs a bill with a baseAmount"));
+                }
+                CalculationMethod::LineItems => next.percentage = None,
+                CalculationMethod::Percentage => next.line_items.clear(),
+            }
+            next.calculation_method = method;
+        }
+    }
+    let method = next.calculation_method;
+
+    // Rule 2: lines replace the whole list, on LINE_ITEMS bills only.
+    if let Some(value) = f.get("lineItems") {
+        if method != CalculationMethod::LineItems {
+            return Err(rule(2, "/lineItems", "lineItems are only for LINE_ITEMS bills"));
+        }
+        next.line_items = build_lines(parse_lines(value)?, &bill.line_items, new_line_ids)?;
+    }
+    // Rule 3: percentage on PERCENTAGE bills only, 0 to 100.
+    if let Some(value) = f.get("percentage") {
+        if method != CalculationMethod::Percentage {
+            return Err(rule(3, "/percentage", "percentage is only for PERCENTAGE bills"));
+        }
+        next.percentage = Some(parse_percentage(value)?);
+    }
+    // Rules 4 and 5: issueDate and status together, on LINE_ITEMS bills, status ISSUED only.
+    match (f.get("issueDate"), f.get("status")) {
+        (None, None) => {}
+        (None, Some(_)) => return Err(rule(5, "/status", "status may only be given together with issueDate")),
+        (Some(_), _) if method != CalculationMethod::LineItems => {
+            return Err(rule(4, "/issueDate", "issueDate is only for LINE_ITEMS bills"));
+        }
+        (Some(_), None) => return Err(rule(4, "/status", "with issueDate, status must be given too")),
+        (Some(date), Some(status)) => {
+            match status.as_str().and_then(BillStatus::parse) {
+                Some(BillStatus::Draft) => return Err(rule(4, "/status", "with issueDate, status must not be DRAFT")),
+                Some(BillStatus::Issued) => {}
+                Some(other) => {
+                    return Err(rule(5, "/status", &format!("{} is not set by a client; only ISSUED is", other.name())))
+                }
+                None => return Err(rule(5, "/status", "status must be ISSUED")),
+            }
+            let reissue = bill.status == BillStatus::Issued && bill.amount_paid.is_zero();
+            if bill.status != BillStatus::Draft && !reissue && !bill.frozen(run_finalized) {
+                return Err(rule(
+                    5,
+                    "/status",
+                    &format!("a {} bill cannot be issued (ISSUED is set from DRAFT, or again while nothing is paid)", bill.status.name()),
+                ));
+            }
+            next.issue_date = Some(parse_date_time(date, "/issueDate")?);
+            next.status = BillStatus::Issued;
+        }
+    }
+    // Rule 6: date-times, and dueDate not before issueDate.
+    if let Some(value) = f.get("dueDate") {
+        next.due_date = parse_date_time(value, "/dueDate")?;
+    }
+    if next.issue_date.is_some_and(|issued| next.due_date < issued) {
+        return Err(rule(6, "/dueDate", "dueDate must not be before issueDate"));
+    }
+    // Rule 7: description, or null to clear it.
+    if let Some(value) = f.get("description") {
+        next.description = parse_description(value)?;
+    }
+
+    let next = next.recomputed();
+    let pricing_changed = next.calculation_method != bill.calculation_method
+        || next.line_items != bill.line_items
+        || next.percentage != bill.percentage
+        || next.amount != bill.amount;
+    let terms_changed = next.description != bill.description || next.due_date != bill.due_date;
+    let issue_changed = next.status != bill.status || next.issue_date != bill.issue_date;
+    if !pricing_changed && !terms_changed && !issue_changed {
+        return Ok(None);
+    }
+    // Rule 8: what may change in which state.
+    if bill.frozen(run_finalized) {
+        let why = if run_finalized {
+            "its bill run is FINALIZED".to_owned()
+        } else if bill.is_archived {
+            "it is archived".to_owned()
+        } else {
+            format!("it is {}", bill.status.name())
+        };
+        return Err(rule(8, "", &format!("this bill changes not at all: {why}")));
+    }
+    if pricing_changed && bill.status != BillStatus::Draft {
+        return Err(rule(8, "", "calculationMethod, lineItems and percentage change only while the bill is DRAFT"));
+    }
+    if terms_changed && !matches!(bill.status, BillStatus::Draft | BillStatus::Issued) {
+        return Err(rule(8, "", "description and dueDate change only while the bill is DRAFT or ISSUED"));
+    }
+    let mut next = next;
+    next.updated_at = now;
+    Ok(Some(next))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bills in a bill run's stages
+
+/// What `stage` does to one bill of the run, if anything. `invoice_date` is the run's.
+pub fn stage_effect(stage: SummaryStatus, bill: &Bill, invoice_date: Date, now: OffsetDateTime) -> Option<Bill> {
+    if bill.is_archived || bill.status != BillStatus::Draft {
+        return None;
+    }
+    let next = match stage {
+        SummaryStatus::DraftInvoices => bill.recomputed(),
+        SummaryStatus::FullInvoices if bill.calculation_method == CalculationMethod::LineItems => {
+            let mut issued = bill.recomputed();
+            issued.status = BillStatus::Issued;
+            issued.issue_date = Some(invoice_date.midnight().assume_utc());
+            issued
+        }
+        _ => return None,
+    };
+    (next != *bill).then(|| Bill { updated_at: now, ..next })
+}
+
+/// REPORTING's figures over a run's bills: revenue and the largest bill. Archived and VOID bills
+/// do not count.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    #[serde(with = "number")]
+    pub revenue: Decimal,
+    #[serde(with = "option_number")]
+    pub max_invoice_value: Option<Decimal>,
+    pub max_invoice_customer_id: Option<u64>,
+}
+
+impl Report {
+    pub fn add(&mut self, bill: &Bill) {
+        if bill.is_archived || bill.status == BillStatus::Void {
+            return;
+        }
+        self.revenue += bill.amount;
+        if self.max_invoice_value.is_none_or(|max| bill.amount > max) {
+            self.max_invoice_value = Some(bill.amount);
+            self.max_invoice_customer_id = bill.account.as_ref().map(|a| a.id);
+        }
+    }
+
+    /// Revenue in whole major units, rounded down.
+    pub fn revenue_in_major_currency(&self) -> i64 {
+        use rust_decimal::prelude::ToPrimitive;
+        self.revenue.floor().to_i64().unwrap_or(i64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests;
