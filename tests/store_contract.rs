@@ -5,7 +5,9 @@ use std::time::Duration;
 use billflow_tests::{fresh_store, on_both_stores, Backend};
 use serde_json::{json, Value};
 use shared::domain::list::{ListQuery, ListSpec};
-use shared::store::{AuditEvent, Entity, Guard, IdempotencyRecord, NewItem, SharedRepository, StoreError, Update};
+use shared::store::{
+    AuditEvent, Delete, Entity, Guard, IdempotencyRecord, NewItem, SharedRepository, StoreError, Update, VersionCheck,
+};
 
 const SPEC: ListSpec =
     ListSpec { sortable: &["id", "name"], filters: &[("status", |_| true)], fields: &["id", "name", "status"] };
@@ -29,6 +31,7 @@ fn item(id: u64, name: &str, group: Option<&str>) -> NewItem {
         group: group.map(str::to_owned),
         work_pending: false,
         guard: None,
+        check: None,
         event: event("create"),
         idempotency: None,
     }
@@ -43,6 +46,8 @@ fn update(id: u64, expected_version: u64, doc: Value) -> Update {
         group: None,
         work_pending: true,
         guard: None,
+        check: None,
+        state: None,
         event: event("patch"),
     }
 }
@@ -194,6 +199,94 @@ async fn lists_page_sort_filter_and_count(backend: Backend) {
     assert_eq!((page.len(), total), (0, 0));
 }
 
+async fn counters_reserve_ranges(backend: Backend) {
+    let Some(store) = store(backend).await else { return };
+    assert_eq!(store.next_ids("LINE_ITEM", 3).await.unwrap(), 3);
+    assert_eq!(store.next_ids("LINE_ITEM", 2).await.unwrap(), 5);
+    assert_eq!(store.next_ids("BILL_NUMBER", 1).await.unwrap(), 1);
+    assert_eq!(store.next_id(Entity::Bill).await.unwrap(), 1);
+}
+
+async fn batch_writes_are_all_or_nothing(backend: Backend) {
+    let Some(store) = store(backend).await else { return };
+    for id in 1..=3 {
+        store.create(item(id, "a", None)).await.unwrap();
+    }
+    let doc = |id: u64, name: &str| json!({"id": id, "name": name});
+    // One stale version spoils the whole batch.
+    let stale = vec![update(1, 1, doc(1, "x")), update(2, 1, doc(2, "x")), update(3, 7, doc(3, "x"))];
+    assert!(matches!(store.write(stale).await, Err(StoreError::Conflict)));
+    for id in 1..=3 {
+        assert_eq!(
+            store.get(Entity::BillRun, id).await.unwrap().unwrap().version,
+            1,
+            "nothing of a failed batch lands"
+        );
+    }
+    let mut first = update(1, 1, doc(1, "y"));
+    first.state = Some(json!({"cursor": 7, "stage": "REPORTING"}));
+    let saved = store.write(vec![first, update(2, 1, doc(2, "y"))]).await.unwrap();
+    assert_eq!(saved.iter().map(|s| s.version).collect::<Vec<_>>(), vec![2, 2]);
+    let got = store.get(Entity::BillRun, 1).await.unwrap().unwrap();
+    assert_eq!((got.doc["name"].as_str(), got.state), (Some("y"), Some(json!({"cursor": 7, "stage": "REPORTING"}))));
+    assert!(got.doc.get("cursor").is_none(), "worker state never shows in the document");
+    let cleared = store.update(update(1, 2, doc(1, "z"))).await.unwrap();
+    assert_eq!(cleared.state, None);
+    assert_eq!(store.get(Entity::BillRun, 1).await.unwrap().unwrap().state, None);
+}
+
+async fn version_checks_tie_a_write_to_another_item(backend: Backend) {
+    let Some(store) = store(backend).await else { return };
+    store.create(item(1, "run", None)).await.unwrap();
+    let check = VersionCheck { entity: Entity::BillRun, id: 1, version: 1 };
+    let mut bill = item(1, "bill", None);
+    bill.entity = Entity::Bill;
+    bill.check = Some(check);
+    store.create(bill.clone()).await.unwrap();
+    store.update(update(1, 1, json!({"id": 1, "name": "closed"}))).await.unwrap();
+    let mut late = bill.clone();
+    late.id = 2;
+    late.doc = json!({"id": 2});
+    assert!(matches!(store.create(late).await, Err(StoreError::Conflict)), "the run moved on");
+    assert_eq!(store.get(Entity::Bill, 2).await.unwrap(), None);
+    let mut change = update(1, 1, json!({"id": 1, "name": "bill v2"}));
+    change.entity = Entity::Bill;
+    change.check = Some(check);
+    assert!(matches!(store.update(change).await, Err(StoreError::Conflict)));
+}
+
+async fn deletes_are_conditional_and_keep_the_trail(backend: Backend) {
+    let Some(store) = store(backend).await else { return };
+    for id in 1..=2 {
+        store.create(item(id, "a", None)).await.unwrap();
+    }
+    let delete = |id: u64, version: u64| Delete {
+        entity: Entity::BillRun,
+        id,
+        expected_version: version,
+        check: None,
+        event: event("delete"),
+    };
+    assert!(matches!(store.delete(delete(1, 5)).await, Err(StoreError::Conflict)));
+    store.delete(delete(1, 1)).await.unwrap();
+    assert_eq!(store.get(Entity::BillRun, 1).await.unwrap(), None);
+    assert!(matches!(store.delete(delete(1, 1)).await, Err(StoreError::Conflict)), "already gone");
+    let actions: Vec<String> = store.events(Entity::BillRun, 1).await.unwrap().into_iter().map(|e| e.action).collect();
+    assert_eq!(actions, vec!["create", "delete"]);
+    let query = ListQuery::parse(std::iter::empty(), &SPEC).unwrap();
+    let (page, total) = store.list(Entity::BillRun, &query).await.unwrap();
+    assert_eq!((page.len(), total), (1, 1), "the count follows deletes");
+}
+
+async fn api_keys_are_found_by_hash(backend: Backend) {
+    let Some(store) = store(backend).await else { return };
+    assert_eq!(store.api_key("abc").await.unwrap(), None);
+    let caller = json!({"userId": 5, "tenants": ["t"], "scopes": ["billing:read"]});
+    store.put_api_key("abc", caller.clone()).await.unwrap();
+    assert_eq!(store.api_key("abc").await.unwrap(), Some(caller));
+    assert_eq!(store.api_key("abd").await.unwrap(), None);
+}
+
 on_both_stores!(
     ids_come_from_a_per_entity_counter,
     create_then_get_returns_the_document_at_version_1,
@@ -202,4 +295,9 @@ on_both_stores!(
     guards_refuse_writes_that_read_a_stale_group,
     idempotency_records_are_taken_once_and_expire,
     lists_page_sort_filter_and_count,
+    counters_reserve_ranges,
+    batch_writes_are_all_or_nothing,
+    version_checks_tie_a_write_to_another_item,
+    deletes_are_conditional_and_keep_the_trail,
+    api_keys_are_found_by_hash,
 );

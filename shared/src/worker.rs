@@ -10,69 +10,159 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::domain::bill_run::Changes;
-use crate::domain::bill_run::{AdhocBillRun, BillRun};
+use crate::domain::bill::{run_group, stage_effect, Bill, Report};
+use crate::domain::bill_run::{AdhocBillRun, BillRun, Changes, Progress, SummaryStatus};
 use crate::domain::list::ListQuery;
 use crate::http::bill_runs::{event, RunResource};
 use crate::http::Deps;
 use crate::store::dynamo::parse_item_pk;
 use crate::store::{
-    AuditEvent, Change, Entity, Guard, IdempotencyRecord, NewItem, Repository, SharedRepository, StoreError,
+    AuditEvent, Change, Delete, Entity, Guard, IdempotencyRecord, NewItem, Repository, SharedRepository, StoreError,
     StoreResult, Stored, Update,
 };
 
-/// How many times a write that lost a race is re-read and re-applied.
+/// How many times a step that lost a race is re-read and retried.
 const ATTEMPTS: usize = 8;
+
+/// Bills per step: each step writes them and the run in one transaction.
+pub const BATCH: usize = 40;
 
 /// Advances the run a change names by one step. `None` when there was nothing to do.
 pub async fn advance(deps: &Deps, change: Change) -> StoreResult<Option<Stored>> {
     match change.entity {
         Entity::BillRun => worker_step::<BillRun>(deps, change.id, Some(change.version)).await,
         Entity::AdhocBillRun => worker_step::<AdhocBillRun>(deps, change.id, Some(change.version)).await,
+        Entity::Bill => Ok(None),
     }
+}
+
+/// Where a running stage stands, kept beside the run (never shown to clients).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageState {
+    pub stage: String,
+    /// The id of the last bill processed: bills are walked in id order.
+    pub cursor: u64,
+    pub total: u64,
+    pub done: u64,
+    pub report: Report,
 }
 
 /// The stage worker's step on one run, as a system write: `None` when there was nothing to do.
 /// `seen_version` is the version a stream record reported: an older record than the item is
-/// skipped (the newer write has its own record), so repeated deliveries never step twice.
+/// skipped (the newer write has its own record). A step writes the run and the bills it changes
+/// in one transaction conditional on every version it read, so a repeated delivery changes no bill
+/// twice, and a client's concurrent write always wins.
 pub async fn worker_step<R: RunResource>(
     deps: &Deps,
     id: u64,
     seen_version: Option<u64>,
 ) -> Result<Option<Stored>, StoreError> {
     for _ in 0..ATTEMPTS {
-        let Some(stored) = deps.store.get(R::ENTITY, id).await? else {
-            return Ok(None);
-        };
+        let Some(stored) = deps.store.get(R::ENTITY, id).await? else { return Ok(None) };
         if seen_version.is_some_and(|seen| seen < stored.version) {
             return Ok(None);
         }
-        let mut run: R = serde_json::from_value(stored.doc.clone()).map_err(|e| StoreError::Internal(e.to_string()))?;
-        let before = run.progress();
-        let Some(next) = before.worker_step() else {
-            return Ok(None);
-        };
-        run.set_progress(next);
-        let update = Update {
-            entity: R::ENTITY,
-            id,
-            expected_version: stored.version,
-            doc: serde_json::to_value(&run).map_err(|e| StoreError::Internal(e.to_string()))?,
-            group: run.group(),
-            work_pending: next.work_pending(),
-            guard: None,
-            event: event(None, "worker", Some(Changes::between(&before, &next, Vec::new()))),
-        };
-        match deps.store.update(update).await {
-            Ok(saved) => return Ok(Some(saved)),
-            // A client (or another delivery) wrote first; with a stream record, that write has its
-            // own record, so this one is done. Without one, look again.
-            Err(StoreError::Conflict) if seen_version.is_some() => return Ok(None),
-            Err(StoreError::Conflict) => continue,
+        let Some(writes) = plan::<R>(deps, &stored).await? else { return Ok(None) };
+        match deps.store.write(writes).await {
+            Ok(mut saved) => return Ok(Some(saved.swap_remove(0))),
+            Err(StoreError::Conflict) => {
+                // Retry only while the run itself is unchanged (a bill moved under us); a newer
+                // run has its own stream record and is stepped from there.
+                let now = deps.store.get(R::ENTITY, id).await?;
+                if now.is_none_or(|run| run.version != stored.version) {
+                    return Ok(None);
+                }
+            }
             Err(e) => return Err(e),
         }
     }
     Ok(None)
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(e.to_string())
+}
+
+/// The writes of one step: the run first, then the bills it changes.
+async fn plan<R: RunResource>(deps: &Deps, stored: &Stored) -> StoreResult<Option<Vec<Update>>> {
+    let mut run: R = serde_json::from_value(stored.doc.clone()).map_err(corrupt)?;
+    let before = run.progress();
+    if !before.work_pending() {
+        return Ok(None);
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let mut bill_writes = Vec::new();
+    let mut state = None;
+    let next = if before.summary_status_percentage >= 100 {
+        // A finished DISTRIBUTION walks the system stages.
+        match before.worker_step() {
+            Some(next) => next,
+            None => return Ok(None),
+        }
+    } else {
+        let stage = before.summary_status;
+        let bills = deps.store.group(Entity::Bill, &run_group(R::BILL_RUN_KIND, stored.id)).await?;
+        let mut at: StageState = stored
+            .state
+            .clone()
+            .and_then(|s| serde_json::from_value::<StageState>(s).ok())
+            .filter(|s| s.stage == stage.name())
+            .unwrap_or_else(|| StageState {
+                stage: stage.name().to_owned(),
+                total: bills.len() as u64,
+                ..Default::default()
+            });
+        let remaining: Vec<&Stored> = bills.iter().filter(|b| b.id > at.cursor).collect();
+        let batch = &remaining[..remaining.len().min(BATCH)];
+        for member in batch {
+            let bill: Bill = serde_json::from_value(member.doc.clone()).map_err(corrupt)?;
+            if let Some(changed) = stage_effect(stage, &bill, run.invoice_date(), now) {
+                at.report.add(&changed);
+                bill_writes.push(Update {
+                    entity: Entity::Bill,
+                    id: member.id,
+                    expected_version: member.version,
+                    doc: serde_json::to_value(&changed).map_err(corrupt)?,
+                    group: changed.run_group(),
+                    work_pending: false,
+                    guard: None,
+                    check: None,
+                    state: None,
+                    event: event(None, &format!("worker {}", stage.name()), None),
+                });
+            } else {
+                at.report.add(&bill);
+            }
+            at.cursor = member.id;
+        }
+        at.done += batch.len() as u64;
+        if remaining.len() <= BATCH {
+            if stage == SummaryStatus::Reporting {
+                run.set_report(&at.report);
+            }
+            Progress { summary_status_percentage: 100, ..before }
+        } else {
+            let pct = (at.done * 100 / at.total.max(1)).min(99) as u8;
+            state = Some(serde_json::to_value(&at).map_err(corrupt)?);
+            Progress { summary_status_percentage: pct, ..before }
+        }
+    };
+    run.set_progress(next);
+    let mut writes = vec![Update {
+        entity: R::ENTITY,
+        id: stored.id,
+        expected_version: stored.version,
+        doc: serde_json::to_value(&run).map_err(corrupt)?,
+        group: run.group(),
+        work_pending: next.work_pending(),
+        guard: None,
+        check: None,
+        state,
+        event: event(None, "worker", Some(Changes::between(&before, &next, Vec::new()))),
+    }];
+    writes.extend(bill_writes);
+    Ok(Some(writes))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -177,8 +267,8 @@ impl Notifying {
 
 #[async_trait]
 impl Repository for Notifying {
-    async fn next_id(&self, entity: Entity) -> StoreResult<u64> {
-        self.inner.next_id(entity).await
+    async fn next_ids(&self, counter: &str, n: u64) -> StoreResult<u64> {
+        self.inner.next_ids(counter, n).await
     }
     async fn get(&self, entity: Entity, id: u64) -> StoreResult<Option<Stored>> {
         self.inner.get(entity, id).await
@@ -189,11 +279,16 @@ impl Repository for Notifying {
         self.report(entity, &stored, pending);
         Ok(stored)
     }
-    async fn update(&self, update: Update) -> StoreResult<Stored> {
-        let (entity, pending) = (update.entity, update.work_pending);
-        let stored = self.inner.update(update).await?;
-        self.report(entity, &stored, pending);
-        Ok(stored)
+    async fn write(&self, updates: Vec<Update>) -> StoreResult<Vec<Stored>> {
+        let reports: Vec<(Entity, bool)> = updates.iter().map(|u| (u.entity, u.work_pending)).collect();
+        let saved = self.inner.write(updates).await?;
+        for ((entity, pending), stored) in reports.into_iter().zip(&saved) {
+            self.report(entity, stored, pending);
+        }
+        Ok(saved)
+    }
+    async fn delete(&self, delete: Delete) -> StoreResult<()> {
+        self.inner.delete(delete).await
     }
     async fn list(&self, entity: Entity, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
         self.inner.list(entity, query).await
@@ -209,5 +304,11 @@ impl Repository for Notifying {
     }
     async fn events(&self, entity: Entity, id: u64) -> StoreResult<Vec<AuditEvent>> {
         self.inner.events(entity, id).await
+    }
+    async fn put_api_key(&self, hash: &str, caller: Value) -> StoreResult<()> {
+        self.inner.put_api_key(hash, caller).await
+    }
+    async fn api_key(&self, hash: &str) -> StoreResult<Option<Value>> {
+        self.inner.api_key(hash).await
     }
 }

@@ -251,7 +251,9 @@ pub fn parse_lines(value: &Value) -> Result<Vec<LineInput>, DomainError> {
             continue;
         };
         for key in line.keys() {
-            if !["id", "catalogItemId", "description", "quantity", "unitPrice", "unitCost", "amount"].contains(&key.as_str()) {
+            if !["id", "catalogItemId", "description", "quantity", "unitPrice", "unitCost", "amount"]
+                .contains(&key.as_str())
+            {
                 errors.push(FieldError::new(at(key), "unknown field"));
             }
         }
@@ -325,7 +327,11 @@ fn build_lines(
         let id = match input.id {
             Some(id) if existing.iter().any(|l| l.id == id) && seen.insert(id) => id,
             Some(id) => {
-                return Err(rule(2, &format!("/lineItems/{i}/id"), &format!("{id} is not a line of this bill (or is repeated)")));
+                return Err(rule(
+                    2,
+                    &format!("/lineItems/{i}/id"),
+                    &format!("{id} is not a line of this bill (or is repeated)"),
+                ));
             }
             None => new_ids.next().ok_or_else(|| DomainError::invalid("no line item id was reserved"))?,
         };
@@ -433,7 +439,9 @@ impl NewBill {
                 let date = parse_date_time(date, "/issueDate")?;
                 match status.as_str().and_then(BillStatus::parse) {
                     Some(BillStatus::Issued) => Some((date, BillStatus::Issued)),
-                    Some(BillStatus::Draft) => return Err(rule(4, "/status", "with issueDate, status must not be DRAFT")),
+                    Some(BillStatus::Draft) => {
+                        return Err(rule(4, "/status", "with issueDate, status must not be DRAFT"))
+                    }
                     _ => return Err(rule(5, "/status", "a client may only set status ISSUED")),
                 }
             }
@@ -483,7 +491,9 @@ impl NewBill {
         let bill_run = match present("billRunId") {
             None if present("billRunKind").is_some() => return Err(field("billRunKind", "goes with billRunId")),
             None => None,
-            Some(v) => Some((kind, positive_id(Some(v)).ok_or_else(|| field("billRunId", "must be a positive integer"))?)),
+            Some(v) => {
+                Some((kind, positive_id(Some(v)).ok_or_else(|| field("billRunId", "must be a positive integer"))?))
+            }
         };
         Ok(Self {
             calculation_method,
@@ -628,7 +638,10 @@ pub fn apply_update(
                 return Err(rule(
                     5,
                     "/status",
-                    &format!("a {} bill cannot be issued (ISSUED is set from DRAFT, or again while nothing is paid)", bill.status.name()),
+                    &format!(
+                        "a {} bill cannot be issued (ISSUED is set from DRAFT, or again while nothing is paid)",
+                        bill.status.name()
+                    ),
                 ));
             }
             next.issue_date = Some(parse_date_time(date, "/issueDate")?);
@@ -697,7 +710,7 @@ pub fn stage_effect(stage: SummaryStatus, bill: &Bill, invoice_date: Date, now: 
         }
         _ => return None,
     };
-    (next != *bill).then(|| Bill { updated_at: now, ..next })
+    (next != *bill).then_some(Bill { updated_at: now, ..next })
 }
 
 /// REPORTING's figures over a run's bills: revenue and the largest bill. Archived and VOID bills

@@ -1,9 +1,9 @@
 //! Pure domain rules: models, validation, transitions and patch application.
 //! Nothing here knows about HTTP, DynamoDB or async.
 
+pub mod bill;
 pub mod bill_run;
 pub mod dates;
-pub mod bill;
 pub mod list;
 pub mod money;
 pub mod patch;

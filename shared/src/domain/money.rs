@@ -55,9 +55,9 @@ pub mod option_number {
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Decimal>, D::Error> {
         match Option::<Number>::deserialize(deserializer)? {
             None => Ok(None),
-            Some(number) => {
-                from_number(&number).map(Some).ok_or_else(|| serde::de::Error::custom(format!("{number} is not a decimal")))
-            }
+            Some(number) => from_number(&number)
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("{number} is not a decimal"))),
         }
     }
 }
@@ -73,7 +73,9 @@ mod tests {
 
     #[test]
     fn cents_round_half_away_from_zero() {
-        for (value, want) in [("2.345", "2.35"), ("-2.345", "-2.35"), ("2.344", "2.34"), ("0.005", "0.01"), ("10", "10")] {
+        for (value, want) in
+            [("2.345", "2.35"), ("-2.345", "-2.35"), ("2.344", "2.34"), ("0.005", "0.01"), ("10", "10")]
+        {
             assert_eq!(cents(d(value)), d(want), "{value}");
         }
     }

@@ -9,6 +9,7 @@ use super::{
     caller, check_if_match, json_body, json_patch_body, path_id, resource_response, respond_to, with_header, ApiError,
     ApiResult, Deps, Idempotency, Principal, SCOPE_READ, SCOPE_WRITE,
 };
+use crate::domain::bill::{BillRunKind, Report};
 use crate::domain::bill_run::{
     self, apply_patch, AdhocBillRun, BillRun, Changes, NewAdhocBillRun, NewBillRun, Patched, Run, SummaryStatus,
 };
@@ -44,6 +45,12 @@ pub trait RunResource: Run {
     fn group(&self) -> Option<String>;
     /// Whether `self` may not coexist with another member of its group.
     fn collides_with(&self, other: &Self) -> bool;
+    /// How bills name this kind of run.
+    const BILL_RUN_KIND: BillRunKind;
+    /// The date shown on the run's invoices.
+    fn invoice_date(&self) -> Date;
+    /// Records REPORTING's figures.
+    fn set_report(&mut self, report: &Report);
 }
 
 fn is_bill_run_status(v: &str) -> bool {
@@ -108,6 +115,18 @@ impl RunResource for BillRun {
     fn collides_with(&self, other: &Self) -> bool {
         self.id != other.id && bill_run::overlaps(self, other)
     }
+
+    const BILL_RUN_KIND: BillRunKind = BillRunKind::Regular;
+
+    fn invoice_date(&self) -> Date {
+        self.invoice_date
+    }
+
+    fn set_report(&mut self, report: &Report) {
+        self.revenue_in_major_currency = report.revenue_in_major_currency();
+        self.max_invoice_value = report.max_invoice_value;
+        self.max_invoice_customer_id = report.max_invoice_customer_id;
+    }
 }
 
 impl RunResource for AdhocBillRun {
@@ -147,6 +166,16 @@ impl RunResource for AdhocBillRun {
 
     fn collides_with(&self, _other: &Self) -> bool {
         false
+    }
+
+    const BILL_RUN_KIND: BillRunKind = BillRunKind::Adhoc;
+
+    fn invoice_date(&self) -> Date {
+        self.invoice_date
+    }
+
+    fn set_report(&mut self, report: &Report) {
+        self.revenue_in_major_currency = report.revenue_in_major_currency();
     }
 }
 
@@ -253,6 +282,7 @@ pub async fn create<R: RunResource>(deps: &Deps, req: Request) -> Response<Body>
                 group: run.group(),
                 work_pending: run.progress().work_pending(),
                 guard,
+                check: None,
                 event: event(Some(principal.user_id), "create", None),
                 idempotency: idempotency.as_ref().map(|i| i.record(StatusCode::CREATED, &doc, Some(location.clone()))),
                 doc,
@@ -355,6 +385,9 @@ async fn write<R: RunResource>(
         group: run.group(),
         work_pending: run.progress().work_pending(),
         guard,
+        check: None,
+        // A new stage (or a re-run) starts the worker afresh; other changes keep its place.
+        state: (run.progress() == from_stored::<R>(stored)?.progress()).then(|| stored.state.clone()).flatten(),
         event: event(Some(principal.user_id), action, Some(changes)),
     };
     let saved = deps.store.update(update).await?;

@@ -17,22 +17,23 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, Put, ReturnValue, ScalarAttributeType, StreamSpecification, StreamViewType, TransactWriteItem,
-    Update as DynamoUpdate,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete as DynamoDelete, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType, StreamSpecification,
+    StreamViewType, TransactWriteItem, Update as DynamoUpdate,
 };
 use aws_sdk_dynamodb::Client;
 use serde_json::Value;
 
 use super::{
-    now_epoch, AuditEvent, Entity, Guard, IdempotencyRecord, NewItem, Repository, StoreError, StoreResult, Stored,
-    Update,
+    now_epoch, AuditEvent, Delete, Entity, Guard, IdempotencyRecord, NewItem, Repository, StoreError, StoreResult,
+    Stored, Update, VersionCheck, MAX_WRITE,
 };
 use crate::domain::list::ListQuery;
 
 type Item = HashMap<String, AttributeValue>;
 
-const META: [&str; 9] = ["PK", "SK", "entity", "version", "workPending", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK"];
+const META: [&str; 10] =
+    ["PK", "SK", "entity", "version", "workPending", "workerState", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK"];
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -135,6 +136,30 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
+    fn version_check(&self, check: &VersionCheck) -> StoreResult<TransactWriteItem> {
+        let condition = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("PK", s(item_pk(check.entity, check.id)))
+            .key("SK", s("ITEM"))
+            .condition_expression("version = :seen")
+            .expression_attribute_values(":seen", number(check.version))
+            .build()
+            .map_err(internal)?;
+        Ok(TransactWriteItem::builder().condition_check(condition).build())
+    }
+
+    fn count(&self, entity: Entity, by: i64) -> StoreResult<TransactWriteItem> {
+        let update = DynamoUpdate::builder()
+            .table_name(&self.table)
+            .key("PK", s(format!("COUNTER#{}", entity.name())))
+            .key("SK", s("COUNTER"))
+            .update_expression("ADD itemCount :by")
+            .expression_attribute_values(":by", number(by))
+            .build()
+            .map_err(internal)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
     fn event_put(&self, entity: Entity, id: u64, version: u64, event: &AuditEvent) -> StoreResult<TransactWriteItem> {
         let mut item = to_attributes(event)?;
         item.insert("PK".into(), s(item_pk(entity, id)));
@@ -142,6 +167,7 @@ impl DynamoStore {
         self.put(item, "attribute_not_exists(PK)", Item::new())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn resource_item(
         &self,
         entity: Entity,
@@ -150,8 +176,12 @@ impl DynamoStore {
         doc: &Value,
         group: &Option<String>,
         work_pending: bool,
+        state: &Option<Value>,
     ) -> StoreResult<Item> {
         let mut item = to_attributes(doc)?;
+        if let Some(state) = state {
+            item.insert("workerState".into(), serde_dynamo::to_attribute_value(state).map_err(internal)?);
+        }
         item.insert("PK".into(), s(item_pk(entity, id)));
         item.insert("SK".into(), s("ITEM"));
         item.insert("entity".into(), s(entity.name()));
@@ -229,15 +259,15 @@ impl DynamoStore {
 
 #[async_trait]
 impl Repository for DynamoStore {
-    async fn next_id(&self, entity: Entity) -> StoreResult<u64> {
+    async fn next_ids(&self, counter: &str, n: u64) -> StoreResult<u64> {
         let out = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("PK", s(format!("COUNTER#{}", entity.name())))
+            .key("PK", s(format!("COUNTER#{counter}")))
             .key("SK", s("COUNTER"))
-            .update_expression("ADD nextId :one")
-            .expression_attribute_values(":one", number(1))
+            .update_expression("ADD nextId :n")
+            .expression_attribute_values(":n", number(n.max(1)))
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await
@@ -253,25 +283,17 @@ impl Repository for DynamoStore {
     }
 
     async fn create(&self, item: NewItem) -> StoreResult<Stored> {
-        let resource = self.resource_item(item.entity, item.id, 1, &item.doc, &item.group, item.work_pending)?;
+        let resource = self.resource_item(item.entity, item.id, 1, &item.doc, &item.group, item.work_pending, &None)?;
         let mut writes = vec![
             self.put(resource, "attribute_not_exists(PK)", Item::new())?,
             self.event_put(item.entity, item.id, 1, &item.event)?,
-            TransactWriteItem::builder()
-                .update(
-                    DynamoUpdate::builder()
-                        .table_name(&self.table)
-                        .key("PK", s(format!("COUNTER#{}", item.entity.name())))
-                        .key("SK", s("COUNTER"))
-                        .update_expression("ADD itemCount :one")
-                        .expression_attribute_values(":one", number(1))
-                        .build()
-                        .map_err(internal)?,
-                )
-                .build(),
+            self.count(item.entity, 1)?,
         ];
         if let Some(guard) = &item.guard {
             writes.push(self.guard_write(guard)?);
+        }
+        if let Some(check) = &item.check {
+            writes.push(self.version_check(check)?);
         }
         let mut idempotency_at = None;
         if let Some(record) = &item.idempotency {
@@ -286,22 +308,62 @@ impl Repository for DynamoStore {
             )?);
         }
         self.transact(writes, idempotency_at).await?;
-        Ok(Stored { id: item.id, version: 1, doc: item.doc })
+        Ok(Stored { id: item.id, version: 1, doc: item.doc, state: None })
     }
 
-    async fn update(&self, update: Update) -> StoreResult<Stored> {
-        let version = update.expected_version + 1;
-        let resource =
-            self.resource_item(update.entity, update.id, version, &update.doc, &update.group, update.work_pending)?;
-        let mut writes = vec![
-            self.put(resource, "version = :seen", Item::from([(":seen".to_owned(), number(update.expected_version))]))?,
-            self.event_put(update.entity, update.id, version, &update.event)?,
-        ];
-        if let Some(guard) = &update.guard {
-            writes.push(self.guard_write(guard)?);
+    async fn write(&self, updates: Vec<Update>) -> StoreResult<Vec<Stored>> {
+        if updates.is_empty() || updates.len() > MAX_WRITE {
+            return Err(internal(format!("a write takes 1 to {MAX_WRITE} changes, not {}", updates.len())));
+        }
+        let mut writes = Vec::with_capacity(updates.len() * 2 + 2);
+        let mut saved = Vec::with_capacity(updates.len());
+        for update in updates {
+            let version = update.expected_version + 1;
+            let resource = self.resource_item(
+                update.entity,
+                update.id,
+                version,
+                &update.doc,
+                &update.group,
+                update.work_pending,
+                &update.state,
+            )?;
+            writes.push(self.put(
+                resource,
+                "version = :seen",
+                Item::from([(":seen".to_owned(), number(update.expected_version))]),
+            )?);
+            writes.push(self.event_put(update.entity, update.id, version, &update.event)?);
+            if let Some(guard) = &update.guard {
+                writes.push(self.guard_write(guard)?);
+            }
+            if let Some(check) = &update.check {
+                writes.push(self.version_check(check)?);
+            }
+            saved.push(Stored { id: update.id, version, doc: update.doc, state: update.state });
         }
         self.transact(writes, None).await?;
-        Ok(Stored { id: update.id, version, doc: update.doc })
+        Ok(saved)
+    }
+
+    async fn delete(&self, delete: Delete) -> StoreResult<()> {
+        let removal = DynamoDelete::builder()
+            .table_name(&self.table)
+            .key("PK", s(item_pk(delete.entity, delete.id)))
+            .key("SK", s("ITEM"))
+            .condition_expression("version = :seen")
+            .expression_attribute_values(":seen", number(delete.expected_version))
+            .build()
+            .map_err(internal)?;
+        let mut writes = vec![
+            TransactWriteItem::builder().delete(removal).build(),
+            self.event_put(delete.entity, delete.id, delete.expected_version + 1, &delete.event)?,
+            self.count(delete.entity, -1)?,
+        ];
+        if let Some(check) = &delete.check {
+            writes.push(self.version_check(check)?);
+        }
+        self.transact(writes, None).await
     }
 
     async fn list(&self, entity: Entity, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
@@ -398,17 +460,35 @@ impl Repository for DynamoStore {
             })
             .collect()
     }
+
+    async fn put_api_key(&self, hash: &str, caller: Value) -> StoreResult<()> {
+        let mut item = Item::new();
+        item.insert("PK".into(), s(format!("APIKEY#{hash}")));
+        item.insert("SK".into(), s("APIKEY"));
+        item.insert("caller".into(), serde_dynamo::to_attribute_value(&caller).map_err(internal)?);
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(sdk)?;
+        Ok(())
+    }
+
+    async fn api_key(&self, hash: &str) -> StoreResult<Option<Value>> {
+        let Some(mut item) = self.get_item(format!("APIKEY#{hash}"), "APIKEY").await? else {
+            return Ok(None);
+        };
+        item.remove("caller").map(|c| serde_dynamo::from_attribute_value(c).map_err(internal)).transpose()
+    }
 }
 
 /// The one mapper from a resource item to what the repository returns.
 fn stored(mut item: Item) -> StoreResult<Stored> {
     let version = item.get("version").and_then(as_u64).ok_or_else(|| internal("item without version"))?;
+    let state =
+        item.remove("workerState").map(|s| serde_dynamo::from_attribute_value(s).map_err(internal)).transpose()?;
     for name in META {
         item.remove(name);
     }
     let doc: Value = from_attributes(item)?;
     let id = doc.get("id").and_then(Value::as_u64).ok_or_else(|| internal("item without id"))?;
-    Ok(Stored { id, version, doc })
+    Ok(Stored { id, version, doc, state })
 }
 
 /// Parses the key of a stream record's item (`BILL_RUN#42`) back into its entity and id.

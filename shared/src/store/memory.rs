@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{
-    now_epoch, AuditEvent, Entity, Guard, IdempotencyRecord, NewItem, Repository, StoreError, StoreResult, Stored,
-    Update,
+    now_epoch, AuditEvent, Delete, Entity, Guard, IdempotencyRecord, NewItem, Repository, StoreError, StoreResult,
+    Stored, Update, VersionCheck, MAX_WRITE,
 };
 use crate::domain::list::ListQuery;
 
@@ -18,15 +18,45 @@ struct Row {
     version: u64,
     doc: Value,
     group: Option<String>,
+    state: Option<Value>,
+}
+
+impl Row {
+    fn stored(&self, id: u64) -> Stored {
+        Stored { id, version: self.version, doc: self.doc.clone(), state: self.state.clone() }
+    }
 }
 
 #[derive(Debug, Default)]
 struct State {
     rows: BTreeMap<(Entity, u64), Row>,
-    counters: HashMap<Entity, u64>,
+    counters: HashMap<String, u64>,
     events: HashMap<(Entity, u64), Vec<AuditEvent>>,
     guards: HashMap<String, u64>,
     idempotency: HashMap<String, IdempotencyRecord>,
+    api_keys: HashMap<String, Value>,
+}
+
+impl State {
+    fn check(&self, guard: &Option<Guard>, check: &Option<VersionCheck>) -> StoreResult<()> {
+        if let Some(g) = guard {
+            if self.guards.get(&g.key).copied().unwrap_or(0) != g.version {
+                return Err(StoreError::Conflict);
+            }
+        }
+        if let Some(c) = check {
+            if self.rows.get(&(c.entity, c.id)).map(|r| r.version) != Some(c.version) {
+                return Err(StoreError::Conflict);
+            }
+        }
+        Ok(())
+    }
+
+    fn bump(&mut self, guard: Option<Guard>) {
+        if let Some(g) = guard {
+            self.guards.insert(g.key, g.version + 1);
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -44,31 +74,18 @@ impl MemoryStore {
     }
 }
 
-fn check_guard(state: &State, guard: &Option<Guard>) -> StoreResult<()> {
-    match guard {
-        Some(g) if state.guards.get(&g.key).copied().unwrap_or(0) != g.version => Err(StoreError::Conflict),
-        _ => Ok(()),
-    }
-}
-
-fn bump_guard(state: &mut State, guard: Option<Guard>) {
-    if let Some(g) = guard {
-        state.guards.insert(g.key, g.version + 1);
-    }
-}
-
 #[async_trait]
 impl Repository for MemoryStore {
-    async fn next_id(&self, entity: Entity) -> StoreResult<u64> {
+    async fn next_ids(&self, counter: &str, n: u64) -> StoreResult<u64> {
         let mut state = self.lock()?;
-        let next = state.counters.entry(entity).or_insert(0);
-        *next += 1;
+        let next = state.counters.entry(counter.to_owned()).or_insert(0);
+        *next += n.max(1);
         Ok(*next)
     }
 
     async fn get(&self, entity: Entity, id: u64) -> StoreResult<Option<Stored>> {
         let state = self.lock()?;
-        Ok(state.rows.get(&(entity, id)).map(|row| Stored { id, version: row.version, doc: row.doc.clone() }))
+        Ok(state.rows.get(&(entity, id)).map(|row| row.stored(id)))
     }
 
     async fn create(&self, item: NewItem) -> StoreResult<Stored> {
@@ -81,30 +98,52 @@ impl Repository for MemoryStore {
         if state.rows.contains_key(&(item.entity, item.id)) {
             return Err(StoreError::Conflict);
         }
-        check_guard(&state, &item.guard)?;
-        bump_guard(&mut state, item.guard);
+        state.check(&item.guard, &item.check)?;
+        state.bump(item.guard);
         if let Some(record) = item.idempotency {
             state.idempotency.insert(record.key.clone(), record);
         }
         state.events.entry((item.entity, item.id)).or_default().push(item.event);
-        let row = Row { version: 1, doc: item.doc.clone(), group: item.group };
+        let row = Row { version: 1, doc: item.doc, group: item.group, state: None };
+        let stored = row.stored(item.id);
         state.rows.insert((item.entity, item.id), row);
-        Ok(Stored { id: item.id, version: 1, doc: item.doc })
+        Ok(stored)
     }
 
-    async fn update(&self, update: Update) -> StoreResult<Stored> {
+    async fn write(&self, updates: Vec<Update>) -> StoreResult<Vec<Stored>> {
+        if updates.is_empty() || updates.len() > MAX_WRITE {
+            return Err(StoreError::Internal(format!("a write takes 1 to {MAX_WRITE} changes, not {}", updates.len())));
+        }
         let mut state = self.lock()?;
-        match state.rows.get(&(update.entity, update.id)) {
-            Some(row) if row.version == update.expected_version => {}
+        for update in &updates {
+            match state.rows.get(&(update.entity, update.id)) {
+                Some(row) if row.version == update.expected_version => {}
+                _ => return Err(StoreError::Conflict),
+            }
+            state.check(&update.guard, &update.check)?;
+        }
+        let mut saved = Vec::with_capacity(updates.len());
+        for update in updates {
+            state.bump(update.guard);
+            state.events.entry((update.entity, update.id)).or_default().push(update.event);
+            let row =
+                Row { version: update.expected_version + 1, doc: update.doc, group: update.group, state: update.state };
+            saved.push(row.stored(update.id));
+            state.rows.insert((update.entity, update.id), row);
+        }
+        Ok(saved)
+    }
+
+    async fn delete(&self, delete: Delete) -> StoreResult<()> {
+        let mut state = self.lock()?;
+        match state.rows.get(&(delete.entity, delete.id)) {
+            Some(row) if row.version == delete.expected_version => {}
             _ => return Err(StoreError::Conflict),
         }
-        check_guard(&state, &update.guard)?;
-        bump_guard(&mut state, update.guard);
-        let version = update.expected_version + 1;
-        state.events.entry((update.entity, update.id)).or_default().push(update.event);
-        let row = Row { version, doc: update.doc.clone(), group: update.group };
-        state.rows.insert((update.entity, update.id), row);
-        Ok(Stored { id: update.id, version, doc: update.doc })
+        state.check(&None, &delete.check)?;
+        state.rows.remove(&(delete.entity, delete.id));
+        state.events.entry((delete.entity, delete.id)).or_default().push(delete.event);
+        Ok(())
     }
 
     async fn list(&self, entity: Entity, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
@@ -119,7 +158,7 @@ impl Repository for MemoryStore {
             .rows
             .range((entity, 0)..=(entity, u64::MAX))
             .filter(|(_, row)| row.group.as_deref() == Some(group))
-            .map(|((_, id), row)| Stored { id: *id, version: row.version, doc: row.doc.clone() })
+            .map(|((_, id), row)| row.stored(*id))
             .collect())
     }
 
@@ -136,5 +175,14 @@ impl Repository for MemoryStore {
     async fn events(&self, entity: Entity, id: u64) -> StoreResult<Vec<AuditEvent>> {
         let state = self.lock()?;
         Ok(state.events.get(&(entity, id)).cloned().unwrap_or_default())
+    }
+
+    async fn put_api_key(&self, hash: &str, caller: Value) -> StoreResult<()> {
+        self.lock()?.api_keys.insert(hash.to_owned(), caller);
+        Ok(())
+    }
+
+    async fn api_key(&self, hash: &str) -> StoreResult<Option<Value>> {
+        Ok(self.lock()?.api_keys.get(hash).cloned())
     }
 }

@@ -20,15 +20,17 @@ use crate::domain::list::ListQuery;
 pub enum Entity {
     BillRun,
     AdhocBillRun,
+    Bill,
 }
 
 impl Entity {
-    pub const ALL: [Self; 2] = [Self::BillRun, Self::AdhocBillRun];
+    pub const ALL: [Self; 3] = [Self::BillRun, Self::AdhocBillRun, Self::Bill];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::BillRun => "BILL_RUN",
             Self::AdhocBillRun => "ADHOC_BILL_RUN",
+            Self::Bill => "BILL",
         }
     }
 
@@ -37,12 +39,23 @@ impl Entity {
     }
 }
 
-/// A resource as stored: its id, the version every write is conditional on, and its JSON.
+/// A resource as stored: its id, the version every write is conditional on, its JSON, and the
+/// stage worker's private state beside it (never shown to clients).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stored {
     pub id: u64,
     pub version: u64,
     pub doc: Value,
+    pub state: Option<Value>,
+}
+
+/// A write that also depends on another item staying at the version that was read (a bill
+/// joins a run only while the run is still as it was read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionCheck {
+    pub entity: Entity,
+    pub id: u64,
+    pub version: u64,
 }
 
 /// A lock item guarding a group invariant (no overlapping runs in a billing cycle): a write that
@@ -93,6 +106,7 @@ pub struct NewItem {
     pub group: Option<String>,
     pub work_pending: bool,
     pub guard: Option<Guard>,
+    pub check: Option<VersionCheck>,
     pub event: AuditEvent,
     pub idempotency: Option<IdempotencyRecord>,
 }
@@ -107,6 +121,19 @@ pub struct Update {
     pub group: Option<String>,
     pub work_pending: bool,
     pub guard: Option<Guard>,
+    pub check: Option<VersionCheck>,
+    /// The worker's private state to keep with the item (`None` clears it).
+    pub state: Option<Value>,
+    pub event: AuditEvent,
+}
+
+/// The removal of a resource, conditional on `expected_version`, with its audit event.
+#[derive(Debug, Clone)]
+pub struct Delete {
+    pub entity: Entity,
+    pub id: u64,
+    pub expected_version: u64,
+    pub check: Option<VersionCheck>,
     pub event: AuditEvent,
 }
 
@@ -139,13 +166,26 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
 pub trait Repository: Send + Sync {
-    /// The next id of `entity`'s counter (1, 2, 3, ...), never handed out twice.
-    async fn next_id(&self, entity: Entity) -> StoreResult<u64>;
+    /// Reserves `n` (at least 1) fresh numbers of a named counter (1, 2, 3, ...; never handed out
+    /// twice) and returns the last: the range is `last - n + 1 ..= last`.
+    async fn next_ids(&self, counter: &str, n: u64) -> StoreResult<u64>;
+    /// The next id of `entity`'s counter.
+    async fn next_id(&self, entity: Entity) -> StoreResult<u64> {
+        self.next_ids(entity.name(), 1).await
+    }
     async fn get(&self, entity: Entity, id: u64) -> StoreResult<Option<Stored>>;
-    /// Conflict when the id exists or the guard moved; IdempotencyKeyTaken when the key exists.
+    /// Conflict when the id exists, the guard moved or the checked item changed;
+    /// IdempotencyKeyTaken when the key exists.
     async fn create(&self, item: NewItem) -> StoreResult<Stored>;
-    /// Conflict when the stored version is not `expected_version` or the guard moved.
-    async fn update(&self, update: Update) -> StoreResult<Stored>;
+    /// Several changes in one transaction (at most 49): all or none. Conflict when any stored
+    /// version is not the expected one, a guard moved or a checked item changed.
+    async fn write(&self, updates: Vec<Update>) -> StoreResult<Vec<Stored>>;
+    /// One change: [`Repository::write`] of one.
+    async fn update(&self, update: Update) -> StoreResult<Stored> {
+        self.write(vec![update]).await?.pop().ok_or_else(|| StoreError::Internal("empty write".into()))
+    }
+    /// Removes a resource (its audit trail stays). Conflict as for `update`.
+    async fn delete(&self, delete: Delete) -> StoreResult<()>;
     /// One page of `entity` in the query's order, and the number of matches.
     async fn list(&self, entity: Entity, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)>;
     /// Every member of a group (e.g. the runs of one billing cycle).
@@ -156,7 +196,15 @@ pub trait Repository: Send + Sync {
     async fn idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>>;
     /// The audit trail of one resource, oldest first.
     async fn events(&self, entity: Entity, id: u64) -> StoreResult<Vec<AuditEvent>>;
+    /// Stores an API key's caller context under the key's SHA-256 hash (never the key).
+    async fn put_api_key(&self, hash: &str, caller: Value) -> StoreResult<()>;
+    /// The caller context of the key with this hash.
+    async fn api_key(&self, hash: &str) -> StoreResult<Option<Value>>;
 }
+
+/// Most items one transaction may touch: DynamoDB allows 100, and each change writes two (the
+/// item and its event), plus one guard or check.
+pub const MAX_WRITE: usize = 49;
 
 pub type SharedRepository = Arc<dyn Repository>;
 

@@ -152,7 +152,11 @@ fn given_each_rule_then_its_accepted_and_refused_cases_hold() {
         (&pc, json!({"lineItems": one_line.clone()}), Some(2)),
         (&li, json!({"lineItems": []}), Some(2)),
         (&li, json!({"lineItems": [{"id": 99, "catalogItemId": 7, "quantity": 2, "unitPrice": 10}]}), Some(2)),
-        (&li, json!({"lineItems": [{"id": 1, "catalogItemId": 7, "quantity": 2, "unitPrice": 10}, {"id": 1, "catalogItemId": 7, "quantity": 2, "unitPrice": 10}]}), Some(2)),
+        (
+            &li,
+            json!({"lineItems": [{"id": 1, "catalogItemId": 7, "quantity": 2, "unitPrice": 10}, {"id": 1, "catalogItemId": 7, "quantity": 2, "unitPrice": 10}]}),
+            Some(2),
+        ),
         (&li, json!({"lineItems": one_line.clone()}), None),
         // rule 3
         (&li, json!({"percentage": 10}), Some(3)),
@@ -228,7 +232,10 @@ fn given_method_changes_then_the_other_methods_data_is_cleared() {
         changed(update(&li, json!({"calculationMethod": "PERCENTAGE", "percentage": 12.5})))
     };
     assert_eq!((to_pct.line_items.len(), to_pct.amount), (0, d("25")));
-    let to_lines = changed(update(&percentage_bill(), json!({"calculationMethod": "LINE_ITEMS", "lineItems": [{"catalogItemId": 7, "quantity": 2, "unitPrice": 10}]})));
+    let to_lines = changed(update(
+        &percentage_bill(),
+        json!({"calculationMethod": "LINE_ITEMS", "lineItems": [{"catalogItemId": 7, "quantity": 2, "unitPrice": 10}]}),
+    ));
     assert_eq!((to_lines.percentage, to_lines.amount, to_lines.base_amount), (None, d("20"), Some(d("1000.05"))));
     assert_eq!(to_lines.line_items[0].id, 100, "new lines get reserved ids");
 }
@@ -256,7 +263,12 @@ fn given_a_request_that_changes_nothing_then_nothing_is_written() {
         {"id": 1, "catalogItemId": 1, "quantity": 3, "unitPrice": 19.99, "description": "widgets"},
         {"id": 2, "catalogItemId": 2, "quantity": 1, "unitPrice": -5, "description": "discount"}
     ]);
-    for body in [json!({}), json!({"lineItems": same_lines}), json!({"calculationMethod": "LINE_ITEMS"}), json!({"dueDate": "2024-04-01T02:00:00+02:00"})] {
+    for body in [
+        json!({}),
+        json!({"lineItems": same_lines}),
+        json!({"calculationMethod": "LINE_ITEMS"}),
+        json!({"dueDate": "2024-04-01T02:00:00+02:00"}),
+    ] {
         assert_eq!(update(&li, body.clone()), Ok(None), "{body}");
     }
 }
