@@ -4,13 +4,17 @@ use std::time::Duration;
 
 use billflow_tests::{fresh_store, on_both_stores, Backend};
 use serde_json::{json, Value};
-use shared::domain::list::{ListQuery, ListSpec};
+use shared::domain::list::{filter, ListQuery, ListSpec};
 use shared::store::{
     AuditEvent, Delete, Entity, Guard, IdempotencyRecord, NewItem, SharedRepository, StoreError, Update, VersionCheck,
 };
 
-const SPEC: ListSpec =
-    ListSpec { sortable: &["id", "name"], filters: &[("status", |_| true)], fields: &["id", "name", "status"] };
+const SPEC: ListSpec = ListSpec {
+    sortable: &["id", "name"],
+    filters: &[filter("status", "/status", |_| true)],
+    fields: &["id", "name", "status"],
+    archived: None,
+};
 
 fn event(action: &str) -> AuditEvent {
     AuditEvent {

@@ -7,8 +7,18 @@ use serde_json::{Map, Value};
 
 use super::DomainError;
 
-/// A filterable field and the check each of its values must pass.
-pub type FilterField = (&'static str, fn(&str) -> bool);
+/// A filter parameter: its name, the JSON Pointer of the value it matches, and the check each
+/// of its values must pass.
+#[derive(Debug)]
+pub struct FilterField {
+    pub name: &'static str,
+    pub pointer: &'static str,
+    pub valid: fn(&str) -> bool,
+}
+
+pub const fn filter(name: &'static str, pointer: &'static str, valid: fn(&str) -> bool) -> FilterField {
+    FilterField { name, pointer, valid }
+}
 
 /// What a resource's list endpoint supports.
 #[derive(Debug)]
@@ -18,6 +28,8 @@ pub struct ListSpec {
     pub filters: &'static [FilterField],
     /// Every top-level field of the resource (for `fields`).
     pub fields: &'static [&'static str],
+    /// A boolean field that hides archived items unless `includeArchived=true`.
+    pub archived: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +40,8 @@ pub struct SortKey {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filter {
-    pub field: String,
+    /// JSON Pointer of the value matched.
+    pub pointer: String,
     pub any_of: Vec<String>,
 }
 
@@ -39,6 +52,8 @@ pub struct ListQuery {
     pub sort: Vec<SortKey>,
     pub fields: Option<Vec<String>>,
     pub filters: Vec<Filter>,
+    /// The pointer of a flag whose `true` hides an item (archived bills), unless asked for.
+    pub hide_flagged: Option<String>,
 }
 
 pub const MAX_PAGE_SIZE: u64 = 1000;
@@ -50,36 +65,55 @@ impl ListQuery {
         params: impl IntoIterator<Item = (&'a str, &'a str)>,
         spec: &ListSpec,
     ) -> Result<Self, DomainError> {
-        let mut query =
-            Self { page: 1, page_size: DEFAULT_PAGE_SIZE, sort: Vec::new(), fields: None, filters: Vec::new() };
+        let mut query = Self {
+            page: 1,
+            page_size: DEFAULT_PAGE_SIZE,
+            sort: Vec::new(),
+            fields: None,
+            filters: Vec::new(),
+            hide_flagged: None,
+        };
+        let mut include_archived = false;
         for (name, value) in params {
             match name {
                 "page" => query.page = bounded(value, "page", 1, u64::MAX / MAX_PAGE_SIZE)?,
                 "pageSize" => query.page_size = bounded(value, "pageSize", 1, MAX_PAGE_SIZE)?,
                 "sort" => query.sort = parse_sort(value, spec)?,
                 "fields" => query.fields = Some(parse_fields(value, spec)?),
-                _ => match spec.filters.iter().find(|(field, _)| *field == name) {
-                    Some((field, valid)) => {
+                "includeArchived" if spec.archived.is_some() => {
+                    include_archived = match value {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(DomainError::field("/includeArchived", "must be true or false")),
+                    }
+                }
+                _ => match spec.filters.iter().find(|f| f.name == name) {
+                    Some(f) => {
                         let values: Vec<String> =
                             value.strip_prefix("in:").unwrap_or(value).split(',').map(str::to_owned).collect();
-                        if let Some(bad) = values.iter().find(|v| !valid(v)) {
+                        if let Some(bad) = values.iter().find(|v| !(f.valid)(v)) {
                             return Err(DomainError::field(
                                 format!("/{name}"),
                                 format!("invalid filter value {bad:?}"),
                             ));
                         }
-                        query.filters.push(Filter { field: (*field).to_owned(), any_of: values });
+                        query.filters.push(Filter { pointer: f.pointer.to_owned(), any_of: values });
                     }
                     None => return Err(DomainError::field(format!("/{name}"), "unknown query parameter")),
                 },
             }
+        }
+        if !include_archived {
+            query.hide_flagged = spec.archived.map(|field| format!("/{field}"));
         }
         Ok(query)
     }
 
     /// The default order (id ascending) with no filter: served straight from the index.
     pub fn is_plain(&self) -> bool {
-        self.filters.is_empty() && self.sort.iter().all(|k| k.field == "id" && !k.descending)
+        self.filters.is_empty()
+            && self.hide_flagged.is_none()
+            && self.sort.iter().all(|k| k.field == "id" && !k.descending)
     }
 
     /// Index of the page's first item in the full ordered list.
@@ -88,8 +122,11 @@ impl ListQuery {
     }
 
     pub fn matches(&self, item: &Value) -> bool {
+        if self.hide_flagged.as_ref().is_some_and(|p| item.pointer(p) == Some(&Value::Bool(true))) {
+            return false;
+        }
         self.filters.iter().all(|f| {
-            let actual = match item.get(&f.field) {
+            let actual = match item.pointer(&f.pointer) {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Null) | None => return false,
                 Some(other) => other.to_string(),
@@ -205,8 +242,13 @@ mod tests {
 
     const SPEC: ListSpec = ListSpec {
         sortable: &["id", "name"],
-        filters: &[("status", |v| ["OPEN", "CLOSED"].contains(&v)), ("cycle", |v| v.parse::<u64>().is_ok())],
+        filters: &[
+            filter("status", "/status", |v| ["OPEN", "CLOSED"].contains(&v)),
+            filter("cycle", "/cycle", |v| v.parse::<u64>().is_ok()),
+            filter("owner", "/owner/id", |v| v.parse::<u64>().is_ok()),
+        ],
         fields: &["id", "name", "status", "cycle"],
+        archived: Some("gone"),
     };
 
     fn parse(pairs: &[(&str, &str)]) -> Result<ListQuery, DomainError> {
@@ -242,7 +284,8 @@ mod tests {
             json!({"id": 2, "name": "a", "status": "CLOSED", "cycle": 2}),
             json!({"id": 3, "name": "c", "status": "OPEN", "cycle": 2}),
             json!({"id": 4, "name": "a", "status": "OPEN", "cycle": 1}),
-            json!({"id": 5, "name": "B", "status": "CLOSED", "cycle": 3}),
+            json!({"id": 5, "name": "B", "status": "CLOSED", "cycle": 3, "owner": {"id": 8}}),
+            json!({"id": 6, "name": "hidden", "status": "OPEN", "cycle": 3, "gone": true}),
         ];
         let ids = |q: &ListQuery| -> Vec<u64> {
             q.apply(items.clone()).0.iter().map(|i| i["id"].as_u64().unwrap()).collect()
@@ -257,8 +300,14 @@ mod tests {
         let q = parse(&[("cycle", "in:2,3")]).unwrap();
         assert_eq!(ids(&q), vec![2, 3, 5]);
         assert!(!q.is_plain());
-        assert!(parse(&[("sort", "id")]).unwrap().is_plain());
+        assert!(parse(&[("sort", "id"), ("includeArchived", "true")]).unwrap().is_plain());
+        assert!(!parse(&[("sort", "id")]).unwrap().is_plain(), "hiding archived items is a filter");
         let q = parse(&[("fields", "name")]).unwrap();
         assert_eq!(q.project(items[0].clone()), json!({"id": 1, "name": "b"}));
+        let q = parse(&[("owner", "8")]).unwrap();
+        assert_eq!(ids(&q), vec![5], "filters reach nested fields");
+        let q = parse(&[("cycle", "3"), ("includeArchived", "true")]).unwrap();
+        assert_eq!(ids(&q), vec![5, 6], "archived items only when asked for");
+        assert!(parse(&[("includeArchived", "yes")]).is_err());
     }
 }

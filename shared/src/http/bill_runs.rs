@@ -13,7 +13,7 @@ use crate::domain::bill::{BillRunKind, Report};
 use crate::domain::bill_run::{
     self, apply_patch, AdhocBillRun, BillRun, Changes, NewAdhocBillRun, NewBillRun, Patched, Run, SummaryStatus,
 };
-use crate::domain::list::{ListQuery, ListSpec};
+use crate::domain::list::{filter, ListQuery, ListSpec};
 use crate::domain::patch::Patch;
 use crate::domain::{dates, DomainError};
 use crate::store::{now_rfc3339, AuditEvent, Entity, Guard, NewItem, StoreError, Stored, Update};
@@ -61,7 +61,7 @@ fn is_summary_status(v: &str) -> bool {
     SummaryStatus::parse(v).is_some()
 }
 
-fn is_positive_integer(v: &str) -> bool {
+pub(crate) fn is_positive_integer(v: &str) -> bool {
     v.parse::<u64>().is_ok_and(|n| n > 0)
 }
 
@@ -72,9 +72,9 @@ impl RunResource for BillRun {
     const LIST: ListSpec = ListSpec {
         sortable: &["id", "name", "created", "invoiceDate", "periodStartDate"],
         filters: &[
-            ("billRunStatus", is_bill_run_status),
-            ("summaryStatus", is_summary_status),
-            ("billingCycleId", is_positive_integer),
+            filter("billRunStatus", "/billRunStatus", is_bill_run_status),
+            filter("summaryStatus", "/summaryStatus", is_summary_status),
+            filter("billingCycleId", "/billingCycleId", is_positive_integer),
         ],
         fields: &[
             "id",
@@ -98,6 +98,7 @@ impl RunResource for BillRun {
             "maxInvoiceValue",
             "maxInvoiceCustomerId",
         ],
+        archived: None,
     };
 
     fn parse_new(body: &Value, created: Date) -> Result<Self, DomainError> {
@@ -135,7 +136,10 @@ impl RunResource for AdhocBillRun {
     const ID_PARAM: &'static str = "adhoc_bill_run_id";
     const LIST: ListSpec = ListSpec {
         sortable: &["id", "name", "created", "invoiceDate"],
-        filters: &[("billRunStatus", is_bill_run_status), ("summaryStatus", is_summary_status)],
+        filters: &[
+            filter("billRunStatus", "/billRunStatus", is_bill_run_status),
+            filter("summaryStatus", "/summaryStatus", is_summary_status),
+        ],
         fields: &[
             "id",
             "name",
@@ -150,6 +154,7 @@ impl RunResource for AdhocBillRun {
             "adhocProductInventoryIds",
             "rentalProductInventoryIds",
         ],
+        archived: None,
     };
 
     fn parse_new(body: &Value, created: Date) -> Result<Self, DomainError> {
