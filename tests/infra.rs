@@ -82,3 +82,25 @@ fn read_functions_cannot_write_and_nothing_may_scan() {
         }
     }
 }
+
+#[test]
+fn api_key_routes_use_the_api_key_authorizer_and_the_others_the_token_one() {
+    let template = template();
+    let keyed: BTreeSet<&str> =
+        ROUTES.iter().filter(|r| r.auth == shared::routes::Auth::ApiKey).map(|r| r.function).collect();
+    assert!(!keyed.is_empty());
+    let authorizers = &template["Resources"]["HttpApi"]["Properties"]["Auth"];
+    assert_eq!(authorizers["DefaultAuthorizer"].as_str(), Some("BillflowAuthorizer"));
+    assert_eq!(
+        authorizers["Authorizers"]["BillflowApiKeyAuthorizer"]["Identity"]["Headers"][0].as_str(),
+        Some("x-api-key")
+    );
+    for (name, resource) in functions(&template) {
+        let Some(events) = resource["Properties"]["Events"].as_hash() else { continue };
+        for event in events.values().filter(|e| e["Type"].as_str() == Some("HttpApi")) {
+            let authorizer = event["Properties"]["Auth"]["Authorizer"].as_str();
+            let want = if keyed.contains(name.as_str()) { Some("BillflowApiKeyAuthorizer") } else { None };
+            assert_eq!(authorizer, want, "{name}");
+        }
+    }
+}

@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::http::bills::api_key_hash;
 use crate::http::{ApiError, Deps, Principal, MAX_BODY, SCOPE_READ, SCOPE_WRITE};
 use crate::routes::{self, Matched};
 use crate::store::SharedRepository;
@@ -117,6 +118,24 @@ pub fn dev_principal() -> Principal {
     Principal { user_id: 1, tenants: vec!["dev".into()], scopes: vec![SCOPE_READ.into(), SCOPE_WRITE.into()] }
 }
 
+/// Stores `key` (as its SHA-256 hash) with the caller it stands for.
+pub async fn seed_api_key(
+    store: &SharedRepository,
+    key: &str,
+    principal: &Principal,
+) -> Result<(), crate::store::StoreError> {
+    let caller = serde_json::to_value(principal).map_err(|e| crate::store::StoreError::Internal(e.to_string()))?;
+    store.put_api_key(&api_key_hash(key), caller).await
+}
+
+/// A fresh random API key for the dev server.
+pub fn random_api_key() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    format!("bfk_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
 pub struct Config {
     pub addr: SocketAddr,
     pub store: SharedRepository,
@@ -197,12 +216,22 @@ async fn handle(state: &State, req: hyper::Request<Incoming>) -> hyper::Response
                 ApiError::MethodNotAllowed(allow.join(", ")).into_response(&request_id)
             }
             Matched::Found { route, params } => {
-                let principal = parts
-                    .headers
-                    .get(header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-                    .and_then(|token| state.auth.verify(token.trim()));
+                let principal = match route.auth {
+                    routes::Auth::Bearer => parts
+                        .headers
+                        .get(header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+                        .and_then(|token| state.auth.verify(token.trim())),
+                    routes::Auth::ApiKey => match parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+                        Some(key) if !key.is_empty() => match state.deps.store.api_key(&api_key_hash(key)).await {
+                            Ok(Some(caller)) => serde_json::from_value::<Principal>(caller).ok(),
+                            Ok(None) => None,
+                            Err(e) => return to_hyper(ApiError::from(e).into_response(&request_id)),
+                        },
+                        _ => None,
+                    },
+                };
                 let query: HashMap<String, Vec<String>> = form_urlencoded::parse(
                     parts.uri.query().unwrap_or_default().as_bytes(),
                 )

@@ -4,7 +4,16 @@
 use lambda_http::{Body, Request, Response};
 
 use crate::domain::bill_run::{AdhocBillRun, BillRun};
-use crate::http::{bill_runs, Deps};
+use crate::http::{bill_runs, bills, Deps};
+
+/// How a route's callers authenticate (in AWS: which authorizer identity source).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// `Authorization: Bearer <JWT>`
+    Bearer,
+    /// `x-api-key: <key>`
+    ApiKey,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
@@ -13,10 +22,15 @@ pub struct Route {
     pub path: &'static str,
     /// The Lambda function (and binary) that serves it.
     pub function: &'static str,
+    pub auth: Auth,
 }
 
 const fn route(method: &'static str, path: &'static str, function: &'static str) -> Route {
-    Route { method, path, function }
+    Route { method, path, function, auth: Auth::Bearer }
+}
+
+const fn keyed(method: &'static str, path: &'static str, function: &'static str) -> Route {
+    Route { method, path, function, auth: Auth::ApiKey }
 }
 
 pub const ROUTES: &[Route] = &[
@@ -29,6 +43,11 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/adhoc-bill-runs", "create-adhoc-bill-run"),
     route("GET", "/adhoc-bill-runs/{adhoc_bill_run_id}", "get-adhoc-bill-run"),
     route("PATCH", "/adhoc-bill-runs/{adhoc_bill_run_id}", "update-adhoc-bill-run"),
+    keyed("GET", "/bills", "list-bills"),
+    keyed("POST", "/bills", "create-bill"),
+    keyed("GET", "/bills/{billId}", "get-bill"),
+    keyed("PATCH", "/bills/{billId}", "update-bill"),
+    keyed("DELETE", "/bills/{billId}", "delete-bill"),
 ];
 
 /// Functions with no route: triggered by events, not HTTP.
@@ -46,6 +65,11 @@ pub async fn dispatch(function: &str, deps: &Deps, req: Request) -> Option<Respo
         "create-adhoc-bill-run" => bill_runs::create::<AdhocBillRun>(deps, req).await,
         "get-adhoc-bill-run" => bill_runs::get::<AdhocBillRun>(deps, req).await,
         "update-adhoc-bill-run" => bill_runs::update::<AdhocBillRun>(deps, req).await,
+        "list-bills" => bills::list(deps, req).await,
+        "create-bill" => bills::create(deps, req).await,
+        "get-bill" => bills::get(deps, req).await,
+        "update-bill" => bills::update(deps, req).await,
+        "delete-bill" => bills::delete(deps, req).await,
         _ => return None,
     })
 }

@@ -50,11 +50,17 @@ async fn serve(endpoint: Option<String>) -> Result<(), Box<dyn std::error::Error
     };
     let auth = Auth::from_env();
     let token = auth.token(&dev::dev_principal(), Duration::from_secs(30 * 24 * 3600));
+    let api_key = std::env::var("DEV_API_KEY").ok().filter(|k| !k.is_empty()).unwrap_or_else(dev::random_api_key);
+    dev::seed_api_key(&store, &api_key, &dev::dev_principal())
+        .await
+        .map_err(|e| format!("cannot store the dev API key: {e}"))?;
     let server =
         dev::start(Config { addr: SocketAddr::from(([127, 0, 0, 1], port)), store, worker: true, auth }).await?;
     println!("billflow dev server on {} ({described})", server.url());
     println!("dev token (user 1, billing:read billing:write):");
     println!("export TOKEN={token}");
+    println!("dev API key for /bills (x-api-key, same caller):");
+    println!("export API_KEY={api_key}");
     println!("press Ctrl-C to stop");
     tokio::signal::ctrl_c().await?;
     println!("stopping");

@@ -3,6 +3,7 @@
 //! `lambda_http::Request`, so the Lambdas, the dev server and the tests call the same code.
 
 pub mod bill_runs;
+pub mod bills;
 
 use std::time::Instant;
 
@@ -149,7 +150,7 @@ pub const SCOPE_READ: &str = "billing:read";
 pub const SCOPE_WRITE: &str = "billing:write";
 
 /// The caller, as the authorizer's context gives it (`userId`, `tenants`, `scopes`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Principal {
     pub user_id: u64,

@@ -1,0 +1,10 @@
+//! create-bill: POST /bills
+use shared::http::bills;
+use shared::runtime;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), runtime::Error> {
+    runtime::init_tracing();
+    let deps = runtime::deps_from_env().await?;
+    runtime::serve_http(&deps, bills::create).await
+}
