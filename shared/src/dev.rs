@@ -141,6 +141,8 @@ pub struct Config {
     pub store: SharedRepository,
     /// Run the stage worker in-process (tests that need a stage held below 100 turn it off).
     pub worker: bool,
+    /// A pause before each worker step (the stream's latency in AWS).
+    pub step_delay: Duration,
     pub auth: Auth,
 }
 
@@ -174,7 +176,7 @@ struct State {
 pub async fn start(config: Config) -> std::io::Result<DevServer> {
     let listener = TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
-    let store = if config.worker { crate::worker::in_process(config.store) } else { config.store };
+    let store = if config.worker { crate::worker::in_process(config.store, config.step_delay) } else { config.store };
     let state = Arc::new(State { deps: Deps { store }, auth: config.auth });
     let (tx, mut rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

@@ -243,12 +243,17 @@ pub struct Notifying {
 }
 
 /// Wraps `store` so that its writes drive the worker in this process, and starts the worker.
-pub fn in_process(store: SharedRepository) -> SharedRepository {
+/// `step_delay` pauses before each step, as the stream's delivery latency does in AWS (and so
+/// that a person, or a test, can watch a stage's percentage move).
+pub fn in_process(store: SharedRepository, step_delay: std::time::Duration) -> SharedRepository {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let notifying: SharedRepository = Arc::new(Notifying { inner: store, changes: tx });
     let deps = Deps { store: notifying.clone() };
     tokio::spawn(async move {
         while let Some(change) = rx.recv().await {
+            if !step_delay.is_zero() {
+                tokio::time::sleep(step_delay).await;
+            }
             if let Err(error) = advance(&deps, change).await {
                 tracing::warn!(entity = change.entity.name(), id = change.id, %error, "worker step failed");
             }

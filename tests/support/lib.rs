@@ -72,13 +72,25 @@ pub struct TestApp {
     auth: Auth,
 }
 
+/// The API keys `spawn_app` seeds: one with both scopes, one that may only read.
+pub const API_KEY: &str = "test-key-rw";
+pub const READ_ONLY_API_KEY: &str = "test-key-ro";
+
 pub async fn spawn_app(backend: Backend, worker: bool) -> Option<TestApp> {
+    spawn_app_with(backend, worker, 0).await
+}
+
+/// As [`spawn_app`], with a pause before each worker step.
+pub async fn spawn_app_with(backend: Backend, worker: bool, step_delay_ms: u64) -> Option<TestApp> {
     let store = fresh_store(backend).await?;
     let auth = Auth::new(SECRET, None, None);
     let token = auth.token(&dev::dev_principal(), Duration::from_secs(3600));
-    let server = dev::start(Config { addr: SocketAddr::from(([127, 0, 0, 1], 0)), store, worker, auth: auth.clone() })
-        .await
-        .expect("start the dev server");
+    dev::seed_api_key(&store, API_KEY, &dev::dev_principal()).await.expect("seed the test API key");
+    let reader = Principal { user_id: 2, tenants: vec![], scopes: vec!["billing:read".into()] };
+    dev::seed_api_key(&store, READ_ONLY_API_KEY, &reader).await.expect("seed the read-only API key");
+    let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let config = Config { addr, store, worker, step_delay: Duration::from_millis(step_delay_ms), auth: auth.clone() };
+    let server = dev::start(config).await.expect("start the dev server");
     let base = server.url();
     Some(TestApp { server, base, token, http: reqwest::Client::new(), auth })
 }
@@ -116,6 +128,12 @@ impl TestApp {
         let body =
             if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         Reply { status, headers, body }
+    }
+
+    /// A request authenticated with an API key instead of the token (the bills routes).
+    pub fn keyed(&self, method: &str, path: &str, key: &str) -> reqwest::RequestBuilder {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        self.http.request(method, format!("{}{path}", self.base)).header("x-api-key", key)
     }
 
     pub async fn get(&self, path: &str) -> Reply {

@@ -54,8 +54,14 @@ async fn serve(endpoint: Option<String>) -> Result<(), Box<dyn std::error::Error
     dev::seed_api_key(&store, &api_key, &dev::dev_principal())
         .await
         .map_err(|e| format!("cannot store the dev API key: {e}"))?;
-    let server =
-        dev::start(Config { addr: SocketAddr::from(([127, 0, 0, 1], port)), store, worker: true, auth }).await?;
+    let step_delay = match std::env::var("WORKER_STEP_DELAY_MS") {
+        Ok(ms) => {
+            Duration::from_millis(ms.parse().map_err(|_| format!("WORKER_STEP_DELAY_MS must be a number, got {ms:?}"))?)
+        }
+        Err(_) => Duration::from_millis(100),
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let server = dev::start(Config { addr, store, worker: true, step_delay, auth }).await?;
     println!("billflow dev server on {} ({described})", server.url());
     println!("dev token (user 1, billing:read billing:write):");
     println!("export TOKEN={token}");
