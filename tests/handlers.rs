@@ -6,7 +6,7 @@ use std::sync::Arc;
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 use shared::domain::bill_run::{AdhocBillRun, BillRun};
-use shared::http::{bill_runs, Deps};
+use shared::http::{bill_runs, bills, Deps};
 use shared::store::memory::MemoryStore;
 use shared::store::Entity;
 use shared::worker::{self, StreamEvent};
@@ -117,4 +117,123 @@ async fn given_a_worker_step_racing_a_client_reopen_then_the_reopen_is_kept() {
     worker::handle_stream(&deps, late).await;
     let run = deps.store.get(Entity::BillRun, 1).await.unwrap().unwrap();
     assert_eq!((run.version, run.doc["billRunStatus"].as_str()), (4, Some("OPEN")));
+}
+
+/// The stream record of a write of run 1 at `version` (as the table's stream reports it).
+fn stream_record(version: u64) -> StreamEvent {
+    let mut record: Value = serde_json::from_str(&event_text("bill-run-worker")).unwrap();
+    record["Records"][0]["dynamodb"]["NewImage"]["version"] = json!({"N": version.to_string()});
+    serde_json::from_value(record).unwrap()
+}
+
+fn with_body(name: &str, body: Value) -> Request {
+    let mut request = event(name);
+    *request.body_mut() = Body::Text(body.to_string());
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_stage_record_delivered_twice_even_at_once_then_each_bill_changes_once() {
+    let deps = deps();
+    assert_eq!(bill_runs::create::<BillRun>(&deps, event("create-bill-run")).await.status(), 201);
+    for _ in 0..3 {
+        assert_eq!(bills::create(&deps, event("create-bill")).await.status(), 201);
+    }
+    // Close (version 2); REPORTING runs on the record of version 2, delivered twice.
+    assert_eq!(bill_runs::update::<BillRun>(&deps, event("update-bill-run")).await.status(), 200);
+    for _ in 0..2 {
+        worker::handle_stream(&deps, stream_record(2)).await;
+    }
+    let run = deps.store.get(Entity::BillRun, 1).await.unwrap().unwrap();
+    assert_eq!((run.version, &run.doc["summaryStatusPercentage"]), (3, &json!(100)));
+    assert_eq!(run.doc["revenueInMajorCurrency"], 179, "3 x 59.97 = 179.91, rounded down");
+    assert_eq!((&run.doc["maxInvoiceValue"], &run.doc["maxInvoiceCustomerId"]), (&json!(59.97), &json!(42)));
+
+    // FULL_INVOICES (version 4): the same record delivered twice at the same moment, then again.
+    let full =
+        with_body("update-bill-run", json!([{"op": "replace", "path": "/summaryStatus", "value": "FULL_INVOICES"}]));
+    assert_eq!(bill_runs::update::<BillRun>(&deps, full).await.status(), 200);
+    // Two tasks on two threads: both may read version 4; the store lets one transaction win.
+    let deliveries: Vec<_> = (0..2)
+        .map(|_| {
+            let deps = deps.clone();
+            tokio::spawn(async move { worker::handle_stream(&deps, stream_record(4)).await })
+        })
+        .collect();
+    for delivery in deliveries {
+        assert!(delivery.await.unwrap().batch_item_failures.is_empty());
+    }
+    worker::handle_stream(&deps, stream_record(4)).await;
+    let run = deps.store.get(Entity::BillRun, 1).await.unwrap().unwrap();
+    assert_eq!(
+        (run.version, &run.doc["summaryStatus"], &run.doc["summaryStatusPercentage"]),
+        (5, &json!("FULL_INVOICES"), &json!(100))
+    );
+    for id in 1..=3 {
+        let bill = deps.store.get(Entity::Bill, id).await.unwrap().unwrap();
+        assert_eq!((bill.version, &bill.doc["status"]), (2, &json!("ISSUED")), "bill {id} changed exactly once");
+        let actions: Vec<String> =
+            deps.store.events(Entity::Bill, id).await.unwrap().into_iter().map(|e| e.action).collect();
+        assert_eq!(actions, vec!["create", "worker FULL_INVOICES"]);
+    }
+}
+
+#[tokio::test]
+async fn given_bill_v2_events_then_bills_are_created_read_patched_listed_and_archived() {
+    let deps = deps();
+    assert_eq!(bill_runs::create::<BillRun>(&deps, event("create-bill-run")).await.status(), 201);
+    let created = bills::create(&deps, event("create-bill")).await;
+    assert_eq!((created.status().as_u16(), header(&created, "x-request-id")), (201, Some("req-bill-create")));
+    assert_eq!(body(&created)["amount"], json!(59.97));
+    let patched = bills::update(&deps, event("update-bill")).await;
+    assert_eq!(body(&patched)["description"], "March services");
+    let listed = bills::list(&deps, event("list-bills")).await;
+    assert_eq!(header(&listed, "x-total-count"), Some("1"));
+    assert_eq!(bills::delete(&deps, event("delete-bill")).await.status(), 204, "a DRAFT bill is deleted");
+    assert_eq!(bills::get(&deps, event("get-bill")).await.status(), 404);
+}
+
+/// Handler time in-process on the embedded store (debug or release, whichever runs this). Prints
+/// medians; asserts only that every call succeeds. `make bench-handlers` runs it in release.
+#[tokio::test]
+async fn handler_times_in_process() {
+    let deps = deps();
+    assert_eq!(bill_runs::create::<BillRun>(&deps, event("create-bill-run")).await.status(), 201);
+    assert_eq!(bills::create(&deps, event("create-bill")).await.status(), 201);
+    let rounds = 400;
+    let median = |mut times: Vec<std::time::Duration>| {
+        times.sort();
+        times[times.len() / 2].as_secs_f64() * 1e6
+    };
+    let mut update_bill = Vec::new();
+    for n in 0..rounds {
+        let request = with_body("update-bill", json!({"description": format!("note {n}")}));
+        let started = std::time::Instant::now();
+        let response = bills::update(&deps, request).await;
+        update_bill.push(started.elapsed());
+        assert_eq!(response.status(), 200);
+    }
+    let mut get_run = Vec::new();
+    for _ in 0..rounds {
+        let request = event("get-bill-run");
+        let started = std::time::Instant::now();
+        let response = bill_runs::get::<BillRun>(&deps, request).await;
+        get_run.push(started.elapsed());
+        assert_eq!(response.status(), 200);
+    }
+    let mut patch_run = Vec::new();
+    for n in 0..rounds {
+        let request = with_body("update-bill-run", json!([{"op": "replace", "path": "/paused", "value": n % 2 == 0}]));
+        let started = std::time::Instant::now();
+        let response = bill_runs::update::<BillRun>(&deps, request).await;
+        patch_run.push(started.elapsed());
+        assert_eq!(response.status(), 200);
+    }
+    eprintln!(
+        "in-process handler medians over {rounds} calls ({} build): update-bill {:.1} us, get-bill-run {:.1} us, update-bill-run {:.1} us",
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+        median(update_bill),
+        median(get_run),
+        median(patch_run)
+    );
 }

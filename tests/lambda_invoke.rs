@@ -181,6 +181,17 @@ async fn the_real_binaries_serve_api_gateway_v2_events_and_stream_records() {
     assert_eq!(headers["x-request-id"], "req-create");
     eprintln!("cold start of create-bill-run (debug build): {} ms", cold.as_millis());
 
+    // A bill joins the OPEN run, is patched and listed, through the bill binaries.
+    let (out, _) = invoke("create-bill", &endpoint, &table, vec![event("create-bill")]).await;
+    let (status, headers, body) = response(&out[0]);
+    assert_eq!((status, &headers["location"], &body["amount"]), (201, &json!("/bills/1"), &json!(59.97)), "{body}");
+    let (out, _) = invoke("update-bill", &endpoint, &table, vec![event("update-bill")]).await;
+    assert_eq!(response(&out[0]).2["description"], "March services");
+    let (out, _) = invoke("list-bills", &endpoint, &table, vec![event("list-bills")]).await;
+    assert_eq!(response(&out[0]).1["x-total-count"], "1");
+    let (out, _) = invoke("get-bill", &endpoint, &table, vec![event("get-bill")]).await;
+    assert_eq!(response(&out[0]).2["billRunId"], 1);
+
     let (out, _) = invoke(
         "get-bill-run",
         &endpoint,
@@ -215,6 +226,9 @@ async fn the_real_binaries_serve_api_gateway_v2_events_and_stream_records() {
         (&json!(100), &json!("\"3\"")),
         "one worker step, not two"
     );
+    assert_eq!(body["revenueInMajorCurrency"], 59, "REPORTING summed the run's bill");
+    let (out, _) = invoke("delete-bill", &endpoint, &table, vec![event("delete-bill")]).await;
+    assert_eq!(response(&out[0]).0, 204);
 
     let (out, _) = invoke("adjust-bill-run-schedule", &endpoint, &table, vec![event("adjust-bill-run-schedule")]).await;
     assert_eq!(response(&out[0]).0, 409, "a CLOSED run does not move");
