@@ -93,12 +93,12 @@ async fn run_of(deps: &Deps, bill: &Bill) -> ApiResult<(Option<VersionCheck>, bo
 }
 
 /// Reserves `n` fresh line item ids.
-async fn line_ids(deps: &Deps, n: usize) -> ApiResult<std::ops::RangeInclusive<u64>> {
+async fn line_ids(deps: &Deps, n: usize) -> ApiResult<Vec<u64>> {
     if n == 0 {
-        return Ok(1..=0);
+        return Ok(Vec::new());
     }
     let last = deps.store.next_ids(LINE_ITEMS, n as u64).await?;
-    Ok(last + 1 - n as u64..=last)
+    Ok((last + 1 - n as u64..=last).collect())
 }
 
 fn bill_event(by: u64, action: &str, before: Option<&Value>, after: Option<&Value>) -> AuditEvent {
@@ -182,7 +182,7 @@ pub async fn create(deps: &Deps, req: Request) -> Response<Body> {
                 None => {
                     let id = deps.store.next_id(Entity::Bill).await?;
                     let number = deps.store.next_ids(BILL_NUMBERS, 1).await?;
-                    let lines = line_ids(deps, new.lines.len()).await?.collect();
+                    let lines = line_ids(deps, new.lines.len()).await?;
                     (id, number, lines)
                 }
             };
@@ -240,7 +240,7 @@ pub async fn update(deps: &Deps, req: Request) -> Response<Body> {
             let current = from_stored(&stored)?;
             let (check, finalized) = run_of(deps, &current).await?;
             if new_ids.is_none() {
-                new_ids = Some(line_ids(deps, new_lines_in(&body)).await?.collect());
+                new_ids = Some(line_ids(deps, new_lines_in(&body)).await?);
             }
             let ids = new_ids.clone().unwrap_or_default();
             let Some(next) = apply_update(&current, &body, finalized, &mut ids.into_iter(), OffsetDateTime::now_utc())?
