@@ -237,3 +237,51 @@ async fn handler_times_in_process() {
         median(patch_run)
     );
 }
+
+#[tokio::test]
+async fn given_large_bills_then_a_step_stays_inside_a_transactions_size() {
+    let deps = deps();
+    assert_eq!(bill_runs::create::<BillRun>(&deps, event("create-bill-run")).await.status(), 201);
+    let lines: Vec<Value> = (0..1000)
+        .map(|n| json!({"catalogItemId": n + 1, "quantity": 1, "unitPrice": 1.25, "description": "a line item of a large bill"}))
+        .collect();
+    let large = json!({"calculationMethod": "LINE_ITEMS", "dueDate": "2024-04-30T00:00:00Z", "billRunId": 1, "lineItems": lines});
+    for _ in 0..20 {
+        assert_eq!(bills::create(&deps, with_body("create-bill", large.clone())).await.status(), 201);
+    }
+    let close = event("update-bill-run");
+    assert_eq!(bill_runs::update::<BillRun>(&deps, close).await.status(), 200);
+    while worker::worker_step::<BillRun>(&deps, 1, None)
+        .await
+        .unwrap()
+        .is_some_and(|r| r.doc["summaryStatusPercentage"] != 100)
+    {}
+    let full =
+        with_body("update-bill-run", json!([{"op": "replace", "path": "/summaryStatus", "value": "FULL_INVOICES"}]));
+    assert_eq!(bill_runs::update::<BillRun>(&deps, full).await.status(), 200);
+    let first = worker::worker_step::<BillRun>(&deps, 1, None).await.unwrap().unwrap();
+    let pct = first.doc["summaryStatusPercentage"].as_u64().unwrap();
+    let mut issued = 0;
+    for id in 1..=20 {
+        issued += usize::from(deps.store.get(Entity::Bill, id).await.unwrap().unwrap().doc["status"] == "ISSUED");
+    }
+    assert!(issued > 0 && issued < 20, "the first step issued {issued} of 20 large bills");
+    assert!(pct > 0 && pct < 100, "{pct}");
+    let mut steps = 1;
+    while worker::worker_step::<BillRun>(&deps, 1, None)
+        .await
+        .unwrap()
+        .is_some_and(|r| r.doc["summaryStatusPercentage"] != 100)
+    {
+        steps += 1;
+    }
+    let issued_all = bills::list(&deps, with_query("list-bills", &[("billRunId", "1"), ("status", "ISSUED")])).await;
+    assert_eq!(header(&issued_all, "x-total-count"), Some("20"), "after {steps} more steps every bill is issued");
+}
+
+fn with_query(name: &str, pairs: &[(&str, &str)]) -> Request {
+    use lambda_http::RequestExt;
+    let query: std::collections::HashMap<String, String> =
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    event(name).with_query_string_parameters(query)
+}

@@ -27,6 +27,10 @@ const ATTEMPTS: usize = 8;
 /// Bills per step: each step writes them and the run in one transaction.
 pub const BATCH: usize = 40;
 
+/// Bytes of changed bills per step, well inside DynamoDB's 4 MB per transaction (a bill may carry
+/// up to 1000 lines): a step stops early rather than exceed it.
+pub const BATCH_BYTES: usize = 2 * 1024 * 1024;
+
 /// Advances the run a change names by one step. `None` when there was nothing to do.
 pub async fn advance(deps: &Deps, change: Change) -> StoreResult<Option<Stored>> {
     match change.entity {
@@ -114,16 +118,22 @@ async fn plan<R: RunResource>(deps: &Deps, stored: &Stored) -> StoreResult<Optio
                 ..Default::default()
             });
         let remaining: Vec<&Stored> = bills.iter().filter(|b| b.id > at.cursor).collect();
-        let batch = &remaining[..remaining.len().min(BATCH)];
-        for member in batch {
+        let mut taken = 0;
+        let mut bytes = 0;
+        for member in remaining.iter().take(BATCH) {
+            if taken > 0 && bytes >= BATCH_BYTES {
+                break;
+            }
             let bill: Bill = serde_json::from_value(member.doc.clone()).map_err(corrupt)?;
             if let Some(changed) = stage_effect(stage, &bill, run.invoice_date(), now) {
                 at.report.add(&changed);
+                let doc = serde_json::to_value(&changed).map_err(corrupt)?;
+                bytes += doc.to_string().len();
                 bill_writes.push(Update {
                     entity: Entity::Bill,
                     id: member.id,
                     expected_version: member.version,
-                    doc: serde_json::to_value(&changed).map_err(corrupt)?,
+                    doc,
                     group: changed.run_group(),
                     work_pending: false,
                     guard: None,
@@ -135,9 +145,10 @@ async fn plan<R: RunResource>(deps: &Deps, stored: &Stored) -> StoreResult<Optio
                 at.report.add(&bill);
             }
             at.cursor = member.id;
+            taken += 1;
         }
-        at.done += batch.len() as u64;
-        if remaining.len() <= BATCH {
+        at.done += taken as u64;
+        if taken == remaining.len() {
             if stage == SummaryStatus::Reporting {
                 run.set_report(&at.report);
             }
