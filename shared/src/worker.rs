@@ -14,15 +14,12 @@ use crate::domain::bill::{run_group, stage_effect, Bill, Report};
 use crate::domain::bill_run::{AdhocBillRun, BillRun, Changes, Progress, SummaryStatus};
 use crate::domain::list::ListQuery;
 use crate::http::bill_runs::{event, RunResource};
-use crate::http::Deps;
+use crate::http::{Deps, ATTEMPTS};
 use crate::store::dynamo::parse_item_pk;
 use crate::store::{
     AuditEvent, Change, Delete, Entity, Guard, IdempotencyRecord, NewItem, Repository, SharedRepository, StoreError,
     StoreResult, Stored, Update,
 };
-
-/// How many times a step that lost a race is re-read and retried.
-const ATTEMPTS: usize = 8;
 
 /// Bills per step: each step writes them and the run in one transaction.
 pub const BATCH: usize = 40;

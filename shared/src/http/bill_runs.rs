@@ -6,8 +6,8 @@ use serde_json::Value;
 use time::Date;
 
 use super::{
-    caller, check_if_match, json_body, json_patch_body, path_id, resource_response, respond_to, with_header, ApiError,
-    ApiResult, Deps, Idempotency, Principal, SCOPE_READ, SCOPE_WRITE,
+    backoff, caller, check_if_match, json_body, json_patch_body, path_id, resource_response, respond_to, store_new,
+    with_header, ApiError, ApiResult, Deps, Idempotency, Principal, ATTEMPTS, SCOPE_READ, SCOPE_WRITE,
 };
 use crate::domain::bill::{BillRunKind, Report};
 use crate::domain::bill_run::{
@@ -17,18 +17,6 @@ use crate::domain::list::{filter, ListQuery, ListSpec};
 use crate::domain::patch::Patch;
 use crate::domain::{dates, DomainError};
 use crate::store::{now_rfc3339, AuditEvent, Entity, Guard, NewItem, StoreError, Stored, Update};
-
-/// How many times a write that lost a race is re-read and re-applied before 409.
-const ATTEMPTS: u32 = 8;
-
-/// A short, jittered pause before attempt `n` (none before the first), so that writers who lost
-/// a race do not collide again in lockstep.
-async fn backoff(attempt: u32) {
-    if attempt > 0 {
-        let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 8;
-        tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt) * 2 + jitter)).await;
-    }
-}
 
 /// What the edge and the store need to know of a kind of run, beyond its domain rules.
 pub trait RunResource: Run {
@@ -292,21 +280,8 @@ pub async fn create<R: RunResource>(deps: &Deps, req: Request) -> Response<Body>
                 idempotency: idempotency.as_ref().map(|i| i.record(StatusCode::CREATED, &doc, Some(location.clone()))),
                 doc,
             };
-            match deps.store.create(item).await {
-                Ok(stored) => {
-                    let response = resource_response(StatusCode::CREATED, &stored.doc, stored.version);
-                    return Ok(with_header(response, "location", &location));
-                }
-                Err(StoreError::Conflict) => continue,
-                Err(StoreError::IdempotencyKeyTaken) => {
-                    let idem =
-                        idempotency.as_ref().ok_or_else(|| ApiError::Internal("key taken without a key".into()))?;
-                    return match deps.store.idempotency(&idem.key).await? {
-                        Some(record) => idem.replay(&record),
-                        None => Err(StoreError::Conflict.into()),
-                    };
-                }
-                Err(e) => return Err(e.into()),
+            if let Some(response) = store_new(deps, item, idempotency.as_ref(), &location).await? {
+                return Ok(response);
             }
         }
         Err(StoreError::Conflict.into())

@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 
 use super::bill_runs::{event, is_positive_integer};
 use super::{
-    caller, check_if_match, json_body, path_id, resource_response, respond_to, with_header, ApiError, ApiResult, Deps,
-    Idempotency, SCOPE_READ, SCOPE_WRITE,
+    backoff, caller, check_if_match, json_body, path_id, resource_response, respond_to, store_new, with_header,
+    ApiError, ApiResult, Deps, Idempotency, ATTEMPTS, SCOPE_READ, SCOPE_WRITE,
 };
 use crate::domain::bill::{apply_update, new_lines_in, Bill, BillRunKind, BillStatus, CalculationMethod, NewBill};
 use crate::domain::bill_run::BillRunStatus;
@@ -17,7 +17,6 @@ use crate::domain::list::{filter, ListQuery, ListSpec};
 use crate::domain::patch::changed_members;
 use crate::store::{AuditEvent, Delete, Entity, NewItem, StoreError, Stored, Update, VersionCheck};
 
-const ATTEMPTS: u32 = 8;
 const PATH: &str = "/bills";
 const ID_PARAM: &str = "billId";
 /// The counters of bill numbers and line item ids (bill ids use the entity's own).
@@ -75,6 +74,23 @@ fn from_stored(stored: &Stored) -> ApiResult<Bill> {
         .map_err(|e| ApiError::Internal(format!("stored bill {} is unreadable: {e}", stored.id)))
 }
 
+/// The conditional write of a changed bill with its audit event.
+fn bill_write(stored: &Stored, next: &Bill, check: Option<VersionCheck>, by: u64, action: &str) -> ApiResult<Update> {
+    let doc = to_doc(next)?;
+    Ok(Update {
+        entity: Entity::Bill,
+        id: stored.id,
+        expected_version: stored.version,
+        group: next.run_group(),
+        work_pending: false,
+        guard: None,
+        check,
+        state: None,
+        event: bill_event(by, action, Some(&stored.doc), Some(&doc)),
+        doc,
+    })
+}
+
 async fn load(deps: &Deps, id: u64) -> ApiResult<Stored> {
     deps.store.get(Entity::Bill, id).await?.ok_or_else(|| ApiError::NotFound(format!("no bill with id {id}")))
 }
@@ -108,13 +124,6 @@ fn bill_event(by: u64, action: &str, before: Option<&Value>, after: Option<&Valu
         _ => Vec::new(),
     };
     AuditEvent { fields, from_status: status(before), to_status: status(after), ..event(Some(by), action, None) }
-}
-
-async fn backoff(attempt: u32) {
-    if attempt > 0 {
-        let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 8;
-        tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt) * 2 + jitter)).await;
-    }
 }
 
 /// `GET /bills`
@@ -201,21 +210,8 @@ pub async fn create(deps: &Deps, req: Request) -> Response<Body> {
                 idempotency: idempotency.as_ref().map(|i| i.record(StatusCode::CREATED, &doc, Some(location.clone()))),
                 doc,
             };
-            match deps.store.create(item).await {
-                Ok(stored) => {
-                    let response = resource_response(StatusCode::CREATED, &stored.doc, stored.version);
-                    return Ok(with_header(response, "location", &location));
-                }
-                Err(StoreError::Conflict) => continue,
-                Err(StoreError::IdempotencyKeyTaken) => {
-                    let idem =
-                        idempotency.as_ref().ok_or_else(|| ApiError::Internal("key taken without a key".into()))?;
-                    return match deps.store.idempotency(&idem.key).await? {
-                        Some(record) => idem.replay(&record),
-                        None => Err(StoreError::Conflict.into()),
-                    };
-                }
-                Err(e) => return Err(e.into()),
+            if let Some(response) = store_new(deps, item, idempotency.as_ref(), &location).await? {
+                return Ok(response);
             }
         }
         Err(StoreError::Conflict.into())
@@ -247,20 +243,7 @@ pub async fn update(deps: &Deps, req: Request) -> Response<Body> {
             else {
                 return Ok(resource_response(StatusCode::OK, &stored.doc, stored.version));
             };
-            let doc = to_doc(&next)?;
-            let update = Update {
-                entity: Entity::Bill,
-                id,
-                expected_version: stored.version,
-                group: next.run_group(),
-                work_pending: false,
-                guard: None,
-                check,
-                state: None,
-                event: bill_event(principal.user_id, "patch", Some(&stored.doc), Some(&doc)),
-                doc,
-            };
-            match deps.store.update(update).await {
+            match deps.store.update(bill_write(&stored, &next, check, principal.user_id, "patch")?).await {
                 Ok(saved) => return Ok(resource_response(StatusCode::OK, &saved.doc, saved.version)),
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
@@ -299,20 +282,7 @@ pub async fn delete(deps: &Deps, req: Request) -> Response<Body> {
                 return Ok(resource_response(StatusCode::OK, &stored.doc, stored.version));
             } else {
                 let archived = Bill { is_archived: true, updated_at: OffsetDateTime::now_utc(), ..current };
-                let doc = to_doc(&archived)?;
-                let update = Update {
-                    entity: Entity::Bill,
-                    id,
-                    expected_version: stored.version,
-                    group: archived.run_group(),
-                    work_pending: false,
-                    guard: None,
-                    check,
-                    state: None,
-                    event: bill_event(principal.user_id, "archive", Some(&stored.doc), Some(&doc)),
-                    doc,
-                };
-                deps.store.update(update).await.map(Some)
+                deps.store.update(bill_write(&stored, &archived, check, principal.user_id, "archive")?).await.map(Some)
             };
             match outcome {
                 Ok(None) => {

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::domain::{DomainError, FieldError};
-use crate::store::{IdempotencyRecord, SharedRepository, StoreError};
+use crate::store::{IdempotencyRecord, NewItem, SharedRepository, StoreError};
 
 /// What every handler needs, built once per process.
 #[derive(Clone)]
@@ -411,5 +411,45 @@ impl Idempotency {
             location,
             expires_at: crate::store::now_epoch() + IDEMPOTENCY_TTL_SECONDS,
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writes that may lose a race
+
+/// How many times a write that lost a race is re-read and re-applied before 409.
+pub const ATTEMPTS: u32 = 8;
+
+/// A short, jittered pause before attempt `n` (none before the first), so that writers who lost
+/// a race do not collide again in lockstep.
+pub async fn backoff(attempt: u32) {
+    if attempt > 0 {
+        let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 8;
+        tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt) * 2 + jitter)).await;
+    }
+}
+
+/// Writes a new resource: 201 with `Location`, or the stored response when a concurrent request
+/// with the same `Idempotency-Key` won. `Ok(None)` when the write lost a race: read and try again.
+pub async fn store_new(
+    deps: &Deps,
+    item: NewItem,
+    idempotency: Option<&Idempotency>,
+    location: &str,
+) -> ApiResult<Option<Response<Body>>> {
+    match deps.store.create(item).await {
+        Ok(stored) => {
+            let response = resource_response(StatusCode::CREATED, &stored.doc, stored.version);
+            Ok(Some(with_header(response, "location", location)))
+        }
+        Err(StoreError::Conflict) => Ok(None),
+        Err(StoreError::IdempotencyKeyTaken) => {
+            let idem = idempotency.ok_or_else(|| ApiError::Internal("key taken without a key".into()))?;
+            match deps.store.idempotency(&idem.key).await? {
+                Some(record) => idem.replay(&record).map(Some),
+                None => Err(StoreError::Conflict.into()),
+            }
+        }
+        Err(e) => Err(e.into()),
     }
 }
