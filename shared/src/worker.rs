@@ -149,7 +149,7 @@ async fn plan<R: RunResource>(deps: &Deps, stored: &Stored) -> StoreResult<Optio
             if stage == SummaryStatus::Reporting {
                 run.set_report(&at.report);
             }
-            Progress { summary_status_percentage: 100, ..before }
+            before.worker_step().unwrap_or(before)
         } else {
             let pct = (at.done * 100 / at.total.max(1)).min(99) as u8;
             state = Some(serde_json::to_value(&at).map_err(corrupt)?);

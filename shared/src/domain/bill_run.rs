@@ -144,8 +144,8 @@ impl Progress {
             && (!self.done() || self.summary_status.next_system_stage().is_some())
     }
 
-    /// One step of the stage worker: a running stage completes (a run has no invoices to process
-    /// until bills exist), and a finished DISTRIBUTION walks the system stages to FINALIZED.
+    /// The stage worker's move once the current stage's bills are processed: a running stage
+    /// completes, and a finished DISTRIBUTION walks the system stages to FINALIZED.
     /// `None` when there is nothing to do.
     pub fn worker_step(&self) -> Option<Self> {
         if !self.work_pending() {

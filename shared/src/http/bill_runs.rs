@@ -367,7 +367,7 @@ async fn write<R: RunResource>(
         guard,
         check: None,
         // A new stage (or a re-run) starts the worker afresh; other changes keep its place.
-        state: (run.progress() == from_stored::<R>(stored)?.progress()).then(|| stored.state.clone()).flatten(),
+        state: (changes.from_status == changes.to_status).then(|| stored.state.clone()).flatten(),
         event: event(Some(principal.user_id), action, Some(changes)),
     };
     let saved = deps.store.update(update).await?;
