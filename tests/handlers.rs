@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
+use shared::domain::bill::Bill;
 use shared::domain::bill_run::{AdhocBillRun, BillRun};
+use shared::domain::key::{Id, Key, Kind, Scope};
+use shared::domain::resource::Resource;
 use shared::http::{bill_runs, bills, Deps};
 use shared::store::memory::MemoryStore;
-use shared::store::Entity;
-use shared::worker::{self, StreamEvent};
+use shared::store::AuditEvent;
+use shared::worker::{self, StreamEvent, Worker};
 
 fn event_text(name: &str) -> String {
     let path = format!("{}/events/{name}.json", env!("CARGO_MANIFEST_DIR"));
@@ -22,6 +25,32 @@ fn event(name: &str) -> Request {
 
 fn deps() -> Deps {
     Deps { store: Arc::new(MemoryStore::new()) }
+}
+
+fn key(kind: Kind, id: u64) -> Key {
+    Key::new(kind, Scope::Global, Id::Int(id)).unwrap()
+}
+
+/// An item's version and JSON, as stored.
+async fn stored(deps: &Deps, kind: Kind, id: u64) -> (u64, Value) {
+    let item = deps.store.get(&key(kind, id)).await.unwrap().expect("the item exists");
+    (item.version, serde_json::from_str(&item.body).unwrap())
+}
+
+async fn events(deps: &Deps, kind: Kind, id: u64) -> Vec<AuditEvent> {
+    deps.store.events(&key(kind, id)).await.unwrap()
+}
+
+async fn handle_stream(deps: &Deps, event: StreamEvent) -> Vec<Option<String>> {
+    let response = Worker::standard(deps.store.clone()).handle_stream(event).await;
+    response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
+}
+
+/// One worker step on run 1: its percentage afterwards, or `None` when there was nothing to do.
+async fn step(deps: &Deps) -> Option<u64> {
+    let saved = worker::bill_runs::step::<BillRun>(deps.store.as_ref(), &Id::Int(1), None).await.unwrap()?;
+    let run: Value = serde_json::from_str(&saved.body).unwrap();
+    run["summaryStatusPercentage"].as_u64()
 }
 
 fn body(response: &Response<Body>) -> Value {
@@ -90,14 +119,14 @@ async fn given_a_stream_record_delivered_twice_then_the_worker_steps_once() {
     assert_eq!(bill_runs::update::<BillRun>(&deps, event("update-bill-run")).await.status(), 200);
     // The record reports version 2: the close.
     let stream: StreamEvent = serde_json::from_str(&event_text("bill-run-worker")).unwrap();
-    assert!(worker::handle_stream(&deps, stream).await.batch_item_failures.is_empty());
-    let run = deps.store.get(Entity::BillRun, 1).await.unwrap().unwrap();
-    assert_eq!((run.version, &run.doc["summaryStatusPercentage"]), (3, &json!(100)));
+    assert!(handle_stream(&deps, stream).await.is_empty());
+    let (version, run) = stored(&deps, BillRun::KIND, 1).await;
+    assert_eq!((version, &run["summaryStatusPercentage"]), (3, &json!(100)));
     // The same record again is stale (version 2 < 3): nothing is written twice.
     let again: StreamEvent = serde_json::from_str(&event_text("bill-run-worker")).unwrap();
-    assert!(worker::handle_stream(&deps, again).await.batch_item_failures.is_empty());
-    assert_eq!(deps.store.get(Entity::BillRun, 1).await.unwrap().unwrap().version, 3);
-    let events = deps.store.events(Entity::BillRun, 1).await.unwrap();
+    assert!(handle_stream(&deps, again).await.is_empty());
+    assert_eq!(stored(&deps, BillRun::KIND, 1).await.0, 3);
+    let events = events(&deps, BillRun::KIND, 1).await;
     assert_eq!(events.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), vec!["create", "patch", "worker"]);
     assert_eq!(events[2].by, None, "the worker writes as the system");
 }
@@ -108,15 +137,15 @@ async fn given_a_worker_step_racing_a_client_reopen_then_the_reopen_is_kept() {
     assert_eq!(bill_runs::create::<BillRun>(&deps, event("create-bill-run")).await.status(), 201);
     assert_eq!(bill_runs::update::<BillRun>(&deps, event("update-bill-run")).await.status(), 200);
     let stream: StreamEvent = serde_json::from_str(&event_text("bill-run-worker")).unwrap();
-    assert!(worker::handle_stream(&deps, stream).await.batch_item_failures.is_empty());
+    assert!(handle_stream(&deps, stream).await.is_empty());
     // The client reopens (version 4) while a late delivery of the version-2 record arrives.
     let mut reopen = event("update-bill-run");
     *reopen.body_mut() = Body::Text(json!([{"op": "replace", "path": "/billRunStatus", "value": "OPEN"}]).to_string());
     assert_eq!(bill_runs::update::<BillRun>(&deps, reopen).await.status(), 200);
     let late: StreamEvent = serde_json::from_str(&event_text("bill-run-worker")).unwrap();
-    worker::handle_stream(&deps, late).await;
-    let run = deps.store.get(Entity::BillRun, 1).await.unwrap().unwrap();
-    assert_eq!((run.version, run.doc["billRunStatus"].as_str()), (4, Some("OPEN")));
+    handle_stream(&deps, late).await;
+    let (version, run) = stored(&deps, BillRun::KIND, 1).await;
+    assert_eq!((version, run["billRunStatus"].as_str()), (4, Some("OPEN")));
 }
 
 /// The stream record of a write of run 1 at `version` (as the table's stream reports it).
@@ -142,12 +171,12 @@ async fn given_a_stage_record_delivered_twice_even_at_once_then_each_bill_change
     // Close (version 2); REPORTING runs on the record of version 2, delivered twice.
     assert_eq!(bill_runs::update::<BillRun>(&deps, event("update-bill-run")).await.status(), 200);
     for _ in 0..2 {
-        worker::handle_stream(&deps, stream_record(2)).await;
+        handle_stream(&deps, stream_record(2)).await;
     }
-    let run = deps.store.get(Entity::BillRun, 1).await.unwrap().unwrap();
-    assert_eq!((run.version, &run.doc["summaryStatusPercentage"]), (3, &json!(100)));
-    assert_eq!(run.doc["revenueInMajorCurrency"], 179, "3 x 59.97 = 179.91, rounded down");
-    assert_eq!((&run.doc["maxInvoiceValue"], &run.doc["maxInvoiceCustomerId"]), (&json!(59.97), &json!(42)));
+    let (version, run) = stored(&deps, BillRun::KIND, 1).await;
+    assert_eq!((version, &run["summaryStatusPercentage"]), (3, &json!(100)));
+    assert_eq!(run["revenueInMajorCurrency"], 179, "3 x 59.97 = 179.91, rounded down");
+    assert_eq!((&run["maxInvoiceValue"], &run["maxInvoiceCustomerId"]), (&json!(59.97), &json!(42)));
 
     // FULL_INVOICES (version 4): the same record delivered twice at the same moment, then again.
     let full =
@@ -157,23 +186,22 @@ async fn given_a_stage_record_delivered_twice_even_at_once_then_each_bill_change
     let deliveries: Vec<_> = (0..2)
         .map(|_| {
             let deps = deps.clone();
-            tokio::spawn(async move { worker::handle_stream(&deps, stream_record(4)).await })
+            tokio::spawn(async move { handle_stream(&deps, stream_record(4)).await })
         })
         .collect();
     for delivery in deliveries {
-        assert!(delivery.await.unwrap().batch_item_failures.is_empty());
+        assert!(delivery.await.unwrap().is_empty());
     }
-    worker::handle_stream(&deps, stream_record(4)).await;
-    let run = deps.store.get(Entity::BillRun, 1).await.unwrap().unwrap();
+    handle_stream(&deps, stream_record(4)).await;
+    let (version, run) = stored(&deps, BillRun::KIND, 1).await;
     assert_eq!(
-        (run.version, &run.doc["summaryStatus"], &run.doc["summaryStatusPercentage"]),
+        (version, &run["summaryStatus"], &run["summaryStatusPercentage"]),
         (5, &json!("FULL_INVOICES"), &json!(100))
     );
     for id in 1..=3 {
-        let bill = deps.store.get(Entity::Bill, id).await.unwrap().unwrap();
-        assert_eq!((bill.version, &bill.doc["status"]), (2, &json!("ISSUED")), "bill {id} changed exactly once");
-        let actions: Vec<String> =
-            deps.store.events(Entity::Bill, id).await.unwrap().into_iter().map(|e| e.action).collect();
+        let (version, bill) = stored(&deps, Bill::KIND, id).await;
+        assert_eq!((version, &bill["status"]), (2, &json!("ISSUED")), "bill {id} changed exactly once");
+        let actions: Vec<String> = events(&deps, Bill::KIND, id).await.into_iter().map(|e| e.action).collect();
         assert_eq!(actions, vec!["create", "worker FULL_INVOICES"]);
     }
 }
@@ -251,28 +279,19 @@ async fn given_large_bills_then_a_step_stays_inside_a_transactions_size() {
     }
     let close = event("update-bill-run");
     assert_eq!(bill_runs::update::<BillRun>(&deps, close).await.status(), 200);
-    while worker::worker_step::<BillRun>(&deps, 1, None)
-        .await
-        .unwrap()
-        .is_some_and(|r| r.doc["summaryStatusPercentage"] != 100)
-    {}
+    while step(&deps).await.is_some_and(|pct| pct != 100) {}
     let full =
         with_body("update-bill-run", json!([{"op": "replace", "path": "/summaryStatus", "value": "FULL_INVOICES"}]));
     assert_eq!(bill_runs::update::<BillRun>(&deps, full).await.status(), 200);
-    let first = worker::worker_step::<BillRun>(&deps, 1, None).await.unwrap().unwrap();
-    let pct = first.doc["summaryStatusPercentage"].as_u64().unwrap();
+    let pct = step(&deps).await.unwrap();
     let mut issued = 0;
     for id in 1..=20 {
-        issued += usize::from(deps.store.get(Entity::Bill, id).await.unwrap().unwrap().doc["status"] == "ISSUED");
+        issued += usize::from(stored(&deps, Bill::KIND, id).await.1["status"] == "ISSUED");
     }
     assert!(issued > 0 && issued < 20, "the first step issued {issued} of 20 large bills");
     assert!(pct > 0 && pct < 100, "{pct}");
     let mut steps = 1;
-    while worker::worker_step::<BillRun>(&deps, 1, None)
-        .await
-        .unwrap()
-        .is_some_and(|r| r.doc["summaryStatusPercentage"] != 100)
-    {
+    while step(&deps).await.is_some_and(|pct| pct != 100) {
         steps += 1;
     }
     let issued_all = bills::list(&deps, with_query("list-bills", &[("billRunId", "1"), ("status", "ISSUED")])).await;

@@ -4,7 +4,7 @@
 
 use billflow_tests::{on_both_stores, spawn_app, Backend, TestApp};
 use serde_json::{json, Value};
-use shared::http::Principal;
+use shared::domain::identity::Principal;
 
 async fn app(backend: Backend) -> Option<TestApp> {
     spawn_app(backend, true).await

@@ -1,13 +1,22 @@
-//! One contract suite for the repository, run on the embedded store and on DynamoDB Local.
+//! One contract suite for the repository, run on the embedded store and on DynamoDB Local. It
+//! uses a global integer-id kind and a tenant-scoped UUID kind, so that scoping is part of the
+//! contract both stores keep.
 
 use std::time::Duration;
 
 use billflow_tests::{fresh_store, on_both_stores, Backend};
 use serde_json::{json, Value};
+use shared::domain::identity::Principal;
+use shared::domain::key::{Id, IdType, Key, Kind, Scope, Scoping, TenantId};
 use shared::domain::list::{filter, ListQuery, ListSpec};
 use shared::store::{
-    AuditEvent, Delete, Entity, Guard, IdempotencyRecord, NewItem, SharedRepository, StoreError, Update, VersionCheck,
+    guard_key, AuditEvent, Delete, IdempotencyRecord, NewItem, SharedRepository, StoreError, Update, VersionCheck,
+    MAX_ITEM_BYTES,
 };
+
+const RUN: Kind = Kind::new("RUN", IdType::Counter, Scoping::Global);
+const OTHER: Kind = Kind::new("OTHER", IdType::Counter, Scoping::Global);
+const TENANT_RUN: Kind = Kind::new("TENANT_RUN", IdType::Uuid, Scoping::Tenant);
 
 const SPEC: ListSpec = ListSpec {
     sortable: &["id", "name"],
@@ -27,11 +36,22 @@ fn event(action: &str) -> AuditEvent {
     }
 }
 
-fn item(id: u64, name: &str, group: Option<&str>) -> NewItem {
+fn run_key(id: u64) -> Key {
+    Key::new(RUN, Scope::Global, Id::Int(id)).unwrap()
+}
+
+fn tenant(name: &str) -> Scope {
+    Scope::Tenant(TenantId::parse(name).unwrap())
+}
+
+fn tenant_key(name: &str, id: uuid::Uuid) -> Key {
+    Key::new(TENANT_RUN, tenant(name), Id::Uuid(id)).unwrap()
+}
+
+fn new_item(key: Key, body: Value, group: Option<&str>) -> NewItem {
     NewItem {
-        entity: Entity::BillRun,
-        id,
-        doc: json!({"id": id, "name": name, "status": "OPEN", "tags": [], "note": null}),
+        key,
+        body: body.to_string(),
         group: group.map(str::to_owned),
         work_pending: false,
         guard: None,
@@ -41,12 +61,15 @@ fn item(id: u64, name: &str, group: Option<&str>) -> NewItem {
     }
 }
 
-fn update(id: u64, expected_version: u64, doc: Value) -> Update {
+fn item(id: u64, name: &str, group: Option<&str>) -> NewItem {
+    new_item(run_key(id), json!({"id": id, "name": name, "status": "OPEN", "tags": [], "note": null}), group)
+}
+
+fn update(id: u64, expected_version: u64, body: Value) -> Update {
     Update {
-        entity: Entity::BillRun,
-        id,
+        key: run_key(id),
         expected_version,
-        doc,
+        body: body.to_string(),
         group: None,
         work_pending: true,
         guard: None,
@@ -56,32 +79,55 @@ fn update(id: u64, expected_version: u64, doc: Value) -> Update {
     }
 }
 
+fn body(stored: &shared::store::Stored) -> Value {
+    serde_json::from_str(&stored.body).unwrap()
+}
+
 async fn store(backend: Backend) -> Option<SharedRepository> {
     fresh_store(backend).await
 }
 
-async fn ids_come_from_a_per_entity_counter(backend: Backend) {
+async fn ids_come_from_a_per_kind_counter_in_each_scope(backend: Backend) {
     let Some(store) = store(backend).await else {
         return;
     };
-    assert_eq!(store.next_id(Entity::BillRun).await.unwrap(), 1);
-    assert_eq!(store.next_id(Entity::BillRun).await.unwrap(), 2);
-    assert_eq!(store.next_id(Entity::AdhocBillRun).await.unwrap(), 1);
-    assert_eq!(store.next_id(Entity::BillRun).await.unwrap(), 3);
+    assert_eq!(store.next_ids(&Scope::Global, RUN.name, 1).await.unwrap(), 1);
+    assert_eq!(store.next_ids(&Scope::Global, RUN.name, 1).await.unwrap(), 2);
+    assert_eq!(store.next_ids(&Scope::Global, OTHER.name, 1).await.unwrap(), 1);
+    assert_eq!(store.next_ids(&tenant("a"), RUN.name, 1).await.unwrap(), 1, "a tenant's counter is its own");
+    assert_eq!(store.next_ids(&Scope::Global, RUN.name, 1).await.unwrap(), 3);
 }
 
-async fn create_then_get_returns_the_document_at_version_1(backend: Backend) {
+async fn create_then_get_returns_the_body_at_version_1(backend: Backend) {
     let Some(store) = store(backend).await else {
         return;
     };
-    assert_eq!(store.get(Entity::BillRun, 1).await.unwrap(), None);
+    assert_eq!(store.get(&run_key(1)).await.unwrap(), None);
     let created = store.create(item(1, "a", None)).await.unwrap();
     assert_eq!(created.version, 1);
-    let got = store.get(Entity::BillRun, 1).await.unwrap().unwrap();
-    assert_eq!((got.id, got.version, &got.doc), (1, 1, &created.doc));
-    assert_eq!(store.get(Entity::AdhocBillRun, 1).await.unwrap(), None, "entities do not share ids");
+    let got = store.get(&run_key(1)).await.unwrap().unwrap();
+    assert_eq!((&got.key, got.version, &got.body), (&run_key(1), 1, &created.body));
+    let other = Key::new(OTHER, Scope::Global, Id::Int(1)).unwrap();
+    assert_eq!(store.get(&other).await.unwrap(), None, "kinds do not share ids");
     assert!(matches!(store.create(item(1, "again", None)).await, Err(StoreError::Conflict)));
-    assert_eq!(store.get(Entity::BillRun, 1).await.unwrap().unwrap().doc["name"], "a");
+    assert_eq!(body(&store.get(&run_key(1)).await.unwrap().unwrap())["name"], "a");
+}
+
+async fn resource_fields_never_collide_with_store_attributes(backend: Backend) {
+    let Some(store) = store(backend).await else {
+        return;
+    };
+    // Parsed from text, as a request body is: the amount keeps all 18 digits.
+    let doc: Value = serde_json::from_str(
+        r#"{"id": 1, "version": "v-mine", "PK": "x", "SK": "y", "entity": 7, "workPending": "no",
+            "GSI1PK": null, "body": {"deep": [1, 2]}, "amount": 999999999999.123456}"#,
+    )
+    .unwrap();
+    store.create(new_item(run_key(1), doc.clone(), None)).await.unwrap();
+    let got = store.get(&run_key(1)).await.unwrap().unwrap();
+    assert_eq!((got.version, body(&got)), (1, doc.clone()));
+    assert_eq!(got.body, doc.to_string(), "numbers keep every digit");
+    assert!(got.body.contains("999999999999.123456"));
 }
 
 async fn updates_are_conditional_on_the_version_and_write_an_event(backend: Backend) {
@@ -98,9 +144,9 @@ async fn updates_are_conditional_on_the_version_and_write_an_event(backend: Back
         store.update(update(1, 1, json!({"id": 1, "name": "stale", "status": "OPEN", "tags": [], "note": null}))).await;
     assert!(matches!(lost, Err(StoreError::Conflict)), "a stale version must lose");
     assert!(matches!(store.update(update(9, 1, json!({"id": 9}))).await, Err(StoreError::Conflict)), "no such item");
-    let got = store.get(Entity::BillRun, 1).await.unwrap().unwrap();
-    assert_eq!((got.version, got.doc["name"].as_str(), got.doc["tags"].clone()), (2, Some("b"), json!([2])));
-    let events = store.events(Entity::BillRun, 1).await.unwrap();
+    let got = store.get(&run_key(1)).await.unwrap().unwrap();
+    assert_eq!((got.version, body(&got)["name"].clone(), body(&got)["tags"].clone()), (2, json!("b"), json!([2])));
+    let events = store.events(&run_key(1)).await.unwrap();
     assert_eq!(events.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), vec!["create", "patch"]);
 }
 
@@ -122,15 +168,16 @@ async fn concurrent_updates_from_one_version_let_exactly_one_win(backend: Backen
         wins += usize::from(task.await.unwrap());
     }
     assert_eq!(wins, 1);
-    assert_eq!(store.get(Entity::BillRun, 1).await.unwrap().unwrap().version, 2);
-    assert_eq!(store.events(Entity::BillRun, 1).await.unwrap().len(), 2);
+    assert_eq!(store.get(&run_key(1)).await.unwrap().unwrap().version, 2);
+    assert_eq!(store.events(&run_key(1)).await.unwrap().len(), 2);
 }
 
 async fn guards_refuse_writes_that_read_a_stale_group(backend: Backend) {
     let Some(store) = store(backend).await else {
         return;
     };
-    let seen = store.guard("BILL_RUN#CYCLE#1").await.unwrap();
+    let key = guard_key(RUN, &Scope::Global, "CYCLE#1");
+    let seen = store.guard(&key).await.unwrap();
     assert_eq!(seen.version, 0);
     let mut first = item(1, "a", Some("CYCLE#1"));
     first.guard = Some(seen.clone());
@@ -138,13 +185,42 @@ async fn guards_refuse_writes_that_read_a_stale_group(backend: Backend) {
     let mut second = item(2, "b", Some("CYCLE#1"));
     second.guard = Some(seen);
     assert!(matches!(store.create(second.clone()).await, Err(StoreError::Conflict)));
-    assert_eq!(store.get(Entity::BillRun, 2).await.unwrap(), None, "a refused transaction writes nothing");
-    second.guard = Some(store.guard("BILL_RUN#CYCLE#1").await.unwrap());
-    assert_eq!(second.guard, Some(Guard { key: "BILL_RUN#CYCLE#1".into(), version: 1 }));
+    assert_eq!(store.get(&run_key(2)).await.unwrap(), None, "a refused transaction writes nothing");
+    second.guard = Some(store.guard(&key).await.unwrap());
+    assert_eq!(second.guard.as_ref().map(|g| g.version), Some(1));
     store.create(second).await.unwrap();
-    let members = store.group(Entity::BillRun, "CYCLE#1").await.unwrap();
-    assert_eq!(members.iter().map(|m| m.id).collect::<Vec<_>>(), vec![1, 2]);
-    assert!(store.group(Entity::BillRun, "CYCLE#2").await.unwrap().is_empty());
+    let members = store.group(RUN, &Scope::Global, "CYCLE#1").await.unwrap();
+    assert_eq!(members.iter().map(|m| m.key.clone()).collect::<Vec<_>>(), vec![run_key(1), run_key(2)]);
+    assert!(store.group(RUN, &Scope::Global, "CYCLE#2").await.unwrap().is_empty());
+}
+
+async fn group_pages_start_after_a_cursor_and_counts_follow_creates_and_deletes(backend: Backend) {
+    let Some(store) = store(backend).await else {
+        return;
+    };
+    for id in 1..=12 {
+        store.create(item(id, "m", Some(if id % 2 == 0 { "EVEN" } else { "ODD" }))).await.unwrap();
+    }
+    let ids = |page: &[shared::store::Stored]| page.iter().map(|s| s.key.id().as_int().unwrap()).collect::<Vec<_>>();
+    let scope = Scope::Global;
+    let page = store.group_page(RUN, &scope, "EVEN", None, 4).await.unwrap();
+    assert_eq!(ids(&page), vec![2, 4, 6, 8], "a page stops at its limit, in id order (10 after 8 and 9)");
+    let page = store.group_page(RUN, &scope, "EVEN", Some(&Id::Int(8)), 4).await.unwrap();
+    assert_eq!(ids(&page), vec![10, 12], "and starts after its cursor");
+    assert!(store.group_page(RUN, &scope, "EVEN", Some(&Id::Int(12)), 4).await.unwrap().is_empty());
+    assert_eq!(store.group_count(RUN, &scope, "EVEN").await.unwrap(), 6);
+    assert_eq!(store.group_count(RUN, &scope, "NONE").await.unwrap(), 0);
+    let delete = Delete {
+        key: run_key(4),
+        expected_version: 1,
+        group: Some("EVEN".into()),
+        check: None,
+        event: event("delete"),
+    };
+    store.delete(delete).await.unwrap();
+    assert_eq!(store.group_count(RUN, &scope, "EVEN").await.unwrap(), 5);
+    assert_eq!(ids(&store.group_page(RUN, &scope, "EVEN", None, 3).await.unwrap()), vec![2, 6, 8]);
+    assert_eq!(store.group_count(RUN, &tenant("a"), "EVEN").await.unwrap(), 0, "a group lives in its scope");
 }
 
 async fn idempotency_records_are_taken_once_and_expire(backend: Backend) {
@@ -163,16 +239,16 @@ async fn idempotency_records_are_taken_once_and_expire(backend: Backend) {
     let mut first = item(1, "a", None);
     first.idempotency = Some(record("k", now + 60));
     store.create(first).await.unwrap();
-    assert_eq!(store.idempotency("k").await.unwrap(), Some(record("k", now + 60)));
+    assert_eq!(store.idempotency(&Scope::Global, "k").await.unwrap(), Some(record("k", now + 60)));
     let mut second = item(2, "b", None);
     second.idempotency = Some(record("k", now + 60));
     assert!(matches!(store.create(second).await, Err(StoreError::IdempotencyKeyTaken)));
-    assert_eq!(store.get(Entity::BillRun, 2).await.unwrap(), None);
+    assert_eq!(store.get(&run_key(2)).await.unwrap(), None);
     // An expired record is void: it reads as absent and may be replaced.
     let mut third = item(3, "c", None);
     third.idempotency = Some(record("old", now - 1));
     store.create(third).await.unwrap();
-    assert_eq!(store.idempotency("old").await.unwrap(), None);
+    assert_eq!(store.idempotency(&Scope::Global, "old").await.unwrap(), None);
     let mut fourth = item(4, "d", None);
     fourth.idempotency = Some(record("old", now + 60));
     store.create(fourth).await.unwrap();
@@ -186,29 +262,32 @@ async fn lists_page_sort_filter_and_count(backend: Backend) {
     for (id, name) in [(1, "d"), (2, "b"), (3, "a"), (4, "c"), (5, "e")] {
         store.create(item(id, name, None)).await.unwrap();
     }
-    let current = store.get(Entity::BillRun, 4).await.unwrap().unwrap();
+    let current = store.get(&run_key(4)).await.unwrap().unwrap();
     store.update(update(4, current.version, json!({"id": 4, "name": "c", "status": "CLOSED"}))).await.unwrap();
     let query = |pairs: &[(&str, &str)]| ListQuery::parse(pairs.iter().copied(), &SPEC).unwrap();
     let ids = |items: &[Value]| items.iter().map(|i| i["id"].as_u64().unwrap()).collect::<Vec<_>>();
+    let list = |q: ListQuery| {
+        let store = store.clone();
+        async move { store.list(RUN, &Scope::Global, &q).await.unwrap() }
+    };
 
-    let (page, total) = store.list(Entity::BillRun, &query(&[("pageSize", "2"), ("page", "2")])).await.unwrap();
+    let (page, total) = list(query(&[("pageSize", "2"), ("page", "2")])).await;
     assert_eq!((ids(&page), total), (vec![3, 4], 5));
-    let (page, total) = store.list(Entity::BillRun, &query(&[("pageSize", "2"), ("page", "4")])).await.unwrap();
+    let (page, total) = list(query(&[("pageSize", "2"), ("page", "4")])).await;
     assert_eq!((ids(&page), total), (vec![], 5));
-    let (page, _) = store.list(Entity::BillRun, &query(&[("sort", "name:desc")])).await.unwrap();
+    let (page, _) = list(query(&[("sort", "name:desc")])).await;
     assert_eq!(ids(&page), vec![5, 1, 4, 2, 3]);
-    let (page, total) = store.list(Entity::BillRun, &query(&[("status", "CLOSED")])).await.unwrap();
+    let (page, total) = list(query(&[("status", "CLOSED")])).await;
     assert_eq!((ids(&page), total), (vec![4], 1));
-    let (page, total) = store.list(Entity::AdhocBillRun, &query(&[])).await.unwrap();
+    let (page, total) = store.list(OTHER, &Scope::Global, &query(&[])).await.unwrap();
     assert_eq!((page.len(), total), (0, 0));
 }
 
 async fn counters_reserve_ranges(backend: Backend) {
     let Some(store) = store(backend).await else { return };
-    assert_eq!(store.next_ids("LINE_ITEM", 3).await.unwrap(), 3);
-    assert_eq!(store.next_ids("LINE_ITEM", 2).await.unwrap(), 5);
-    assert_eq!(store.next_ids("BILL_NUMBER", 1).await.unwrap(), 1);
-    assert_eq!(store.next_id(Entity::Bill).await.unwrap(), 1);
+    assert_eq!(store.next_ids(&Scope::Global, "LINE_ITEM", 3).await.unwrap(), 3);
+    assert_eq!(store.next_ids(&Scope::Global, "LINE_ITEM", 2).await.unwrap(), 5);
+    assert_eq!(store.next_ids(&Scope::Global, "BILL_NUMBER", 1).await.unwrap(), 1);
 }
 
 async fn batch_writes_are_all_or_nothing(backend: Backend) {
@@ -221,40 +300,39 @@ async fn batch_writes_are_all_or_nothing(backend: Backend) {
     let stale = vec![update(1, 1, doc(1, "x")), update(2, 1, doc(2, "x")), update(3, 7, doc(3, "x"))];
     assert!(matches!(store.write(stale).await, Err(StoreError::Conflict)));
     for id in 1..=3 {
-        assert_eq!(
-            store.get(Entity::BillRun, id).await.unwrap().unwrap().version,
-            1,
-            "nothing of a failed batch lands"
-        );
+        assert_eq!(store.get(&run_key(id)).await.unwrap().unwrap().version, 1, "nothing of a failed batch lands");
     }
     let mut first = update(1, 1, doc(1, "y"));
-    first.state = Some(json!({"cursor": 7, "stage": "REPORTING"}));
+    first.state = Some(json!({"cursor": 7, "stage": "REPORTING"}).to_string());
     let saved = store.write(vec![first, update(2, 1, doc(2, "y"))]).await.unwrap();
     assert_eq!(saved.iter().map(|s| s.version).collect::<Vec<_>>(), vec![2, 2]);
-    let got = store.get(Entity::BillRun, 1).await.unwrap().unwrap();
-    assert_eq!((got.doc["name"].as_str(), got.state), (Some("y"), Some(json!({"cursor": 7, "stage": "REPORTING"}))));
-    assert!(got.doc.get("cursor").is_none(), "worker state never shows in the document");
+    let got = store.get(&run_key(1)).await.unwrap().unwrap();
+    assert_eq!(body(&got)["name"], "y");
+    assert_eq!(
+        got.state.as_deref().map(|s| serde_json::from_str::<Value>(s).unwrap()),
+        Some(json!({"cursor": 7, "stage": "REPORTING"}))
+    );
+    assert!(body(&got).get("cursor").is_none(), "worker state never shows in the body");
     let cleared = store.update(update(1, 2, doc(1, "z"))).await.unwrap();
     assert_eq!(cleared.state, None);
-    assert_eq!(store.get(Entity::BillRun, 1).await.unwrap().unwrap().state, None);
+    assert_eq!(store.get(&run_key(1)).await.unwrap().unwrap().state, None);
 }
 
 async fn version_checks_tie_a_write_to_another_item(backend: Backend) {
     let Some(store) = store(backend).await else { return };
     store.create(item(1, "run", None)).await.unwrap();
-    let check = VersionCheck { entity: Entity::BillRun, id: 1, version: 1 };
-    let mut bill = item(1, "bill", None);
-    bill.entity = Entity::Bill;
-    bill.check = Some(check);
+    let check = VersionCheck { key: run_key(1), version: 1 };
+    let bill_key = |id: u64| Key::new(OTHER, Scope::Global, Id::Int(id)).unwrap();
+    let mut bill = new_item(bill_key(1), json!({"id": 1}), None);
+    bill.check = Some(check.clone());
     store.create(bill.clone()).await.unwrap();
     store.update(update(1, 1, json!({"id": 1, "name": "closed"}))).await.unwrap();
-    let mut late = bill.clone();
-    late.id = 2;
-    late.doc = json!({"id": 2});
+    let mut late = new_item(bill_key(2), json!({"id": 2}), None);
+    late.check = Some(check.clone());
     assert!(matches!(store.create(late).await, Err(StoreError::Conflict)), "the run moved on");
-    assert_eq!(store.get(Entity::Bill, 2).await.unwrap(), None);
+    assert_eq!(store.get(&bill_key(2)).await.unwrap(), None);
     let mut change = update(1, 1, json!({"id": 1, "name": "bill v2"}));
-    change.entity = Entity::Bill;
+    change.key = bill_key(1);
     change.check = Some(check);
     assert!(matches!(store.update(change).await, Err(StoreError::Conflict)));
 }
@@ -265,38 +343,112 @@ async fn deletes_are_conditional_and_keep_the_trail(backend: Backend) {
         store.create(item(id, "a", None)).await.unwrap();
     }
     let delete = |id: u64, version: u64| Delete {
-        entity: Entity::BillRun,
-        id,
+        key: run_key(id),
         expected_version: version,
+        group: None,
         check: None,
         event: event("delete"),
     };
     assert!(matches!(store.delete(delete(1, 5)).await, Err(StoreError::Conflict)));
     store.delete(delete(1, 1)).await.unwrap();
-    assert_eq!(store.get(Entity::BillRun, 1).await.unwrap(), None);
+    assert_eq!(store.get(&run_key(1)).await.unwrap(), None);
     assert!(matches!(store.delete(delete(1, 1)).await, Err(StoreError::Conflict)), "already gone");
-    let actions: Vec<String> = store.events(Entity::BillRun, 1).await.unwrap().into_iter().map(|e| e.action).collect();
+    let actions: Vec<String> = store.events(&run_key(1)).await.unwrap().into_iter().map(|e| e.action).collect();
     assert_eq!(actions, vec!["create", "delete"]);
     let query = ListQuery::parse(std::iter::empty(), &SPEC).unwrap();
-    let (page, total) = store.list(Entity::BillRun, &query).await.unwrap();
+    let (page, total) = store.list(RUN, &Scope::Global, &query).await.unwrap();
     assert_eq!((page.len(), total), (1, 1), "the count follows deletes");
 }
 
 async fn api_keys_are_found_by_hash(backend: Backend) {
     let Some(store) = store(backend).await else { return };
     assert_eq!(store.api_key("abc").await.unwrap(), None);
-    let caller = json!({"userId": 5, "tenants": ["t"], "scopes": ["billing:read"]});
-    store.put_api_key("abc", caller.clone()).await.unwrap();
+    let caller = Principal { user_id: 5, tenants: vec!["t".into()], scopes: vec!["billing:read".into()] };
+    store.put_api_key("abc", &caller).await.unwrap();
     assert_eq!(store.api_key("abc").await.unwrap(), Some(caller));
     assert_eq!(store.api_key("abd").await.unwrap(), None);
 }
 
+async fn the_same_id_in_two_tenants_is_two_items_and_nothing_crosses_a_tenant(backend: Backend) {
+    let Some(store) = store(backend).await else { return };
+    let id = uuid::Uuid::new_v4();
+    let doc =
+        |tenant: &str, name: &str| json!({"id": id.to_string(), "tenant": tenant, "name": name, "status": "draft"});
+    store.create(new_item(tenant_key("a", id), doc("a", "same name"), None)).await.unwrap();
+    store.create(new_item(tenant_key("b", id), doc("b", "same name"), None)).await.unwrap();
+    assert_eq!(body(&store.get(&tenant_key("a", id)).await.unwrap().unwrap())["tenant"], "a");
+    assert_eq!(body(&store.get(&tenant_key("b", id)).await.unwrap().unwrap())["tenant"], "b");
+    assert_eq!(store.get(&tenant_key("c", id)).await.unwrap(), None, "no get crosses a tenant");
+    // Writes are per tenant too: b's item moves on, a's stays.
+    let mut change = update(0, 1, doc("b", "renamed"));
+    change.key = tenant_key("b", id);
+    store.update(change).await.unwrap();
+    assert_eq!(store.get(&tenant_key("a", id)).await.unwrap().unwrap().version, 1);
+    assert_eq!(store.events(&tenant_key("a", id)).await.unwrap().len(), 1, "audit trails are per tenant");
+
+    // Lists and their paging stay inside the scope.
+    for n in 0..5 {
+        let other = uuid::Uuid::new_v4();
+        store
+            .create(new_item(tenant_key("a", other), json!({"id": other.to_string(), "tenant": "a", "n": n}), None))
+            .await
+            .unwrap();
+    }
+    let query = |pairs: &[(&str, &str)]| ListQuery::parse(pairs.iter().copied(), &SPEC).unwrap();
+    let tenants_in =
+        |items: &[Value]| items.iter().map(|i| i["tenant"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let (page, total) = store.list(TENANT_RUN, &tenant("a"), &query(&[])).await.unwrap();
+    assert_eq!((tenants_in(&page), total), (vec!["a".to_owned(); 6], 6));
+    let (page, total) =
+        store.list(TENANT_RUN, &tenant("b"), &query(&[("pageSize", "2"), ("page", "1")])).await.unwrap();
+    assert_eq!((tenants_in(&page), total), (vec!["b".to_owned()], 1));
+    let (page, _) = store.list(TENANT_RUN, &tenant("a"), &query(&[("pageSize", "4"), ("page", "2")])).await.unwrap();
+    assert_eq!(tenants_in(&page), vec!["a".to_owned(); 2], "the second page of a holds a's items only");
+    let (page, total) = store.list(TENANT_RUN, &tenant("c"), &query(&[])).await.unwrap();
+    assert_eq!((page.len(), total), (0, 0));
+}
+
+async fn idempotency_replays_never_cross_a_tenant(backend: Backend) {
+    let Some(store) = store(backend).await else { return };
+    let record = IdempotencyRecord {
+        key: "1:/things:k".into(),
+        fingerprint: "f".into(),
+        status: 201,
+        body: "{}".into(),
+        location: None,
+        expires_at: shared::store::now_epoch() + 60,
+    };
+    let mut in_a = new_item(tenant_key("a", uuid::Uuid::new_v4()), json!({}), None);
+    in_a.idempotency = Some(record.clone());
+    store.create(in_a).await.unwrap();
+    assert_eq!(store.idempotency(&tenant("a"), &record.key).await.unwrap(), Some(record.clone()));
+    assert_eq!(store.idempotency(&tenant("b"), &record.key).await.unwrap(), None);
+    assert_eq!(store.idempotency(&Scope::Global, &record.key).await.unwrap(), None);
+    let mut in_b = new_item(tenant_key("b", uuid::Uuid::new_v4()), json!({}), None);
+    in_b.idempotency = Some(record.clone());
+    store.create(in_b).await.expect("the same key in another tenant is another key");
+}
+
+async fn resources_over_the_size_bound_are_refused_by_both_stores(backend: Backend) {
+    let Some(store) = store(backend).await else { return };
+    let big = |bytes: usize| json!({"id": 1, "blob": "x".repeat(bytes)});
+    let too_big = new_item(run_key(1), big(MAX_ITEM_BYTES), None);
+    assert!(matches!(store.create(too_big).await, Err(StoreError::TooLarge(_))));
+    assert_eq!(store.get(&run_key(1)).await.unwrap(), None);
+    store.create(new_item(run_key(1), big(MAX_ITEM_BYTES - 100), None)).await.expect("just under the bound fits");
+    let grown = update(1, 1, big(MAX_ITEM_BYTES));
+    assert!(matches!(store.update(grown).await, Err(StoreError::TooLarge(_))));
+    assert_eq!(store.get(&run_key(1)).await.unwrap().unwrap().version, 1);
+}
+
 on_both_stores!(
-    ids_come_from_a_per_entity_counter,
-    create_then_get_returns_the_document_at_version_1,
+    ids_come_from_a_per_kind_counter_in_each_scope,
+    create_then_get_returns_the_body_at_version_1,
+    resource_fields_never_collide_with_store_attributes,
     updates_are_conditional_on_the_version_and_write_an_event,
     concurrent_updates_from_one_version_let_exactly_one_win,
     guards_refuse_writes_that_read_a_stale_group,
+    group_pages_start_after_a_cursor_and_counts_follow_creates_and_deletes,
     idempotency_records_are_taken_once_and_expire,
     lists_page_sort_filter_and_count,
     counters_reserve_ranges,
@@ -304,4 +456,7 @@ on_both_stores!(
     version_checks_tie_a_write_to_another_item,
     deletes_are_conditional_and_keep_the_trail,
     api_keys_are_found_by_hash,
+    the_same_id_in_two_tenants_is_two_items_and_nothing_crosses_a_tenant,
+    idempotency_replays_never_cross_a_tenant,
+    resources_over_the_size_bound_are_refused_by_both_stores,
 );

@@ -24,8 +24,10 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::http::bills::api_key_hash;
-use crate::http::{ApiError, Deps, Principal, MAX_BODY, SCOPE_READ, SCOPE_WRITE};
+use crate::domain::identity::{Principal, SCOPE_READ, SCOPE_WRITE};
+use crate::http::caller::{api_key_hash, to_context};
+use crate::http::request::MAX_BODY;
+use crate::http::{ApiError, Deps};
 use crate::routes::{self, Matched};
 use crate::store::SharedRepository;
 
@@ -124,8 +126,7 @@ pub async fn seed_api_key(
     key: &str,
     principal: &Principal,
 ) -> Result<(), crate::store::StoreError> {
-    let caller = serde_json::to_value(principal).map_err(|e| crate::store::StoreError::Internal(e.to_string()))?;
-    store.put_api_key(&api_key_hash(key), caller).await
+    store.put_api_key(&api_key_hash(key), principal).await
 }
 
 /// A fresh random API key for the dev server.
@@ -210,12 +211,15 @@ async fn handle(state: &State, req: hyper::Request<Incoming>) -> hyper::Response
     let (parts, body) = req.into_parts();
     let method = parts.method.as_str().to_owned();
     let path = parts.uri.path().to_owned();
+    let errors = routes::errors_for(&path);
     let response = match Limited::new(body, MAX_BODY + 1).collect().await {
-        Err(_) => ApiError::PayloadTooLarge.into_response(&request_id),
+        Err(_) => ApiError::PayloadTooLarge("the body is larger than 1 MiB".into()).into_response(&request_id, errors),
         Ok(collected) => match routes::find(&method, &path) {
-            Matched::NotFound => ApiError::NotFound(format!("no route for {method} {path}")).into_response(&request_id),
+            Matched::NotFound => {
+                ApiError::NotFound(format!("no route for {method} {path}")).into_response(&request_id, errors)
+            }
             Matched::MethodNotAllowed { allow } => {
-                ApiError::MethodNotAllowed(allow.join(", ")).into_response(&request_id)
+                ApiError::MethodNotAllowed(allow.join(", ")).into_response(&request_id, errors)
             }
             Matched::Found { route, params } => {
                 let principal = match route.auth {
@@ -227,9 +231,8 @@ async fn handle(state: &State, req: hyper::Request<Incoming>) -> hyper::Response
                         .and_then(|token| state.auth.verify(token.trim())),
                     routes::Auth::ApiKey => match parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
                         Some(key) if !key.is_empty() => match state.deps.store.api_key(&api_key_hash(key)).await {
-                            Ok(Some(caller)) => serde_json::from_value::<Principal>(caller).ok(),
-                            Ok(None) => None,
-                            Err(e) => return to_hyper(ApiError::from(e).into_response(&request_id)),
+                            Ok(caller) => caller,
+                            Err(e) => return to_hyper(ApiError::from(e).into_response(&request_id, route.errors)),
                         },
                         _ => None,
                     },
@@ -250,7 +253,7 @@ async fn handle(state: &State, req: hyper::Request<Incoming>) -> hyper::Response
                 context.http = http;
                 context.authorizer = principal.map(|p| {
                     let mut authorizer = ApiGatewayRequestAuthorizer::default();
-                    authorizer.fields = p.to_context();
+                    authorizer.fields = to_context(&p);
                     authorizer
                 });
                 let mut request =
@@ -261,8 +264,8 @@ async fn handle(state: &State, req: hyper::Request<Incoming>) -> hyper::Response
                     .with_request_context(RequestContext::ApiGatewayV2(context));
                 match routes::dispatch(route.function, &state.deps, request).await {
                     Some(response) => return to_hyper(response),
-                    None => ApiError::Internal(format!("route {} has no handler", route.function))
-                        .into_response(&request_id),
+                    None => ApiError::internal(format!("route {} has no handler", route.function))
+                        .into_response(&request_id, route.errors),
                 }
             }
         },

@@ -1,11 +1,13 @@
-//! billflow's one library. Dependencies point inward: `domain` (pure rules) <- `store`
-//! (the repository trait, DynamoDB and in-memory) <- `http` (the edge: parsing, errors, handlers)
-//! <- `routes` and the thin `main`s in `functions/`.
+//! billflow's one library. Dependencies point inward: `domain` (pure rules and typed keys) <-
+//! `store` (the repository trait, DynamoDB and in-memory, and the typed facade) <- `worker` (jobs
+//! registered per family) and `http` (the edge: parsing, errors, handlers) <- `routes` and the thin
+//! `main`s in `functions/`.
 
 #[cfg(feature = "dev-server")]
 pub mod dev;
 pub mod domain;
 pub mod http;
+pub mod retry;
 pub mod routes;
 pub mod runtime;
 pub mod store;

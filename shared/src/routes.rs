@@ -4,7 +4,7 @@
 use lambda_http::{Body, Request, Response};
 
 use crate::domain::bill_run::{AdhocBillRun, BillRun};
-use crate::http::{bill_runs, bills, Deps};
+use crate::http::{bill_runs, bills, Deps, ErrorFormat};
 
 /// How a route's callers authenticate (in AWS: which authorizer identity source).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,14 +23,16 @@ pub struct Route {
     /// The Lambda function (and binary) that serves it.
     pub function: &'static str,
     pub auth: Auth,
+    /// How the route's family writes its error bodies.
+    pub errors: ErrorFormat,
 }
 
 const fn route(method: &'static str, path: &'static str, function: &'static str) -> Route {
-    Route { method, path, function, auth: Auth::Bearer }
+    Route { method, path, function, auth: Auth::Bearer, errors: ErrorFormat::Problem }
 }
 
 const fn keyed(method: &'static str, path: &'static str, function: &'static str) -> Route {
-    Route { method, path, function, auth: Auth::ApiKey }
+    Route { method, path, function, auth: Auth::ApiKey, errors: ErrorFormat::Problem }
 }
 
 pub const ROUTES: &[Route] = &[
@@ -86,6 +88,13 @@ pub enum Matched {
         allow: Vec<&'static str>,
     },
     NotFound,
+}
+
+/// The error format of the family a path belongs to (by its first segment), for answers given
+/// before a route is found (404, 405, 413).
+pub fn errors_for(path: &str) -> ErrorFormat {
+    let first = |p: &str| p.split('/').nth(1).unwrap_or_default().to_owned();
+    ROUTES.iter().find(|r| first(r.path) == first(path)).map_or(ErrorFormat::Problem, |r| r.errors)
 }
 
 pub fn find(method: &str, path: &str) -> Matched {

@@ -42,11 +42,13 @@ where
     .await
 }
 
-/// Runs the stage worker as a Lambda function on the table's stream, with partial-batch responses.
+/// Runs the worker as a Lambda function on the table's stream, with partial-batch responses.
 pub async fn serve_stream(deps: &Deps) -> Result<(), Error> {
+    use aws_lambda_events::dynamodb::Event;
     use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
-    lambda_runtime::run(service_fn(|event: LambdaEvent<crate::worker::StreamEvent>| async move {
-        Ok::<_, std::convert::Infallible>(crate::worker::handle_stream(deps, event.payload).await)
+    let worker = &crate::worker::Worker::standard(deps.store.clone());
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Event>| async move {
+        Ok::<_, std::convert::Infallible>(worker.handle_stream(event.payload).await)
     }))
     .await
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use serde_json::Value;
 use shared::dev::{self, Auth, Config, DevServer};
-use shared::http::Principal;
+use shared::domain::identity::Principal;
 use shared::store::dynamo::DynamoStore;
 use shared::store::memory::MemoryStore;
 use shared::store::SharedRepository;

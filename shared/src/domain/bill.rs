@@ -7,12 +7,26 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::{Date, OffsetDateTime, UtcOffset};
 
-use super::bill_run::SummaryStatus;
-use super::money::{self, cents, number, option_number};
+use super::bill_run::{BillRunStatus, RunKind, SummaryStatus};
+use super::key::{Id, IdType, Kind, Scoping};
+use super::money::{self, cents, number, option_number, MONEY, QUANTITY};
+use super::resource::Resource;
 use super::{DomainError, FieldError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum BillStatus {
     Draft,
     Issued,
@@ -22,38 +36,17 @@ pub enum BillStatus {
 }
 
 impl BillStatus {
-    pub const ALL: [Self; 5] = [Self::Draft, Self::Issued, Self::PartiallyPaid, Self::Paid, Self::Void];
-
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Draft => "DRAFT",
-            Self::Issued => "ISSUED",
-            Self::PartiallyPaid => "PARTIALLY_PAID",
-            Self::Paid => "PAID",
-            Self::Void => "VOID",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.name() == text)
+        self.into()
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumString)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum CalculationMethod {
     LineItems,
     Percentage,
-}
-
-impl CalculationMethod {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "LINE_ITEMS" => Some(Self::LineItems),
-            "PERCENTAGE" => Some(Self::Percentage),
-            _ => None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,14 +54,6 @@ impl CalculationMethod {
 pub enum BillType {
     Invoice,
     CreditNote,
-}
-
-/// Which kind of run `billRunId` names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum BillRunKind {
-    Regular,
-    Adhoc,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,8 +119,21 @@ pub struct Bill {
     pub account: Option<Account>,
     pub record: Option<RecordRef>,
     pub bill_run_id: Option<u64>,
-    pub bill_run_kind: Option<BillRunKind>,
+    pub bill_run_kind: Option<RunKind>,
     pub line_items: Vec<LineItem>,
+}
+
+impl Resource for Bill {
+    const KIND: Kind = Kind::new("BILL", IdType::Counter, Scoping::Global);
+
+    fn id(&self) -> Id {
+        Id::Int(self.id)
+    }
+
+    /// The bills of one run, for the stage worker.
+    fn group(&self) -> Option<String> {
+        self.run().map(|(kind, id)| kind.bill_group(id))
+    }
 }
 
 /// The fields PATCH may name; anything else is 400.
@@ -145,22 +143,42 @@ pub const UPDATABLE: [&str; 7] =
 const MAX_DESCRIPTION: usize = 4000;
 const MAX_LINES: usize = 1000;
 
+/// What DELETE does to a bill.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Removal {
+    /// A DRAFT bill is deleted.
+    Delete,
+    /// Any other bill is archived (`isArchived` true): the new bill.
+    Archive(Box<Bill>),
+    /// It is archived already: nothing changes.
+    AlreadyArchived,
+}
+
 impl Bill {
     /// Recomputes every line's amount (quantity x unit price, to cents) and the bill's amount
-    /// (the sum of its lines, or base amount x percentage / 100 to cents).
-    pub fn recomputed(&self) -> Self {
+    /// (the sum of its lines, or base amount x percentage / 100 to cents), in checked arithmetic:
+    /// any amount outside +/-999,999,999,999,999.99 is 400 naming it.
+    pub fn recomputed(&self) -> Result<Self, DomainError> {
+        let out_of_range =
+            |pointer: String| DomainError::field(pointer, "the computed amount lies outside +/-999,999,999,999,999.99");
         let mut bill = self.clone();
-        for line in &mut bill.line_items {
-            line.amount = cents(line.quantity * line.unit_price);
+        let mut total = Some(Decimal::ZERO);
+        for (i, line) in bill.line_items.iter_mut().enumerate() {
+            line.amount = line_amount(line.quantity, line.unit_price)
+                .ok_or_else(|| out_of_range(format!("/lineItems/{i}/amount")))?;
+            total = total.and_then(|t| t.checked_add(line.amount));
         }
-        bill.amount = match bill.calculation_method {
-            CalculationMethod::LineItems => bill.line_items.iter().map(|l| l.amount).sum(),
+        let amount = match bill.calculation_method {
+            CalculationMethod::LineItems => total,
             CalculationMethod::Percentage => match (bill.base_amount, bill.percentage) {
-                (Some(base), Some(pct)) => cents(base * pct / Decimal::ONE_HUNDRED),
-                _ => Decimal::ZERO,
+                (Some(base), Some(pct)) => {
+                    base.checked_mul(pct).and_then(|p| p.checked_div(Decimal::ONE_HUNDRED)).map(cents)
+                }
+                _ => Some(Decimal::ZERO),
             },
         };
-        bill
+        bill.amount = money::amount(amount).ok_or_else(|| out_of_range("/amount".to_owned()))?;
+        Ok(bill)
     }
 
     /// PAID, VOID and archived bills, and bills of a FINALIZED run, change not at all (rule 8).
@@ -168,18 +186,29 @@ impl Bill {
         run_finalized || self.is_archived || matches!(self.status, BillStatus::Paid | BillStatus::Void)
     }
 
-    /// The group a bill belongs to in the store: its run, for the stage worker.
-    pub fn run_group(&self) -> Option<String> {
-        self.bill_run_id.map(|id| run_group(self.bill_run_kind.unwrap_or(BillRunKind::Regular), id))
+    /// The run that invoices this bill: its kind and id.
+    pub fn run(&self) -> Option<(RunKind, u64)> {
+        self.bill_run_id.map(|id| (self.bill_run_kind.unwrap_or(RunKind::Regular), id))
+    }
+
+    /// DELETE: a DRAFT bill is deleted, any other archived; a bill of a FINALIZED run is frozen (409).
+    pub fn removal(&self, run_status: Option<BillRunStatus>, now: OffsetDateTime) -> Result<Removal, DomainError> {
+        if run_status.is_some_and(BillRunStatus::freezes_bills) {
+            return Err(DomainError::conflict("the bill's run is FINALIZED: its bills change not at all"));
+        }
+        Ok(if self.is_archived {
+            Removal::AlreadyArchived
+        } else if self.status == BillStatus::Draft {
+            Removal::Delete
+        } else {
+            Removal::Archive(Box::new(Bill { is_archived: true, updated_at: now, ..self.clone() }))
+        })
     }
 }
 
-/// The store group of the bills of one run.
-pub fn run_group(kind: BillRunKind, run_id: u64) -> String {
-    match kind {
-        BillRunKind::Regular => format!("RUN#{run_id}"),
-        BillRunKind::Adhoc => format!("ADHOC_RUN#{run_id}"),
-    }
+/// quantity x unit price to cents, if it lies within the amount bounds.
+fn line_amount(quantity: Decimal, unit_price: Decimal) -> Option<Decimal> {
+    money::amount(quantity.checked_mul(unit_price).map(cents))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -211,7 +240,7 @@ fn parse_description(value: &Value) -> Result<Option<String>, DomainError> {
 }
 
 fn parse_percentage(value: &Value) -> Result<Decimal, DomainError> {
-    money::from_value(value)
+    money::bounded(value, MONEY)
         .filter(|p| *p >= Decimal::ZERO && *p <= Decimal::ONE_HUNDRED)
         .ok_or_else(|| rule(3, "/percentage", "percentage must be a number from 0 to 100"))
 }
@@ -279,24 +308,36 @@ pub fn parse_lines(value: &Value) -> Result<Vec<LineInput>, DomainError> {
                 None
             }
         };
-        let quantity = line.get("quantity").and_then(money::from_value).filter(|q| *q > Decimal::ZERO);
+        let quantity = line.get("quantity").and_then(|q| money::bounded(q, QUANTITY)).filter(|q| *q > Decimal::ZERO);
         if quantity.is_none() {
-            errors.push(FieldError::new(at("quantity"), "is required: a number greater than 0"));
+            errors
+                .push(FieldError::new(at("quantity"), format!("is required: greater than 0, {}", QUANTITY.describe())));
         }
-        let unit_price = line.get("unitPrice").and_then(money::from_value);
+        let unit_price = line.get("unitPrice").and_then(|p| money::bounded(p, MONEY));
         if unit_price.is_none() {
-            errors.push(FieldError::new(at("unitPrice"), "is required: a number (negative for discounts)"));
+            errors.push(FieldError::new(
+                at("unitPrice"),
+                format!("is required: {} (negative for discounts)", MONEY.describe()),
+            ));
         }
         let unit_cost = match line.get("unitCost") {
             None | Some(Value::Null) => None,
-            Some(v) => match money::from_value(v).filter(|c| *c > Decimal::ZERO) {
+            Some(v) => match money::bounded(v, MONEY).filter(|c| *c > Decimal::ZERO) {
                 Some(c) => Some(c),
                 None => {
-                    errors.push(FieldError::new(at("unitCost"), "must be a number greater than 0"));
+                    errors
+                        .push(FieldError::new(at("unitCost"), format!("must be greater than 0, {}", MONEY.describe())));
                     None
                 }
             },
         };
+        if let (Some(quantity), Some(unit_price)) = (quantity, unit_price) {
+            if line_amount(quantity, unit_price).is_none() {
+                errors
+                    .push(FieldError::new(at("amount"), "quantity x unitPrice lies outside +/-999,999,999,999,999.99"));
+                continue;
+            }
+        }
         if let (Some(catalog_item_id), Some(quantity), Some(unit_price)) = (catalog_item_id, quantity, unit_price) {
             lines.push(LineInput { id, catalog_item_id, description, quantity, unit_price, unit_cost });
         }
@@ -342,7 +383,8 @@ fn build_lines(
             quantity: input.quantity,
             unit_price: input.unit_price,
             unit_cost: input.unit_cost,
-            amount: cents(input.quantity * input.unit_price),
+            // Recomputed (and bounded) by `Bill::recomputed` before the bill is used.
+            amount: Decimal::ZERO,
         });
     }
     Ok(lines)
@@ -365,7 +407,7 @@ pub struct NewBill {
     pub based_on_uid: Option<i64>,
     pub account: Option<Account>,
     pub record: Option<RecordRef>,
-    pub bill_run: Option<(BillRunKind, u64)>,
+    pub bill_run: Option<(RunKind, u64)>,
     pub issue: Option<(OffsetDateTime, BillStatus)>,
 }
 
@@ -403,7 +445,7 @@ impl NewBill {
         let present = |name: &str| f.get(name).filter(|v| !v.is_null());
         let calculation_method = present("calculationMethod")
             .and_then(Value::as_str)
-            .and_then(CalculationMethod::parse)
+            .and_then(|m| m.parse::<CalculationMethod>().ok())
             .ok_or_else(|| rule(1, "/calculationMethod", "calculationMethod is required: LINE_ITEMS or PERCENTAGE"))?;
         let due_date = parse_date_time(present("dueDate").ok_or_else(|| field("dueDate", "is required"))?, "/dueDate")?;
         let (lines, percentage, base_amount) = match calculation_method {
@@ -419,9 +461,14 @@ impl NewBill {
                 }
                 let pct = parse_percentage(present("percentage").unwrap_or(&Value::Null))?;
                 let base = present("baseAmount")
-                    .and_then(money::from_value)
+                    .and_then(|b| money::bounded(b, MONEY))
                     .filter(|b| *b >= Decimal::ZERO)
-                    .ok_or_else(|| field("baseAmount", "is required for PERCENTAGE bills: a number, 0 or more"))?;
+                    .ok_or_else(|| {
+                        field(
+                            "baseAmount",
+                            format!("is required for PERCENTAGE bills: 0 or more, {}", MONEY.describe()),
+                        )
+                    })?;
                 (Vec::new(), Some(pct), Some(cents(base)))
             }
         };
@@ -437,7 +484,7 @@ impl NewBill {
             (Some(_), None) => return Err(rule(4, "/status", "with issueDate, status must be given too")),
             (Some(date), Some(status)) => {
                 let date = parse_date_time(date, "/issueDate")?;
-                match status.as_str().and_then(BillStatus::parse) {
+                match status.as_str().and_then(|s| s.parse().ok()) {
                     Some(BillStatus::Issued) => Some((date, BillStatus::Issued)),
                     Some(BillStatus::Draft) => {
                         return Err(rule(4, "/status", "with issueDate, status must not be DRAFT"))
@@ -483,10 +530,9 @@ impl NewBill {
             ),
         };
         let kind = match present("billRunKind") {
-            None => BillRunKind::Regular,
-            Some(Value::String(s)) if s == "REGULAR" => BillRunKind::Regular,
-            Some(Value::String(s)) if s == "ADHOC" => BillRunKind::Adhoc,
-            Some(_) => return Err(field("billRunKind", "must be REGULAR or ADHOC")),
+            None => RunKind::Regular,
+            Some(v) => serde_json::from_value::<RunKind>(v.clone())
+                .map_err(|_| field("billRunKind", "must be REGULAR or ADHOC"))?,
         };
         let bill_run = match present("billRunId") {
             None if present("billRunKind").is_some() => return Err(field("billRunKind", "goes with billRunId")),
@@ -548,7 +594,7 @@ impl NewBill {
             bill_run_kind: self.bill_run.map(|(kind, _)| kind),
             line_items,
         };
-        Ok(bill.recomputed())
+        bill.recomputed()
     }
 }
 
@@ -581,7 +627,7 @@ pub fn apply_update(
     if let Some(value) = f.get("calculationMethod") {
         let method = value
             .as_str()
-            .and_then(CalculationMethod::parse)
+            .and_then(|m| m.parse::<CalculationMethod>().ok())
             .ok_or_else(|| rule(1, "/calculationMethod", "calculationMethod must be LINE_ITEMS or PERCENTAGE"))?;
         if method != bill.calculation_method {
             match method {
@@ -625,7 +671,7 @@ pub fn apply_update(
         }
         (Some(_), None) => return Err(rule(4, "/status", "with issueDate, status must be given too")),
         (Some(date), Some(status)) => {
-            match status.as_str().and_then(BillStatus::parse) {
+            match status.as_str().and_then(|s| s.parse().ok()) {
                 Some(BillStatus::Draft) => return Err(rule(4, "/status", "with issueDate, status must not be DRAFT")),
                 Some(BillStatus::Issued) => {}
                 Some(other) => {
@@ -660,7 +706,7 @@ pub fn apply_update(
         next.description = parse_description(value)?;
     }
 
-    let next = next.recomputed();
+    let next = next.recomputed()?;
     let pricing_changed = next.calculation_method != bill.calculation_method
         || next.line_items != bill.line_items
         || next.percentage != bill.percentage
@@ -695,15 +741,17 @@ pub fn apply_update(
 // ---------------------------------------------------------------------------------------------
 // Bills in a bill run's stages
 
-/// What `stage` does to one bill of the run, if anything. `invoice_date` is the run's.
+/// What `stage` does to one bill of the run, if anything. `invoice_date` is the run's. A stored
+/// bill passed the amount bounds when it was written, so recomputing it stays inside them; if it
+/// ever did not, the stage leaves the bill as it is rather than fail the run.
 pub fn stage_effect(stage: SummaryStatus, bill: &Bill, invoice_date: Date, now: OffsetDateTime) -> Option<Bill> {
     if bill.is_archived || bill.status != BillStatus::Draft {
         return None;
     }
     let next = match stage {
-        SummaryStatus::DraftInvoices => bill.recomputed(),
+        SummaryStatus::DraftInvoices => bill.recomputed().ok()?,
         SummaryStatus::FullInvoices if bill.calculation_method == CalculationMethod::LineItems => {
-            let mut issued = bill.recomputed();
+            let mut issued = bill.recomputed().ok()?;
             issued.status = BillStatus::Issued;
             issued.issue_date = Some(invoice_date.midnight().assume_utc());
             issued
@@ -730,7 +778,7 @@ impl Report {
         if bill.is_archived || bill.status == BillStatus::Void {
             return;
         }
-        self.revenue += bill.amount;
+        self.revenue = self.revenue.saturating_add(bill.amount);
         if self.max_invoice_value.is_none_or(|max| bill.amount > max) {
             self.max_invoice_value = Some(bill.amount);
             self.max_invoice_customer_id = bill.account.as_ref().map(|a| a.id);

@@ -5,12 +5,22 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::Date;
 
+use super::bill::Report;
 use super::dates::{self, iso_date};
+use super::key::{Id, IdType, Kind, Scoping};
 use super::patch::{changed_members, Patch};
+use super::resource::Resource;
 use super::{DomainError, FieldError};
 
-/// The two kinds of run share the state machine but not all fields or rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// At most this many ids in each inventory id array of an adhoc run.
+pub const MAX_INVENTORY_IDS: usize = 1000;
+/// `periods` of a schedule move lies within +/- this (a century of monthly runs).
+pub const MAX_PERIODS: i64 = 1200;
+
+/// The one enum for the kind of run: the two kinds share the state machine but not all fields or
+/// rules, and a bill names the kind of run it belongs to (`billRunKind`: REGULAR or ADHOC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RunKind {
     Regular,
     Adhoc,
@@ -23,18 +33,60 @@ impl RunKind {
             Self::Adhoc => "adhoc bill run",
         }
     }
+
+    /// The stored kind of this kind of run.
+    pub fn kind(self) -> Kind {
+        match self {
+            Self::Regular => BillRun::KIND,
+            Self::Adhoc => AdhocBillRun::KIND,
+        }
+    }
+
+    /// The store group of the bills of one run of this kind.
+    pub fn bill_group(self, run_id: u64) -> String {
+        match self {
+            Self::Regular => format!("RUN#{run_id}"),
+            Self::Adhoc => format!("ADHOC_RUN#{run_id}"),
+        }
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum BillRunStatus {
     Open,
     Closed,
     Finalized,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum SummaryStatus {
     Properties,
     Starting,
@@ -50,38 +102,14 @@ pub enum SummaryStatus {
 }
 
 impl SummaryStatus {
-    pub const ALL: [Self; 11] = [
-        Self::Properties,
-        Self::Starting,
-        Self::Reporting,
-        Self::DraftInvoices,
-        Self::FullInvoices,
-        Self::Distribution,
-        Self::CombiningInvoices,
-        Self::Payment,
-        Self::ReactivatingRpis,
-        Self::Archiving,
-        Self::Finished,
-    ];
-
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Properties => "PROPERTIES",
-            Self::Starting => "STARTING",
-            Self::Reporting => "REPORTING",
-            Self::DraftInvoices => "DRAFT_INVOICES",
-            Self::FullInvoices => "FULL_INVOICES",
-            Self::Distribution => "DISTRIBUTION",
-            Self::CombiningInvoices => "COMBINING_INVOICES",
-            Self::Payment => "PAYMENT",
-            Self::ReactivatingRpis => "REACTIVATING_RPIS",
-            Self::Archiving => "ARCHIVING",
-            Self::Finished => "FINISHED",
-        }
+        self.into()
     }
 
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.name() == text)
+    /// Whether the stage does something to the run's bills (the worker walks them only then):
+    /// REPORTING reads them, DRAFT_INVOICES and FULL_INVOICES change them.
+    pub fn walks_bills(self) -> bool {
+        matches!(self, Self::Reporting | Self::DraftInvoices | Self::FullInvoices)
     }
 
     /// Stages only the system sets; a client asking for one gets 400.
@@ -104,15 +132,22 @@ impl SummaryStatus {
 
 impl BillRunStatus {
     pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    /// A bill joins a run only while the run is OPEN.
+    pub fn admit_bill(self, noun: &str, run_id: u64) -> Result<(), DomainError> {
         match self {
-            Self::Open => "OPEN",
-            Self::Closed => "CLOSED",
-            Self::Finalized => "FINALIZED",
+            Self::Open => Ok(()),
+            other => {
+                Err(DomainError::conflict(format!("{noun} {run_id} is {}: bills join OPEN runs only", other.name())))
+            }
         }
     }
 
-    pub fn parse(text: &str) -> Option<Self> {
-        [Self::Open, Self::Closed, Self::Finalized].into_iter().find(|s| s.name() == text)
+    /// The bills of a FINALIZED run are frozen: they change not at all.
+    pub fn freezes_bills(self) -> bool {
+        self == Self::Finalized
     }
 }
 
@@ -214,26 +249,84 @@ pub struct AdhocBillRun {
 }
 
 /// What the two kinds share, so that patching, the state machine and the worker are written once.
-pub trait Run:
-    Serialize + serde::de::DeserializeOwned + Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static
-{
-    const KIND: RunKind;
+pub trait Run: Resource + Clone + std::fmt::Debug + PartialEq + 'static {
+    const RUN_KIND: RunKind;
     /// Fields a client may change with PATCH (besides nothing else).
     const WRITABLE: &'static [&'static str];
-    fn id(&self) -> u64;
+    fn run_id(&self) -> u64;
+    fn set_id(&mut self, id: u64);
     fn progress(&self) -> Progress;
     fn set_progress(&mut self, progress: Progress);
     /// Checks one writable field's new value (its type, enum and bounds).
     fn check_field(name: &str, value: &Value) -> Result<(), FieldError>;
+    /// Validates a create body into a run (id 0 until one is allocated).
+    fn parse_new(body: &Value, created: Date) -> Result<Self, DomainError>;
+    /// Whether `self` may not coexist with `other`, a member of its group.
+    fn collides_with(&self, other: &Self) -> bool;
+    /// The date shown on the run's invoices.
+    fn invoice_date(&self) -> Date;
+    /// Records REPORTING's figures.
+    fn set_report(&mut self, report: &Report);
+}
+
+impl Resource for BillRun {
+    const KIND: Kind = Kind::new("BILL_RUN", IdType::Counter, Scoping::Global);
+
+    fn id(&self) -> Id {
+        Id::Int(self.id)
+    }
+
+    /// Runs of one billing cycle must not overlap.
+    fn group(&self) -> Option<String> {
+        Some(format!("CYCLE#{}", self.billing_cycle_id))
+    }
+
+    fn work_pending(&self) -> bool {
+        self.progress().work_pending()
+    }
+}
+
+impl Resource for AdhocBillRun {
+    const KIND: Kind = Kind::new("ADHOC_BILL_RUN", IdType::Counter, Scoping::Global);
+
+    fn id(&self) -> Id {
+        Id::Int(self.id)
+    }
+
+    fn work_pending(&self) -> bool {
+        self.progress().work_pending()
+    }
 }
 
 impl Run for BillRun {
-    const KIND: RunKind = RunKind::Regular;
+    const RUN_KIND: RunKind = RunKind::Regular;
     const WRITABLE: &'static [&'static str] =
         &["invoiceDate", "includeUsageUntilDate", "paused", "parallel", "billRunStatus", "summaryStatus"];
 
-    fn id(&self) -> u64 {
+    fn run_id(&self) -> u64 {
         self.id
+    }
+
+    fn set_id(&mut self, id: u64) {
+        self.id = id;
+    }
+
+    fn parse_new(body: &Value, created: Date) -> Result<Self, DomainError> {
+        Ok(NewBillRun::parse(body)?.into_run(0, created))
+    }
+
+    fn collides_with(&self, other: &Self) -> bool {
+        self.id != other.id && overlaps(self, other)
+    }
+
+    fn invoice_date(&self) -> Date {
+        self.invoice_date
+    }
+
+    fn set_report(&mut self, report: &Report) {
+        self.revenue_in_major_currency = report.revenue_in_major_currency();
+        self.max_invoice_value = report.max_invoice_value;
+        self.max_invoice_customer_id = report.max_invoice_customer_id;
     }
 
     fn progress(&self) -> Progress {
@@ -258,7 +351,7 @@ impl Run for BillRun {
 }
 
 impl Run for AdhocBillRun {
-    const KIND: RunKind = RunKind::Adhoc;
+    const RUN_KIND: RunKind = RunKind::Adhoc;
     const WRITABLE: &'static [&'static str] = &[
         "name",
         "nickname",
@@ -269,8 +362,28 @@ impl Run for AdhocBillRun {
         "summaryStatus",
     ];
 
-    fn id(&self) -> u64 {
+    fn run_id(&self) -> u64 {
         self.id
+    }
+
+    fn set_id(&mut self, id: u64) {
+        self.id = id;
+    }
+
+    fn parse_new(body: &Value, created: Date) -> Result<Self, DomainError> {
+        Ok(NewAdhocBillRun::parse(body)?.into_run(0, created))
+    }
+
+    fn collides_with(&self, _other: &Self) -> bool {
+        false
+    }
+
+    fn invoice_date(&self) -> Date {
+        self.invoice_date
+    }
+
+    fn set_report(&mut self, report: &Report) {
+        self.revenue_in_major_currency = report.revenue_in_major_currency();
     }
 
     fn progress(&self) -> Progress {
@@ -308,8 +421,8 @@ fn check_common_field(name: &str, value: &Value) -> Result<(), FieldError> {
         "includeUsageUntilDate" => value.is_null() || value.as_str().and_then(dates::parse).is_some(),
         "paused" | "parallel" => value.is_boolean(),
         "billingCycleId" => value.as_u64().is_some_and(|n| n > 0),
-        "billRunStatus" => value.as_str().and_then(BillRunStatus::parse).is_some(),
-        "summaryStatus" => value.as_str().and_then(SummaryStatus::parse).is_some(),
+        "billRunStatus" => value.as_str().is_some_and(|v| v.parse::<BillRunStatus>().is_ok()),
+        "summaryStatus" => value.as_str().is_some_and(|v| v.parse::<SummaryStatus>().is_ok()),
         "adhocProductInventoryIds" | "rentalProductInventoryIds" => return check_ids(name, value),
         _ => return Err(FieldError::new(at, "unknown field")),
     };
@@ -347,6 +460,9 @@ fn check_ids(name: &str, value: &Value) -> Result<(), FieldError> {
     let Some(items) = value.as_array() else {
         return Err(FieldError::new(format!("/{name}"), "must be an array of positive integers"));
     };
+    if items.len() > MAX_INVENTORY_IDS {
+        return Err(FieldError::new(format!("/{name}"), format!("has at most {MAX_INVENTORY_IDS} ids")));
+    }
     let mut seen = std::collections::HashSet::new();
     for (i, item) in items.iter().enumerate() {
         match item.as_u64() {
@@ -698,8 +814,8 @@ pub fn apply_patch<R: Run>(current: &R, patch: &Patch, caller: u64) -> Result<Pa
     }
 
     let progress = current.progress();
-    let new_status = after["billRunStatus"].as_str().and_then(BillRunStatus::parse).unwrap_or(progress.bill_run_status);
-    let new_stage = after["summaryStatus"].as_str().and_then(SummaryStatus::parse).unwrap_or(progress.summary_status);
+    let new_status = after["billRunStatus"].as_str().and_then(|v| v.parse().ok()).unwrap_or(progress.bill_run_status);
+    let new_stage = after["summaryStatus"].as_str().and_then(|v| v.parse().ok()).unwrap_or(progress.summary_status);
     let request = StatusRequest {
         bill_run_status: (new_status != progress.bill_run_status).then_some(new_status),
         summary_status: (new_stage != progress.summary_status || patch.targets("summaryStatus")).then_some(new_stage),
@@ -710,9 +826,9 @@ pub fn apply_patch<R: Run>(current: &R, patch: &Patch, caller: u64) -> Result<Pa
         return Ok(Patched::Unchanged);
     }
     if progress.bill_run_status == BillRunStatus::Finalized {
-        return Err(DomainError::conflict(format!("a FINALIZED {} accepts no change", R::KIND.noun())));
+        return Err(DomainError::conflict(format!("a FINALIZED {} accepts no change", R::RUN_KIND.noun())));
     }
-    let next = transition(R::KIND, &progress, request, caller)?;
+    let next = transition(R::RUN_KIND, &progress, request, caller)?;
     for name in properties {
         let allowed = match progress.bill_run_status {
             BillRunStatus::Open => true,
@@ -721,7 +837,7 @@ pub fn apply_patch<R: Run>(current: &R, patch: &Patch, caller: u64) -> Result<Pa
         if !allowed {
             return Err(DomainError::conflict(format!(
                 "{name} cannot change while the {} is {} at {}",
-                R::KIND.noun(),
+                R::RUN_KIND.noun(),
                 progress.bill_run_status.name(),
                 progress.summary_status.name()
             )));
@@ -729,7 +845,7 @@ pub fn apply_patch<R: Run>(current: &R, patch: &Patch, caller: u64) -> Result<Pa
     }
 
     let mut run: R = serde_json::from_value(Value::Object(after))
-        .map_err(|e| DomainError::invalid(format!("invalid {}: {e}", R::KIND.noun())))?;
+        .map_err(|e| DomainError::invalid(format!("invalid {}: {e}", R::RUN_KIND.noun())))?;
     run.set_progress(next);
     let changes = Changes::between(&progress, &next, changed);
     Ok(Patched::Changed { run, changes })
@@ -738,11 +854,14 @@ pub fn apply_patch<R: Run>(current: &R, patch: &Patch, caller: u64) -> Result<Pa
 // ---------------------------------------------------------------------------------------------
 // Adjusting the schedule
 
-/// Parses `periods`: a non-zero integer.
+/// Parses `periods`: a non-zero integer within +/-1,200.
 pub fn parse_periods(text: Option<&str>) -> Result<i64, DomainError> {
     match text.map(str::parse::<i64>) {
-        Some(Ok(n)) if n != 0 => Ok(n),
-        _ => Err(DomainError::field("/periods", "periods must be a non-zero integer")),
+        Some(Ok(n)) if n != 0 && n.abs() <= MAX_PERIODS => Ok(n),
+        _ => Err(DomainError::field(
+            "/periods",
+            format!("periods must be a non-zero integer from -{MAX_PERIODS} to {MAX_PERIODS}"),
+        )),
     }
 }
 

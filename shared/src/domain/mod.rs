@@ -4,9 +4,12 @@
 pub mod bill;
 pub mod bill_run;
 pub mod dates;
+pub mod identity;
+pub mod key;
 pub mod list;
 pub mod money;
 pub mod patch;
+pub mod resource;
 
 use serde::Serialize;
 

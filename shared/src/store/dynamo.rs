@@ -1,16 +1,21 @@
-//! The DynamoDB store: one table, single-table design.
+//! The DynamoDB store: one table, single-table design. Every key below starts with the item's
+//! scope prefix (empty for global kinds, `T#<tenant>#` for tenant-scoped ones), see [`Key`].
 //!
-//! | item            | PK                      | SK               | GSI1PK / GSI1SK       | GSI2PK / GSI2SK        |
-//! |-----------------|-------------------------|------------------|-----------------------|------------------------|
-//! | resource        | `BILL_RUN#<id>`         | `ITEM`           | `BILL_RUN` / padded id | group (cycle) / padded id |
-//! | audit event     | `BILL_RUN#<id>`         | `EVENT#<version>`|                       |                        |
-//! | id counter      | `COUNTER#BILL_RUN`      | `COUNTER`        |                       |                        |
-//! | group guard     | `GUARD#<key>`           | `GUARD`          |                       |                        |
-//! | idempotency key | `IDEMPOTENCY#<key>`     | `IDEMPOTENCY`    |                       |                        |
+//! | item            | PK                        | SK                | GSI1PK / GSI1SK          | GSI2PK / GSI2SK               |
+//! |-----------------|---------------------------|-------------------|--------------------------|-------------------------------|
+//! | resource        | `[T#t#]KIND#<id>`         | `ITEM`            | `[T#t#]KIND` / sort id   | `[T#t#]KIND#<group>` / sort id |
+//! | audit event     | `[T#t#]KIND#<id>`         | `EVENT#<version>` |                          |                               |
+//! | counter         | `COUNTER#[T#t#]<name>`    | `COUNTER`         |                          |                               |
+//! | group count     | `GROUP#[T#t#]KIND#<group>`| `COUNT`           |                          |                               |
+//! | group guard     | `GUARD#<key>`             | `GUARD`           |                          |                               |
+//! | idempotency key | `IDEMPOTENCY#[T#t#]<key>` | `IDEMPOTENCY`     |                          |                               |
+//! | API key         | `APIKEY#<sha-256>`        | `APIKEY`          |                          |                               |
 //!
-//! A resource's fields are stored as top-level attributes beside `version`, `entity` and
-//! `workPending` (what the worker's stream filter matches). Items are mapped with `serde_dynamo`
-//! in one place ([`to_attributes`], [`from_attributes`]). Lists query GSI1 (never Scan).
+//! A resource item holds the store's attributes (`entity`, `version`, `workPending`, what the
+//! worker's stream filter matches) and the resource as JSON text in `body`, with the worker's state
+//! in `workerState`. Audit events, idempotency records and API keys are typed records mapped with
+//! `serde_dynamo` ([`to_attributes`], [`from_attributes`]). Lists query GSI1 (never Scan); sort ids
+//! are zero-padded integers or UUIDs ([`Id::sort_key`]).
 
 use std::collections::HashMap;
 
@@ -25,15 +30,14 @@ use aws_sdk_dynamodb::Client;
 use serde_json::Value;
 
 use super::{
-    now_epoch, AuditEvent, Delete, Entity, Guard, IdempotencyRecord, NewItem, Repository, StoreError, StoreResult,
-    Stored, Update, VersionCheck, MAX_WRITE,
+    check_size, now_epoch, partition, AuditEvent, Delete, Guard, IdempotencyRecord, NewItem, Repository, StoreError,
+    StoreResult, Stored, Update, VersionCheck, MAX_WRITE,
 };
+use crate::domain::identity::Principal;
+use crate::domain::key::{Id, Key, Kind, Scope};
 use crate::domain::list::ListQuery;
 
 type Item = HashMap<String, AttributeValue>;
-
-const META: [&str; 10] =
-    ["PK", "SK", "entity", "version", "workPending", "workerState", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK"];
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -139,7 +143,7 @@ impl DynamoStore {
     fn version_check(&self, check: &VersionCheck) -> StoreResult<TransactWriteItem> {
         let condition = ConditionCheck::builder()
             .table_name(&self.table)
-            .key("PK", s(item_pk(check.entity, check.id)))
+            .key("PK", s(check.key.partition()))
             .key("SK", s("ITEM"))
             .condition_expression("version = :seen")
             .expression_attribute_values(":seen", number(check.version))
@@ -148,11 +152,12 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().condition_check(condition).build())
     }
 
-    fn count(&self, entity: Entity, by: i64) -> StoreResult<TransactWriteItem> {
+    /// Adds `by` to a count kept in `attribute` of the item (pk, sk).
+    fn count(&self, pk: String, sk: &str, by: i64) -> StoreResult<TransactWriteItem> {
         let update = DynamoUpdate::builder()
             .table_name(&self.table)
-            .key("PK", s(format!("COUNTER#{}", entity.name())))
-            .key("SK", s("COUNTER"))
+            .key("PK", s(pk))
+            .key("SK", s(sk))
             .update_expression("ADD itemCount :by")
             .expression_attribute_values(":by", number(by))
             .build()
@@ -160,40 +165,49 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    fn event_put(&self, entity: Entity, id: u64, version: u64, event: &AuditEvent) -> StoreResult<TransactWriteItem> {
+    /// The counts a create (+1) or delete (-1) moves: the kind's in its scope, and its group's.
+    fn counts(&self, key: &Key, group: &Option<String>, by: i64) -> StoreResult<Vec<TransactWriteItem>> {
+        let mut writes = vec![self.count(counter_pk(key.scope(), key.kind().name), "COUNTER", by)?];
+        if let Some(group) = group {
+            writes.push(self.count(group_pk(key.kind(), key.scope(), group), "COUNT", by)?);
+        }
+        Ok(writes)
+    }
+
+    fn event_put(&self, key: &Key, version: u64, event: &AuditEvent) -> StoreResult<TransactWriteItem> {
         let mut item = to_attributes(event)?;
-        item.insert("PK".into(), s(item_pk(entity, id)));
-        item.insert("SK".into(), s(format!("EVENT#{}", pad(version))));
+        item.insert("PK".into(), s(key.partition()));
+        item.insert("SK".into(), s(format!("EVENT#{version:020}")));
         self.put(item, "attribute_not_exists(PK)", Item::new())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn resource_item(
-        &self,
-        entity: Entity,
-        id: u64,
+        key: &Key,
         version: u64,
-        doc: &Value,
+        body: &str,
         group: &Option<String>,
         work_pending: bool,
-        state: &Option<Value>,
-    ) -> StoreResult<Item> {
-        let mut item = to_attributes(doc)?;
+        state: &Option<String>,
+    ) -> Item {
+        let (kind, scope) = (key.kind(), key.scope());
+        let mut item = Item::from([
+            ("PK".to_owned(), s(key.partition())),
+            ("SK".to_owned(), s("ITEM")),
+            ("entity".to_owned(), s(kind.name)),
+            ("version".to_owned(), number(version)),
+            ("workPending".to_owned(), AttributeValue::Bool(work_pending)),
+            ("body".to_owned(), s(body)),
+            ("GSI1PK".to_owned(), s(partition::list(kind, scope))),
+            ("GSI1SK".to_owned(), s(key.id().sort_key())),
+        ]);
         if let Some(state) = state {
-            item.insert("workerState".into(), serde_dynamo::to_attribute_value(state).map_err(internal)?);
+            item.insert("workerState".into(), s(state));
         }
-        item.insert("PK".into(), s(item_pk(entity, id)));
-        item.insert("SK".into(), s("ITEM"));
-        item.insert("entity".into(), s(entity.name()));
-        item.insert("version".into(), number(version));
-        item.insert("workPending".into(), AttributeValue::Bool(work_pending));
-        item.insert("GSI1PK".into(), s(entity.name()));
-        item.insert("GSI1SK".into(), s(pad(id)));
         if let Some(group) = group {
-            item.insert("GSI2PK".into(), s(format!("{}#{group}", entity.name())));
-            item.insert("GSI2SK".into(), s(pad(id)));
+            item.insert("GSI2PK".into(), s(partition::group(kind, scope, group)));
+            item.insert("GSI2SK".into(), s(key.id().sort_key()));
         }
-        Ok(item)
+        item
     }
 
     async fn transact(&self, items: Vec<TransactWriteItem>, idempotency_at: Option<usize>) -> StoreResult<()> {
@@ -220,6 +234,9 @@ impl DynamoStore {
             // TransactionConflict: another transaction touched the same items at the same moment.
             if e.cancellation_reasons().iter().any(|r| r.code() == Some("TransactionConflict")) {
                 return Err(StoreError::Conflict);
+            }
+            if e.cancellation_reasons().iter().any(|r| r.code().is_some_and(is_throttling)) {
+                return Err(StoreError::Throttled(format!("{e:?}")));
             }
         }
         Err(sdk(error))
@@ -255,16 +272,21 @@ impl DynamoStore {
             .await
             .map_err(sdk)
     }
+
+    async fn count_of(&self, pk: String, sk: &str) -> StoreResult<u64> {
+        let item = self.get_item(pk, sk).await?;
+        Ok(item.and_then(|i| i.get("itemCount").and_then(as_u64)).unwrap_or(0))
+    }
 }
 
 #[async_trait]
 impl Repository for DynamoStore {
-    async fn next_ids(&self, counter: &str, n: u64) -> StoreResult<u64> {
+    async fn next_ids(&self, scope: &Scope, counter: &str, n: u64) -> StoreResult<u64> {
         let out = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("PK", s(format!("COUNTER#{counter}")))
+            .key("PK", s(counter_pk(scope, counter)))
             .key("SK", s("COUNTER"))
             .update_expression("ADD nextId :n")
             .expression_attribute_values(":n", number(n.max(1)))
@@ -278,17 +300,18 @@ impl Repository for DynamoStore {
             .ok_or_else(|| internal("counter without nextId"))
     }
 
-    async fn get(&self, entity: Entity, id: u64) -> StoreResult<Option<Stored>> {
-        self.get_item(item_pk(entity, id), "ITEM").await?.map(stored).transpose()
+    async fn get(&self, key: &Key) -> StoreResult<Option<Stored>> {
+        self.get_item(key.partition(), "ITEM").await?.map(|item| stored(key.clone(), item)).transpose()
     }
 
     async fn create(&self, item: NewItem) -> StoreResult<Stored> {
-        let resource = self.resource_item(item.entity, item.id, 1, &item.doc, &item.group, item.work_pending, &None)?;
+        check_size(&item.body, None)?;
+        let resource = Self::resource_item(&item.key, 1, &item.body, &item.group, item.work_pending, &None);
         let mut writes = vec![
             self.put(resource, "attribute_not_exists(PK)", Item::new())?,
-            self.event_put(item.entity, item.id, 1, &item.event)?,
-            self.count(item.entity, 1)?,
+            self.event_put(&item.key, 1, &item.event)?,
         ];
+        writes.extend(self.counts(&item.key, &item.group, 1)?);
         if let Some(guard) = &item.guard {
             writes.push(self.guard_write(guard)?);
         }
@@ -298,7 +321,10 @@ impl Repository for DynamoStore {
         let mut idempotency_at = None;
         if let Some(record) = &item.idempotency {
             let mut attributes = to_attributes(record)?;
-            attributes.insert("PK".into(), s(format!("IDEMPOTENCY#{}", record.key)));
+            attributes.insert(
+                "PK".into(),
+                s(format!("IDEMPOTENCY#{}", partition::idempotency(item.key.scope(), &record.key))),
+            );
             attributes.insert("SK".into(), s("IDEMPOTENCY"));
             idempotency_at = Some(writes.len());
             writes.push(self.put(
@@ -308,7 +334,7 @@ impl Repository for DynamoStore {
             )?);
         }
         self.transact(writes, idempotency_at).await?;
-        Ok(Stored { id: item.id, version: 1, doc: item.doc, state: None })
+        Ok(Stored { key: item.key, version: 1, body: item.body, state: None })
     }
 
     async fn write(&self, updates: Vec<Update>) -> StoreResult<Vec<Stored>> {
@@ -318,29 +344,29 @@ impl Repository for DynamoStore {
         let mut writes = Vec::with_capacity(updates.len() * 2 + 2);
         let mut saved = Vec::with_capacity(updates.len());
         for update in updates {
+            check_size(&update.body, update.state.as_deref())?;
             let version = update.expected_version + 1;
-            let resource = self.resource_item(
-                update.entity,
-                update.id,
+            let resource = Self::resource_item(
+                &update.key,
                 version,
-                &update.doc,
+                &update.body,
                 &update.group,
                 update.work_pending,
                 &update.state,
-            )?;
+            );
             writes.push(self.put(
                 resource,
                 "version = :seen",
                 Item::from([(":seen".to_owned(), number(update.expected_version))]),
             )?);
-            writes.push(self.event_put(update.entity, update.id, version, &update.event)?);
+            writes.push(self.event_put(&update.key, version, &update.event)?);
             if let Some(guard) = &update.guard {
                 writes.push(self.guard_write(guard)?);
             }
             if let Some(check) = &update.check {
                 writes.push(self.version_check(check)?);
             }
-            saved.push(Stored { id: update.id, version, doc: update.doc, state: update.state });
+            saved.push(Stored { key: update.key, version, body: update.body, state: update.state });
         }
         self.transact(writes, None).await?;
         Ok(saved)
@@ -349,7 +375,7 @@ impl Repository for DynamoStore {
     async fn delete(&self, delete: Delete) -> StoreResult<()> {
         let removal = DynamoDelete::builder()
             .table_name(&self.table)
-            .key("PK", s(item_pk(delete.entity, delete.id)))
+            .key("PK", s(delete.key.partition()))
             .key("SK", s("ITEM"))
             .condition_expression("version = :seen")
             .expression_attribute_values(":seen", number(delete.expected_version))
@@ -357,25 +383,26 @@ impl Repository for DynamoStore {
             .map_err(internal)?;
         let mut writes = vec![
             TransactWriteItem::builder().delete(removal).build(),
-            self.event_put(delete.entity, delete.id, delete.expected_version + 1, &delete.event)?,
-            self.count(delete.entity, -1)?,
+            self.event_put(&delete.key, delete.expected_version + 1, &delete.event)?,
         ];
+        writes.extend(self.counts(&delete.key, &delete.group, -1)?);
         if let Some(check) = &delete.check {
             writes.push(self.version_check(check)?);
         }
         self.transact(writes, None).await
     }
 
-    async fn list(&self, entity: Entity, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
+    async fn list(&self, kind: Kind, scope: &Scope, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
+        let list = partition::list(kind, scope);
         if !query.is_plain() {
-            // Filters and other orders read the entity's index partition (a Query, never a Scan).
-            let items = self.query_all("GSI1", entity.name().to_owned()).await?;
-            let docs = items.into_iter().map(|i| stored(i).map(|s| s.doc)).collect::<StoreResult<Vec<_>>>()?;
+            // Filters and other orders read the kind's index partition in this scope (a Query,
+            // never a Scan).
+            let items = self.query_all("GSI1", list).await?;
+            let docs = items.iter().map(body_json).collect::<StoreResult<Vec<_>>>()?;
             return Ok(query.apply(docs));
         }
         // The default order straight from GSI1: skip `offset` index keys, then read one page.
-        let counter = self.get_item(format!("COUNTER#{}", entity.name()), "COUNTER").await?;
-        let total = counter.and_then(|i| i.get("itemCount").and_then(as_u64)).unwrap_or(0);
+        let total = self.count_of(counter_pk(scope, kind.name), "COUNTER").await?;
         let mut start: Option<Item> = None;
         let mut to_skip = query.offset();
         while to_skip > 0 {
@@ -385,7 +412,7 @@ impl Repository for DynamoStore {
                 .table_name(&self.table)
                 .index_name("GSI1")
                 .key_condition_expression("GSI1PK = :pk")
-                .expression_attribute_values(":pk", s(entity.name()))
+                .expression_attribute_values(":pk", s(list.clone()))
                 .projection_expression("PK")
                 .limit(i32::try_from(to_skip.min(1000)).unwrap_or(1000))
                 .set_exclusive_start_key(start.take())
@@ -404,20 +431,48 @@ impl Repository for DynamoStore {
             .table_name(&self.table)
             .index_name("GSI1")
             .key_condition_expression("GSI1PK = :pk")
-            .expression_attribute_values(":pk", s(entity.name()))
+            .expression_attribute_values(":pk", s(list))
             .limit(i32::try_from(query.page_size).unwrap_or(1000))
             .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(sdk)?;
-        let docs =
-            out.items.unwrap_or_default().into_iter().map(|i| stored(i).map(|s| s.doc)).collect::<StoreResult<_>>()?;
+        let docs = out.items().iter().map(body_json).collect::<StoreResult<_>>()?;
         Ok((docs, total))
     }
 
-    async fn group(&self, entity: Entity, group: &str) -> StoreResult<Vec<Stored>> {
-        let items = self.query_all("GSI2", format!("{}#{group}", entity.name())).await?;
-        items.into_iter().map(stored).collect()
+    async fn group(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<Vec<Stored>> {
+        let items = self.query_all("GSI2", partition::group(kind, scope, group)).await?;
+        items.into_iter().map(|item| stored_from_index(kind, scope, item)).collect()
+    }
+
+    async fn group_page(
+        &self,
+        kind: Kind,
+        scope: &Scope,
+        group: &str,
+        after: Option<&Id>,
+        limit: usize,
+    ) -> StoreResult<Vec<Stored>> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("GSI2")
+            .expression_attribute_values(":pk", s(partition::group(kind, scope, group)))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        query = match after {
+            Some(id) => query
+                .key_condition_expression("GSI2PK = :pk AND GSI2SK > :after")
+                .expression_attribute_values(":after", s(id.sort_key())),
+            None => query.key_condition_expression("GSI2PK = :pk"),
+        };
+        let out = query.send().await.map_err(sdk)?;
+        out.items.unwrap_or_default().into_iter().map(|item| stored_from_index(kind, scope, item)).collect()
+    }
+
+    async fn group_count(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<u64> {
+        self.count_of(group_pk(kind, scope, group), "COUNT").await
     }
 
     async fn guard(&self, key: &str) -> StoreResult<Guard> {
@@ -426,8 +481,9 @@ impl Repository for DynamoStore {
         Ok(Guard { key: key.to_owned(), version })
     }
 
-    async fn idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
-        let Some(mut item) = self.get_item(format!("IDEMPOTENCY#{key}"), "IDEMPOTENCY").await? else {
+    async fn idempotency(&self, scope: &Scope, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
+        let pk = format!("IDEMPOTENCY#{}", partition::idempotency(scope, key));
+        let Some(mut item) = self.get_item(pk, "IDEMPOTENCY").await? else {
             return Ok(None);
         };
         item.remove("PK");
@@ -436,13 +492,13 @@ impl Repository for DynamoStore {
         Ok((record.expires_at > now_epoch()).then_some(record))
     }
 
-    async fn events(&self, entity: Entity, id: u64) -> StoreResult<Vec<AuditEvent>> {
+    async fn events(&self, key: &Key) -> StoreResult<Vec<AuditEvent>> {
         let items: Vec<Item> = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("PK = :pk AND begins_with(SK, :event)")
-            .expression_attribute_values(":pk", s(item_pk(entity, id)))
+            .expression_attribute_values(":pk", s(key.partition()))
             .expression_attribute_values(":event", s("EVENT#"))
             .consistent_read(true)
             .into_paginator()
@@ -461,16 +517,16 @@ impl Repository for DynamoStore {
             .collect()
     }
 
-    async fn put_api_key(&self, hash: &str, caller: Value) -> StoreResult<()> {
+    async fn put_api_key(&self, hash: &str, caller: &Principal) -> StoreResult<()> {
         let mut item = Item::new();
         item.insert("PK".into(), s(format!("APIKEY#{hash}")));
         item.insert("SK".into(), s("APIKEY"));
-        item.insert("caller".into(), serde_dynamo::to_attribute_value(&caller).map_err(internal)?);
+        item.insert("caller".into(), serde_dynamo::to_attribute_value(caller).map_err(internal)?);
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(sdk)?;
         Ok(())
     }
 
-    async fn api_key(&self, hash: &str) -> StoreResult<Option<Value>> {
+    async fn api_key(&self, hash: &str) -> StoreResult<Option<Principal>> {
         let Some(mut item) = self.get_item(format!("APIKEY#{hash}"), "APIKEY").await? else {
             return Ok(None);
         };
@@ -479,30 +535,33 @@ impl Repository for DynamoStore {
 }
 
 /// The one mapper from a resource item to what the repository returns.
-fn stored(mut item: Item) -> StoreResult<Stored> {
+fn stored(key: Key, mut item: Item) -> StoreResult<Stored> {
     let version = item.get("version").and_then(as_u64).ok_or_else(|| internal("item without version"))?;
-    let state =
-        item.remove("workerState").map(|s| serde_dynamo::from_attribute_value(s).map_err(internal)).transpose()?;
-    for name in META {
-        item.remove(name);
-    }
-    let doc: Value = from_attributes(item)?;
-    let id = doc.get("id").and_then(Value::as_u64).ok_or_else(|| internal("item without id"))?;
-    Ok(Stored { id, version, doc, state })
+    let text = |value: AttributeValue| value.as_s().cloned().map_err(|_| internal("a text attribute is not text"));
+    let body = item.remove("body").map(text).transpose()?.ok_or_else(|| internal("item without body"))?;
+    let state = item.remove("workerState").map(text).transpose()?;
+    Ok(Stored { key, version, body, state })
 }
 
-/// Parses the key of a stream record's item (`BILL_RUN#42`) back into its entity and id.
-pub fn parse_item_pk(pk: &str) -> Option<(Entity, u64)> {
-    let (entity, id) = pk.split_once('#')?;
-    Some((Entity::parse(entity)?, id.parse().ok()?))
+/// A resource item read from an index: its key from its PK, which must be of `kind` in `scope`.
+fn stored_from_index(kind: Kind, scope: &Scope, item: Item) -> StoreResult<Stored> {
+    let pk = item.get("PK").and_then(|v| v.as_s().ok()).ok_or_else(|| internal("item without PK"))?;
+    let key =
+        Key::parse(pk, &[kind]).filter(|k| k.scope() == scope).ok_or_else(|| internal("foreign item in index"))?;
+    stored(key, item)
 }
 
-pub fn item_pk(entity: Entity, id: u64) -> String {
-    format!("{}#{id}", entity.name())
+fn body_json(item: &Item) -> StoreResult<Value> {
+    let body = item.get("body").and_then(|v| v.as_s().ok()).ok_or_else(|| internal("item without body"))?;
+    serde_json::from_str(body).map_err(internal)
 }
 
-fn pad(n: u64) -> String {
-    format!("{n:020}")
+fn counter_pk(scope: &Scope, name: &str) -> String {
+    format!("COUNTER#{}", partition::counter(scope, name))
+}
+
+fn group_pk(kind: Kind, scope: &Scope, group: &str) -> String {
+    format!("GROUP#{}", partition::group(kind, scope, group))
 }
 
 fn s(text: impl Into<String>) -> AttributeValue {
@@ -529,20 +588,26 @@ fn internal(e: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(e.to_string())
 }
 
-/// Throttling and unreachable endpoints are "unavailable" (503); everything else is internal.
+fn is_throttling(code: &str) -> bool {
+    matches!(
+        code,
+        "ProvisionedThroughputExceededException"
+            | "ProvisionedThroughputExceeded"
+            | "ThrottlingException"
+            | "ThrottlingError"
+            | "RequestLimitExceeded"
+    )
+}
+
+/// Throttling is "throttled" (429); unreachable endpoints and DynamoDB's own 500s are
+/// "unavailable" (503); everything else is internal.
 fn sdk<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(error: SdkError<E, R>) -> StoreError {
-    let throttled = matches!(
-        error.code(),
-        Some(
-            "ProvisionedThroughputExceededException"
-                | "ThrottlingException"
-                | "RequestLimitExceeded"
-                | "InternalServerError"
-        )
-    );
+    if error.code().is_some_and(is_throttling) {
+        return StoreError::Throttled(format!("{error:?}"));
+    }
     match error {
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => StoreError::Unavailable(format!("{error:?}")),
-        _ if throttled => StoreError::Unavailable(format!("{error:?}")),
+        _ if error.code() == Some("InternalServerError") => StoreError::Unavailable(format!("{error:?}")),
         _ => StoreError::Internal(format!("{error:?}")),
     }
 }
@@ -550,21 +615,21 @@ fn sdk<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(error: Sdk
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::key::{IdType, Scoping, TenantId};
 
     #[test]
-    fn item_keys_round_trip() {
-        assert_eq!(parse_item_pk(&item_pk(Entity::AdhocBillRun, 42)), Some((Entity::AdhocBillRun, 42)));
-        assert_eq!(parse_item_pk("COUNTER#BILL_RUN"), None);
-        assert_eq!(parse_item_pk("NOPE#1"), None);
-    }
-
-    #[test]
-    fn a_resource_maps_to_attributes_and_back_unchanged() {
-        let doc = serde_json::json!({"id": 3, "name": "x", "nickname": null, "ids": [], "n": -4, "ok": true});
-        let item = to_attributes(&doc).unwrap();
-        let mut item = item;
-        item.insert("version".into(), number(9));
-        let back = stored(item).unwrap();
-        assert_eq!((back.id, back.version, back.doc), (3, 9, doc));
+    fn a_resource_item_keeps_its_body_apart_from_the_store_attributes() {
+        const KIND: Kind = Kind::new("THING", IdType::Uuid, Scoping::Tenant);
+        let scope = Scope::Tenant(TenantId::parse("acme").unwrap());
+        let key = Key::new(KIND, scope.clone(), Id::Uuid(uuid::Uuid::new_v4())).unwrap();
+        // A resource with fields named like the store's attributes.
+        let body = r#"{"version":"mine","PK":"x","entity":1,"amount":999999999999.123456}"#;
+        let item = DynamoStore::resource_item(&key, 7, body, &Some("G".into()), true, &Some("{}".into()));
+        assert_eq!(item["version"], number(7));
+        assert_eq!(item["PK"], s(key.partition()));
+        assert!(item["GSI1PK"].as_s().unwrap().starts_with("T#acme#THING"));
+        assert_eq!(item["GSI2PK"], s("T#acme#THING#G"));
+        let back = stored_from_index(KIND, &scope, item).unwrap();
+        assert_eq!((back.key, back.version, back.body.as_str(), back.state.as_deref()), (key, 7, body, Some("{}")));
     }
 }

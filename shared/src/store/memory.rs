@@ -1,40 +1,52 @@
 //! The embedded store: everything behind one mutex, so each call is one atomic step, with the
-//! same conditions and results as the DynamoDB store.
+//! same conditions, results and index partitions as the DynamoDB store (its two ordered maps are
+//! the table's GSI1 and GSI2).
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{
-    now_epoch, AuditEvent, Delete, Entity, Guard, IdempotencyRecord, NewItem, Repository, StoreError, StoreResult,
-    Stored, Update, VersionCheck, MAX_WRITE,
+    check_size, now_epoch, partition, AuditEvent, Delete, Guard, IdempotencyRecord, NewItem, Repository, StoreError,
+    StoreResult, Stored, Update, VersionCheck, MAX_WRITE,
 };
+use crate::domain::identity::Principal;
+use crate::domain::key::{Id, Key, Kind, Scope};
 use crate::domain::list::ListQuery;
 
 #[derive(Debug, Clone)]
 struct Row {
     version: u64,
-    doc: Value,
-    group: Option<String>,
-    state: Option<Value>,
+    body: String,
+    state: Option<String>,
 }
 
 impl Row {
-    fn stored(&self, id: u64) -> Stored {
-        Stored { id, version: self.version, doc: self.doc.clone(), state: self.state.clone() }
+    fn stored(&self, key: &Key) -> Stored {
+        Stored { key: key.clone(), version: self.version, body: self.body.clone(), state: self.state.clone() }
     }
 }
 
+/// An index entry: (partition, sort key).
+type IndexKey = (String, String);
+
 #[derive(Debug, Default)]
 struct State {
-    rows: BTreeMap<(Entity, u64), Row>,
+    rows: HashMap<Key, Row>,
+    /// GSI1: every item of a kind in a scope, in id order.
+    lists: BTreeMap<IndexKey, Key>,
+    /// GSI2: the members of each group, in id order.
+    groups: BTreeMap<IndexKey, Key>,
     counters: HashMap<String, u64>,
-    events: HashMap<(Entity, u64), Vec<AuditEvent>>,
+    item_counts: HashMap<String, u64>,
+    group_counts: HashMap<String, u64>,
+    events: HashMap<Key, Vec<AuditEvent>>,
     guards: HashMap<String, u64>,
     idempotency: HashMap<String, IdempotencyRecord>,
-    api_keys: HashMap<String, Value>,
+    api_keys: HashMap<String, Principal>,
 }
 
 impl State {
@@ -45,7 +57,7 @@ impl State {
             }
         }
         if let Some(c) = check {
-            if self.rows.get(&(c.entity, c.id)).map(|r| r.version) != Some(c.version) {
+            if self.rows.get(&c.key).map(|r| r.version) != Some(c.version) {
                 return Err(StoreError::Conflict);
             }
         }
@@ -56,6 +68,14 @@ impl State {
         if let Some(g) = guard {
             self.guards.insert(g.key, g.version + 1);
         }
+    }
+
+    fn page(index: &BTreeMap<IndexKey, Key>, partition: String, after: Option<String>) -> impl Iterator<Item = &Key> {
+        let start = match after {
+            Some(sort) => Bound::Excluded((partition.clone(), sort)),
+            None => Bound::Included((partition.clone(), String::new())),
+        };
+        index.range((start, Bound::Unbounded)).take_while(move |((p, _), _)| *p == partition).map(|(_, key)| key)
     }
 }
 
@@ -74,39 +94,54 @@ impl MemoryStore {
     }
 }
 
+fn decode(body: &str) -> StoreResult<Value> {
+    serde_json::from_str(body).map_err(|e| StoreError::Internal(format!("stored body is not JSON: {e}")))
+}
+
 #[async_trait]
 impl Repository for MemoryStore {
-    async fn next_ids(&self, counter: &str, n: u64) -> StoreResult<u64> {
+    async fn next_ids(&self, scope: &Scope, counter: &str, n: u64) -> StoreResult<u64> {
         let mut state = self.lock()?;
-        let next = state.counters.entry(counter.to_owned()).or_insert(0);
+        let next = state.counters.entry(partition::counter(scope, counter)).or_insert(0);
         *next += n.max(1);
         Ok(*next)
     }
 
-    async fn get(&self, entity: Entity, id: u64) -> StoreResult<Option<Stored>> {
-        let state = self.lock()?;
-        Ok(state.rows.get(&(entity, id)).map(|row| row.stored(id)))
+    async fn get(&self, key: &Key) -> StoreResult<Option<Stored>> {
+        Ok(self.lock()?.rows.get(key).map(|row| row.stored(key)))
     }
 
     async fn create(&self, item: NewItem) -> StoreResult<Stored> {
+        check_size(&item.body, None)?;
+        let scope = item.key.scope().clone();
         let mut state = self.lock()?;
-        if let Some(record) = &item.idempotency {
-            if state.idempotency.get(&record.key).is_some_and(|r| r.expires_at > now_epoch()) {
+        let idempotency_key = item.idempotency.as_ref().map(|r| partition::idempotency(&scope, &r.key));
+        if let Some(key) = &idempotency_key {
+            if state.idempotency.get(key).is_some_and(|r| r.expires_at > now_epoch()) {
                 return Err(StoreError::IdempotencyKeyTaken);
             }
         }
-        if state.rows.contains_key(&(item.entity, item.id)) {
+        if state.rows.contains_key(&item.key) {
             return Err(StoreError::Conflict);
         }
         state.check(&item.guard, &item.check)?;
         state.bump(item.guard);
-        if let Some(record) = item.idempotency {
-            state.idempotency.insert(record.key.clone(), record);
+        if let (Some(key), Some(record)) = (idempotency_key, item.idempotency) {
+            state.idempotency.insert(key, record);
         }
-        state.events.entry((item.entity, item.id)).or_default().push(item.event);
-        let row = Row { version: 1, doc: item.doc, group: item.group, state: None };
-        let stored = row.stored(item.id);
-        state.rows.insert((item.entity, item.id), row);
+        let kind = item.key.kind();
+        let list = partition::list(kind, &scope);
+        *state.item_counts.entry(list.clone()).or_default() += 1;
+        state.lists.insert((list, item.key.id().sort_key()), item.key.clone());
+        if let Some(group) = &item.group {
+            let group = partition::group(kind, &scope, group);
+            *state.group_counts.entry(group.clone()).or_default() += 1;
+            state.groups.insert((group, item.key.id().sort_key()), item.key.clone());
+        }
+        state.events.entry(item.key.clone()).or_default().push(item.event);
+        let row = Row { version: 1, body: item.body, state: None };
+        let stored = row.stored(&item.key);
+        state.rows.insert(item.key, row);
         Ok(stored)
     }
 
@@ -114,9 +149,12 @@ impl Repository for MemoryStore {
         if updates.is_empty() || updates.len() > MAX_WRITE {
             return Err(StoreError::Internal(format!("a write takes 1 to {MAX_WRITE} changes, not {}", updates.len())));
         }
+        for update in &updates {
+            check_size(&update.body, update.state.as_deref())?;
+        }
         let mut state = self.lock()?;
         for update in &updates {
-            match state.rows.get(&(update.entity, update.id)) {
+            match state.rows.get(&update.key) {
                 Some(row) if row.version == update.expected_version => {}
                 _ => return Err(StoreError::Conflict),
             }
@@ -125,41 +163,69 @@ impl Repository for MemoryStore {
         let mut saved = Vec::with_capacity(updates.len());
         for update in updates {
             state.bump(update.guard);
-            state.events.entry((update.entity, update.id)).or_default().push(update.event);
-            let row =
-                Row { version: update.expected_version + 1, doc: update.doc, group: update.group, state: update.state };
-            saved.push(row.stored(update.id));
-            state.rows.insert((update.entity, update.id), row);
+            state.events.entry(update.key.clone()).or_default().push(update.event);
+            let row = Row { version: update.expected_version + 1, body: update.body, state: update.state };
+            saved.push(row.stored(&update.key));
+            state.rows.insert(update.key, row);
         }
         Ok(saved)
     }
 
     async fn delete(&self, delete: Delete) -> StoreResult<()> {
         let mut state = self.lock()?;
-        match state.rows.get(&(delete.entity, delete.id)) {
+        match state.rows.get(&delete.key) {
             Some(row) if row.version == delete.expected_version => {}
             _ => return Err(StoreError::Conflict),
         }
         state.check(&None, &delete.check)?;
-        state.rows.remove(&(delete.entity, delete.id));
-        state.events.entry((delete.entity, delete.id)).or_default().push(delete.event);
+        let (kind, scope, sort) = (delete.key.kind(), delete.key.scope().clone(), delete.key.id().sort_key());
+        state.rows.remove(&delete.key);
+        let list = partition::list(kind, &scope);
+        state.lists.remove(&(list.clone(), sort.clone()));
+        if let Some(count) = state.item_counts.get_mut(&list) {
+            *count = count.saturating_sub(1);
+        }
+        if let Some(group) = &delete.group {
+            let group = partition::group(kind, &scope, group);
+            state.groups.remove(&(group.clone(), sort));
+            if let Some(count) = state.group_counts.get_mut(&group) {
+                *count = count.saturating_sub(1);
+            }
+        }
+        state.events.entry(delete.key).or_default().push(delete.event);
         Ok(())
     }
 
-    async fn list(&self, entity: Entity, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
+    async fn list(&self, kind: Kind, scope: &Scope, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
         let state = self.lock()?;
-        let items = state.rows.range((entity, 0)..=(entity, u64::MAX)).map(|(_, row)| row.doc.clone()).collect();
+        let items = State::page(&state.lists, partition::list(kind, scope), None)
+            .filter_map(|key| state.rows.get(key))
+            .map(|row| decode(&row.body))
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok(query.apply(items))
     }
 
-    async fn group(&self, entity: Entity, group: &str) -> StoreResult<Vec<Stored>> {
+    async fn group(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<Vec<Stored>> {
+        self.group_page(kind, scope, group, None, usize::MAX).await
+    }
+
+    async fn group_page(
+        &self,
+        kind: Kind,
+        scope: &Scope,
+        group: &str,
+        after: Option<&Id>,
+        limit: usize,
+    ) -> StoreResult<Vec<Stored>> {
         let state = self.lock()?;
-        Ok(state
-            .rows
-            .range((entity, 0)..=(entity, u64::MAX))
-            .filter(|(_, row)| row.group.as_deref() == Some(group))
-            .map(|((_, id), row)| row.stored(*id))
+        Ok(State::page(&state.groups, partition::group(kind, scope, group), after.map(Id::sort_key))
+            .take(limit)
+            .filter_map(|key| state.rows.get(key).map(|row| row.stored(key)))
             .collect())
+    }
+
+    async fn group_count(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<u64> {
+        Ok(self.lock()?.group_counts.get(&partition::group(kind, scope, group)).copied().unwrap_or(0))
     }
 
     async fn guard(&self, key: &str) -> StoreResult<Guard> {
@@ -167,22 +233,22 @@ impl Repository for MemoryStore {
         Ok(Guard { key: key.to_owned(), version: state.guards.get(key).copied().unwrap_or(0) })
     }
 
-    async fn idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
+    async fn idempotency(&self, scope: &Scope, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
         let state = self.lock()?;
-        Ok(state.idempotency.get(key).filter(|r| r.expires_at > now_epoch()).cloned())
+        let record = state.idempotency.get(&partition::idempotency(scope, key));
+        Ok(record.filter(|r| r.expires_at > now_epoch()).cloned())
     }
 
-    async fn events(&self, entity: Entity, id: u64) -> StoreResult<Vec<AuditEvent>> {
-        let state = self.lock()?;
-        Ok(state.events.get(&(entity, id)).cloned().unwrap_or_default())
+    async fn events(&self, key: &Key) -> StoreResult<Vec<AuditEvent>> {
+        Ok(self.lock()?.events.get(key).cloned().unwrap_or_default())
     }
 
-    async fn put_api_key(&self, hash: &str, caller: Value) -> StoreResult<()> {
-        self.lock()?.api_keys.insert(hash.to_owned(), caller);
+    async fn put_api_key(&self, hash: &str, caller: &Principal) -> StoreResult<()> {
+        self.lock()?.api_keys.insert(hash.to_owned(), caller.clone());
         Ok(())
     }
 
-    async fn api_key(&self, hash: &str) -> StoreResult<Option<Value>> {
+    async fn api_key(&self, hash: &str) -> StoreResult<Option<Principal>> {
         Ok(self.lock()?.api_keys.get(hash).cloned())
     }
 }

@@ -1,10 +1,19 @@
 //! The repository: what the handlers and the worker need from storage, shaped by the domain.
 //! Two implementations with the same semantics: [`memory::MemoryStore`] (embedded, for the dev
 //! server and tests) and [`dynamo::DynamoStore`] (one DynamoDB table, single-table design).
-//! `tests/store_contract.rs` runs one contract suite against both.
+//! `tests/store_contract.rs` runs one contract suite against both. Handlers and the worker use
+//! the typed facade [`repo::Repo`] on top, never raw JSON.
+//!
+//! Every item is addressed by a typed, scoped [`Key`]; every index partition, counter, guard and
+//! idempotency record of a tenant-scoped kind starts with its tenant ([`Scope::prefix`]), so no
+//! call can read another tenant's items. A resource is stored as its JSON text in one attribute
+//! (`body`), apart from the store's own attributes, so no field of a resource can collide with
+//! `version`, the keys or the kind; and the size bound is checked on that same text by both
+//! stores ([`check_size`]).
 
 pub mod dynamo;
 pub mod memory;
+pub mod repo;
 
 use std::sync::Arc;
 
@@ -12,49 +21,25 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::domain::identity::Principal;
+use crate::domain::key::{Id, Key, Kind, Scope};
 use crate::domain::list::ListQuery;
 
-/// The kinds of stored resource. Each has its own id counter, list index partition and events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Entity {
-    BillRun,
-    AdhocBillRun,
-    Bill,
-}
-
-impl Entity {
-    pub const ALL: [Self; 3] = [Self::BillRun, Self::AdhocBillRun, Self::Bill];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::BillRun => "BILL_RUN",
-            Self::AdhocBillRun => "ADHOC_BILL_RUN",
-            Self::Bill => "BILL",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|e| e.name() == name)
-    }
-}
-
-/// A resource as stored: its id, the version every write is conditional on, its JSON, and the
-/// stage worker's private state beside it (never shown to clients).
+/// A resource as stored: its key, the version every write is conditional on, its JSON text, and
+/// the worker's private state beside it (never shown to clients).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stored {
-    pub id: u64,
+    pub key: Key,
     pub version: u64,
-    pub doc: Value,
-    pub state: Option<Value>,
+    pub body: String,
+    pub state: Option<String>,
 }
 
 /// A write that also depends on another item staying at the version that was read (a bill
 /// joins a run only while the run is still as it was read).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionCheck {
-    pub entity: Entity,
-    pub id: u64,
+    pub key: Key,
     pub version: u64,
 }
 
@@ -66,13 +51,18 @@ pub struct Guard {
     pub version: u64,
 }
 
+/// The guard key of one group of one kind, within its scope.
+pub fn guard_key(kind: Kind, scope: &Scope, group: &str) -> String {
+    format!("{}{}#{group}", scope.prefix(), kind.name)
+}
+
 /// Who did what to a resource; written in the same transaction as the change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEvent {
     /// RFC 3339 time of the change.
     pub at: String,
-    /// The user, or `None` for the system (the stage worker).
+    /// The user, or `None` for the system (the worker).
     pub by: Option<u64>,
     pub action: String,
     pub from_status: Option<String>,
@@ -80,11 +70,30 @@ pub struct AuditEvent {
     pub fields: Vec<String>,
 }
 
+impl AuditEvent {
+    /// An event now, by `by` (`None`: the system).
+    pub fn new(by: Option<u64>, action: impl Into<String>) -> Self {
+        Self { at: now_rfc3339(), by, action: action.into(), from_status: None, to_status: None, fields: Vec::new() }
+    }
+
+    pub fn with_change(mut self, from_status: Option<String>, to_status: Option<String>, fields: Vec<String>) -> Self {
+        self.from_status = from_status;
+        self.to_status = to_status;
+        self.fields = fields;
+        self
+    }
+
+    /// With what a run's write changed.
+    pub fn with_changes(self, changes: crate::domain::bill_run::Changes) -> Self {
+        self.with_change(Some(changes.from_status), Some(changes.to_status), changes.fields)
+    }
+}
+
 /// A create's response, kept for `Idempotency-Key` replays.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IdempotencyRecord {
-    /// The key, scoped by caller and route.
+    /// The key, scoped by caller and route (the store adds the item's scope).
     pub key: String,
     /// SHA-256 of the request body: the same key with another body is 422.
     pub fingerprint: String,
@@ -95,14 +104,13 @@ pub struct IdempotencyRecord {
     pub expires_at: i64,
 }
 
-/// A new resource, written with its audit event, its counter, its guard and its idempotency record
-/// in one transaction.
+/// A new resource, written with its audit event, its counters, its guard and its idempotency
+/// record (in the item's scope) in one transaction.
 #[derive(Debug, Clone)]
 pub struct NewItem {
-    pub entity: Entity,
-    pub id: u64,
-    pub doc: Value,
-    /// The secondary group it belongs to (e.g. its billing cycle), queried by [`Repository::group`].
+    pub key: Key,
+    pub body: String,
+    /// The secondary group it belongs to (e.g. its billing cycle), fixed for the item's life.
     pub group: Option<String>,
     pub work_pending: bool,
     pub guard: Option<Guard>,
@@ -114,34 +122,34 @@ pub struct NewItem {
 /// A change to an existing resource, conditional on `expected_version`.
 #[derive(Debug, Clone)]
 pub struct Update {
-    pub entity: Entity,
-    pub id: u64,
+    pub key: Key,
     pub expected_version: u64,
-    pub doc: Value,
+    pub body: String,
+    /// The item's group, as it was created (a group never changes).
     pub group: Option<String>,
     pub work_pending: bool,
     pub guard: Option<Guard>,
     pub check: Option<VersionCheck>,
     /// The worker's private state to keep with the item (`None` clears it).
-    pub state: Option<Value>,
+    pub state: Option<String>,
     pub event: AuditEvent,
 }
 
 /// The removal of a resource, conditional on `expected_version`, with its audit event.
 #[derive(Debug, Clone)]
 pub struct Delete {
-    pub entity: Entity,
-    pub id: u64,
+    pub key: Key,
     pub expected_version: u64,
+    /// The item's group, so that the group's count follows.
+    pub group: Option<String>,
     pub check: Option<VersionCheck>,
     pub event: AuditEvent,
 }
 
 /// A committed write, as the table's stream (or the dev server's channel) reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
-    pub entity: Entity,
-    pub id: u64,
+    pub key: Key,
     pub version: u64,
     pub work_pending: bool,
 }
@@ -154,7 +162,13 @@ pub enum StoreError {
     /// The idempotency key was stored by a concurrent request first.
     #[error("idempotency key already used")]
     IdempotencyKeyTaken,
-    /// The store cannot be reached or throttles (503 with Retry-After).
+    /// The resource's stored form would pass [`MAX_ITEM_BYTES`] (413).
+    #[error("the stored resource would be {0} bytes, over the limit of {MAX_ITEM_BYTES}")]
+    TooLarge(usize),
+    /// The store throttles the request (429 with Retry-After).
+    #[error("store throttled: {0}")]
+    Throttled(String),
+    /// The store cannot be reached (503 with Retry-After).
     #[error("store unavailable: {0}")]
     Unavailable(String),
     /// Anything else: a bug or a corrupt item (500, the cause logged only).
@@ -164,21 +178,31 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// The largest stored form of a resource (its JSON text and the worker's state): DynamoDB's item
+/// limit is 400 KB, and the rest is left for the store's own attributes.
+pub const MAX_ITEM_BYTES: usize = 350 * 1024;
+
+/// Refuses a resource whose stored form would pass [`MAX_ITEM_BYTES`]: both stores call this, so
+/// they agree on every size.
+pub fn check_size(body: &str, state: Option<&str>) -> StoreResult<()> {
+    let size = body.len() + state.map_or(0, str::len);
+    if size > MAX_ITEM_BYTES {
+        return Err(StoreError::TooLarge(size));
+    }
+    Ok(())
+}
+
 #[async_trait]
 pub trait Repository: Send + Sync {
-    /// Reserves `n` (at least 1) fresh numbers of a named counter (1, 2, 3, ...; never handed out
-    /// twice) and returns the last: the range is `last - n + 1 ..= last`.
-    async fn next_ids(&self, counter: &str, n: u64) -> StoreResult<u64>;
-    /// The next id of `entity`'s counter.
-    async fn next_id(&self, entity: Entity) -> StoreResult<u64> {
-        self.next_ids(entity.name(), 1).await
-    }
-    async fn get(&self, entity: Entity, id: u64) -> StoreResult<Option<Stored>>;
-    /// Conflict when the id exists, the guard moved or the checked item changed;
-    /// IdempotencyKeyTaken when the key exists.
+    /// Reserves `n` (at least 1) fresh numbers of a named counter in `scope` (1, 2, 3, ...; never
+    /// handed out twice) and returns the last: the range is `last - n + 1 ..= last`.
+    async fn next_ids(&self, scope: &Scope, counter: &str, n: u64) -> StoreResult<u64>;
+    async fn get(&self, key: &Key) -> StoreResult<Option<Stored>>;
+    /// Conflict when the key exists, the guard moved or the checked item changed;
+    /// IdempotencyKeyTaken when the key is taken in the item's scope; TooLarge over the bound.
     async fn create(&self, item: NewItem) -> StoreResult<Stored>;
-    /// Several changes in one transaction (at most 49): all or none. Conflict when any stored
-    /// version is not the expected one, a guard moved or a checked item changed.
+    /// Several changes in one transaction (at most [`MAX_WRITE`]): all or none. Conflict when any
+    /// stored version is not the expected one, a guard moved or a checked item changed.
     async fn write(&self, updates: Vec<Update>) -> StoreResult<Vec<Stored>>;
     /// One change: [`Repository::write`] of one.
     async fn update(&self, update: Update) -> StoreResult<Stored> {
@@ -186,24 +210,37 @@ pub trait Repository: Send + Sync {
     }
     /// Removes a resource (its audit trail stays). Conflict as for `update`.
     async fn delete(&self, delete: Delete) -> StoreResult<()>;
-    /// One page of `entity` in the query's order, and the number of matches.
-    async fn list(&self, entity: Entity, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)>;
-    /// Every member of a group (e.g. the runs of one billing cycle).
-    async fn group(&self, entity: Entity, group: &str) -> StoreResult<Vec<Stored>>;
+    /// One page of `kind` in `scope`, in the query's order, and the number of matches. The items
+    /// are the resources' JSON.
+    async fn list(&self, kind: Kind, scope: &Scope, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)>;
+    /// Every member of a small group (e.g. the runs of one billing cycle), in id order.
+    async fn group(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<Vec<Stored>>;
+    /// At most `limit` members of a group in id order, starting after `after`: one query that
+    /// reads those members and no others.
+    async fn group_page(
+        &self,
+        kind: Kind,
+        scope: &Scope,
+        group: &str,
+        after: Option<&Id>,
+        limit: usize,
+    ) -> StoreResult<Vec<Stored>>;
+    /// How many members a group has (kept by creates and deletes; one read).
+    async fn group_count(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<u64>;
     /// The current version of a guard (0 when it was never written).
     async fn guard(&self, key: &str) -> StoreResult<Guard>;
-    /// A live (unexpired) idempotency record.
-    async fn idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>>;
+    /// A live (unexpired) idempotency record of `scope`.
+    async fn idempotency(&self, scope: &Scope, key: &str) -> StoreResult<Option<IdempotencyRecord>>;
     /// The audit trail of one resource, oldest first.
-    async fn events(&self, entity: Entity, id: u64) -> StoreResult<Vec<AuditEvent>>;
-    /// Stores an API key's caller context under the key's SHA-256 hash (never the key).
-    async fn put_api_key(&self, hash: &str, caller: Value) -> StoreResult<()>;
-    /// The caller context of the key with this hash.
-    async fn api_key(&self, hash: &str) -> StoreResult<Option<Value>>;
+    async fn events(&self, key: &Key) -> StoreResult<Vec<AuditEvent>>;
+    /// Stores an API key's caller under the key's SHA-256 hash (never the key).
+    async fn put_api_key(&self, hash: &str, caller: &Principal) -> StoreResult<()>;
+    /// The caller of the key with this hash.
+    async fn api_key(&self, hash: &str) -> StoreResult<Option<Principal>>;
 }
 
-/// Most items one transaction may touch: DynamoDB allows 100, and each change writes two (the
-/// item and its event), plus one guard or check.
+/// Most changes one transaction may carry: DynamoDB allows 100 items, and each change writes two
+/// (the item and its event), plus one guard or check.
 pub const MAX_WRITE: usize = 49;
 
 pub type SharedRepository = Arc<dyn Repository>;
@@ -216,4 +253,29 @@ pub fn now_epoch() -> i64 {
 /// RFC 3339 now, for audit events.
 pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// The index partitions both stores derive from keys, so that they agree on every one.
+pub(crate) mod partition {
+    use super::*;
+
+    /// The list partition of a kind in a scope.
+    pub fn list(kind: Kind, scope: &Scope) -> String {
+        format!("{}{}", scope.prefix(), kind.name)
+    }
+
+    /// The partition of one group of a kind in a scope.
+    pub fn group(kind: Kind, scope: &Scope, group: &str) -> String {
+        format!("{}{}#{group}", scope.prefix(), kind.name)
+    }
+
+    /// A named counter of a scope.
+    pub fn counter(scope: &Scope, name: &str) -> String {
+        format!("{}{name}", scope.prefix())
+    }
+
+    /// An idempotency key within a scope.
+    pub fn idempotency(scope: &Scope, key: &str) -> String {
+        format!("{}{key}", scope.prefix())
+    }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::domain::bill_run::RunKind;
 use serde_json::json;
 use time::macros::{date, datetime};
 
@@ -123,7 +124,7 @@ fn given_create_bodies_then_required_data_per_method_is_enforced() {
     .unwrap();
     assert_eq!(issued.issue.map(|(_, s)| s), Some(BillStatus::Issued));
     assert_eq!(issued.due_date, datetime!(2024-03-31 22:00 UTC), "date-times are kept in UTC");
-    assert_eq!(issued.bill_run, Some((BillRunKind::Adhoc, 5)));
+    assert_eq!(issued.bill_run, Some((RunKind::Adhoc, 5)));
 }
 
 #[test]

@@ -1,0 +1,225 @@
+//! The worker: carries out work that a write left pending (`workPending`). In AWS the table's
+//! stream (filtered to items with pending work) invokes it with batches of records; in the dev
+//! server a [`Notifying`] store feeds it the same changes in-process. It depends on the store and
+//! the domain only. Each family registers its [`Job`]s (one per kind of item it steps); a step
+//! is a conditional write, so a repeated or stale delivery changes nothing twice.
+//!
+//! One record's failure, a panic included, never stops the worker from serving other records:
+//! each step runs as its own task. In Lambda a failed record is a batch item failure (retried by
+//! the stream, then sent to the on-failure destination); in-process it is retried a few times,
+//! then logged and dropped.
+
+pub mod bill_runs;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+pub use aws_lambda_events::dynamodb::Event as StreamEvent;
+use aws_lambda_events::dynamodb::{Event, EventRecord};
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use serde_dynamo::AttributeValue;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::domain::identity::Principal;
+use crate::domain::key::{Id, Key, Kind, Scope};
+use crate::domain::list::ListQuery;
+use crate::store::{
+    AuditEvent, Change, Delete, Guard, IdempotencyRecord, NewItem, Repository, SharedRepository, StoreResult, Stored,
+    Update,
+};
+
+/// The work of one family on one kind of item.
+#[async_trait]
+pub trait Job: Send + Sync {
+    /// The kind of item this job steps.
+    fn kind(&self) -> Kind;
+    /// One step on the item `change` names; `false` when there was nothing to do.
+    async fn step(&self, store: &dyn Repository, change: &Change) -> StoreResult<bool>;
+}
+
+/// The worker with every registered job.
+#[derive(Clone)]
+pub struct Worker {
+    store: SharedRepository,
+    jobs: Arc<Vec<Arc<dyn Job>>>,
+}
+
+impl Worker {
+    pub fn new(store: SharedRepository, jobs: Vec<Arc<dyn Job>>) -> Self {
+        Self { store, jobs: Arc::new(jobs) }
+    }
+
+    /// The worker with every family's jobs.
+    pub fn standard(store: SharedRepository) -> Self {
+        Self::new(store, bill_runs::jobs())
+    }
+
+    pub fn store(&self) -> &SharedRepository {
+        &self.store
+    }
+
+    fn kinds(&self) -> Vec<Kind> {
+        self.jobs.iter().map(|j| j.kind()).collect()
+    }
+
+    /// One step on the item a change names, by the job of its kind (`false`: nothing to do).
+    pub async fn advance(&self, change: &Change) -> StoreResult<bool> {
+        match self.jobs.iter().find(|j| j.kind() == change.key.kind()) {
+            Some(job) => job.step(self.store.as_ref(), change).await,
+            None => Ok(false),
+        }
+    }
+
+    /// [`Worker::advance`] as its own task: an error or a panic is this record's failure only.
+    pub async fn advance_isolated(&self, change: Change) -> Result<bool, String> {
+        let worker = self.clone();
+        let key = change.key.clone();
+        let outcome = tokio::spawn(async move { worker.advance(&change).await }).await;
+        let failure = match outcome {
+            Ok(Ok(done)) => return Ok(done),
+            Ok(Err(error)) => error.to_string(),
+            Err(join) => format!("the step panicked: {join}"),
+        };
+        tracing::warn!(key = %key, error = %failure, "worker step failed");
+        Err(failure)
+    }
+
+    /// The change a stream record reports, when it is an item of a registered kind with pending
+    /// work.
+    pub fn change_of(&self, record: &EventRecord) -> Option<Change> {
+        let image = &record.change.new_image;
+        let text = |name: &str| match image.get(name) {
+            Some(AttributeValue::S(s)) => Some(s.as_str()),
+            _ => None,
+        };
+        let key = Key::parse(text("PK")?, &self.kinds())?;
+        let version = match image.get("version") {
+            Some(AttributeValue::N(n)) => n.parse().ok()?,
+            _ => return None,
+        };
+        let work_pending = matches!(image.get("workPending"), Some(AttributeValue::Bool(true)));
+        work_pending.then_some(Change { key, version, work_pending })
+    }
+
+    /// Handles one batch of stream records; records whose step failed are reported for redelivery.
+    pub async fn handle_stream(&self, event: Event) -> DynamoDbEventResponse {
+        let mut response = DynamoDbEventResponse::default();
+        for record in &event.records {
+            let Some(change) = self.change_of(record) else { continue };
+            if self.advance_isolated(change).await.is_err() {
+                let mut failure = DynamoDbBatchItemFailure::default();
+                failure.item_identifier = record.change.sequence_number.clone();
+                response.batch_item_failures.push(failure);
+            }
+        }
+        response
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-process: the dev server's stand-in for the stream
+
+/// How often the in-process worker retries a record whose step failed before dropping it.
+const IN_PROCESS_RETRIES: u32 = 3;
+
+/// A store that reports each committed write with pending work, as the table's stream does.
+pub struct Notifying {
+    inner: SharedRepository,
+    changes: mpsc::UnboundedSender<(Change, u32)>,
+}
+
+/// Wraps `store` so that its writes drive the worker in this process, and starts the worker.
+/// `step_delay` pauses before each step, as the stream's delivery latency does in AWS (and so
+/// that a person, or a test, can watch a stage's percentage move).
+pub fn in_process(store: SharedRepository, step_delay: Duration) -> SharedRepository {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Change, u32)>();
+    let notifying: SharedRepository = Arc::new(Notifying { inner: store, changes: tx.clone() });
+    let worker = Worker::standard(notifying.clone());
+    tokio::spawn(async move {
+        while let Some((change, failures)) = rx.recv().await {
+            if !step_delay.is_zero() {
+                tokio::time::sleep(step_delay).await;
+            }
+            if worker.advance_isolated(change.clone()).await.is_err() && failures + 1 < IN_PROCESS_RETRIES {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let _ = tx.send((change, failures + 1));
+                });
+            }
+        }
+    });
+    notifying
+}
+
+impl Notifying {
+    fn report(&self, stored: &Stored, work_pending: bool) {
+        if work_pending {
+            let change = Change { key: stored.key.clone(), version: stored.version, work_pending };
+            let _ = self.changes.send((change, 0));
+        }
+    }
+}
+
+#[async_trait]
+impl Repository for Notifying {
+    async fn next_ids(&self, scope: &Scope, counter: &str, n: u64) -> StoreResult<u64> {
+        self.inner.next_ids(scope, counter, n).await
+    }
+    async fn get(&self, key: &Key) -> StoreResult<Option<Stored>> {
+        self.inner.get(key).await
+    }
+    async fn create(&self, item: NewItem) -> StoreResult<Stored> {
+        let pending = item.work_pending;
+        let stored = self.inner.create(item).await?;
+        self.report(&stored, pending);
+        Ok(stored)
+    }
+    async fn write(&self, updates: Vec<Update>) -> StoreResult<Vec<Stored>> {
+        let pending: Vec<bool> = updates.iter().map(|u| u.work_pending).collect();
+        let saved = self.inner.write(updates).await?;
+        for (stored, pending) in saved.iter().zip(pending) {
+            self.report(stored, pending);
+        }
+        Ok(saved)
+    }
+    async fn delete(&self, delete: Delete) -> StoreResult<()> {
+        self.inner.delete(delete).await
+    }
+    async fn list(&self, kind: Kind, scope: &Scope, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
+        self.inner.list(kind, scope, query).await
+    }
+    async fn group(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<Vec<Stored>> {
+        self.inner.group(kind, scope, group).await
+    }
+    async fn group_page(
+        &self,
+        kind: Kind,
+        scope: &Scope,
+        group: &str,
+        after: Option<&Id>,
+        limit: usize,
+    ) -> StoreResult<Vec<Stored>> {
+        self.inner.group_page(kind, scope, group, after, limit).await
+    }
+    async fn group_count(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<u64> {
+        self.inner.group_count(kind, scope, group).await
+    }
+    async fn guard(&self, key: &str) -> StoreResult<Guard> {
+        self.inner.guard(key).await
+    }
+    async fn idempotency(&self, scope: &Scope, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
+        self.inner.idempotency(scope, key).await
+    }
+    async fn events(&self, key: &Key) -> StoreResult<Vec<AuditEvent>> {
+        self.inner.events(key).await
+    }
+    async fn put_api_key(&self, hash: &str, caller: &Principal) -> StoreResult<()> {
+        self.inner.put_api_key(hash, caller).await
+    }
+    async fn api_key(&self, hash: &str) -> StoreResult<Option<Principal>> {
+        self.inner.api_key(hash).await
+    }
+}
