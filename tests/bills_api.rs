@@ -371,7 +371,102 @@ async fn a_run_of_250_bills_goes_all_the_way(backend: Backend) {
     app.stop().await;
 }
 
+/// A request with a raw JSON text body (numbers exactly as written, not through an f64).
+async fn send_text(app: &TestApp, method: &str, path: &str, text: String) -> Reply {
+    app.send(app.keyed(method, path, API_KEY).header("content-type", "application/json").body(text)).await
+}
+
+fn lines_bill(lines: &[String]) -> String {
+    format!(
+        r#"{{"calculationMethod": "LINE_ITEMS", "dueDate": "2024-04-30T00:00:00Z", "billRunId": 1, "lineItems": [{}]}}"#,
+        lines.join(",")
+    )
+}
+
+fn line(quantity: &str, price: &str) -> String {
+    format!(r#"{{"catalogItemId": 1, "quantity": {quantity}, "unitPrice": {price}}}"#)
+}
+
+/// The inputs that once crashed a function or the worker, or that the two stores answered
+/// differently, answer alike on both: 400 naming the field, 413 for a resource over the size bound,
+/// exact money, and a run of the largest bills still finalises.
+async fn extreme_input_is_refused_alike_and_money_is_exact(backend: Backend) {
+    let Some(app) = spawn_app(backend, true).await else { return };
+    let run = json!({"name": "Max", "billingCycleId": 1, "periodStartDate": "2024-03-01", "periodEndDate": "2024-03-31", "invoiceDate": "2024-03-31"});
+    assert_eq!(app.post("/bill-runs", &run).await.status, 201);
+
+    let huge = send_text(&app, "POST", "/bills", lines_bill(&[line("1e20", "1e20")])).await;
+    assert_problem(&huge, 400);
+    assert_eq!(huge.body["errors"][0]["pointer"], "/lineItems/0/quantity");
+    let wide = send_text(&app, "POST", "/bills", lines_bill(&[line("1", "5e28"), line("1", "5e28")])).await;
+    assert_problem(&wide, 400);
+    assert_eq!(wide.body["errors"][0]["pointer"], "/lineItems/0/unitPrice");
+    let base = r#"{"calculationMethod": "PERCENTAGE", "dueDate": "2024-04-30T00:00:00Z", "percentage": 30, "baseAmount": 7e28}"#;
+    let refused = send_text(&app, "POST", "/bills", base.to_owned()).await;
+    assert_problem(&refused, 400);
+    assert_eq!(refused.body["errors"][0]["pointer"], "/baseAmount");
+
+    // Exact money end to end: 123456789012345.67 x 2, and an input with six decimals.
+    let exact = send_text(
+        &app,
+        "POST",
+        "/bills",
+        lines_bill(&[line("2", "123456789012345.67"), line("1", "999999999999.123456")]),
+    )
+    .await;
+    assert_eq!(exact.status, 201, "{:?}", exact.body);
+    assert_eq!(exact.body["lineItems"][0]["amount"].to_string(), "246913578024691.34");
+    assert_eq!(exact.body["lineItems"][1]["unitPrice"].to_string(), "999999999999.123456");
+    assert_eq!(exact.body["amount"].to_string(), "247913578024690.46");
+    let patched = send_text(&app, "PATCH", "/bills/1", format!(r#"{{"lineItems": [{}]}}"#, line("1e20", "1e20"))).await;
+    assert_problem(&patched, 400);
+    let read = send(&app, "GET", "/bills/1", None).await;
+    assert_eq!(
+        (read.body["amount"].to_string(), read.header("etag")),
+        ("247913578024690.46".to_owned(), Some("\"1\""))
+    );
+
+    // A bill whose stored form passes 350 KB is 413 on both stores, and nothing is written.
+    let description = "d".repeat(400);
+    let long_lines: Vec<String> = (1..=1000)
+        .map(|n| format!(r#"{{"catalogItemId": {n}, "quantity": 1, "unitPrice": 1, "description": "{description}"}}"#))
+        .collect();
+    let too_large = send_text(&app, "POST", "/bills", lines_bill(&long_lines)).await;
+    assert_problem(&too_large, 413);
+    assert_eq!(send(&app, "GET", "/bills", None).await.header("x-total-count"), Some("1"));
+
+    // 100,000 inventory ids are 400 (at most 1,000 per array), not 200 on one store and 500 on the other.
+    let ids: Vec<u64> = (1..=100_000).collect();
+    let adhoc = app
+        .post(
+            "/adhoc-bill-runs",
+            &json!({"name": "Many", "invoiceDate": "2024-03-31", "adhocProductInventoryIds": ids}),
+        )
+        .await;
+    assert_problem(&adhoc, 400);
+    assert_eq!(adhoc.body["errors"][0]["pointer"], "/adhocProductInventoryIds");
+    assert_problem(
+        &app.send(app.request("POST", "/adjust-bill-run-schedule/1?periods=9223372036854775807")).await,
+        400,
+    );
+    assert_problem(&app.send(app.request("POST", "/adjust-bill-run-schedule/1?periods=1201")).await, 400);
+
+    // Two bills of the largest amount in one run: the stage completes and the figures are exact
+    // (247913578024690.46 + 2 x 999999999999999.99 = 2247913578024690.44).
+    for _ in 0..2 {
+        let max = send_text(&app, "POST", "/bills", lines_bill(&[line("1", "999999999999999.99")])).await;
+        assert_eq!((max.status, max.body["amount"].to_string()), (201, "999999999999999.99".to_owned()));
+    }
+    let close = json!([{"op": "replace", "path": "/billRunStatus", "value": "CLOSED"}, {"op": "replace", "path": "/summaryStatus", "value": "REPORTING"}]);
+    assert_eq!(app.patch("/bill-runs/1", &close).await.status, 200);
+    let reported = app.wait_for("/bill-runs/1", |r| r["summaryStatusPercentage"] == 100).await;
+    assert_eq!(reported["revenueInMajorCurrency"].to_string(), "2247913578024690");
+    assert_eq!(reported["maxInvoiceValue"].to_string(), "999999999999999.99");
+    app.stop().await;
+}
+
 on_both_stores!(
+    extreme_input_is_refused_alike_and_money_is_exact,
     bills_are_created_read_and_listed,
     bills_need_an_api_key,
     create_refuses_bad_bills,
