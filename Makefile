@@ -10,7 +10,7 @@ CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 # Where cargo puts builds (CARGO_TARGET_DIR when set).
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
-.PHONY: run run-dynamodb test tools lint package cold-start bench-handlers clean
+.PHONY: run run-dynamodb test tools lint package cold-start bench-handlers bench-scale clean
 
 ## Start the dev server on http://127.0.0.1:3000 (PORT overrides) with the embedded store.
 run:
@@ -55,6 +55,13 @@ cold-start: $(DYNAMODB_LOCAL)
 ## In-process handler times on the embedded store, release build.
 bench-handlers:
 	cargo test --release -p billflow-tests --test handlers handler_times -- --nocapture
+
+## The stage worker at scale, release build: runs of 1,000, 4,000 and 16,000 bills on the embedded
+## store, then 1,000 and 4,000 on DynamoDB Local; seconds and bills/s per stage, and the per-bill ratio.
+bench-scale: $(DYNAMODB_LOCAL)
+	cargo build --release -p billflow-tests --bin bench-scale
+	$(TARGET_DIR)/release/bench-scale 1000 4000 16000
+	tests/with-dynamodb-local.sh $(TARGET_DIR)/release/bench-scale --dynamodb 1000 4000
 
 lint:
 	cargo clippy --workspace --all-targets -- -D warnings
