@@ -355,6 +355,7 @@ async fn given_an_in_process_step_that_panics_then_the_worker_keeps_serving_othe
     let store = worker::in_process(inner, std::time::Duration::ZERO, with_panicking_job());
     let boom = shared::store::NewItem {
         key: key(BOOM, 1),
+        order: Id::Int(1).sort_key(),
         body: "{}".into(),
         group: None,
         work_pending: true,

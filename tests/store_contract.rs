@@ -10,8 +10,8 @@ use shared::domain::identity::Principal;
 use shared::domain::key::{Id, IdType, Key, Kind, Scope, Scoping, TenantId};
 use shared::domain::list::{filter, ListQuery, ListSpec};
 use shared::store::{
-    guard_key, AuditEvent, Delete, IdempotencyRecord, NewItem, SharedRepository, StoreError, Update, VersionCheck,
-    MAX_ITEM_BYTES,
+    guard_key, AuditEvent, Delete, IdempotencyRecord, NewItem, Page, SharedRepository, StoreError, Update,
+    VersionCheck, MAX_ITEM_BYTES,
 };
 
 const RUN: Kind = Kind::new("RUN", IdType::Counter, Scoping::Global);
@@ -50,6 +50,7 @@ fn tenant_key(name: &str, id: uuid::Uuid) -> Key {
 
 fn new_item(key: Key, body: Value, group: Option<&str>) -> NewItem {
     NewItem {
+        order: key.id().sort_key(),
         key,
         body: body.to_string(),
         group: group.map(str::to_owned),
@@ -68,6 +69,7 @@ fn item(id: u64, name: &str, group: Option<&str>) -> NewItem {
 fn update(id: u64, expected_version: u64, body: Value) -> Update {
     Update {
         key: run_key(id),
+        order: Id::Int(id).sort_key(),
         expected_version,
         body: body.to_string(),
         group: None,
@@ -203,15 +205,29 @@ async fn group_pages_start_after_a_cursor_and_counts_follow_creates_and_deletes(
     }
     let ids = |page: &[shared::store::Stored]| page.iter().map(|s| s.key.id().as_int().unwrap()).collect::<Vec<_>>();
     let scope = Scope::Global;
-    let page = store.group_page(RUN, &scope, "EVEN", None, 4).await.unwrap();
+    fn even(after: Option<&str>, limit: usize) -> Page<'_> {
+        Page { group: Some("EVEN"), after, limit, descending: false }
+    }
+    let page = store.page(RUN, &scope, &even(None, 4)).await.unwrap();
     assert_eq!(ids(&page), vec![2, 4, 6, 8], "a page stops at its limit, in id order (10 after 8 and 9)");
-    let page = store.group_page(RUN, &scope, "EVEN", Some(&Id::Int(8)), 4).await.unwrap();
+    let page = store.page(RUN, &scope, &even(Some(&Id::Int(8).sort_key()), 4)).await.unwrap();
     assert_eq!(ids(&page), vec![10, 12], "and starts after its cursor");
-    assert!(store.group_page(RUN, &scope, "EVEN", Some(&Id::Int(12)), 4).await.unwrap().is_empty());
+    assert!(store.page(RUN, &scope, &even(Some(&Id::Int(12).sort_key()), 4)).await.unwrap().is_empty());
+    // Descending over the whole kind (GSI1), and over a group, from a cursor.
+    let newest = Page { group: None, after: None, limit: 3, descending: true };
+    assert_eq!(ids(&store.page(RUN, &scope, &newest).await.unwrap()), vec![12, 11, 10]);
+    let after_ten = Id::Int(10).sort_key();
+    let older = Page { after: Some(&after_ten), ..newest };
+    assert_eq!(ids(&store.page(RUN, &scope, &older).await.unwrap()), vec![9, 8, 7]);
+    let odd_older = Page { group: Some("ODD"), ..older };
+    assert_eq!(ids(&store.page(RUN, &scope, &odd_older).await.unwrap()), vec![9, 7, 5]);
+    let other_scope = store.page(RUN, &tenant("a"), &newest).await.unwrap();
+    assert!(other_scope.is_empty(), "a page never leaves its scope");
     assert_eq!(store.group_count(RUN, &scope, "EVEN").await.unwrap(), 6);
     assert_eq!(store.group_count(RUN, &scope, "NONE").await.unwrap(), 0);
     let delete = Delete {
         key: run_key(4),
+        order: Id::Int(4).sort_key(),
         expected_version: 1,
         group: Some("EVEN".into()),
         check: None,
@@ -219,7 +235,7 @@ async fn group_pages_start_after_a_cursor_and_counts_follow_creates_and_deletes(
     };
     store.delete(delete).await.unwrap();
     assert_eq!(store.group_count(RUN, &scope, "EVEN").await.unwrap(), 5);
-    assert_eq!(ids(&store.group_page(RUN, &scope, "EVEN", None, 3).await.unwrap()), vec![2, 6, 8]);
+    assert_eq!(ids(&store.page(RUN, &scope, &even(None, 3)).await.unwrap()), vec![2, 6, 8]);
     assert_eq!(store.group_count(RUN, &tenant("a"), "EVEN").await.unwrap(), 0, "a group lives in its scope");
 }
 
@@ -344,6 +360,7 @@ async fn deletes_are_conditional_and_keep_the_trail(backend: Backend) {
     }
     let delete = |id: u64, version: u64| Delete {
         key: run_key(id),
+        order: Id::Int(id).sort_key(),
         expected_version: version,
         group: None,
         check: None,

@@ -3,6 +3,7 @@
 
 pub mod bill;
 pub mod bill_run;
+pub mod billing_run;
 pub mod dates;
 pub mod identity;
 pub mod key;

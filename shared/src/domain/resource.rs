@@ -17,6 +17,12 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync {
         None
     }
 
+    /// The key its kind's list indexes order it by, fixed at creation: its id (integers
+    /// zero-padded) unless the kind lists in another order (billing runs: newest first).
+    fn order(&self) -> String {
+        self.id().sort_key()
+    }
+
     /// Whether the worker has something to do on it (the stream filter matches on this).
     fn work_pending(&self) -> bool {
         false

@@ -30,11 +30,11 @@ use aws_sdk_dynamodb::Client;
 use serde_json::Value;
 
 use super::{
-    check_size, now_epoch, partition, AuditEvent, Delete, Guard, IdempotencyRecord, NewItem, Repository, StoreError,
-    StoreResult, Stored, Update, VersionCheck, MAX_WRITE,
+    check_size, now_epoch, partition, AuditEvent, Delete, Guard, IdempotencyRecord, NewItem, Page, Repository,
+    StoreError, StoreResult, Stored, Update, VersionCheck, MAX_WRITE,
 };
 use crate::domain::identity::Principal;
-use crate::domain::key::{Id, Key, Kind, Scope};
+use crate::domain::key::{Key, Kind, Scope};
 use crate::domain::list::ListQuery;
 
 type Item = HashMap<String, AttributeValue>;
@@ -181,8 +181,10 @@ impl DynamoStore {
         self.put(item, "attribute_not_exists(PK)", Item::new())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn resource_item(
         key: &Key,
+        order: &str,
         version: u64,
         body: &str,
         group: &Option<String>,
@@ -198,14 +200,14 @@ impl DynamoStore {
             ("workPending".to_owned(), AttributeValue::Bool(work_pending)),
             ("body".to_owned(), s(body)),
             ("GSI1PK".to_owned(), s(partition::list(kind, scope))),
-            ("GSI1SK".to_owned(), s(key.id().sort_key())),
+            ("GSI1SK".to_owned(), s(order)),
         ]);
         if let Some(state) = state {
             item.insert("workerState".into(), s(state));
         }
         if let Some(group) = group {
             item.insert("GSI2PK".into(), s(partition::group(kind, scope, group)));
-            item.insert("GSI2SK".into(), s(key.id().sort_key()));
+            item.insert("GSI2SK".into(), s(order));
         }
         item
     }
@@ -306,7 +308,8 @@ impl Repository for DynamoStore {
 
     async fn create(&self, item: NewItem) -> StoreResult<Stored> {
         check_size(&item.body, None)?;
-        let resource = Self::resource_item(&item.key, 1, &item.body, &item.group, item.work_pending, &None);
+        let resource =
+            Self::resource_item(&item.key, &item.order, 1, &item.body, &item.group, item.work_pending, &None);
         let mut writes = vec![
             self.put(resource, "attribute_not_exists(PK)", Item::new())?,
             self.event_put(&item.key, 1, &item.event)?,
@@ -348,6 +351,7 @@ impl Repository for DynamoStore {
             let version = update.expected_version + 1;
             let resource = Self::resource_item(
                 &update.key,
+                &update.order,
                 version,
                 &update.body,
                 &update.group,
@@ -446,26 +450,30 @@ impl Repository for DynamoStore {
         items.into_iter().map(|item| stored_from_index(kind, scope, item)).collect()
     }
 
-    async fn group_page(
-        &self,
-        kind: Kind,
-        scope: &Scope,
-        group: &str,
-        after: Option<&Id>,
-        limit: usize,
-    ) -> StoreResult<Vec<Stored>> {
+    async fn page(&self, kind: Kind, scope: &Scope, index: &Page<'_>) -> StoreResult<Vec<Stored>> {
+        let (name, partition) = match index.group {
+            Some(group) => ("GSI2", partition::group(kind, scope, group)),
+            None => ("GSI1", partition::list(kind, scope)),
+        };
         let mut query = self
             .client
             .query()
             .table_name(&self.table)
-            .index_name("GSI2")
-            .expression_attribute_values(":pk", s(partition::group(kind, scope, group)))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
-        query = match after {
-            Some(id) => query
-                .key_condition_expression("GSI2PK = :pk AND GSI2SK > :after")
-                .expression_attribute_values(":after", s(id.sort_key())),
-            None => query.key_condition_expression("GSI2PK = :pk"),
+            .index_name(name)
+            .expression_attribute_names("#pk", format!("{name}PK"))
+            .expression_attribute_values(":pk", s(partition))
+            .scan_index_forward(!index.descending)
+            .limit(i32::try_from(index.limit).unwrap_or(i32::MAX));
+        query = match index.after {
+            Some(after) => {
+                let condition =
+                    if index.descending { "#pk = :pk AND #sk < :after" } else { "#pk = :pk AND #sk > :after" };
+                query
+                    .key_condition_expression(condition)
+                    .expression_attribute_names("#sk", format!("{name}SK"))
+                    .expression_attribute_values(":after", s(after))
+            }
+            None => query.key_condition_expression("#pk = :pk"),
         };
         let out = query.send().await.map_err(sdk)?;
         out.items.unwrap_or_default().into_iter().map(|item| stored_from_index(kind, scope, item)).collect()
@@ -615,7 +623,7 @@ fn sdk<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(error: Sdk
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::key::{IdType, Scoping, TenantId};
+    use crate::domain::key::{Id, IdType, Scoping, TenantId};
 
     #[test]
     fn a_resource_item_keeps_its_body_apart_from_the_store_attributes() {
@@ -624,7 +632,7 @@ mod tests {
         let key = Key::new(KIND, scope.clone(), Id::Uuid(uuid::Uuid::new_v4())).unwrap();
         // A resource with fields named like the store's attributes.
         let body = r#"{"version":"mine","PK":"x","entity":1,"amount":999999999999.123456}"#;
-        let item = DynamoStore::resource_item(&key, 7, body, &Some("G".into()), true, &Some("{}".into()));
+        let item = DynamoStore::resource_item(&key, "o", 7, body, &Some("G".into()), true, &Some("{}".into()));
         assert_eq!(item["version"], number(7));
         assert_eq!(item["PK"], s(key.partition()));
         assert!(item["GSI1PK"].as_s().unwrap().starts_with("T#acme#THING"));

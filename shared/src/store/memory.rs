@@ -10,11 +10,11 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{
-    check_size, now_epoch, partition, AuditEvent, Delete, Guard, IdempotencyRecord, NewItem, Repository, StoreError,
-    StoreResult, Stored, Update, VersionCheck, MAX_WRITE,
+    check_size, now_epoch, partition, AuditEvent, Delete, Guard, IdempotencyRecord, NewItem, Page, Repository,
+    StoreError, StoreResult, Stored, Update, VersionCheck, MAX_WRITE,
 };
 use crate::domain::identity::Principal;
-use crate::domain::key::{Id, Key, Kind, Scope};
+use crate::domain::key::{Key, Kind, Scope};
 use crate::domain::list::ListQuery;
 
 #[derive(Debug, Clone)]
@@ -70,12 +70,27 @@ impl State {
         }
     }
 
-    fn page(index: &BTreeMap<IndexKey, Key>, partition: String, after: Option<String>) -> impl Iterator<Item = &Key> {
-        let start = match after {
-            Some(sort) => Bound::Excluded((partition.clone(), sort)),
-            None => Bound::Included((partition.clone(), String::new())),
+    /// The keys of one index partition in order (or reversed), after the order key `after`. Every
+    /// entry of partition `p` lies in `[(p, ""), (p + "\0", ""))`.
+    fn keys<'a>(
+        index: &'a BTreeMap<IndexKey, Key>,
+        partition: String,
+        after: Option<&str>,
+        descending: bool,
+    ) -> Box<dyn Iterator<Item = &'a Key> + 'a> {
+        let at = |sort: &str| (partition.clone(), sort.to_owned());
+        let first = Bound::Included(at(""));
+        let end = Bound::Excluded((format!("{partition}\0"), String::new()));
+        let range = match (after, descending) {
+            (None, _) => index.range((first, end)),
+            (Some(sort), false) => index.range((Bound::Excluded(at(sort)), end)),
+            (Some(sort), true) => index.range((first, Bound::Excluded(at(sort)))),
         };
-        index.range((start, Bound::Unbounded)).take_while(move |((p, _), _)| *p == partition).map(|(_, key)| key)
+        if descending {
+            Box::new(range.rev().map(|(_, key)| key))
+        } else {
+            Box::new(range.map(|(_, key)| key))
+        }
     }
 }
 
@@ -132,11 +147,11 @@ impl Repository for MemoryStore {
         let kind = item.key.kind();
         let list = partition::list(kind, &scope);
         *state.item_counts.entry(list.clone()).or_default() += 1;
-        state.lists.insert((list, item.key.id().sort_key()), item.key.clone());
+        state.lists.insert((list, item.order.clone()), item.key.clone());
         if let Some(group) = &item.group {
             let group = partition::group(kind, &scope, group);
             *state.group_counts.entry(group.clone()).or_default() += 1;
-            state.groups.insert((group, item.key.id().sort_key()), item.key.clone());
+            state.groups.insert((group, item.order.clone()), item.key.clone());
         }
         state.events.entry(item.key.clone()).or_default().push(item.event);
         let row = Row { version: 1, body: item.body, state: None };
@@ -178,7 +193,7 @@ impl Repository for MemoryStore {
             _ => return Err(StoreError::Conflict),
         }
         state.check(&None, &delete.check)?;
-        let (kind, scope, sort) = (delete.key.kind(), delete.key.scope().clone(), delete.key.id().sort_key());
+        let (kind, scope, sort) = (delete.key.kind(), delete.key.scope().clone(), delete.order.clone());
         state.rows.remove(&delete.key);
         let list = partition::list(kind, &scope);
         state.lists.remove(&(list.clone(), sort.clone()));
@@ -198,7 +213,7 @@ impl Repository for MemoryStore {
 
     async fn list(&self, kind: Kind, scope: &Scope, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
         let state = self.lock()?;
-        let items = State::page(&state.lists, partition::list(kind, scope), None)
+        let items = State::keys(&state.lists, partition::list(kind, scope), None, false)
             .filter_map(|key| state.rows.get(key))
             .map(|row| decode(&row.body))
             .collect::<StoreResult<Vec<_>>>()?;
@@ -206,20 +221,17 @@ impl Repository for MemoryStore {
     }
 
     async fn group(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<Vec<Stored>> {
-        self.group_page(kind, scope, group, None, usize::MAX).await
+        self.page(kind, scope, &Page { group: Some(group), limit: usize::MAX, ..Page::default() }).await
     }
 
-    async fn group_page(
-        &self,
-        kind: Kind,
-        scope: &Scope,
-        group: &str,
-        after: Option<&Id>,
-        limit: usize,
-    ) -> StoreResult<Vec<Stored>> {
+    async fn page(&self, kind: Kind, scope: &Scope, index: &Page<'_>) -> StoreResult<Vec<Stored>> {
         let state = self.lock()?;
-        Ok(State::page(&state.groups, partition::group(kind, scope, group), after.map(Id::sort_key))
-            .take(limit)
+        let (map, partition) = match index.group {
+            Some(group) => (&state.groups, partition::group(kind, scope, group)),
+            None => (&state.lists, partition::list(kind, scope)),
+        };
+        Ok(State::keys(map, partition, index.after, index.descending)
+            .take(index.limit)
             .filter_map(|key| state.rows.get(key).map(|row| row.stored(key)))
             .collect())
     }

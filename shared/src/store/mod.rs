@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::identity::Principal;
-use crate::domain::key::{Id, Key, Kind, Scope};
+use crate::domain::key::{Key, Kind, Scope};
 use crate::domain::list::ListQuery;
 
 /// A resource as stored: its key, the version every write is conditional on, its JSON text, and
@@ -109,6 +109,8 @@ pub struct IdempotencyRecord {
 #[derive(Debug, Clone)]
 pub struct NewItem {
     pub key: Key,
+    /// Its place in the kind's list and group indexes (`Resource::order`).
+    pub order: String,
     pub body: String,
     /// The secondary group it belongs to (e.g. its billing cycle), fixed for the item's life.
     pub group: Option<String>,
@@ -123,6 +125,8 @@ pub struct NewItem {
 #[derive(Debug, Clone)]
 pub struct Update {
     pub key: Key,
+    /// Its place in the indexes, as it was created.
+    pub order: String,
     pub expected_version: u64,
     pub body: String,
     /// The item's group, as it was created (a group never changes).
@@ -139,6 +143,8 @@ pub struct Update {
 #[derive(Debug, Clone)]
 pub struct Delete {
     pub key: Key,
+    /// Its place in the indexes, so that the embedded store can drop it there.
+    pub order: String,
     pub expected_version: u64,
     /// The item's group, so that the group's count follows.
     pub group: Option<String>,
@@ -213,18 +219,12 @@ pub trait Repository: Send + Sync {
     /// One page of `kind` in `scope`, in the query's order, and the number of matches. The items
     /// are the resources' JSON.
     async fn list(&self, kind: Kind, scope: &Scope, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)>;
-    /// Every member of a small group (e.g. the runs of one billing cycle), in id order.
+    /// Every member of a small group (e.g. the runs of one billing cycle), in index order.
     async fn group(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<Vec<Stored>>;
-    /// At most `limit` members of a group in id order, starting after `after`: one query that
-    /// reads those members and no others.
-    async fn group_page(
-        &self,
-        kind: Kind,
-        scope: &Scope,
-        group: &str,
-        after: Option<&Id>,
-        limit: usize,
-    ) -> StoreResult<Vec<Stored>>;
+    /// At most `limit` items of `kind` in `scope` (of one `group`, or all), in index order
+    /// (descending if asked), starting after the order key `after`: one query that reads those
+    /// items and no others.
+    async fn page(&self, kind: Kind, scope: &Scope, index: &Page<'_>) -> StoreResult<Vec<Stored>>;
     /// How many members a group has (kept by creates and deletes; one read).
     async fn group_count(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<u64>;
     /// The current version of a guard (0 when it was never written).
@@ -237,6 +237,17 @@ pub trait Repository: Send + Sync {
     async fn put_api_key(&self, hash: &str, caller: &Principal) -> StoreResult<()>;
     /// The caller of the key with this hash.
     async fn api_key(&self, hash: &str) -> StoreResult<Option<Principal>>;
+}
+
+/// Where a [`Repository::page`] reads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Page<'a> {
+    /// One group's members (GSI2), or else every item of the kind in the scope (GSI1).
+    pub group: Option<&'a str>,
+    /// The order key to start after.
+    pub after: Option<&'a str>,
+    pub limit: usize,
+    pub descending: bool,
 }
 
 /// Most changes one transaction may carry: DynamoDB allows 100 items, and each change writes two

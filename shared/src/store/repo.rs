@@ -7,7 +7,8 @@ use std::marker::PhantomData;
 use serde_json::Value;
 
 use super::{
-    guard_key, AuditEvent, Delete, Guard, NewItem, Repository, StoreError, StoreResult, Stored, Update, VersionCheck,
+    guard_key, AuditEvent, Delete, Guard, NewItem, Page, Repository, StoreError, StoreResult, Stored, Update,
+    VersionCheck,
 };
 use crate::domain::key::{Id, IdType, Key, Scope};
 use crate::domain::list::ListQuery;
@@ -96,6 +97,7 @@ impl<'a, R: Resource> Repo<'a, R> {
     pub fn new_item(&self, value: &R, event: AuditEvent) -> StoreResult<NewItem> {
         Ok(NewItem {
             key: self.key(value.id())?,
+            order: value.order(),
             body: encode(value)?,
             group: value.group(),
             work_pending: value.work_pending(),
@@ -111,6 +113,7 @@ impl<'a, R: Resource> Repo<'a, R> {
     pub fn update_of(&self, current: &Versioned<R>, next: &R, event: AuditEvent) -> StoreResult<Update> {
         Ok(Update {
             key: current.key.clone(),
+            order: current.value.order(),
             expected_version: current.version,
             body: encode(next)?,
             group: next.group(),
@@ -125,6 +128,7 @@ impl<'a, R: Resource> Repo<'a, R> {
     pub fn delete_of(&self, current: &Versioned<R>, event: AuditEvent) -> Delete {
         Delete {
             key: current.key.clone(),
+            order: current.value.order(),
             expected_version: current.version,
             group: current.value.group(),
             check: None,
@@ -145,9 +149,9 @@ impl<'a, R: Resource> Repo<'a, R> {
         self.store.group(R::KIND, &self.scope, group).await?.into_iter().map(decode).collect()
     }
 
-    /// At most `limit` members of `group` after `after`, in id order (one query).
-    pub async fn group_page(&self, group: &str, after: Option<&Id>, limit: usize) -> StoreResult<Vec<Versioned<R>>> {
-        self.store.group_page(R::KIND, &self.scope, group, after, limit).await?.into_iter().map(decode).collect()
+    /// One page of an index in this scope (one query): see [`Repository::page`].
+    pub async fn page(&self, index: &Page<'_>) -> StoreResult<Vec<Versioned<R>>> {
+        self.store.page(R::KIND, &self.scope, index).await?.into_iter().map(decode).collect()
     }
 
     pub async fn group_count(&self, group: &str) -> StoreResult<u64> {

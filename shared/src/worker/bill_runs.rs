@@ -16,7 +16,7 @@ use crate::domain::bill_run::{AdhocBillRun, BillRun, Changes, Progress, Run, Sum
 use crate::domain::key::{Id, Kind};
 use crate::retry::with_retries;
 use crate::store::repo::{encode, Repo, Versioned};
-use crate::store::{AuditEvent, Change, Repository, StoreError, StoreResult, Stored, Update};
+use crate::store::{AuditEvent, Change, Page, Repository, StoreError, StoreResult, Stored, Update};
 
 /// Bills per step: each step writes them and the run in one transaction.
 pub const BATCH: usize = 40;
@@ -107,8 +107,9 @@ async fn plan<R: Run>(runs: &Repo<'_, R>, current: &Versioned<R>) -> StoreResult
                 ..Default::default()
             },
         };
-        let after = (at.cursor > 0).then_some(Id::Int(at.cursor));
-        let page = bills.group_page(&group, after.as_ref(), BATCH + 1).await?;
+        let after = (at.cursor > 0).then(|| Id::Int(at.cursor).sort_key());
+        let index = Page { group: Some(&group), after: after.as_deref(), limit: BATCH + 1, descending: false };
+        let page = bills.page(&index).await?;
         let now = OffsetDateTime::now_utc();
         let (mut taken, mut bytes) = (0, 0);
         for bill in page.iter().take(BATCH) {

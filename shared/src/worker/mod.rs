@@ -23,11 +23,11 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::domain::identity::Principal;
-use crate::domain::key::{Id, Key, Kind, Scope};
+use crate::domain::key::{Key, Kind, Scope};
 use crate::domain::list::ListQuery;
 use crate::store::{
-    AuditEvent, Change, Delete, Guard, IdempotencyRecord, NewItem, Repository, SharedRepository, StoreResult, Stored,
-    Update,
+    AuditEvent, Change, Delete, Guard, IdempotencyRecord, NewItem, Page, Repository, SharedRepository, StoreResult,
+    Stored, Update,
 };
 
 /// Every family's jobs: the registry the Lambda worker and the dev server run.
@@ -199,15 +199,8 @@ impl Repository for Notifying {
     async fn group(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<Vec<Stored>> {
         self.inner.group(kind, scope, group).await
     }
-    async fn group_page(
-        &self,
-        kind: Kind,
-        scope: &Scope,
-        group: &str,
-        after: Option<&Id>,
-        limit: usize,
-    ) -> StoreResult<Vec<Stored>> {
-        self.inner.group_page(kind, scope, group, after, limit).await
+    async fn page(&self, kind: Kind, scope: &Scope, index: &Page<'_>) -> StoreResult<Vec<Stored>> {
+        self.inner.page(kind, scope, index).await
     }
     async fn group_count(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<u64> {
         self.inner.group_count(kind, scope, group).await

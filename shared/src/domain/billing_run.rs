@@ -1,0 +1,1008 @@
+//! Billing runs (spec/billing-runs.md, seed 002): a tenant's run that processes installment
+//! schedules, sends statements and reminders. The resource with every field of the seed, create
+//! and PUT validation (400 naming the field by JSON Pointer), the client's status transitions,
+//! locking and optimistic versioning, all as pure functions.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::{Date, OffsetDateTime, PrimitiveDateTime};
+
+use super::dates;
+use super::key::{Id, IdType, Kind, Scoping};
+use super::patch::changed_members;
+use super::resource::Resource;
+use super::{DomainError, FieldError};
+
+/// Statuses, spelled as the seed spells them.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+pub enum Status {
+    #[serde(rename = "draft")]
+    #[strum(serialize = "draft")]
+    Draft,
+    #[serde(rename = "scheduled")]
+    #[strum(serialize = "scheduled")]
+    Scheduled,
+    #[serde(rename = "ready for execution")]
+    #[strum(serialize = "ready for execution")]
+    ReadyForExecution,
+    #[serde(rename = "scheduled for execution")]
+    #[strum(serialize = "scheduled for execution")]
+    ScheduledForExecution,
+    #[serde(rename = "preprocessing")]
+    #[strum(serialize = "preprocessing")]
+    Preprocessing,
+    #[serde(rename = "running")]
+    #[strum(serialize = "running")]
+    Running,
+    #[serde(rename = "completed")]
+    #[strum(serialize = "completed")]
+    Completed,
+    #[serde(rename = "error")]
+    #[strum(serialize = "error")]
+    Error,
+    #[serde(rename = "timed out")]
+    #[strum(serialize = "timed out")]
+    TimedOut,
+    #[serde(rename = "cancelled")]
+    #[strum(serialize = "cancelled")]
+    Cancelled,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    /// Statuses only the system sets: a client asking for one gets 400.
+    pub fn system_only(self) -> bool {
+        matches!(self, Self::Preprocessing | Self::Running | Self::Completed | Self::Error | Self::TimedOut)
+    }
+
+    /// What a client may move a run to from this status (the spec's table).
+    pub fn client_targets(self) -> &'static [Status] {
+        match self {
+            Self::Draft => &[Self::Scheduled, Self::Cancelled],
+            Self::Scheduled => &[Self::Draft, Self::Cancelled],
+            Self::ReadyForExecution => &[Self::ScheduledForExecution, Self::Draft, Self::Cancelled],
+            Self::ScheduledForExecution => &[Self::ReadyForExecution, Self::Cancelled],
+            Self::Error | Self::TimedOut => &[Self::Draft, Self::Cancelled],
+            Self::Preprocessing | Self::Running | Self::Completed | Self::Cancelled => &[],
+        }
+    }
+
+    /// The system is working on the run: no client change at all.
+    pub fn busy(self) -> bool {
+        matches!(self, Self::Preprocessing | Self::Running)
+    }
+
+    /// Content fields may change only in these statuses.
+    pub fn content_editable(self) -> bool {
+        matches!(self, Self::Draft | Self::Scheduled | Self::ReadyForExecution | Self::Error | Self::TimedOut)
+    }
+
+    /// A run in these statuses may be deleted.
+    pub fn deletable(self) -> bool {
+        matches!(self, Self::Draft | Self::Cancelled)
+    }
+}
+
+/// The client's move from `from` to `to`: allowed, or 409 naming the current and allowed states.
+pub fn transition(from: Status, to: Status) -> Result<(), DomainError> {
+    if from == to || from.client_targets().contains(&to) {
+        return Ok(());
+    }
+    if from.busy() {
+        return Err(DomainError::conflict(format!("the run is busy ({}): it accepts no change now", from.name())));
+    }
+    let allowed = from.client_targets().iter().map(|s| s.name()).collect::<Vec<_>>();
+    let allowed = if allowed.is_empty() { "nothing".to_owned() } else { allowed.join(", ") };
+    Err(DomainError::conflict(format!(
+        "a run that is {} cannot become {}; allowed from {}: {allowed}",
+        from.name(),
+        to.name(),
+        from.name()
+    )))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumString)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum Restriction {
+    Exclude,
+    Include,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumString)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum CustomerType {
+    Both,
+    Contact,
+    Organization,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reminder {
+    pub card_expiration_date_end: String,
+    pub card_expiration_date_start: String,
+    pub id: u64,
+    pub name: Option<String>,
+    pub notice_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpiringCardReminderOptions {
+    pub order_type_restriction: Option<Restriction>,
+    pub order_types: Vec<String>,
+    pub reminders: Vec<Reminder>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancellationOptions {
+    pub date_range_end: String,
+    pub date_range_start: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstallmentScheduleOptions {
+    pub card_type_restriction: Option<Restriction>,
+    pub card_types: Vec<String>,
+    pub date_range_end: String,
+    pub date_range_start: String,
+    pub do_not_send_standard_email_confirmations: Option<bool>,
+    pub failure_notice_id: Option<String>,
+    pub payment_type_restriction: Option<Restriction>,
+    pub payment_types: Vec<String>,
+    pub success_notice_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatementOptions {
+    pub business_unit_ids: Vec<String>,
+    pub business_unit_restriction: Option<Restriction>,
+    pub customer_type: Option<CustomerType>,
+    pub statement_template_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Statistic {
+    pub action: String,
+    pub error: Option<u64>,
+    pub excluded: Option<u64>,
+    pub pending: Option<u64>,
+    pub processing: Option<u64>,
+    pub successful: Option<u64>,
+    pub total: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalculatedFieldError {
+    pub field: Option<String>,
+}
+
+/// A billing run, as every response shows it: every field of seed 002, absent optional ones as
+/// null and arrays as `[]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillingRun {
+    pub business_unit_id: String,
+    pub cancel_installment_schedules: Option<bool>,
+    pub error: Option<String>,
+    pub error_stack: Option<String>,
+    pub expiring_credit_card_reminder_options: ExpiringCardReminderOptions,
+    pub id: uuid::Uuid,
+    pub installment_schedule_cancellation_options: CancellationOptions,
+    pub installment_schedule_options: InstallmentScheduleOptions,
+    pub installment_schedule_reminder_options: Map<String, Value>,
+    pub last_refresh_date: Option<String>,
+    pub name: String,
+    pub notification_email: Option<String>,
+    pub preprocessing_date: Option<String>,
+    pub process_installment_schedules: Option<bool>,
+    pub recurring_billing_run_id: Option<String>,
+    pub run_date: Option<String>,
+    pub scheduled_preprocessing_date: Option<String>,
+    pub scheduled_run_date: Option<String>,
+    pub send_expiring_credit_card_reminders: Option<bool>,
+    pub send_installment_schedule_reminders: Option<bool>,
+    pub send_statements: Option<bool>,
+    pub statement_options: StatementOptions,
+    pub statistics: Vec<Statistic>,
+    pub status: Status,
+    pub sys_bulk_load_at: Option<String>,
+    pub sys_bulk_load_id: Option<String>,
+    pub sys_bulk_load_pk: Option<String>,
+    pub sys_bulk_load_record_no: Option<u64>,
+    pub sys_bulk_load_source_file: Option<String>,
+    pub sys_calculated_field_error: Option<String>,
+    pub sys_calculated_field_errors: Vec<CalculatedFieldError>,
+    pub sys_configuration_snapshot_id: Option<String>,
+    pub sys_created_at: String,
+    pub sys_created_by_id: String,
+    pub sys_deleted_by_id: Option<String>,
+    pub sys_directive: Option<String>,
+    pub sys_external_id: Option<String>,
+    pub sys_has_files_in_s3: Option<bool>,
+    pub sys_last_bulk_data_operation_id: Option<String>,
+    pub sys_last_bulk_data_operation_sys_version: Option<String>,
+    pub sys_last_modified_at: String,
+    pub sys_last_modified_by_id: String,
+    pub sys_last_security_context: Option<Map<String, Value>>,
+    pub sys_locked: bool,
+    pub sys_snapshot_base_version: Option<u64>,
+    pub sys_version: u64,
+    pub template_id: Option<String>,
+}
+
+impl Resource for BillingRun {
+    const KIND: Kind = Kind::new("BILLING_RUN", IdType::Uuid, Scoping::Tenant);
+
+    fn id(&self) -> Id {
+        Id::Uuid(self.id)
+    }
+
+    /// Newest first: the lists order by creation time, then id.
+    fn order(&self) -> String {
+        format!("{}#{}", self.sys_created_at, self.id.hyphenated())
+    }
+
+    /// The runs of one recurring billing run, for its list.
+    fn group(&self) -> Option<String> {
+        self.recurring_billing_run_id.as_deref().map(recurring_group)
+    }
+}
+
+/// The store group of the runs of one recurring billing run.
+pub fn recurring_group(recurring_billing_run_id: &str) -> String {
+    format!("RECURRING#{recurring_billing_run_id}")
+}
+
+/// Every top-level field, for `fields` projections.
+pub const FIELDS: &[&str] = &[
+    "business_unit_id",
+    "cancel_installment_schedules",
+    "error",
+    "error_stack",
+    "expiring_credit_card_reminder_options",
+    "id",
+    "installment_schedule_cancellation_options",
+    "installment_schedule_options",
+    "installment_schedule_reminder_options",
+    "last_refresh_date",
+    "name",
+    "notification_email",
+    "preprocessing_date",
+    "process_installment_schedules",
+    "recurring_billing_run_id",
+    "run_date",
+    "scheduled_preprocessing_date",
+    "scheduled_run_date",
+    "send_expiring_credit_card_reminders",
+    "send_installment_schedule_reminders",
+    "send_statements",
+    "statement_options",
+    "statistics",
+    "status",
+    "sys_bulk_load_at",
+    "sys_bulk_load_id",
+    "sys_bulk_load_pk",
+    "sys_bulk_load_record_no",
+    "sys_bulk_load_source_file",
+    "sys_calculated_field_error",
+    "sys_calculated_field_errors",
+    "sys_configuration_snapshot_id",
+    "sys_created_at",
+    "sys_created_by_id",
+    "sys_deleted_by_id",
+    "sys_directive",
+    "sys_external_id",
+    "sys_has_files_in_s3",
+    "sys_last_bulk_data_operation_id",
+    "sys_last_bulk_data_operation_sys_version",
+    "sys_last_modified_at",
+    "sys_last_modified_by_id",
+    "sys_last_security_context",
+    "sys_locked",
+    "sys_snapshot_base_version",
+    "sys_version",
+    "template_id",
+];
+
+/// Fields a client sets on create and PUT (besides `id`, `status`, `sys_locked`, `sys_version`).
+const CONTENT: &[&str] = &[
+    "business_unit_id",
+    "cancel_installment_schedules",
+    "expiring_credit_card_reminder_options",
+    "installment_schedule_cancellation_options",
+    "installment_schedule_options",
+    "installment_schedule_reminder_options",
+    "name",
+    "notification_email",
+    "process_installment_schedules",
+    "recurring_billing_run_id",
+    "scheduled_preprocessing_date",
+    "scheduled_run_date",
+    "send_expiring_credit_card_reminders",
+    "send_installment_schedule_reminders",
+    "send_statements",
+    "statement_options",
+    "template_id",
+];
+
+/// Limits of the spec.
+const MAX_NAME: usize = 255;
+const MAX_ID: usize = 100;
+const MAX_EMAIL: usize = 254;
+const MAX_STRINGS: usize = 100;
+const MAX_REMINDERS: usize = 1000;
+const MAX_REMINDER_OPTIONS_BYTES: usize = 10 * 1024;
+
+/// The time format of `sys_*_at` fields: RFC 3339 UTC with microseconds, so that text order is
+/// time order (the lists sort by it).
+const TIMESTAMP: &[time::format_description::FormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+
+pub fn timestamp(now: OffsetDateTime) -> String {
+    now.to_offset(time::UtcOffset::UTC).format(TIMESTAMP).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+
+/// A validated create or PUT body: the content, and what it asks of status, lock and version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub content: Content,
+    /// `None` on a create that did not ask (it becomes draft).
+    pub status: Option<Status>,
+    pub sys_locked: Option<bool>,
+    pub sys_version: Option<u64>,
+    /// The body's `id` (PUT only).
+    pub id: Option<uuid::Uuid>,
+}
+
+/// The fields a client sets, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Content {
+    pub business_unit_id: String,
+    pub cancel_installment_schedules: Option<bool>,
+    pub expiring_credit_card_reminder_options: ExpiringCardReminderOptions,
+    pub installment_schedule_cancellation_options: CancellationOptions,
+    pub installment_schedule_options: InstallmentScheduleOptions,
+    pub installment_schedule_reminder_options: Map<String, Value>,
+    pub name: String,
+    pub notification_email: Option<String>,
+    pub process_installment_schedules: Option<bool>,
+    pub recurring_billing_run_id: Option<String>,
+    pub scheduled_preprocessing_date: Option<String>,
+    pub scheduled_run_date: Option<String>,
+    pub send_expiring_credit_card_reminders: Option<bool>,
+    pub send_installment_schedule_reminders: Option<bool>,
+    pub send_statements: Option<bool>,
+    pub statement_options: StatementOptions,
+    pub template_id: Option<String>,
+}
+
+/// Which request a body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Create,
+    Put,
+}
+
+/// Collects every problem of a body, each named by JSON Pointer.
+struct Check {
+    errors: Vec<FieldError>,
+}
+
+/// One object of the body, at `at`.
+struct Obj<'a> {
+    map: &'a Map<String, Value>,
+    at: String,
+}
+
+impl<'a> Obj<'a> {
+    fn pointer(&self, name: &str) -> String {
+        format!("{}/{name}", self.at)
+    }
+
+    fn get(&self, name: &str) -> Option<&'a Value> {
+        self.map.get(name).filter(|v| !v.is_null())
+    }
+}
+
+impl Check {
+    fn fail(&mut self, pointer: String, detail: impl Into<String>) {
+        self.errors.push(FieldError::new(pointer, detail));
+    }
+
+    fn object<'a>(&mut self, value: &'a Value, at: String, allowed: &[&str], ignored: &[&str]) -> Option<Obj<'a>> {
+        let Value::Object(map) = value else {
+            self.fail(at, "must be an object");
+            return None;
+        };
+        for key in map.keys() {
+            if !allowed.contains(&key.as_str()) && !ignored.contains(&key.as_str()) {
+                self.fail(format!("{at}/{key}"), "unknown field");
+            }
+        }
+        Some(Obj { map, at })
+    }
+
+    fn required<'a>(&mut self, obj: &Obj<'a>, name: &str) -> Option<&'a Value> {
+        let value = obj.get(name);
+        if value.is_none() {
+            self.fail(obj.pointer(name), "is required");
+        }
+        value
+    }
+
+    fn text(&mut self, obj: &Obj<'_>, name: &str, required: bool, max: usize) -> Option<String> {
+        let value = if required { self.required(obj, name)? } else { obj.get(name)? };
+        match value.as_str() {
+            Some(s) if (1..=max).contains(&s.chars().count()) => Some(s.to_owned()),
+            _ => {
+                self.fail(obj.pointer(name), format!("must be a string of 1 to {max} characters"));
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, obj: &Obj<'_>, name: &str) -> Option<bool> {
+        let value = obj.get(name)?;
+        let b = value.as_bool();
+        if b.is_none() {
+            self.fail(obj.pointer(name), "must be true or false");
+        }
+        b
+    }
+
+    /// A date (`YYYY-MM-DD`) or an RFC 3339 date-time, kept as sent, with its first instant.
+    fn date(&mut self, obj: &Obj<'_>, name: &str, required: bool) -> Option<(String, OffsetDateTime)> {
+        let value = if required { self.required(obj, name)? } else { obj.get(name)? };
+        match value.as_str().and_then(instant) {
+            Some(at) => Some((value.as_str().unwrap_or_default().to_owned(), at)),
+            None => {
+                self.fail(obj.pointer(name), "must be a date YYYY-MM-DD or an RFC 3339 date-time");
+                None
+            }
+        }
+    }
+
+    /// `start <= end` for a pair of dates.
+    fn pair(
+        &mut self,
+        obj: &Obj<'_>,
+        start: &Option<(String, OffsetDateTime)>,
+        end: &Option<(String, OffsetDateTime)>,
+        end_name: &str,
+    ) {
+        if let (Some((_, s)), Some((_, e))) = (start, end) {
+            if s > e {
+                self.fail(obj.pointer(end_name), "must not be before its start");
+            }
+        }
+    }
+
+    fn parsed<T: std::str::FromStr>(&mut self, obj: &Obj<'_>, name: &str, expected: &str) -> Option<T> {
+        let value = obj.get(name)?;
+        let parsed = value.as_str().and_then(|s| s.parse().ok());
+        if parsed.is_none() {
+            self.fail(obj.pointer(name), format!("must be one of {expected}"));
+        }
+        parsed
+    }
+
+    fn strings(&mut self, obj: &Obj<'_>, name: &str) -> Vec<String> {
+        let Some(value) = obj.get(name) else { return Vec::new() };
+        let Some(items) = value.as_array() else {
+            self.fail(obj.pointer(name), "must be an array of strings");
+            return Vec::new();
+        };
+        if items.len() > MAX_STRINGS {
+            self.fail(obj.pointer(name), format!("has at most {MAX_STRINGS} entries"));
+            return Vec::new();
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match item.as_str() {
+                Some(s) if (1..=MAX_ID).contains(&s.chars().count()) => out.push(s.to_owned()),
+                _ => self.fail(
+                    format!("{}/{i}", obj.pointer(name)),
+                    format!("must be a string of 1 to {MAX_ID} characters"),
+                ),
+            }
+        }
+        out
+    }
+}
+
+/// The first instant (UTC) of a date or date-time.
+fn instant(text: &str) -> Option<OffsetDateTime> {
+    if let Some(date) = dates::parse(text) {
+        return Some(PrimitiveDateTime::new(date, time::Time::MIDNIGHT).assume_utc());
+    }
+    OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .filter(|t| Date::from_calendar_date(t.year(), t.month(), t.day()).is_ok())
+}
+
+fn is_email(text: &str) -> bool {
+    let Some((local, domain)) = text.split_once('@') else { return false };
+    text.len() <= MAX_EMAIL
+        && !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !domain.contains('@')
+}
+
+const RESTRICTIONS: &str = "exclude, include, none";
+
+/// Server-owned fields a client may send back (a GET-modify-PUT round trip does); they are ignored.
+fn server_owned(name: &str) -> bool {
+    name.starts_with("sys_") && !matches!(name, "sys_locked" | "sys_version")
+        || matches!(
+            name,
+            "statistics" | "preprocessing_date" | "run_date" | "error" | "error_stack" | "last_refresh_date"
+        )
+}
+
+/// Validates a create or PUT body: every problem at once, each named by JSON Pointer.
+pub fn parse_request(body: &Value, mode: Mode) -> Result<Request, DomainError> {
+    let Value::Object(map) = body else {
+        return Err(DomainError::field("", "the body must be a JSON object"));
+    };
+    let mut check = Check { errors: Vec::new() };
+    for key in map.keys() {
+        let known =
+            CONTENT.contains(&key.as_str()) || matches!(key.as_str(), "id" | "status" | "sys_locked" | "sys_version");
+        if !known && !server_owned(key) {
+            check.fail(format!("/{key}"), "unknown field");
+        }
+    }
+    let root = Obj { map, at: String::new() };
+    let id = match (mode, root.get("id")) {
+        (Mode::Create, Some(_)) => {
+            check.fail("/id".into(), "the server makes the id: leave it out");
+            None
+        }
+        (Mode::Create, None) => None,
+        (Mode::Put, None) => {
+            check.fail("/id".into(), "is required");
+            None
+        }
+        (Mode::Put, Some(v)) => {
+            let id = v.as_str().and_then(|s| uuid::Uuid::try_parse(s).ok());
+            if id.is_none() {
+                check.fail("/id".into(), "must be a UUID");
+            }
+            id
+        }
+    };
+    let status = match (mode, root.get("status")) {
+        (Mode::Create, None) => None,
+        (Mode::Put, None) => {
+            check.fail("/status".into(), "is required");
+            None
+        }
+        (_, Some(v)) => match v.as_str().and_then(|s| s.parse::<Status>().ok()) {
+            None => {
+                check.fail("/status".into(), "must be one of draft, scheduled, ready for execution, scheduled for execution, preprocessing, running, completed, error, timed out, cancelled");
+                None
+            }
+            Some(s) if mode == Mode::Create && !matches!(s, Status::Draft | Status::Scheduled) => {
+                check.fail("/status".into(), "a new run is draft or scheduled");
+                None
+            }
+            Some(s) => Some(s),
+        },
+    };
+    let sys_locked = check.boolean(&root, "sys_locked");
+    let sys_version = root.get("sys_version").and_then(|v| {
+        let n = v.as_u64();
+        if n.is_none() {
+            check.fail("/sys_version".into(), "must be a non-negative integer");
+        }
+        n
+    });
+
+    let business_unit_id = check.text(&root, "business_unit_id", true, MAX_ID);
+    let name = check.text(&root, "name", true, MAX_NAME);
+    let notification_email = root.get("notification_email").and_then(|v| match v.as_str() {
+        Some(s) if is_email(s) => Some(s.to_owned()),
+        _ => {
+            check.fail(
+                "/notification_email".into(),
+                format!("must be an email address of at most {MAX_EMAIL} characters"),
+            );
+            None
+        }
+    });
+    let recurring_billing_run_id = check.text(&root, "recurring_billing_run_id", false, MAX_ID);
+    let template_id = check.text(&root, "template_id", false, MAX_ID);
+    let preprocessing = check.date(&root, "scheduled_preprocessing_date", false);
+    let run = check.date(&root, "scheduled_run_date", false);
+    check.pair(&root, &preprocessing, &run, "scheduled_run_date");
+    if status == Some(Status::Scheduled) {
+        for (name, value) in [("scheduled_preprocessing_date", &preprocessing), ("scheduled_run_date", &run)] {
+            if value.is_none() && root.get(name).is_none() {
+                check.fail(format!("/{name}"), "is required for a scheduled run");
+            }
+        }
+    }
+    if status == Some(Status::ScheduledForExecution) && run.is_none() && root.get("scheduled_run_date").is_none() {
+        check.fail("/scheduled_run_date".into(), "is required for a run scheduled for execution");
+    }
+
+    let reminders = check.required(&root, "expiring_credit_card_reminder_options").and_then(|v| {
+        let obj = check.object(
+            v,
+            "/expiring_credit_card_reminder_options".into(),
+            &["order_type_restriction", "order_types", "reminders"],
+            &[],
+        )?;
+        let order_type_restriction = check.parsed(&obj, "order_type_restriction", RESTRICTIONS);
+        let order_types = check.strings(&obj, "order_types");
+        let reminders = parse_reminders(&mut check, &obj);
+        Some(ExpiringCardReminderOptions { order_type_restriction, order_types, reminders })
+    });
+    let cancellation = check.required(&root, "installment_schedule_cancellation_options").and_then(|v| {
+        let obj = check.object(
+            v,
+            "/installment_schedule_cancellation_options".into(),
+            &["date_range_start", "date_range_end"],
+            &[],
+        )?;
+        let start = check.date(&obj, "date_range_start", true);
+        let end = check.date(&obj, "date_range_end", true);
+        check.pair(&obj, &start, &end, "date_range_end");
+        Some(CancellationOptions { date_range_end: end?.0, date_range_start: start?.0 })
+    });
+    let schedule = check.required(&root, "installment_schedule_options").and_then(|v| {
+        let allowed = [
+            "card_type_restriction",
+            "card_types",
+            "date_range_end",
+            "date_range_start",
+            "do_not_send_standard_email_confirmations",
+            "failure_notice_id",
+            "payment_type_restriction",
+            "payment_types",
+            "success_notice_id",
+        ];
+        let obj = check.object(v, "/installment_schedule_options".into(), &allowed, &[])?;
+        let start = check.date(&obj, "date_range_start", true);
+        let end = check.date(&obj, "date_range_end", true);
+        check.pair(&obj, &start, &end, "date_range_end");
+        let options = InstallmentScheduleOptions {
+            card_type_restriction: check.parsed(&obj, "card_type_restriction", RESTRICTIONS),
+            card_types: check.strings(&obj, "card_types"),
+            date_range_end: String::new(),
+            date_range_start: String::new(),
+            do_not_send_standard_email_confirmations: check.boolean(&obj, "do_not_send_standard_email_confirmations"),
+            failure_notice_id: check.text(&obj, "failure_notice_id", false, MAX_ID),
+            payment_type_restriction: check.parsed(&obj, "payment_type_restriction", RESTRICTIONS),
+            payment_types: check.strings(&obj, "payment_types"),
+            success_notice_id: check.text(&obj, "success_notice_id", false, MAX_ID),
+        };
+        Some(InstallmentScheduleOptions { date_range_end: end?.0, date_range_start: start?.0, ..options })
+    });
+    let reminder_options = check.required(&root, "installment_schedule_reminder_options").and_then(|v| match v {
+        Value::Object(map) if v.to_string().len() <= MAX_REMINDER_OPTIONS_BYTES => Some(map.clone()),
+        _ => {
+            check.fail("/installment_schedule_reminder_options".into(), "must be a JSON object of at most 10 KB");
+            None
+        }
+    });
+    let statement = check.required(&root, "statement_options").and_then(|v| {
+        let allowed = ["business_unit_ids", "business_unit_restriction", "customer_type", "statement_template_id"];
+        let obj = check.object(v, "/statement_options".into(), &allowed, &[])?;
+        Some(StatementOptions {
+            business_unit_ids: check.strings(&obj, "business_unit_ids"),
+            business_unit_restriction: check.parsed(&obj, "business_unit_restriction", RESTRICTIONS),
+            customer_type: check.parsed(&obj, "customer_type", "both, contact, organization"),
+            statement_template_id: check.text(&obj, "statement_template_id", false, MAX_ID),
+        })
+    });
+    let cancel_installment_schedules = check.boolean(&root, "cancel_installment_schedules");
+    let process_installment_schedules = check.boolean(&root, "process_installment_schedules");
+    let send_expiring_credit_card_reminders = check.boolean(&root, "send_expiring_credit_card_reminders");
+    let send_installment_schedule_reminders = check.boolean(&root, "send_installment_schedule_reminders");
+    let send_statements = check.boolean(&root, "send_statements");
+
+    if !check.errors.is_empty() {
+        return Err(DomainError::fields(check.errors));
+    }
+    let missing = || DomainError::invalid("invalid billing run");
+    Ok(Request {
+        content: Content {
+            business_unit_id: business_unit_id.ok_or_else(missing)?,
+            cancel_installment_schedules,
+            expiring_credit_card_reminder_options: reminders.ok_or_else(missing)?,
+            installment_schedule_cancellation_options: cancellation.ok_or_else(missing)?,
+            installment_schedule_options: schedule.ok_or_else(missing)?,
+            installment_schedule_reminder_options: reminder_options.ok_or_else(missing)?,
+            name: name.ok_or_else(missing)?,
+            notification_email,
+            process_installment_schedules,
+            recurring_billing_run_id,
+            scheduled_preprocessing_date: preprocessing.map(|(text, _)| text),
+            scheduled_run_date: run.map(|(text, _)| text),
+            send_expiring_credit_card_reminders,
+            send_installment_schedule_reminders,
+            send_statements,
+            statement_options: statement.ok_or_else(missing)?,
+            template_id,
+        },
+        status,
+        sys_locked,
+        sys_version,
+        id,
+    })
+}
+
+/// The reminders: each with its dates, notice and optional name; ids unique, a reminder without
+/// one gets the largest id + 1.
+fn parse_reminders(check: &mut Check, options: &Obj<'_>) -> Vec<Reminder> {
+    let Some(value) = options.get("reminders") else { return Vec::new() };
+    let at = options.pointer("reminders");
+    let Some(items) = value.as_array() else {
+        check.fail(at, "must be an array of reminders");
+        return Vec::new();
+    };
+    if items.len() > MAX_REMINDERS {
+        check.fail(at, format!("has at most {MAX_REMINDERS} reminders"));
+        return Vec::new();
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut parsed = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let allowed = ["card_expiration_date_end", "card_expiration_date_start", "id", "name", "notice_id"];
+        let Some(obj) = check.object(item, format!("{at}/{i}"), &allowed, &[]) else { continue };
+        let start = check.date(&obj, "card_expiration_date_start", true);
+        let end = check.date(&obj, "card_expiration_date_end", true);
+        check.pair(&obj, &start, &end, "card_expiration_date_end");
+        let notice_id = check.text(&obj, "notice_id", true, MAX_ID);
+        let name = check.text(&obj, "name", false, MAX_NAME);
+        let id = obj.get("id").and_then(|v| match v.as_u64().filter(|n| *n > 0 && *n < u64::MAX / 2) {
+            Some(n) if seen.insert(n) => Some(n),
+            Some(n) => {
+                check.fail(obj.pointer("id"), format!("reminder id {n} is used twice"));
+                None
+            }
+            None => {
+                check.fail(obj.pointer("id"), "must be a positive integer");
+                None
+            }
+        });
+        if let (Some(start), Some(end), Some(notice_id)) = (start, end, notice_id) {
+            parsed.push((
+                id,
+                Reminder {
+                    card_expiration_date_end: end.0,
+                    card_expiration_date_start: start.0,
+                    id: 0,
+                    name,
+                    notice_id,
+                },
+            ));
+        }
+    }
+    let mut next = seen.iter().copied().max().unwrap_or(0);
+    parsed
+        .into_iter()
+        .map(|(id, reminder)| {
+            let id = id.unwrap_or_else(|| {
+                next += 1;
+                next
+            });
+            Reminder { id, ..reminder }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Create, PUT and DELETE
+
+impl BillingRun {
+    /// A new run from a validated create: draft unless scheduled was asked, unlocked, version 1,
+    /// created and modified now by `by`.
+    pub fn create(request: Request, id: uuid::Uuid, by: &str, now: OffsetDateTime) -> Self {
+        let at = timestamp(now);
+        let c = request.content;
+        Self {
+            business_unit_id: c.business_unit_id,
+            cancel_installment_schedules: c.cancel_installment_schedules,
+            error: None,
+            error_stack: None,
+            expiring_credit_card_reminder_options: c.expiring_credit_card_reminder_options,
+            id,
+            installment_schedule_cancellation_options: c.installment_schedule_cancellation_options,
+            installment_schedule_options: c.installment_schedule_options,
+            installment_schedule_reminder_options: c.installment_schedule_reminder_options,
+            last_refresh_date: None,
+            name: c.name,
+            notification_email: c.notification_email,
+            preprocessing_date: None,
+            process_installment_schedules: c.process_installment_schedules,
+            recurring_billing_run_id: c.recurring_billing_run_id,
+            run_date: None,
+            scheduled_preprocessing_date: c.scheduled_preprocessing_date,
+            scheduled_run_date: c.scheduled_run_date,
+            send_expiring_credit_card_reminders: c.send_expiring_credit_card_reminders,
+            send_installment_schedule_reminders: c.send_installment_schedule_reminders,
+            send_statements: c.send_statements,
+            statement_options: c.statement_options,
+            statistics: Vec::new(),
+            status: request.status.unwrap_or(Status::Draft),
+            sys_bulk_load_at: None,
+            sys_bulk_load_id: None,
+            sys_bulk_load_pk: None,
+            sys_bulk_load_record_no: None,
+            sys_bulk_load_source_file: None,
+            sys_calculated_field_error: None,
+            sys_calculated_field_errors: Vec::new(),
+            sys_configuration_snapshot_id: None,
+            sys_created_at: at.clone(),
+            sys_created_by_id: by.to_owned(),
+            sys_deleted_by_id: None,
+            sys_directive: None,
+            sys_external_id: None,
+            sys_has_files_in_s3: None,
+            sys_last_bulk_data_operation_id: None,
+            sys_last_bulk_data_operation_sys_version: None,
+            sys_last_modified_at: at,
+            sys_last_modified_by_id: by.to_owned(),
+            sys_last_security_context: None,
+            sys_locked: false,
+            sys_snapshot_base_version: None,
+            sys_version: 1,
+            template_id: c.template_id,
+        }
+    }
+
+    /// This run with `content` in place of its own.
+    fn with_content(&self, c: &Content) -> Self {
+        let c = c.clone();
+        Self {
+            business_unit_id: c.business_unit_id,
+            cancel_installment_schedules: c.cancel_installment_schedules,
+            expiring_credit_card_reminder_options: c.expiring_credit_card_reminder_options,
+            installment_schedule_cancellation_options: c.installment_schedule_cancellation_options,
+            installment_schedule_options: c.installment_schedule_options,
+            installment_schedule_reminder_options: c.installment_schedule_reminder_options,
+            name: c.name,
+            notification_email: c.notification_email,
+            process_installment_schedules: c.process_installment_schedules,
+            recurring_billing_run_id: c.recurring_billing_run_id,
+            scheduled_preprocessing_date: c.scheduled_preprocessing_date,
+            scheduled_run_date: c.scheduled_run_date,
+            send_expiring_credit_card_reminders: c.send_expiring_credit_card_reminders,
+            send_installment_schedule_reminders: c.send_installment_schedule_reminders,
+            send_statements: c.send_statements,
+            statement_options: c.statement_options,
+            template_id: c.template_id,
+            ..self.clone()
+        }
+    }
+
+    /// DELETE: a locked run refuses (409); only draft and cancelled runs are deleted.
+    pub fn check_delete(&self) -> Result<(), DomainError> {
+        if self.sys_locked {
+            return Err(DomainError::conflict("the billing run is locked"));
+        }
+        if !self.status.deletable() {
+            return Err(DomainError::conflict(format!(
+                "a {} billing run cannot be deleted; only draft and cancelled runs can",
+                self.status.name()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A PUT that passed validation, with who sends it.
+#[derive(Debug, Clone)]
+pub struct Put<'a> {
+    pub request: &'a Request,
+    /// The caller holds `billing:admin` (only an admin changes `sys_locked`).
+    pub admin: bool,
+    pub by: &'a str,
+    pub now: OffsetDateTime,
+}
+
+/// What a PUT does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PutOutcome {
+    /// Nothing changes: 200 with the run, nothing written, `sys_version` stays.
+    Unchanged,
+    /// The new run and the top-level fields that changed.
+    Changed { run: Box<BillingRun>, fields: Vec<String> },
+}
+
+impl Request {
+    /// A PUT may send a system status back unchanged (a GET-modify-PUT round trip of a completed
+    /// run does), but asking for one is 400.
+    pub fn check_status(&self, current: &BillingRun) -> Result<(), DomainError> {
+        match self.status {
+            Some(status) if status.system_only() && status != current.status => {
+                Err(DomainError::field("/status", format!("{} is set by the system only", status.name())))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// PUT semantics 3 to 6 of the spec, after validation (400, with [`Request::check_status`]) and
+/// `If-Match` (412): `sys_version`, the lock, the status transition and what content may change,
+/// each 409 when refused.
+pub fn apply_put(current: &BillingRun, put: &Put<'_>) -> Result<PutOutcome, DomainError> {
+    let request = put.request;
+    request.check_status(current)?;
+    if let Some(sent) = request.sys_version {
+        if sent != current.sys_version {
+            return Err(DomainError::conflict(format!(
+                "sys_version {sent} is not the run's current sys_version {}: read it again",
+                current.sys_version
+            )));
+        }
+    }
+    let unlocking = put.admin && request.sys_locked == Some(false);
+    if current.sys_locked && !unlocking {
+        return Err(DomainError::conflict("the billing run is locked: only an administrator can unlock it"));
+    }
+    let status = request.status.unwrap_or(current.status);
+    let locked = if put.admin { request.sys_locked.unwrap_or(current.sys_locked) } else { current.sys_locked };
+    let content = current.with_content(&request.content);
+    let mut next = BillingRun { status, sys_locked: locked, ..content.clone() };
+    if next == *current {
+        return Ok(PutOutcome::Unchanged);
+    }
+    if current.status.busy() {
+        return Err(DomainError::conflict(format!(
+            "the run is busy ({}): it accepts no change now",
+            current.status.name()
+        )));
+    }
+    transition(current.status, status)?;
+    if content != *current && !current.status.content_editable() {
+        return Err(DomainError::conflict(format!(
+            "the content of a {} billing run cannot change; it can in draft, scheduled, ready for execution, error and timed out",
+            current.status.name()
+        )));
+    }
+    let fields = match (serde_json::to_value(current), serde_json::to_value(&next)) {
+        (Ok(Value::Object(before)), Ok(Value::Object(after))) => changed_members(&before, &after),
+        _ => Vec::new(),
+    };
+    next.sys_last_modified_at = timestamp(put.now);
+    next.sys_last_modified_by_id = put.by.to_owned();
+    next.sys_version = current.sys_version + 1;
+    Ok(PutOutcome::Changed { run: Box::new(next), fields })
+}
+
+#[cfg(test)]
+mod tests;
