@@ -248,6 +248,40 @@ async fn the_real_binaries_serve_api_gateway_v2_events_and_stream_records() {
     assert_eq!(response(&out[0]).1["x-total-count"], "1");
 }
 
+/// A billing-run event for the run `id` (the events name a placeholder id).
+fn for_run(name: &str, id: &str) -> Value {
+    let text = event(name).to_string().replace("00000000-0000-4000-8000-000000000000", id);
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_billing_run_binaries_serve_their_family() {
+    let Some(endpoint) = dynamodb_endpoint() else {
+        return;
+    };
+    let store = fresh_dynamo(&endpoint).await;
+    let table = store.table().to_owned();
+    let (out, _) = invoke("create-billing-run", &endpoint, &table, vec![event("create-billing-run")]).await;
+    let (status, headers, body) = response(&out[0]);
+    assert_eq!((status, &body["status"], &body["sys_version"]), (201, &json!("draft"), &json!(1)), "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    assert_eq!(headers["location"], json!(format!("/billingRuns/acme/{id}")));
+    let (out, _) = invoke("get-billing-run", &endpoint, &table, vec![for_run("get-billing-run", &id)]).await;
+    let (status, headers, body) = response(&out[0]);
+    assert_eq!((status, &headers["etag"], &body["name"]), (200, &json!("\"1\""), &json!("November statements")));
+    let (out, _) = invoke("list-billing-runs", &endpoint, &table, vec![event("list-billing-runs")]).await;
+    let (_, _, body) = response(&out[0]);
+    assert_eq!((&body["Count"], &body["Items"][0]["id"]), (&json!(1), &json!(id)));
+    assert!(body.get("LastEvaluatedKey").is_none());
+    let (out, _) = invoke("update-billing-run", &endpoint, &table, vec![for_run("update-billing-run", &id)]).await;
+    let (status, _, body) = response(&out[0]);
+    assert_eq!((status, &body["status"], &body["sys_version"]), (200, &json!("scheduled"), &json!(2)), "{body}");
+    let (out, _) = invoke("update-billing-run", &endpoint, &table, vec![for_run("update-billing-run", &id)]).await;
+    assert_eq!(response(&out[0]).0, 409, "sys_version 1 is stale now");
+    let (out, _) = invoke("delete-billing-run", &endpoint, &table, vec![for_run("delete-billing-run", &id)]).await;
+    assert_eq!(response(&out[0]).0, 409, "a scheduled run is not deleted");
+}
+
 /// Starts get-bill-run `BILLFLOW_COLD_STARTS` times (default 3), each serving one GET that reads
 /// DynamoDB Local, and prints the medians of process start to the first `next` request and to
 /// the first response. `make cold-start` runs it on a release build with more starts.

@@ -73,6 +73,7 @@ fn update(id: u64, expected_version: u64, body: Value) -> Update {
         expected_version,
         body: body.to_string(),
         group: None,
+        previous_group: None,
         work_pending: true,
         guard: None,
         check: None,
@@ -237,6 +238,17 @@ async fn group_pages_start_after_a_cursor_and_counts_follow_creates_and_deletes(
     assert_eq!(store.group_count(RUN, &scope, "EVEN").await.unwrap(), 5);
     assert_eq!(ids(&store.page(RUN, &scope, &even(None, 3)).await.unwrap()), vec![2, 6, 8]);
     assert_eq!(store.group_count(RUN, &tenant("a"), "EVEN").await.unwrap(), 0, "a group lives in its scope");
+    // An update that changes an item's group moves it, and both counts follow.
+    let mut moved = update(6, 1, json!({"id": 6}));
+    (moved.previous_group, moved.group) = (Some("EVEN".into()), Some("ODD".into()));
+    store.update(moved).await.unwrap();
+    assert_eq!(ids(&store.page(RUN, &scope, &even(None, 10)).await.unwrap()), vec![2, 8, 10, 12]);
+    let odd = Page { group: Some("ODD"), after: None, limit: 10, descending: false };
+    assert_eq!(ids(&store.page(RUN, &scope, &odd).await.unwrap()), vec![1, 3, 5, 6, 7, 9, 11]);
+    assert_eq!(
+        (store.group_count(RUN, &scope, "EVEN").await.unwrap(), store.group_count(RUN, &scope, "ODD").await.unwrap()),
+        (4, 7)
+    );
 }
 
 async fn idempotency_records_are_taken_once_and_expire(backend: Backend) {

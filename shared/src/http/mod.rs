@@ -5,6 +5,7 @@
 //! [`crate::retry::with_retries`].
 
 pub mod bill_runs;
+pub mod billing_runs;
 pub mod bills;
 pub mod caller;
 pub mod error;

@@ -364,6 +364,14 @@ impl Repository for DynamoStore {
                 Item::from([(":seen".to_owned(), number(update.expected_version))]),
             )?);
             writes.push(self.event_put(&update.key, version, &update.event)?);
+            if update.group != update.previous_group {
+                let (kind, scope) = (update.key.kind(), update.key.scope());
+                for (group, by) in [(&update.previous_group, -1), (&update.group, 1)] {
+                    if let Some(group) = group {
+                        writes.push(self.count(group_pk(kind, scope, group), "COUNT", by)?);
+                    }
+                }
+            }
             if let Some(guard) = &update.guard {
                 writes.push(self.guard_write(guard)?);
             }

@@ -64,6 +64,23 @@ impl State {
         Ok(())
     }
 
+    /// Moves an item from its previous group to its new one, with both groups' counts.
+    fn move_group(&mut self, update: &Update) {
+        let (kind, scope) = (update.key.kind(), update.key.scope());
+        if let Some(old) = &update.previous_group {
+            let old = partition::group(kind, scope, old);
+            self.groups.remove(&(old.clone(), update.order.clone()));
+            if let Some(count) = self.group_counts.get_mut(&old) {
+                *count = count.saturating_sub(1);
+            }
+        }
+        if let Some(new) = &update.group {
+            let new = partition::group(kind, scope, new);
+            *self.group_counts.entry(new.clone()).or_default() += 1;
+            self.groups.insert((new, update.order.clone()), update.key.clone());
+        }
+    }
+
     fn bump(&mut self, guard: Option<Guard>) {
         if let Some(g) = guard {
             self.guards.insert(g.key, g.version + 1);
@@ -177,6 +194,9 @@ impl Repository for MemoryStore {
         }
         let mut saved = Vec::with_capacity(updates.len());
         for update in updates {
+            if update.group != update.previous_group {
+                state.move_group(&update);
+            }
             state.bump(update.guard);
             state.events.entry(update.key.clone()).or_default().push(update.event);
             let row = Row { version: update.expected_version + 1, body: update.body, state: update.state };

@@ -112,7 +112,7 @@ pub struct NewItem {
     /// Its place in the kind's list and group indexes (`Resource::order`).
     pub order: String,
     pub body: String,
-    /// The secondary group it belongs to (e.g. its billing cycle), fixed for the item's life.
+    /// The secondary group it belongs to (e.g. its billing cycle).
     pub group: Option<String>,
     pub work_pending: bool,
     pub guard: Option<Guard>,
@@ -129,8 +129,10 @@ pub struct Update {
     pub order: String,
     pub expected_version: u64,
     pub body: String,
-    /// The item's group, as it was created (a group never changes).
+    /// The item's group after the change.
     pub group: Option<String>,
+    /// Its group before: when it differs, the store moves the item and both groups' counts.
+    pub previous_group: Option<String>,
     pub work_pending: bool,
     pub guard: Option<Guard>,
     pub check: Option<VersionCheck>,

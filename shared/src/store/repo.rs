@@ -117,6 +117,7 @@ impl<'a, R: Resource> Repo<'a, R> {
             expected_version: current.version,
             body: encode(next)?,
             group: next.group(),
+            previous_group: current.value.group(),
             work_pending: next.work_pending(),
             guard: None,
             check: None,

@@ -1,0 +1,10 @@
+//! get-billing-run: GET /billingRuns/{tenantId}/{id}
+use shared::http::billing_runs;
+use shared::runtime;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), runtime::Error> {
+    runtime::init_tracing();
+    let deps = runtime::deps_from_env().await?;
+    runtime::serve_http(&deps, billing_runs::get).await
+}
