@@ -376,3 +376,67 @@ async fn given_an_in_process_step_that_panics_then_the_worker_keeps_serving_othe
     }
     panic!("after a panicking step the in-process worker no longer serves other runs");
 }
+
+/// A billing-run event for the run `id` (the events name a placeholder id).
+fn billing_event(name: &str, id: &str) -> Request {
+    let text = event_text(name).replace("00000000-0000-4000-8000-000000000000", id);
+    lambda_http::request::from_str(&text).expect("a valid API Gateway v2 event")
+}
+
+#[tokio::test]
+async fn given_billing_run_v2_events_then_runs_are_created_read_put_listed_and_deleted() {
+    use shared::http::billing_runs;
+    let deps = deps();
+    let created = billing_runs::create(&deps, event("create-billing-run")).await;
+    assert_eq!(created.status(), 201, "{:?}", body(&created));
+    assert_eq!(header(&created, "x-request-id"), Some("req-create-billing-run"));
+    let id = body(&created)["id"].as_str().unwrap().to_owned();
+    assert_eq!(header(&created, "location"), Some(format!("/billingRuns/acme/{id}").as_str()));
+
+    let got = billing_runs::get(&deps, billing_event("get-billing-run", &id)).await;
+    assert_eq!((got.status().as_u16(), header(&got, "etag")), (200, Some("\"1\"")));
+    assert_eq!(body(&got), body(&created));
+    let missing = billing_runs::get(&deps, event("get-billing-run")).await;
+    assert_eq!(missing.status(), 404, "the placeholder id is no run");
+
+    let listed = billing_runs::list(&deps, event("list-billing-runs")).await;
+    assert_eq!((body(&listed)["Count"].clone(), body(&listed)["Items"][0]["id"].clone()), (json!(1), json!(id)));
+
+    let put = billing_runs::update(&deps, billing_event("update-billing-run", &id)).await;
+    assert_eq!(put.status(), 200, "{:?}", body(&put));
+    assert_eq!((body(&put)["status"].clone(), body(&put)["sys_version"].clone()), (json!("scheduled"), json!(2)));
+    let again = billing_runs::update(&deps, billing_event("update-billing-run", &id)).await;
+    assert_eq!(again.status(), 409, "the event's sys_version 1 is stale now");
+    assert_eq!(header(&again, "content-type"), Some("application/problem+json"));
+
+    let refused = billing_runs::delete(&deps, billing_event("delete-billing-run", &id)).await;
+    assert_eq!(refused.status(), 409, "a scheduled run is not deleted");
+    let events = deps
+        .store
+        .events(
+            &Key::new(
+                shared::domain::billing_run::BillingRun::KIND,
+                Scope::Tenant(shared::domain::key::TenantId::parse("acme").unwrap()),
+                Id::Uuid(id.parse().unwrap()),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let audit: Vec<(String, Option<String>, Option<String>)> =
+        events.into_iter().map(|e| (e.action, e.from_status, e.to_status)).collect();
+    assert_eq!(
+        audit,
+        vec![
+            ("create".to_owned(), None, Some("draft".to_owned())),
+            ("put".to_owned(), Some("draft".to_owned()), Some("scheduled".to_owned())),
+        ],
+        "an audit event per write, none for refusals"
+    );
+
+    // Another tenant's caller: 403 before anything is read.
+    let mut foreign: Value = serde_json::from_str(&event_text("get-billing-run")).unwrap();
+    foreign["requestContext"]["authorizer"]["lambda"]["tenants"] = json!(["globex"]);
+    let foreign = lambda_http::request::from_str(&foreign.to_string()).unwrap();
+    assert_eq!(billing_runs::get(&deps, foreign).await.status(), 403);
+}

@@ -1,0 +1,353 @@
+//! Black-box tests of the billing-runs API over HTTP through the dev server, on the embedded store
+//! and on DynamoDB Local: tenancy, create/GET/PUT/DELETE, PUT semantics in the spec's order,
+//! locking, transitions, lists with opaque keys, and concurrent PUTs with one sys_version.
+
+use billflow_tests::{on_both_stores, spawn_app, Backend, Reply, TestApp};
+use serde_json::{json, Value};
+use shared::domain::identity::Principal;
+
+/// A caller of both tenants, with `billing:admin` when asked.
+fn caller(tenants: &[&str], admin: bool) -> Principal {
+    let mut scopes = vec!["billing:read".to_owned(), "billing:write".to_owned()];
+    if admin {
+        scopes.push("billing:admin".to_owned());
+    }
+    Principal { user_id: 7, tenants: tenants.iter().map(|t| t.to_string()).collect(), scopes }
+}
+
+async fn send(app: &TestApp, who: &Principal, method: &str, path: &str, body: Option<&Value>) -> Reply {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = app.http.request(method, format!("{}{path}", app.base)).bearer_auth(app.token_for(who));
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    app.send(request).await
+}
+
+fn new_run(name: &str) -> Value {
+    json!({
+        "business_unit_id": "bu-1", "name": name,
+        "expiring_credit_card_reminder_options": {"reminders": [{"card_expiration_date_start": "2026-12-01", "card_expiration_date_end": "2026-12-31", "notice_id": "n-1"}]},
+        "installment_schedule_cancellation_options": {"date_range_start": "2026-11-01", "date_range_end": "2026-11-30"},
+        "installment_schedule_options": {"date_range_start": "2026-11-01", "date_range_end": "2026-11-30"},
+        "installment_schedule_reminder_options": {},
+        "statement_options": {"customer_type": "both"}
+    })
+}
+
+fn assert_problem(reply: &Reply, status: u16) {
+    assert_eq!(reply.status, status, "{:?}", reply.body);
+    assert_eq!(reply.header("content-type"), Some("application/problem+json"), "{:?}", reply.body);
+}
+
+/// A PUT body: the run as read, with `changes`.
+fn edited(run: &Value, changes: Value) -> Value {
+    let mut body = run.clone();
+    for (k, v) in changes.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    body
+}
+
+async fn create(app: &TestApp, who: &Principal, tenant: &str, body: &Value) -> Value {
+    let reply = send(app, who, "POST", &format!("/billingRuns/{tenant}"), Some(body)).await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    reply.body
+}
+
+async fn create_get_put_and_delete(backend: Backend) {
+    let Some(app) = spawn_app(backend, false).await else { return };
+    let me = caller(&["acme"], false);
+    let reply = send(&app, &me, "POST", "/billingRuns/acme", Some(&new_run("November"))).await;
+    assert_eq!((reply.status, reply.header("etag")), (201, Some("\"1\"")), "{:?}", reply.body);
+    let run = reply.body.clone();
+    let id = run["id"].as_str().unwrap().to_owned();
+    let path = format!("/billingRuns/acme/{id}");
+    assert_eq!(reply.header("location"), Some(path.as_str()));
+    assert_eq!(run.as_object().unwrap().len(), 47, "every field of the seed is present");
+    assert_eq!(
+        (&run["status"], &run["sys_created_by_id"], &run["error"]),
+        (&json!("draft"), &json!("7"), &Value::Null)
+    );
+
+    let got = send(&app, &me, "GET", &path, None).await;
+    assert_eq!((got.status, &got.body), (200, &run));
+    let projected = send(&app, &me, "GET", &format!("{path}?fields=name,status"), None).await;
+    assert_eq!(projected.body, json!({"id": id, "name": "November", "status": "draft"}));
+    assert_problem(&send(&app, &me, "GET", &format!("{path}?fields=colour"), None).await, 400);
+
+    // PUT: unchanged writes nothing; a change bumps sys_version and the ETag.
+    let same = send(&app, &me, "PUT", &path, Some(&run)).await;
+    assert_eq!((same.status, &same.body["sys_version"]), (200, &json!(1)));
+    let renamed = send(&app, &me, "PUT", &path, Some(&edited(&run, json!({"name": "Renamed"})))).await;
+    assert_eq!((renamed.status, &renamed.body["sys_version"], renamed.header("etag")), (200, &json!(2), Some("\"2\"")));
+    assert_eq!(renamed.body["sys_created_at"], run["sys_created_at"], "server-owned fields are kept");
+    let stale = send(&app, &me, "PUT", &path, Some(&edited(&run, json!({"name": "Stale"})))).await;
+    assert_problem(&stale, 409);
+    assert!(stale.body["detail"].as_str().unwrap().contains("sys_version"));
+    let if_match = app.send(
+        app.http
+            .put(format!("{}{path}", app.base))
+            .bearer_auth(app.token_for(&me))
+            .header("if-match", "\"1\"")
+            .json(&renamed.body),
+    );
+    assert_problem(&if_match.await, 412);
+    let other_id = edited(&renamed.body, json!({"id": uuid::Uuid::new_v4().to_string()}));
+    assert_problem(&send(&app, &me, "PUT", &path, Some(&other_id)).await, 400);
+    let system = send(&app, &me, "PUT", &path, Some(&edited(&renamed.body, json!({"status": "completed"})))).await;
+    assert_problem(&system, 400);
+    assert_eq!(system.body["errors"][0]["pointer"], "/status");
+    let scheduled = send(&app, &me, "PUT", &path, Some(&edited(&renamed.body, json!({"status": "scheduled"})))).await;
+    assert_eq!(scheduled.body["errors"][0]["pointer"], "/scheduled_preprocessing_date", "scheduled needs its dates");
+
+    // Transitions: draft -> scheduled -> cancelled (terminal), then delete.
+    let dates = json!({"status": "scheduled", "scheduled_preprocessing_date": "2026-11-25", "scheduled_run_date": "2026-11-26T08:00:00Z"});
+    let scheduled = send(&app, &me, "PUT", &path, Some(&edited(&renamed.body, dates))).await;
+    assert_eq!((scheduled.status, &scheduled.body["scheduled_run_date"]), (200, &json!("2026-11-26T08:00:00Z")));
+    assert_problem(&send(&app, &me, "DELETE", &path, None).await, 409);
+    let cancelled = send(&app, &me, "PUT", &path, Some(&edited(&scheduled.body, json!({"status": "cancelled"})))).await;
+    assert_eq!(cancelled.body["status"], "cancelled");
+    let back = send(&app, &me, "PUT", &path, Some(&edited(&cancelled.body, json!({"status": "draft"})))).await;
+    assert_problem(&back, 409);
+    assert!(back.body["detail"].as_str().unwrap().contains("cancelled"), "{:?}", back.body);
+    let content = send(&app, &me, "PUT", &path, Some(&edited(&cancelled.body, json!({"name": "Late"})))).await;
+    assert_problem(&content, 409);
+    assert_eq!(
+        send(&app, &me, "PUT", &path, Some(&cancelled.body)).await.status,
+        200,
+        "unchanged is 200 even when cancelled"
+    );
+    assert_eq!(send(&app, &me, "DELETE", &path, None).await.status, 204);
+    assert_problem(&send(&app, &me, "GET", &path, None).await, 404);
+    app.stop().await;
+}
+
+async fn tenants_never_see_each_others_runs(backend: Backend) {
+    let Some(app) = spawn_app(backend, false).await else { return };
+    let both = caller(&["acme", "globex"], false);
+    let acme = create(&app, &both, "acme", &new_run("Same name")).await;
+    let globex = create(&app, &both, "globex", &new_run("Same name")).await;
+    let (acme_id, globex_id) = (acme["id"].as_str().unwrap(), globex["id"].as_str().unwrap());
+    // The other tenant's id under this tenant's path is 404, even for a caller of both.
+    assert_problem(&send(&app, &both, "GET", &format!("/billingRuns/acme/{globex_id}"), None).await, 404);
+    assert_problem(&send(&app, &both, "PUT", &format!("/billingRuns/acme/{globex_id}"), Some(&globex)).await, 404);
+    assert_problem(&send(&app, &both, "DELETE", &format!("/billingRuns/acme/{globex_id}"), None).await, 404);
+    for (tenant, id) in [("acme", acme_id), ("globex", globex_id)] {
+        let list = send(&app, &both, "GET", &format!("/billingRuns/{tenant}"), None).await;
+        assert_eq!((&list.body["Count"], &list.body["Items"][0]["id"]), (&json!(1), &json!(id)), "{tenant}");
+    }
+    // A caller of acme only: globex is 403, whatever the request.
+    let acme_only = caller(&["acme"], false);
+    assert_problem(&send(&app, &acme_only, "GET", "/billingRuns/globex", None).await, 403);
+    assert_problem(&send(&app, &acme_only, "GET", &format!("/billingRuns/globex/{globex_id}"), None).await, 403);
+    assert_problem(&send(&app, &acme_only, "POST", "/billingRuns/globex", Some(&new_run("x"))).await, 403);
+    assert_problem(
+        &send(&app, &acme_only, "PUT", &format!("/billingRuns/globex/{globex_id}"), Some(&json!({}))).await,
+        403,
+    );
+    let reader = Principal { scopes: vec!["billing:read".into()], ..acme_only.clone() };
+    assert_problem(&send(&app, &reader, "POST", "/billingRuns/acme", Some(&new_run("x"))).await, 403);
+    let anonymous = app.send(app.http.get(format!("{}/billingRuns/acme", app.base))).await;
+    assert_problem(&anonymous, 401);
+    assert_problem(&send(&app, &acme_only, "GET", "/billingRuns/acme/not-a-uuid", None).await, 400);
+
+    // Idempotency keys are scoped by tenant: the same key in two tenants makes two runs.
+    let keyed = |tenant: &str| {
+        app.http
+            .post(format!("{}/billingRuns/{tenant}", app.base))
+            .bearer_auth(app.token_for(&both))
+            .header("idempotency-key", "nov-run")
+            .json(&new_run("Keyed"))
+    };
+    let first = app.send(keyed("acme")).await;
+    let replay = app.send(keyed("acme")).await;
+    let other = app.send(keyed("globex")).await;
+    assert_eq!((first.status, replay.status, other.status), (201, 201, 201));
+    assert_eq!((replay.header("idempotency-replayed"), &replay.body["id"]), (Some("true"), &first.body["id"]));
+    assert_ne!(other.body["id"], first.body["id"]);
+    assert_eq!(other.header("idempotency-replayed"), None);
+    app.stop().await;
+}
+
+async fn only_an_admin_locks_and_unlocks(backend: Backend) {
+    let Some(app) = spawn_app(backend, false).await else { return };
+    let (user, admin) = (caller(&["acme"], false), caller(&["acme"], true));
+    let run = create(&app, &user, "acme", &new_run("Lockable")).await;
+    let path = format!("/billingRuns/acme/{}", run["id"].as_str().unwrap());
+    let ignored = send(&app, &user, "PUT", &path, Some(&edited(&run, json!({"sys_locked": true})))).await;
+    assert_eq!(
+        (ignored.status, &ignored.body["sys_locked"], &ignored.body["sys_version"]),
+        (200, &json!(false), &json!(1))
+    );
+    let locked = send(&app, &admin, "PUT", &path, Some(&edited(&run, json!({"sys_locked": true})))).await;
+    assert_eq!((locked.status, &locked.body["sys_locked"]), (200, &json!(true)));
+    for who in [&user, &admin] {
+        let refused = send(&app, who, "PUT", &path, Some(&edited(&locked.body, json!({"name": "x"})))).await;
+        assert_problem(&refused, 409);
+        assert!(refused.body["detail"].as_str().unwrap().contains("locked"));
+        assert_problem(&send(&app, who, "PUT", &path, Some(&locked.body)).await, 409);
+    }
+    assert_problem(&send(&app, &user, "DELETE", &path, None).await, 409);
+    let unlocked = send(
+        &app,
+        &admin,
+        "PUT",
+        &path,
+        Some(&edited(&locked.body, json!({"sys_locked": false, "name": "Open again"}))),
+    )
+    .await;
+    assert_eq!(
+        (unlocked.status, &unlocked.body["sys_locked"], &unlocked.body["name"]),
+        (200, &json!(false), &json!("Open again"))
+    );
+    assert_eq!(send(&app, &user, "DELETE", &path, None).await.status, 204);
+    app.stop().await;
+}
+
+async fn lists_page_newest_first_with_opaque_keys(backend: Backend) {
+    let Some(app) = spawn_app(backend, false).await else { return };
+    let me = caller(&["acme", "globex"], false);
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let mut body = new_run(&format!("Run {n}"));
+        if n % 2 == 0 {
+            body["recurring_billing_run_id"] = json!("monthly");
+        }
+        ids.push(create(&app, &me, "acme", &body).await["id"].as_str().unwrap().to_owned());
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    create(&app, &me, "globex", &new_run("Elsewhere")).await;
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    let page_ids = |body: &Value| {
+        body["Items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+
+    let mut seen = Vec::new();
+    let mut path = "/billingRuns/acme?limit=2".to_owned();
+    loop {
+        let page = send(&app, &me, "GET", &path, None).await;
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        assert_eq!(page.body["Count"].as_u64().unwrap() as usize, page.body["Items"].as_array().unwrap().len());
+        seen.extend(page_ids(&page.body));
+        match page.body["LastEvaluatedKey"].as_str() {
+            Some(key) => path = format!("/billingRuns/acme?limit=2&exclusiveStartKey={key}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, newest_first, "three pages of 2, 2 and 1, newest first");
+    let whole = send(&app, &me, "GET", "/billingRuns/acme?limit=5", None).await;
+    assert_eq!(
+        (page_ids(&whole.body), whole.body.get("LastEvaluatedKey")),
+        (newest_first.clone(), None),
+        "no key when nothing remains"
+    );
+
+    let recurring = send(&app, &me, "GET", "/billingRuns/acme/recurringBillingRun/monthly?limit=2", None).await;
+    assert_eq!(page_ids(&recurring.body), vec![ids[4].clone(), ids[2].clone()]);
+    let recurring_key = recurring.body["LastEvaluatedKey"].as_str().unwrap().to_owned();
+    let rest = send(
+        &app,
+        &me,
+        "GET",
+        &format!("/billingRuns/acme/recurringBillingRun/monthly?exclusiveStartKey={recurring_key}"),
+        None,
+    )
+    .await;
+    assert_eq!(page_ids(&rest.body), vec![ids[0].clone()]);
+
+    // A key of another list, of another tenant, or changed in any way is 400.
+    assert_problem(
+        &send(&app, &me, "GET", &format!("/billingRuns/acme?exclusiveStartKey={recurring_key}"), None).await,
+        400,
+    );
+    assert_problem(
+        &send(&app, &me, "GET", &format!("/billingRuns/globex?exclusiveStartKey={recurring_key}"), None).await,
+        400,
+    );
+    let mut tampered = recurring_key.clone();
+    tampered.replace_range(0..2, if tampered.starts_with("7b") { "7c" } else { "7b" });
+    assert_problem(
+        &send(
+            &app,
+            &me,
+            "GET",
+            &format!("/billingRuns/acme/recurringBillingRun/monthly?exclusiveStartKey={tampered}"),
+            None,
+        )
+        .await,
+        400,
+    );
+
+    // Status filters, and bad parameters.
+    let first = send(&app, &me, "GET", &format!("/billingRuns/acme/{}", ids[0]), None).await.body;
+    let dates = json!({"status": "scheduled", "scheduled_preprocessing_date": "2026-11-25", "scheduled_run_date": "2026-11-26"});
+    assert_eq!(
+        send(&app, &me, "PUT", &format!("/billingRuns/acme/{}", ids[0]), Some(&edited(&first, dates))).await.status,
+        200
+    );
+    let scheduled = send(&app, &me, "GET", "/billingRuns/acme?status=scheduled", None).await;
+    assert_eq!(page_ids(&scheduled.body), vec![ids[0].clone()]);
+    let both = send(&app, &me, "GET", "/billingRuns/acme?status=in:draft,scheduled", None).await;
+    assert_eq!(both.body["Count"], 5);
+    for bad in ["status=paused", "limit=0", "limit=1001", "limit=x", "colour=red"] {
+        assert_problem(&send(&app, &me, "GET", &format!("/billingRuns/acme?{bad}"), None).await, 400);
+    }
+    app.stop().await;
+}
+
+async fn concurrent_puts_with_one_sys_version_let_exactly_one_win(backend: Backend) {
+    let Some(app) = spawn_app(backend, false).await else { return };
+    let me = caller(&["acme"], false);
+    let run = create(&app, &me, "acme", &new_run("Contended")).await;
+    let path = format!("/billingRuns/acme/{}", run["id"].as_str().unwrap());
+    let puts = (0..10).map(|n| {
+        let body = edited(&run, json!({"name": format!("Writer {n}"), "sys_version": 1}));
+        let (app, me, path) = (&app, &me, &path);
+        async move { send(app, me, "PUT", path, Some(&body)).await }
+    });
+    let replies = futures::future::join_all(puts).await;
+    let mut statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [vec![200], vec![409; 9]].concat(),
+        "{:?}",
+        replies.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
+    let winner = replies.iter().find(|r| r.status == 200).unwrap();
+    let now = send(&app, &me, "GET", &path, None).await;
+    assert_eq!((&now.body["sys_version"], &now.body["name"]), (&json!(2), &winner.body["name"]));
+    app.stop().await;
+}
+
+async fn refusals_come_in_the_specs_order(backend: Backend) {
+    let Some(app) = spawn_app(backend, false).await else { return };
+    let me = caller(&["acme"], false);
+    let run = create(&app, &me, "acme", &new_run("Ordered")).await;
+    let path = format!("/billingRuns/acme/{}", run["id"].as_str().unwrap());
+    let missing = format!("/billingRuns/acme/{}", uuid::Uuid::new_v4());
+    // 403 before 404; 404 before 400; 400 before 412; 412 before 409.
+    assert_problem(&send(&app, &caller(&["globex"], false), "PUT", &missing, Some(&json!({}))).await, 403);
+    assert_problem(&send(&app, &me, "PUT", &missing, Some(&json!({"bad": true}))).await, 404);
+    let put_if = |body: Value| {
+        app.http
+            .put(format!("{}{path}", app.base))
+            .bearer_auth(app.token_for(&me))
+            .header("if-match", "\"9\"")
+            .json(&body)
+    };
+    assert_problem(&app.send(put_if(json!({"bad": true}))).await, 400);
+    assert_problem(&app.send(put_if(edited(&run, json!({"sys_version": 5})))).await, 412);
+    assert_problem(&send(&app, &me, "PUT", &path, Some(&edited(&run, json!({"sys_version": 5})))).await, 409);
+    app.stop().await;
+}
+
+on_both_stores!(
+    create_get_put_and_delete,
+    tenants_never_see_each_others_runs,
+    only_an_admin_locks_and_unlocks,
+    lists_page_newest_first_with_opaque_keys,
+    concurrent_puts_with_one_sys_version_let_exactly_one_win,
+    refusals_come_in_the_specs_order,
+);
