@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::domain::identity::{Principal, SCOPE_READ, SCOPE_WRITE};
+use crate::domain::identity::{Principal, SCOPE_ADMIN, SCOPE_READ, SCOPE_WRITE};
 use crate::http::caller::{api_key_hash, to_context};
 use crate::http::request::MAX_BODY;
 use crate::http::{ApiError, Deps};
@@ -118,6 +118,15 @@ impl Auth {
 /// The caller of the printed dev token: user 1, tenant `dev`, both scopes.
 pub fn dev_principal() -> Principal {
     Principal { user_id: 1, tenants: vec!["dev".into()], scopes: vec![SCOPE_READ.into(), SCOPE_WRITE.into()] }
+}
+
+/// The caller of the printed admin token: as [`dev_principal`], plus `billing:admin` (locking
+/// billing runs).
+pub fn dev_admin() -> Principal {
+    let mut admin = dev_principal();
+    admin.user_id = 2;
+    admin.scopes.push(SCOPE_ADMIN.into());
+    admin
 }
 
 /// Stores `key` (as its SHA-256 hash) with the caller it stands for.

@@ -50,6 +50,7 @@ async fn serve(endpoint: Option<String>) -> Result<(), Box<dyn std::error::Error
     };
     let auth = Auth::from_env();
     let token = auth.token(&dev::dev_principal(), Duration::from_secs(30 * 24 * 3600));
+    let admin_token = auth.token(&dev::dev_admin(), Duration::from_secs(30 * 24 * 3600));
     let api_key = std::env::var("DEV_API_KEY").ok().filter(|k| !k.is_empty()).unwrap_or_else(dev::random_api_key);
     dev::seed_api_key(&store, &api_key, &dev::dev_principal())
         .await
@@ -63,8 +64,10 @@ async fn serve(endpoint: Option<String>) -> Result<(), Box<dyn std::error::Error
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let server = dev::start(Config { addr, store, worker: true, step_delay, auth }).await?;
     println!("billflow dev server on {} ({described})", server.url());
-    println!("dev token (user 1, billing:read billing:write):");
+    println!("dev token (user 1, tenant dev, billing:read billing:write), for /bill-runs, /adhoc-bill-runs and /billingRuns/dev:");
     println!("export TOKEN={token}");
+    println!("dev admin token (user 2, tenant dev, also billing:admin: locks billing runs):");
+    println!("export ADMIN_TOKEN={admin_token}");
     println!("dev API key for /bills (x-api-key, same caller):");
     println!("export API_KEY={api_key}");
     println!("press Ctrl-C to stop");
