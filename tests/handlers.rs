@@ -257,12 +257,27 @@ async fn handler_times_in_process() {
         patch_run.push(started.elapsed());
         assert_eq!(response.status(), 200);
     }
+    let created = shared::http::billing_runs::create(&deps, event("create-billing-run")).await;
+    let mut run = body(&created);
+    let id = run["id"].as_str().unwrap().to_owned();
+    let mut put_run = Vec::new();
+    for n in 0..rounds {
+        run["name"] = json!(format!("November statements {n}"));
+        let mut request = billing_event("update-billing-run", &id);
+        *request.body_mut() = Body::Text(run.to_string());
+        let started = std::time::Instant::now();
+        let response = shared::http::billing_runs::update(&deps, request).await;
+        put_run.push(started.elapsed());
+        assert_eq!(response.status(), 200, "{:?}", body(&response));
+        run = body(&response);
+    }
     eprintln!(
-        "in-process handler medians over {rounds} calls ({} build): update-bill {:.1} us, get-bill-run {:.1} us, update-bill-run {:.1} us",
+        "in-process handler medians over {rounds} calls ({} build): update-bill {:.1} us, get-bill-run {:.1} us, update-bill-run {:.1} us, update-billing-run {:.1} us",
         if cfg!(debug_assertions) { "debug" } else { "release" },
         median(update_bill),
         median(get_run),
-        median(patch_run)
+        median(patch_run),
+        median(put_run)
     );
 }
 
