@@ -27,8 +27,10 @@ use super::{DomainError, FieldError};
     strum::IntoStaticStr,
     strum::EnumString,
     strum::VariantArray,
+    Default,
 )]
 pub enum Status {
+    #[default]
     #[serde(rename = "draft")]
     #[strum(serialize = "draft")]
     Draft,
@@ -145,7 +147,7 @@ pub struct Reminder {
     pub notice_id: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExpiringCardReminderOptions {
     pub order_type_restriction: Option<Restriction>,
@@ -153,14 +155,14 @@ pub struct ExpiringCardReminderOptions {
     pub reminders: Vec<Reminder>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CancellationOptions {
     pub date_range_end: String,
     pub date_range_start: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InstallmentScheduleOptions {
     pub card_type_restriction: Option<Restriction>,
@@ -174,7 +176,7 @@ pub struct InstallmentScheduleOptions {
     pub success_notice_id: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatementOptions {
     pub business_unit_ids: Vec<String>,
@@ -203,7 +205,7 @@ pub struct CalculatedFieldError {
 
 /// A billing run, as every response shows it: every field of seed 002, absent optional ones as
 /// null and arrays as `[]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BillingRun {
     pub business_unit_id: String,
@@ -832,56 +834,18 @@ impl BillingRun {
     /// created and modified now by `by`.
     pub fn create(request: Request, id: uuid::Uuid, by: &str, now: OffsetDateTime) -> Self {
         let at = timestamp(now);
-        let c = request.content;
-        Self {
-            business_unit_id: c.business_unit_id,
-            cancel_installment_schedules: c.cancel_installment_schedules,
-            error: None,
-            error_stack: None,
-            expiring_credit_card_reminder_options: c.expiring_credit_card_reminder_options,
+        let new = Self {
             id,
-            installment_schedule_cancellation_options: c.installment_schedule_cancellation_options,
-            installment_schedule_options: c.installment_schedule_options,
-            installment_schedule_reminder_options: c.installment_schedule_reminder_options,
-            last_refresh_date: None,
-            name: c.name,
-            notification_email: c.notification_email,
-            preprocessing_date: None,
-            process_installment_schedules: c.process_installment_schedules,
-            recurring_billing_run_id: c.recurring_billing_run_id,
-            run_date: None,
-            scheduled_preprocessing_date: c.scheduled_preprocessing_date,
-            scheduled_run_date: c.scheduled_run_date,
-            send_expiring_credit_card_reminders: c.send_expiring_credit_card_reminders,
-            send_installment_schedule_reminders: c.send_installment_schedule_reminders,
-            send_statements: c.send_statements,
-            statement_options: c.statement_options,
-            statistics: Vec::new(),
             status: request.status.unwrap_or(Status::Draft),
-            sys_bulk_load_at: None,
-            sys_bulk_load_id: None,
-            sys_bulk_load_pk: None,
-            sys_bulk_load_record_no: None,
-            sys_bulk_load_source_file: None,
-            sys_calculated_field_error: None,
-            sys_calculated_field_errors: Vec::new(),
-            sys_configuration_snapshot_id: None,
             sys_created_at: at.clone(),
             sys_created_by_id: by.to_owned(),
-            sys_deleted_by_id: None,
-            sys_directive: None,
-            sys_external_id: None,
-            sys_has_files_in_s3: None,
-            sys_last_bulk_data_operation_id: None,
-            sys_last_bulk_data_operation_sys_version: None,
             sys_last_modified_at: at,
             sys_last_modified_by_id: by.to_owned(),
-            sys_last_security_context: None,
             sys_locked: false,
-            sys_snapshot_base_version: None,
             sys_version: 1,
-            template_id: c.template_id,
-        }
+            ..Self::default()
+        };
+        new.with_content(&request.content)
     }
 
     /// This run with `content` in place of its own.

@@ -634,6 +634,16 @@ mod tests {
     use crate::domain::key::{Id, IdType, Scoping, TenantId};
 
     #[test]
+    fn dynamodb_throttling_codes_are_throttling_and_nothing_else_is() {
+        for code in ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"] {
+            assert!(is_throttling(code), "{code}");
+        }
+        for code in ["ConditionalCheckFailedException", "ValidationException", "InternalServerError", ""] {
+            assert!(!is_throttling(code), "{code}");
+        }
+    }
+
+    #[test]
     fn a_resource_item_keeps_its_body_apart_from_the_store_attributes() {
         const KIND: Kind = Kind::new("THING", IdType::Uuid, Scoping::Tenant);
         let scope = Scope::Tenant(TenantId::parse("acme").unwrap());
