@@ -96,6 +96,15 @@ fn api_key_routes_use_the_api_key_authorizer_and_the_others_the_token_one() {
         authorizers["Authorizers"]["BillflowApiKeyAuthorizer"]["Identity"]["Headers"][0].as_str(),
         Some("x-api-key")
     );
+    // Both authorizers are billflow's own function, as payload 2.0 simple responses with caching.
+    for name in ["BillflowAuthorizer", "BillflowApiKeyAuthorizer"] {
+        let authorizer = &authorizers["Authorizers"][name];
+        assert_eq!(authorizer["FunctionArn"].as_str(), Some("Authorizer.Arn"), "{name}");
+        assert_eq!(authorizer["AuthorizerPayloadFormatVersion"].as_str(), Some("2.0"), "{name}");
+        assert_eq!(authorizer["EnableSimpleResponses"].as_bool(), Some(true), "{name}");
+        assert_eq!(authorizer["Identity"]["ReauthorizeEvery"].as_str(), Some("AuthorizerResultTtlInSeconds"), "{name}");
+    }
+    assert!(template["Parameters"]["AuthorizerFunctionArn"].is_badvalue(), "no outside authorizer is needed");
     for (name, resource) in functions(&template) {
         let Some(events) = resource["Properties"]["Events"].as_hash() else { continue };
         for event in events.values().filter(|e| e["Type"].as_str() == Some("HttpApi")) {
@@ -104,4 +113,27 @@ fn api_key_routes_use_the_api_key_authorizer_and_the_others_the_token_one() {
             assert_eq!(authorizer, want, "{name}");
         }
     }
+}
+
+#[test]
+fn the_authorizer_reads_api_keys_only_and_its_secret_comes_from_secrets_manager() {
+    let template = template();
+    let authorizer = &template["Resources"]["Authorizer"];
+    assert_eq!(authorizer["Metadata"]["BuildProperties"]["Binary"].as_str(), Some("authorizer"));
+    let statements = authorizer["Properties"]["Policies"][0]["Statement"].as_vec().expect("a policy");
+    assert_eq!(statements.len(), 1);
+    let actions: Vec<&str> = statements[0]["Action"].as_vec().unwrap().iter().filter_map(Yaml::as_str).collect();
+    assert_eq!(actions, vec!["dynamodb:GetItem"]);
+    let keys = &statements[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+    assert_eq!(keys[0].as_str(), Some("APIKEY#*"), "only API key items");
+    let env = &authorizer["Properties"]["Environment"]["Variables"];
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml")).unwrap();
+    assert!(
+        text.contains("{{resolve:secretsmanager:${JwtSecretArn}:SecretString}}"),
+        "the HS256 secret is resolved from Secrets Manager"
+    );
+    for name in ["AUTH_JWKS_URL", "AUTH_ISSUER", "AUTH_AUDIENCE"] {
+        assert!(!env[name].is_badvalue(), "{name} comes from a parameter");
+    }
+    assert_eq!(template["Parameters"]["JwtSecretArn"]["Default"].as_str(), Some(""), "no secret in the template");
 }

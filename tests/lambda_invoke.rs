@@ -142,6 +142,7 @@ async fn invoke_timed(
         .env("AWS_ACCESS_KEY_ID", "local")
         .env("AWS_SECRET_ACCESS_KEY", "local")
         .env("AWS_REGION", "us-east-1")
+        .env("AUTH_JWT_SECRET", AUTHORIZER_SECRET)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -246,6 +247,108 @@ async fn the_real_binaries_serve_api_gateway_v2_events_and_stream_records() {
     assert_eq!(response(&out[0]).2["adhocProductInventoryIds"], json!([3, 4]));
     let (out, _) = invoke("list-adhoc-bill-runs", &endpoint, &table, vec![event("list-adhoc-bill-runs")]).await;
     assert_eq!(response(&out[0]).1["x-total-count"], "1");
+}
+
+/// The HS256 secret the functions run with (only the authorizer reads it).
+const AUTHORIZER_SECRET: &str = "emulator-secret";
+
+/// Runs `billflow-admin` against the table; its exit status and standard output.
+async fn admin(endpoint: &str, table: &str, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(binary("billflow-admin"))
+        .args(args)
+        .env_clear()
+        .env("TABLE_NAME", table)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .await
+        .expect("billflow-admin runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn authorizer_event(route_key: &str, header: (&str, &str)) -> Value {
+    let mut event = event("authorizer");
+    event["routeKey"] = json!(route_key);
+    event["headers"].as_object_mut().unwrap().remove("authorization");
+    event["headers"][header.0] = json!(header.1);
+    event
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn billflow_admin_manages_keys_that_the_real_authorizer_accepts_until_revoked() {
+    let Some(endpoint) = dynamodb_endpoint() else {
+        return;
+    };
+    let (ok, _, err) = admin(&endpoint, "no-such-table", &["api-key", "list"]).await;
+    assert!(!ok && err.contains("no-such-table"), "a missing table is said clearly: {err}");
+    let store = fresh_dynamo(&endpoint).await;
+    let table = store.table().to_owned();
+    let create =
+        ["api-key", "create", "--user-id", "42", "--tenants", "acme", "--scopes", "billing:read,billing:write"];
+    let (ok, out, err) =
+        admin(&endpoint, &table, &[&create[..], &["--expires-in", "90d", "--description", "ci key"]].concat()).await;
+    assert!(ok, "{err}");
+    let line = |name: &str| out.lines().find_map(|l| l.strip_prefix(name)).map(str::to_owned).unwrap();
+    let (key_id, key) = (line("key_id: "), line("api_key: "));
+    assert!(key.starts_with("bfk_") && key.len() >= 36 && !key.contains(&key_id[4..]), "a separate random id");
+    let (ok, listed, _) = admin(&endpoint, &table, &["api-key", "list"]).await;
+    assert!(ok && listed.contains(&key_id) && listed.contains("ci key") && listed.contains("active"), "{listed}");
+    assert!(
+        !listed.contains(&key) && !listed.contains(&shared::http::caller::api_key_hash(&key)),
+        "never the key or its hash"
+    );
+
+    // The real authorizer: a token on a bearer route, the key on a bills route, junk denied.
+    let token = shared::dev::Auth::new(AUTHORIZER_SECRET, None, None).token(
+        &shared::domain::identity::Principal {
+            user_id: 7,
+            tenants: vec!["acme".into()],
+            scopes: vec!["billing:read".into()],
+        },
+        Duration::from_secs(300),
+    );
+    let events = vec![
+        authorizer_event("GET /bill-runs/{bill_run_id}", ("authorization", &format!("Bearer {token}"))),
+        authorizer_event("GET /bills/{billId}", ("x-api-key", &key)),
+        authorizer_event("GET /bills/{billId}", ("x-api-key", "bfk_not-a-key")),
+        authorizer_event("GET /bills/{billId}", ("authorization", &format!("Bearer {token}"))),
+    ];
+    let (out, cold) = invoke("authorizer", &endpoint, &table, events).await;
+    eprintln!("cold start of the authorizer (debug build): {} ms", cold.as_millis());
+    let answers: Vec<Value> = out
+        .iter()
+        .map(|o| match o {
+            Outcome::Response(r) => r.clone(),
+            Outcome::Error(e) => panic!("the authorizer failed: {e}"),
+        })
+        .collect();
+    assert_eq!(answers[0]["isAuthorized"], true);
+    assert_eq!(
+        answers[0]["context"],
+        json!({"userId": 7, "tenants": ["acme"], "scopes": ["billing:read"], "authType": "jwt"})
+    );
+    assert_eq!(
+        answers[1]["context"],
+        json!({"userId": 42, "tenants": ["acme"], "scopes": ["billing:read", "billing:write"], "authType": "apiKey"})
+    );
+    assert_eq!((&answers[2]["isAuthorized"], &answers[3]["isAuthorized"]), (&json!(false), &json!(false)));
+
+    let (ok, out, _) = admin(&endpoint, &table, &["api-key", "revoke", &key_id]).await;
+    assert!(ok && out.contains(&key_id));
+    let (out, _) =
+        invoke("authorizer", &endpoint, &table, vec![authorizer_event("GET /bills/{billId}", ("x-api-key", &key))])
+            .await;
+    assert!(matches!(&out[0], Outcome::Response(r) if r["isAuthorized"] == false), "revoked: {out:?}");
+    let (_, listed, _) = admin(&endpoint, &table, &["api-key", "list"]).await;
+    assert!(listed.contains("revoked"), "{listed}");
+    let (ok, _, err) = admin(&endpoint, &table, &["api-key", "revoke", "key_nope"]).await;
+    assert!(!ok && err.contains("key_nope"));
 }
 
 /// A billing-run event for the run `id` (the events name a placeholder id).

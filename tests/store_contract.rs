@@ -10,8 +10,8 @@ use shared::domain::identity::Principal;
 use shared::domain::key::{Id, IdType, Key, Kind, Scope, Scoping, TenantId};
 use shared::domain::list::{filter, ListQuery, ListSpec};
 use shared::store::{
-    guard_key, AuditEvent, Delete, IdempotencyRecord, NewItem, Page, SharedRepository, StoreError, Update,
-    VersionCheck, MAX_ITEM_BYTES,
+    guard_key, ApiKeyRecord, AuditEvent, Delete, IdempotencyRecord, NewItem, Page, SharedRepository, StoreError,
+    Update, VersionCheck, MAX_ITEM_BYTES,
 };
 
 const RUN: Kind = Kind::new("RUN", IdType::Counter, Scoping::Global);
@@ -389,13 +389,41 @@ async fn deletes_are_conditional_and_keep_the_trail(backend: Backend) {
     assert_eq!((page.len(), total), (1, 1), "the count follows deletes");
 }
 
-async fn api_keys_are_found_by_hash(backend: Backend) {
+async fn api_keys_are_found_by_hash_listed_and_revoked(backend: Backend) {
     let Some(store) = store(backend).await else { return };
     assert_eq!(store.api_key("abc").await.unwrap(), None);
     let caller = Principal { user_id: 5, tenants: vec!["t".into()], scopes: vec!["billing:read".into()] };
-    store.put_api_key("abc", &caller).await.unwrap();
-    assert_eq!(store.api_key("abc").await.unwrap(), Some(caller));
+    let record = |key_id: &str, hash: &str| ApiKeyRecord {
+        key_id: key_id.into(),
+        hash: hash.into(),
+        caller: caller.clone(),
+        description: Some("ci".into()),
+        created_at: 1_700_000_000,
+        expires_at: Some(1_900_000_000),
+        revoked_at: None,
+    };
+    store.put_api_key(&record("key_b", "abc")).await.unwrap();
+    store.put_api_key(&record("key_a", "def")).await.unwrap();
+    assert_eq!(store.api_key("abc").await.unwrap(), Some(record("key_b", "abc")));
     assert_eq!(store.api_key("abd").await.unwrap(), None);
+    assert!(
+        matches!(store.put_api_key(&record("key_c", "abc")).await, Err(StoreError::Conflict)),
+        "a hash is stored once"
+    );
+    assert!(
+        matches!(store.put_api_key(&record("key_a", "xyz")).await, Err(StoreError::Conflict)),
+        "an id is used once"
+    );
+    let ids: Vec<String> = store.api_keys().await.unwrap().into_iter().map(|k| k.key_id).collect();
+    assert_eq!(ids, vec!["key_a", "key_b"]);
+    assert!(store.revoke_api_key("key_b", 1_800_000_000).await.unwrap());
+    assert!(store.revoke_api_key("key_b", 1_850_000_000).await.unwrap(), "revoking again keeps the first time");
+    assert!(!store.revoke_api_key("key_zzz", 1).await.unwrap());
+    let revoked = store.api_key("abc").await.unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(1_800_000_000));
+    assert!(!revoked.valid_at(1_800_000_001));
+    let active = store.api_key("def").await.unwrap().unwrap();
+    assert!(active.valid_at(1_800_000_000) && !active.valid_at(1_900_000_000), "expiry");
 }
 
 async fn the_same_id_in_two_tenants_is_two_items_and_nothing_crosses_a_tenant(backend: Backend) {
@@ -484,7 +512,7 @@ on_both_stores!(
     batch_writes_are_all_or_nothing,
     version_checks_tie_a_write_to_another_item,
     deletes_are_conditional_and_keep_the_trail,
-    api_keys_are_found_by_hash,
+    api_keys_are_found_by_hash_listed_and_revoked,
     the_same_id_in_two_tenants_is_two_items_and_nothing_crosses_a_tenant,
     idempotency_replays_never_cross_a_tenant,
     resources_over_the_size_bound_are_refused_by_both_stores,

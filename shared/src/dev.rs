@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use lambda_http::aws_lambda_events::apigw::{
     ApiGatewayRequestAuthorizer, ApiGatewayV2httpRequestContext, ApiGatewayV2httpRequestContextHttpDescription,
 };
@@ -24,23 +24,21 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::auth::{AuthConfig, Denied, Verifier};
 use crate::domain::identity::{Principal, SCOPE_ADMIN, SCOPE_READ, SCOPE_WRITE};
-use crate::http::caller::{api_key_hash, to_context};
 use crate::http::request::MAX_BODY;
 use crate::http::{ApiError, Deps};
 use crate::routes::{self, Matched};
 use crate::store::SharedRepository;
 
-/// Bearer-JWT verification as the `authorizer` function does it: HS256 with a shared secret,
-/// `exp` always checked, `iss` and `aud` when configured.
+/// Signs the dev server's HS256 tokens (the printed dev tokens, and the tests'). Verification is
+/// [`Verifier`]'s, as in the `authorizer` function.
 #[derive(Clone)]
 pub struct Auth {
-    secret: Vec<u8>,
-    issuer: Option<String>,
-    audience: Option<String>,
+    config: AuthConfig,
 }
 
-/// The claims billflow reads from a token.
+/// The claims billflow's tokens carry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
@@ -57,48 +55,29 @@ pub struct Claims {
 }
 
 impl Auth {
+    /// An HS256 secret, with `iss` and `aud` to put in tokens (and require of them) when set.
     pub fn new(secret: impl Into<Vec<u8>>, issuer: Option<String>, audience: Option<String>) -> Self {
-        Self { secret: secret.into(), issuer, audience }
+        Self { config: AuthConfig { jwt_secret: Some(secret.into()), issuer, audience, ..AuthConfig::from_env() } }
     }
 
-    /// `AUTH_JWT_SECRET` (else a random secret for this process), `AUTH_ISSUER`, `AUTH_AUDIENCE`.
+    /// The environment's configuration (`AUTH_*`, as the authorizer reads it), with a random HS256
+    /// secret for this process when `AUTH_JWT_SECRET` is not set.
     pub fn from_env() -> Self {
-        let secret =
-            std::env::var("AUTH_JWT_SECRET").ok().filter(|s| !s.is_empty()).map(String::into_bytes).unwrap_or_else(
-                || {
-                    use rand::RngCore;
-                    let mut bytes = vec![0u8; 32];
-                    rand::thread_rng().fill_bytes(&mut bytes);
-                    bytes
-                },
-            );
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        Self::new(secret, var("AUTH_ISSUER"), var("AUTH_AUDIENCE"))
+        let mut config = AuthConfig::from_env();
+        config.jwt_secret.get_or_insert_with(|| {
+            use rand::RngCore;
+            let mut bytes = vec![0u8; 32];
+            rand::thread_rng().fill_bytes(&mut bytes);
+            bytes
+        });
+        Self { config }
     }
 
-    /// The caller a valid token names, or `None` (the handler then answers 401).
-    pub fn verify(&self, token: &str) -> Option<Principal> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp"]);
-        validation.leeway = 0;
-        match &self.issuer {
-            Some(issuer) => validation.set_issuer(&[issuer]),
-            None => validation.iss = None,
-        }
-        match &self.audience {
-            Some(audience) => validation.set_audience(&[audience]),
-            None => validation.validate_aud = false,
-        }
-        let data = jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&self.secret), &validation).ok()?;
-        let claims = data.claims;
-        Some(Principal {
-            user_id: claims.uid,
-            tenants: claims.tenants,
-            scopes: claims.scope.split_whitespace().map(str::to_owned).collect(),
-        })
+    pub fn config(&self) -> &AuthConfig {
+        &self.config
     }
 
-    /// A signed token for `principal`, valid for `ttl`.
+    /// A signed HS256 token for `principal`, valid for `ttl`.
     pub fn token(&self, principal: &Principal, ttl: Duration) -> String {
         let exp = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64 + ttl.as_secs();
         let claims = Claims {
@@ -107,10 +86,11 @@ impl Auth {
             tenants: principal.tenants.clone(),
             scope: principal.scopes.join(" "),
             exp,
-            iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            iss: self.config.issuer.clone(),
+            aud: self.config.audience.clone(),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&self.secret))
+        let secret = self.config.jwt_secret.as_deref().unwrap_or_default();
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret))
             .unwrap_or_default()
     }
 }
@@ -130,20 +110,21 @@ pub fn dev_admin() -> Principal {
 }
 
 /// Stores `key` (as its SHA-256 hash) with the caller it stands for.
+/// Stores `key` for `principal` through the same code as `billflow-admin api-key create` (only
+/// its hash is stored).
 pub async fn seed_api_key(
     store: &SharedRepository,
     key: &str,
     principal: &Principal,
 ) -> Result<(), crate::store::StoreError> {
-    store.put_api_key(&api_key_hash(key), principal).await
+    let (key_id, _) = crate::auth::new_api_key();
+    let record = crate::auth::api_key_record(key, &key_id, principal.clone(), Some("dev server key".into()), None);
+    store.put_api_key(&record).await
 }
 
-/// A fresh random API key for the dev server.
+/// A fresh random API key for the dev server, made as `billflow-admin` makes them.
 pub fn random_api_key() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 16];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    format!("bfk_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    crate::auth::new_api_key().1
 }
 
 pub struct Config {
@@ -179,7 +160,7 @@ impl DevServer {
 
 struct State {
     deps: Deps,
-    auth: Auth,
+    verifier: Verifier,
 }
 
 /// Binds `config.addr` (port 0 picks a free port) and serves until [`DevServer::stop`].
@@ -191,7 +172,8 @@ pub async fn start(config: Config) -> std::io::Result<DevServer> {
     } else {
         config.store
     };
-    let state = Arc::new(State { deps: Deps { store }, auth: config.auth });
+    let verifier = Verifier::new(config.auth.config().clone(), store.clone());
+    let state = Arc::new(State { deps: Deps { store }, verifier });
     let (tx, mut rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -235,20 +217,17 @@ async fn handle(state: &State, req: hyper::Request<Incoming>) -> hyper::Response
                 ApiError::MethodNotAllowed(allow.join(", ")).into_response(&request_id, errors)
             }
             Matched::Found { route, params } => {
-                let principal = match route.auth {
-                    routes::Auth::Bearer => parts
-                        .headers
-                        .get(header::AUTHORIZATION)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-                        .and_then(|token| state.auth.verify(token.trim())),
-                    routes::Auth::ApiKey => match parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-                        Some(key) if !key.is_empty() => match state.deps.store.api_key(&api_key_hash(key)).await {
-                            Ok(caller) => caller,
-                            Err(e) => return to_hyper(ApiError::from(e).into_response(&request_id, route.errors)),
-                        },
-                        _ => None,
-                    },
+                // As API Gateway with the authorizer: a verified caller becomes the context; a
+                // denial reaches the handler with none, which answers 401.
+                let identity = match state.verifier.authorize(route.auth, &parts.headers).await {
+                    Ok(identity) => Some(identity),
+                    Err(Denied::Store(e)) => {
+                        return to_hyper(ApiError::from(e).into_response(&request_id, route.errors))
+                    }
+                    Err(reason) => {
+                        tracing::info!(request_id = %request_id, %reason, "credential denied");
+                        None
+                    }
                 };
                 let query: HashMap<String, Vec<String>> = form_urlencoded::parse(
                     parts.uri.query().unwrap_or_default().as_bytes(),
@@ -264,9 +243,11 @@ async fn handle(state: &State, req: hyper::Request<Incoming>) -> hyper::Response
                 context.route_key = Some(format!("{} {}", route.method, route.path));
                 context.request_id = Some(request_id.clone());
                 context.http = http;
-                context.authorizer = principal.map(|p| {
+                context.authorizer = identity.map(|identity| {
                     let mut authorizer = ApiGatewayRequestAuthorizer::default();
-                    authorizer.fields = to_context(&p);
+                    if let serde_json::Value::Object(fields) = identity.context() {
+                        authorizer.fields = fields.into_iter().collect();
+                    }
                     authorizer
                 });
                 let mut request =

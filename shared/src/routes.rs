@@ -59,7 +59,7 @@ pub const ROUTES: &[Route] = &[
 ];
 
 /// Functions with no route: triggered by events, not HTTP.
-pub const EVENT_FUNCTIONS: &[&str] = &["bill-run-worker"];
+pub const EVENT_FUNCTIONS: &[&str] = &["bill-run-worker", "authorizer"];
 
 /// Calls the handler of `function`: the same code its Lambda binary runs.
 pub async fn dispatch(function: &str, deps: &Deps, req: Request) -> Option<Response<Body>> {

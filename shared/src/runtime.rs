@@ -52,3 +52,27 @@ pub async fn serve_stream(deps: &Deps) -> Result<(), Error> {
     }))
     .await
 }
+
+/// Runs the `authorizer` function: one [`crate::auth::Verifier`] per process, built without any
+/// I/O (no JWKS fetch, table read or TLS set-up until a request needs it). Each request is
+/// answered in its own task, so that even a panic denies.
+pub async fn serve_authorizer() -> Result<(), Error> {
+    use std::sync::Arc;
+
+    use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
+
+    use crate::auth::{authorize_event, deny, AuthConfig, AuthorizerRequest, Verifier};
+    let deps = deps_from_env().await?;
+    let verifier = Arc::new(Verifier::new(AuthConfig::from_env(), deps.store));
+    lambda_runtime::run(service_fn(|event: LambdaEvent<AuthorizerRequest>| {
+        let verifier = verifier.clone();
+        async move {
+            let answer = tokio::spawn(async move { authorize_event(&verifier, &event.payload).await }).await;
+            Ok::<_, std::convert::Infallible>(answer.unwrap_or_else(|panic| {
+                tracing::error!(%panic, "the authorizer panicked; denied");
+                deny()
+            }))
+        }
+    }))
+    .await
+}

@@ -1,10 +1,8 @@
 //! The caller, read from the authorizer's context on the request (00-platform.md, Identity).
 
-use std::collections::HashMap;
-
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::error::{ApiError, ApiResult};
 use crate::domain::identity::Principal;
@@ -42,16 +40,6 @@ pub fn caller(req: &Request, scope: &str) -> ApiResult<Principal> {
     } else {
         Err(ApiError::Forbidden(format!("this needs the {scope} scope")))
     }
-}
-
-/// The authorizer context the dev server (and tests) attach, as API Gateway would.
-pub fn to_context(principal: &Principal) -> HashMap<String, Value> {
-    [
-        ("userId".to_owned(), json!(principal.user_id)),
-        ("tenants".to_owned(), json!(principal.tenants)),
-        ("scopes".to_owned(), json!(principal.scopes)),
-    ]
-    .into()
 }
 
 /// The hash an API key is stored under: SHA-256, hex. The key itself is never stored or logged.

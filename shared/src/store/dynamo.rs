@@ -30,10 +30,9 @@ use aws_sdk_dynamodb::Client;
 use serde_json::Value;
 
 use super::{
-    check_size, now_epoch, partition, AuditEvent, Delete, Guard, IdempotencyRecord, NewItem, Page, Repository,
-    StoreError, StoreResult, Stored, Update, VersionCheck, MAX_WRITE,
+    check_size, now_epoch, partition, ApiKeyRecord, AuditEvent, Delete, Guard, IdempotencyRecord, NewItem, Page,
+    Repository, StoreError, StoreResult, Stored, Update, VersionCheck, MAX_WRITE,
 };
-use crate::domain::identity::Principal;
 use crate::domain::key::{Key, Kind, Scope};
 use crate::domain::list::ListQuery;
 
@@ -533,20 +532,61 @@ impl Repository for DynamoStore {
             .collect()
     }
 
-    async fn put_api_key(&self, hash: &str, caller: &Principal) -> StoreResult<()> {
-        let mut item = Item::new();
-        item.insert("PK".into(), s(format!("APIKEY#{hash}")));
-        item.insert("SK".into(), s("APIKEY"));
-        item.insert("caller".into(), serde_dynamo::to_attribute_value(caller).map_err(internal)?);
-        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(sdk)?;
-        Ok(())
+    async fn put_api_key(&self, record: &ApiKeyRecord) -> StoreResult<()> {
+        let mut key = to_attributes(record)?;
+        key.insert("PK".into(), s(format!("APIKEY#{}", record.hash)));
+        key.insert("SK".into(), s("APIKEY"));
+        key.insert("GSI1PK".into(), s("APIKEY"));
+        key.insert("GSI1SK".into(), s(&record.key_id));
+        // The id item makes key ids unique (a transaction refuses a second one).
+        let id = Item::from([
+            ("PK".to_owned(), s(format!("APIKEYID#{}", record.key_id))),
+            ("SK".to_owned(), s("APIKEYID")),
+            ("hash".to_owned(), s(&record.hash)),
+        ]);
+        let writes = vec![
+            self.put(key, "attribute_not_exists(PK)", Item::new())?,
+            self.put(id, "attribute_not_exists(PK)", Item::new())?,
+        ];
+        self.transact(writes, None).await
     }
 
-    async fn api_key(&self, hash: &str) -> StoreResult<Option<Principal>> {
-        let Some(mut item) = self.get_item(format!("APIKEY#{hash}"), "APIKEY").await? else {
+    async fn api_key(&self, hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        let Some(item) = self.get_item(format!("APIKEY#{hash}"), "APIKEY").await? else {
             return Ok(None);
         };
-        item.remove("caller").map(|c| serde_dynamo::from_attribute_value(c).map_err(internal)).transpose()
+        api_key_record(item).map(Some)
+    }
+
+    async fn api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
+        self.query_all("GSI1", "APIKEY".to_owned()).await?.into_iter().map(api_key_record).collect()
+    }
+
+    async fn revoke_api_key(&self, key_id: &str, at: i64) -> StoreResult<bool> {
+        let Some(id) = self.get_item(format!("APIKEYID#{key_id}"), "APIKEYID").await? else { return Ok(false) };
+        let hash = id.get("hash").and_then(|h| h.as_s().ok()).ok_or_else(|| internal("key id without hash"))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("PK", s(format!("APIKEY#{hash}")))
+            .key("SK", s("APIKEY"))
+            // The record stores an unset time as NULL: set it only while it is absent or NULL, so
+            // that revoking again keeps the first time.
+            .update_expression("SET revokedAt = :at")
+            .condition_expression(
+                "attribute_exists(PK) AND (attribute_not_exists(revokedAt) OR attribute_type(revokedAt, :null))",
+            )
+            .expression_attribute_values(":at", number(at))
+            .expression_attribute_values(":null", s("NULL"))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            // Revoked already: the id item exists, and so does the key it names.
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(true),
+            Err(e) => Err(sdk(e)),
+        }
     }
 }
 
@@ -565,6 +605,13 @@ fn stored_from_index(kind: Kind, scope: &Scope, item: Item) -> StoreResult<Store
     let key =
         Key::parse(pk, &[kind]).filter(|k| k.scope() == scope).ok_or_else(|| internal("foreign item in index"))?;
     stored(key, item)
+}
+
+fn api_key_record(mut item: Item) -> StoreResult<ApiKeyRecord> {
+    for name in ["PK", "SK", "GSI1PK", "GSI1SK"] {
+        item.remove(name);
+    }
+    from_attributes(item)
 }
 
 fn body_json(item: &Item) -> StoreResult<Value> {

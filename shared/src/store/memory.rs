@@ -10,10 +10,9 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{
-    check_size, now_epoch, partition, AuditEvent, Delete, Guard, IdempotencyRecord, NewItem, Page, Repository,
-    StoreError, StoreResult, Stored, Update, VersionCheck, MAX_WRITE,
+    check_size, now_epoch, partition, ApiKeyRecord, AuditEvent, Delete, Guard, IdempotencyRecord, NewItem, Page,
+    Repository, StoreError, StoreResult, Stored, Update, VersionCheck, MAX_WRITE,
 };
-use crate::domain::identity::Principal;
 use crate::domain::key::{Key, Kind, Scope};
 use crate::domain::list::ListQuery;
 
@@ -46,7 +45,7 @@ struct State {
     events: HashMap<Key, Vec<AuditEvent>>,
     guards: HashMap<String, u64>,
     idempotency: HashMap<String, IdempotencyRecord>,
-    api_keys: HashMap<String, Principal>,
+    api_keys: HashMap<String, ApiKeyRecord>,
 }
 
 impl State {
@@ -275,12 +274,33 @@ impl Repository for MemoryStore {
         Ok(self.lock()?.events.get(key).cloned().unwrap_or_default())
     }
 
-    async fn put_api_key(&self, hash: &str, caller: &Principal) -> StoreResult<()> {
-        self.lock()?.api_keys.insert(hash.to_owned(), caller.clone());
+    async fn put_api_key(&self, record: &ApiKeyRecord) -> StoreResult<()> {
+        let mut state = self.lock()?;
+        if state.api_keys.contains_key(&record.hash) || state.api_keys.values().any(|k| k.key_id == record.key_id) {
+            return Err(StoreError::Conflict);
+        }
+        state.api_keys.insert(record.hash.clone(), record.clone());
         Ok(())
     }
 
-    async fn api_key(&self, hash: &str) -> StoreResult<Option<Principal>> {
+    async fn api_key(&self, hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
         Ok(self.lock()?.api_keys.get(hash).cloned())
+    }
+
+    async fn api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
+        let mut keys: Vec<ApiKeyRecord> = self.lock()?.api_keys.values().cloned().collect();
+        keys.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+        Ok(keys)
+    }
+
+    async fn revoke_api_key(&self, key_id: &str, at: i64) -> StoreResult<bool> {
+        let mut state = self.lock()?;
+        match state.api_keys.values_mut().find(|k| k.key_id == key_id) {
+            Some(key) => {
+                key.revoked_at.get_or_insert(at);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 }

@@ -235,10 +235,14 @@ pub trait Repository: Send + Sync {
     async fn idempotency(&self, scope: &Scope, key: &str) -> StoreResult<Option<IdempotencyRecord>>;
     /// The audit trail of one resource, oldest first.
     async fn events(&self, key: &Key) -> StoreResult<Vec<AuditEvent>>;
-    /// Stores an API key's caller under the key's SHA-256 hash (never the key).
-    async fn put_api_key(&self, hash: &str, caller: &Principal) -> StoreResult<()>;
-    /// The caller of the key with this hash.
-    async fn api_key(&self, hash: &str) -> StoreResult<Option<Principal>>;
+    /// Stores an API key (its hash, never the key); Conflict when the hash or id exists.
+    async fn put_api_key(&self, record: &ApiKeyRecord) -> StoreResult<()>;
+    /// The key with this hash, revoked and expired ones included.
+    async fn api_key(&self, hash: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    /// Every API key, in key id order (a Query of their index partition).
+    async fn api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// Revokes the key with this id at `at` (unix seconds); `false` when there is none.
+    async fn revoke_api_key(&self, key_id: &str, at: i64) -> StoreResult<bool>;
 }
 
 /// Where a [`Repository::page`] reads.
@@ -250,6 +254,32 @@ pub struct Page<'a> {
     pub after: Option<&'a str>,
     pub limit: usize,
     pub descending: bool,
+}
+
+/// An API key as stored: never the key, only its SHA-256 hash, with a separate random id to
+/// name it by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyRecord {
+    pub key_id: String,
+    pub hash: String,
+    pub caller: Principal,
+    pub description: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds after which the key fails; `None`: never. Stored as `keyExpiresAt`, not the
+    /// table's TTL attribute, so that an expired key stays listable.
+    #[serde(rename = "keyExpiresAt")]
+    pub expires_at: Option<i64>,
+    /// Unix seconds it was revoked at; a revoked key fails.
+    pub revoked_at: Option<i64>,
+}
+
+impl ApiKeyRecord {
+    /// Whether the key is accepted at `now` (unix seconds).
+    pub fn valid_at(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| now < at)
+    }
 }
 
 /// Most changes one transaction may carry: DynamoDB allows 100 items, and each change writes two

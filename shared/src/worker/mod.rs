@@ -22,12 +22,11 @@ use serde_dynamo::AttributeValue;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::domain::identity::Principal;
 use crate::domain::key::{Key, Kind, Scope};
 use crate::domain::list::ListQuery;
 use crate::store::{
-    AuditEvent, Change, Delete, Guard, IdempotencyRecord, NewItem, Page, Repository, SharedRepository, StoreResult,
-    Stored, Update,
+    ApiKeyRecord, AuditEvent, Change, Delete, Guard, IdempotencyRecord, NewItem, Page, Repository, SharedRepository,
+    StoreResult, Stored, Update,
 };
 
 /// Every family's jobs: the registry the Lambda worker and the dev server run.
@@ -214,10 +213,16 @@ impl Repository for Notifying {
     async fn events(&self, key: &Key) -> StoreResult<Vec<AuditEvent>> {
         self.inner.events(key).await
     }
-    async fn put_api_key(&self, hash: &str, caller: &Principal) -> StoreResult<()> {
-        self.inner.put_api_key(hash, caller).await
+    async fn put_api_key(&self, record: &ApiKeyRecord) -> StoreResult<()> {
+        self.inner.put_api_key(record).await
     }
-    async fn api_key(&self, hash: &str) -> StoreResult<Option<Principal>> {
+    async fn api_key(&self, hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
         self.inner.api_key(hash).await
+    }
+    async fn api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
+        self.inner.api_keys().await
+    }
+    async fn revoke_api_key(&self, key_id: &str, at: i64) -> StoreResult<bool> {
+        self.inner.revoke_api_key(key_id, at).await
     }
 }
