@@ -46,9 +46,9 @@ package: $(CARGO_LAMBDA)
 	rustup target add aarch64-unknown-linux-gnu
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --workspace --exclude billflow-shared --exclude billflow-tests
 
-## Cold start of a release get-bill-run against the local Runtime API emulator (20 starts).
+## Cold starts of release get-bill-run and authorizer against the local Runtime API emulator (20 each).
 cold-start: $(DYNAMODB_LOCAL)
-	cargo build --release -p get-bill-run -p create-bill-run
+	cargo build --release -p get-bill-run -p create-bill-run -p authorizer
 	tests/with-dynamodb-local.sh env BILLFLOW_BIN_DIR=$(TARGET_DIR)/release BILLFLOW_COLD_STARTS=20 \
 	  cargo test -p billflow-tests --test lambda_invoke cold_starts -- --nocapture
 

@@ -385,30 +385,45 @@ async fn the_real_billing_run_binaries_serve_their_family() {
     assert_eq!(response(&out[0]).0, 409, "a scheduled run is not deleted");
 }
 
-/// Starts get-bill-run `BILLFLOW_COLD_STARTS` times (default 3), each serving one GET that reads
-/// DynamoDB Local, and prints the medians of process start to the first `next` request and to
-/// the first response. `make cold-start` runs it on a release build with more starts.
+/// Starts get-bill-run and the authorizer `BILLFLOW_COLD_STARTS` times each (default 3), each
+/// serving one request that reads DynamoDB Local (a GET of a run; an API key lookup), and prints
+/// the medians of process start to the first `next` request and to the first response.
+/// `make cold-start` runs it on a release build with more starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cold_starts_of_get_bill_run_serve_their_first_request() {
+async fn cold_starts_serve_their_first_request() {
     let Some(endpoint) = dynamodb_endpoint() else { return };
     let store = fresh_dynamo(&endpoint).await;
     let table = store.table().to_owned();
     let (out, _) = invoke("create-bill-run", &endpoint, &table, vec![event("create-bill-run")]).await;
     assert_eq!(response(&out[0]).0, 201);
+    let (key_id, key) = shared::auth::new_api_key();
+    let caller =
+        shared::domain::identity::Principal { user_id: 3, tenants: vec![], scopes: vec!["billing:read".into()] };
+    let record = shared::auth::api_key_record(&key, &key_id, caller, None, None);
+    shared::store::Repository::put_api_key(&store, &record).await.unwrap();
     let runs: usize = std::env::var("BILLFLOW_COLD_STARTS").ok().and_then(|n| n.parse().ok()).unwrap_or(3);
-    let (mut colds, mut firsts) = (Vec::new(), Vec::new());
-    for _ in 0..runs {
-        let (out, cold, first) = invoke_timed("get-bill-run", &endpoint, &table, vec![event("get-bill-run")]).await;
-        assert_eq!(response(&out[0]).0, 200, "every cold start serves its first request");
-        colds.push(cold);
-        firsts.push(first);
+    let cases = [
+        ("get-bill-run", event("get-bill-run")),
+        ("authorizer", authorizer_event("GET /bills/{billId}", ("x-api-key", &key))),
+    ];
+    for (function, request) in cases {
+        let (mut colds, mut firsts) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let (out, cold, first) = invoke_timed(function, &endpoint, &table, vec![request.clone()]).await;
+            match &out[0] {
+                Outcome::Response(r) if function == "authorizer" => assert_eq!(r["isAuthorized"], true),
+                outcome => assert_eq!(response(outcome).0, 200, "every cold start serves its first request"),
+            }
+            colds.push(cold);
+            firsts.push(first);
+        }
+        colds.sort();
+        firsts.sort();
+        eprintln!(
+            "{function} from {}: {runs} cold starts, median start->first next {:.1} ms, start->first response {:.1} ms",
+            binary(function).display(),
+            colds[runs / 2].as_secs_f64() * 1000.0,
+            firsts[runs / 2].as_secs_f64() * 1000.0
+        );
     }
-    colds.sort();
-    firsts.sort();
-    eprintln!(
-        "get-bill-run from {}: {runs} cold starts, median start->first next {:.1} ms, start->first response {:.1} ms",
-        binary("get-bill-run").display(),
-        colds[runs / 2].as_secs_f64() * 1000.0,
-        firsts[runs / 2].as_secs_f64() * 1000.0
-    );
 }
