@@ -146,7 +146,7 @@ struct Jwks {
 pub struct Verifier {
     config: AuthConfig,
     store: SharedRepository,
-    http: OnceLock<reqwest::Client>,
+    http: OnceLock<Result<reqwest::Client, String>>,
     jwks: tokio::sync::Mutex<Jwks>,
     api_keys: Mutex<HashMap<String, (Instant, ApiKeyRecord)>>,
 }
@@ -242,12 +242,7 @@ impl Verifier {
     }
 
     async fn fetch(&self, jwks: &mut Jwks, url: &str) -> Result<(), Denied> {
-        let client = self.http.get_or_init(|| {
-            reqwest::Client::builder()
-                .timeout(Duration::from_secs(3))
-                .build()
-                .unwrap_or_else(|_| reqwest::Client::new())
-        });
+        let client = self.http.get_or_init(http_client).as_ref().map_err(|e| Denied::Jwks(e.clone()))?;
         let fetched = async {
             let response = client.get(url).send().await.map_err(|e| e.to_string())?;
             if !response.status().is_success() {
@@ -301,6 +296,22 @@ impl Verifier {
         }
         Ok(record.caller)
     }
+}
+
+/// Makes aws-lc-rs, the crypto the AWS SDK already links, the process's rustls provider unless
+/// one is there already. reqwest brings no TLS crypto of its own: call this before building one.
+pub fn install_tls_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race to install it is fine: then one is there.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    }
+}
+
+/// The HTTPS client of JWKS fetches, built on first use (its TLS set-up loads the root
+/// certificates).
+fn http_client() -> Result<reqwest::Client, String> {
+    install_tls_provider();
+    reqwest::Client::builder().timeout(Duration::from_secs(3)).build().map_err(|e| e.to_string())
 }
 
 fn find(jwks: &Jwks, kid: &str, alg: Algorithm) -> Option<Result<DecodingKey, Denied>> {
@@ -382,4 +393,14 @@ pub async fn authorize_event(verifier: &Verifier, event: &AuthorizerRequest) -> 
 /// A denial, for a step that failed before it could decide (a panic).
 pub fn deny() -> AuthorizerResponse {
     AuthorizerResponse::default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_jwks_client_builds_with_the_sdks_tls_provider() {
+        // reqwest brings no TLS crypto of its own here: building fails if no rustls provider is
+        // there to take.
+        assert!(super::http_client().is_ok(), "{:?}", super::http_client().err());
+    }
 }
