@@ -243,6 +243,12 @@ async fn lists_page_newest_first_with_opaque_keys(backend: Backend) {
         "no key when nothing remains"
     );
 
+    // Path segments are percent-decoded, as API Gateway decodes them.
+    let mut spaced = new_run("Spaced");
+    spaced["recurring_billing_run_id"] = json!("monthly plan");
+    let spaced_id = create(&app, &me, "globex", &spaced).await["id"].clone();
+    let decoded = send(&app, &me, "GET", "/billingRuns/globex/recurringBillingRun/monthly%20plan", None).await;
+    assert_eq!((&decoded.body["Count"], &decoded.body["Items"][0]["id"]), (&json!(1), &spaced_id));
     let recurring = send(&app, &me, "GET", "/billingRuns/acme/recurringBillingRun/monthly?limit=2", None).await;
     assert_eq!(page_ids(&recurring.body), vec![ids[4].clone(), ids[2].clone()]);
     let recurring_key = recurring.body["LastEvaluatedKey"].as_str().unwrap().to_owned();

@@ -253,7 +253,7 @@ async fn handle(state: &State, req: hyper::Request<Incoming>) -> hyper::Response
                 let mut request =
                     lambda_http::http::Request::from_parts(parts, Body::from(collected.to_bytes().to_vec()));
                 request = request
-                    .with_path_parameters(params.into_iter().collect::<HashMap<String, String>>())
+                    .with_path_parameters(decoded(params))
                     .with_query_string_parameters(query)
                     .with_request_context(RequestContext::ApiGatewayV2(context));
                 match routes::dispatch(route.function, &state.deps, request).await {
@@ -270,6 +270,18 @@ async fn handle(state: &State, req: hyper::Request<Incoming>) -> hyper::Response
         response.headers_mut().insert("x-request-id", value);
     }
     response
+}
+
+/// Path parameters percent-decoded, as API Gateway passes them (`monthly%20plan` is `monthly plan`).
+/// A segment that does not decode to UTF-8 is passed as sent, for the handler to refuse.
+fn decoded(params: Vec<(String, String)>) -> HashMap<String, String> {
+    params
+        .into_iter()
+        .map(|(name, raw)| {
+            let value = percent_encoding::percent_decode_str(&raw).decode_utf8().map(|v| v.into_owned()).unwrap_or(raw);
+            (name, value)
+        })
+        .collect()
 }
 
 fn to_hyper(response: lambda_http::Response<Body>) -> hyper::Response<Full<Bytes>> {
