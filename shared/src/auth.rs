@@ -156,10 +156,6 @@ impl Verifier {
         Self { config, store, http: OnceLock::new(), jwks: Default::default(), api_keys: Default::default() }
     }
 
-    pub fn config(&self) -> &AuthConfig {
-        &self.config
-    }
-
     /// The caller a request's credential names, for a route that takes `auth`.
     pub async fn authorize(&self, auth: Auth, headers: &HeaderMap) -> Result<Identity, Denied> {
         let header = |name: &str| headers.get(name).map(|v| v.to_str().map_err(|_| Denied::Malformed));

@@ -34,9 +34,9 @@ const RECURRING_PARAM: &str = "recurring_billing_run_id";
 const MAX_LIMIT: usize = 1000;
 const DEFAULT_LIMIT: usize = 100;
 
-/// The caller, holding `scope`, and the path's tenant as the scope of everything read (403 when
-/// the tenant is not the caller's).
-fn tenant_of(req: &Request, scope: &str) -> ApiResult<(Principal, Scope)> {
+/// The caller, holding `scope`, and the path's tenant, the scope of everything read (403 when the
+/// tenant is not the caller's).
+fn tenant_of(req: &Request, scope: &str) -> ApiResult<(Principal, TenantId)> {
     let principal = caller(req, scope)?;
     let raw = req.path_parameters_ref().and_then(|p| p.first(TENANT_PARAM)).unwrap_or_default();
     if !principal.belongs_to(raw) {
@@ -44,11 +44,11 @@ fn tenant_of(req: &Request, scope: &str) -> ApiResult<(Principal, Scope)> {
     }
     let tenant =
         TenantId::parse(raw).ok_or_else(|| ApiError::field("/tenantId", "must be 1 to 64 letters, digits or -_."))?;
-    Ok((principal, Scope::Tenant(tenant)))
+    Ok((principal, tenant))
 }
 
-fn repo(deps: &Deps, scope: Scope) -> Repo<'_, BillingRun> {
-    Repo::new(deps.store.as_ref(), scope)
+fn repo<'a>(deps: &'a Deps, tenant: &TenantId) -> Repo<'a, BillingRun> {
+    Repo::new(deps.store.as_ref(), Scope::Tenant(tenant.clone()))
 }
 
 async fn load(repo: &Repo<'_, BillingRun>, id: &Id) -> ApiResult<Versioned<BillingRun>> {
@@ -86,11 +86,11 @@ fn unknown_parameters(req: &Request, known: &[&str]) -> ApiResult<()> {
 /// `GET /billingRuns/{tenantId}/{id}` (`fields` = a projection; `id` always included).
 pub async fn get(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        let (_, scope) = tenant_of(&req, SCOPE_READ)?;
+        let (_, tenant) = tenant_of(&req, SCOPE_READ)?;
         let id = path_id(&req, ID_PARAM, BillingRun::KIND.ids)?;
         unknown_parameters(&req, &["fields"])?;
         let fields = projection(&req)?;
-        let run = load(&repo(deps, scope), &id).await?;
+        let run = load(&repo(deps, &tenant), &id).await?;
         let Some(fields) = fields else { return Ok(resource_response(StatusCode::OK, &run.body, run.version)) };
         let mut body: serde_json::Map<String, Value> = serde_json::from_str(&run.body).map_err(ApiError::internal)?;
         body.retain(|name, _| name == "id" || fields.contains(&name.as_str()));
@@ -102,9 +102,9 @@ pub async fn get(deps: &Deps, req: Request) -> Response<Body> {
 /// `POST /billingRuns/{tenantId}`: 201 with Location; `Idempotency-Key` scoped by tenant.
 pub async fn create(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        let (principal, scope) = tenant_of(&req, SCOPE_WRITE)?;
+        let (principal, tenant) = tenant_of(&req, SCOPE_WRITE)?;
         let body = json_body(&req)?;
-        let repo = repo(deps, scope);
+        let repo = repo(deps, &tenant);
         let idempotency = Idempotency::from_request(&req, &principal, "/billingRuns", &body)?;
         if let Some(idem) = &idempotency {
             if let Some(replay) = idem.replay_stored(repo.store(), repo.scope()).await? {
@@ -114,8 +114,7 @@ pub async fn create(deps: &Deps, req: Request) -> Response<Body> {
         let request = parse_request(&body, Mode::Create)?;
         let id = uuid::Uuid::new_v4();
         let run = BillingRun::create(request, id, &principal.user_id.to_string(), OffsetDateTime::now_utc());
-        let tenant = req.path_parameters_ref().and_then(|p| p.first(TENANT_PARAM)).unwrap_or_default();
-        let location = format!("/billingRuns/{tenant}/{id}");
+        let location = format!("/billingRuns/{}/{id}", tenant.as_str());
         let (repo, run, idempotency, location) = (&repo, &run, &idempotency, &location);
         with_retries(move || async move {
             let event = run_event(principal.user_id, "create", None, Some(run.status), Vec::new());
@@ -130,9 +129,9 @@ pub async fn create(deps: &Deps, req: Request) -> Response<Body> {
 /// in its order: 401, 403, 404, 400, 412, 409.
 pub async fn update(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        let (principal, scope) = tenant_of(&req, SCOPE_WRITE)?;
+        let (principal, tenant) = tenant_of(&req, SCOPE_WRITE)?;
         let id = path_id(&req, ID_PARAM, BillingRun::KIND.ids)?;
-        let repo = repo(deps, scope);
+        let repo = repo(deps, &tenant);
         let by = principal.user_id.to_string();
         let admin = principal.has_scope(SCOPE_ADMIN);
         let (repo, req, id, by, user) = (&repo, &req, &id, &by, principal.user_id);
@@ -163,9 +162,9 @@ pub async fn update(deps: &Deps, req: Request) -> Response<Body> {
 /// or a locked one, is 409.
 pub async fn delete(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        let (principal, scope) = tenant_of(&req, SCOPE_WRITE)?;
+        let (principal, tenant) = tenant_of(&req, SCOPE_WRITE)?;
         let id = path_id(&req, ID_PARAM, BillingRun::KIND.ids)?;
-        let repo = repo(deps, scope);
+        let repo = repo(deps, &tenant);
         let (repo, req, id, user) = (&repo, &req, &id, principal.user_id);
         with_retries(move || async move {
             let current = load(repo, id).await?;
@@ -256,7 +255,7 @@ fn status_filter(req: &Request) -> ApiResult<Option<Vec<Status>>> {
 /// when more items remain.
 pub async fn list(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        let (_, scope) = tenant_of(&req, SCOPE_READ)?;
+        let (_, tenant) = tenant_of(&req, SCOPE_READ)?;
         unknown_parameters(&req, &["limit", "status", "exclusiveStartKey"])?;
         let query = req.query_string_parameters_ref();
         let limit = match query.and_then(|q| q.first("limit")) {
@@ -272,18 +271,14 @@ pub async fn list(deps: &Deps, req: Request) -> Response<Body> {
         if recurring.as_ref().is_some_and(|r| !(1..=100).contains(&r.chars().count())) {
             return Err(ApiError::field("/recurring_billing_run_id", "must be 1 to 100 characters"));
         }
-        let tenant = match &scope {
-            Scope::Tenant(t) => t.as_str().to_owned(),
-            Scope::Global => String::new(),
-        };
         let list = recurring.as_deref().map_or_else(|| "all".to_owned(), |r| format!("recurring:{r}"));
         let after = query
             .and_then(|q| q.first("exclusiveStartKey"))
-            .map(|key| Cursor::decode(key, &tenant, &list))
+            .map(|key| Cursor::decode(key, tenant.as_str(), &list))
             .transpose()?;
         let group = recurring.as_deref().map(recurring_group);
         let index = Page { group: group.as_deref(), after: after.as_deref(), limit: limit + 1, descending: true };
-        let page = repo(deps, scope).page(&index).await?;
+        let page = repo(deps, &tenant).page(&index).await?;
         let more = page.len() > limit;
         let evaluated = &page[..page.len().min(limit)];
         let items: Vec<&Versioned<BillingRun>> =
@@ -297,7 +292,7 @@ pub async fn list(deps: &Deps, req: Request) -> Response<Body> {
         }
         text.push(']');
         if let (true, Some(last)) = (more, evaluated.last()) {
-            let key = Cursor { t: tenant, l: list, k: last.value.order() }.encode();
+            let key = Cursor { t: tenant.as_str().to_owned(), l: list, k: last.value.order() }.encode();
             text.push_str(&format!(",\"LastEvaluatedKey\":{}", Value::String(key)));
         }
         text.push('}');

@@ -60,10 +60,6 @@ impl Worker {
         Self::new(store, jobs())
     }
 
-    pub fn store(&self) -> &SharedRepository {
-        &self.store
-    }
-
     fn kinds(&self) -> Vec<Kind> {
         self.jobs.iter().map(|j| j.kind()).collect()
     }
