@@ -11,7 +11,7 @@ use shared::domain::key::{Id, IdType, Key, Kind, Scope, Scoping, TenantId};
 use shared::domain::list::{filter, ListQuery, ListSpec};
 use shared::store::{
     guard_key, ApiKeyRecord, AuditEvent, Delete, IdempotencyRecord, NewItem, Page, SharedRepository, StoreError,
-    Update, VersionCheck, MAX_ITEM_BYTES,
+    Update, VersionCheck, Write, MAX_ITEM_BYTES,
 };
 
 const RUN: Kind = Kind::new("RUN", IdType::Counter, Scoping::Global);
@@ -326,13 +326,13 @@ async fn batch_writes_are_all_or_nothing(backend: Backend) {
     let doc = |id: u64, name: &str| json!({"id": id, "name": name});
     // One stale version spoils the whole batch.
     let stale = vec![update(1, 1, doc(1, "x")), update(2, 1, doc(2, "x")), update(3, 7, doc(3, "x"))];
-    assert!(matches!(store.write(stale).await, Err(StoreError::Conflict)));
+    assert!(matches!(store.write(stale.into_iter().map(Write::Update).collect()).await, Err(StoreError::Conflict)));
     for id in 1..=3 {
         assert_eq!(store.get(&run_key(id)).await.unwrap().unwrap().version, 1, "nothing of a failed batch lands");
     }
     let mut first = update(1, 1, doc(1, "y"));
     first.state = Some(json!({"cursor": 7, "stage": "REPORTING"}).to_string());
-    let saved = store.write(vec![first, update(2, 1, doc(2, "y"))]).await.unwrap();
+    let saved = store.write(vec![Write::Update(first), Write::Update(update(2, 1, doc(2, "y")))]).await.unwrap();
     assert_eq!(saved.iter().map(|s| s.version).collect::<Vec<_>>(), vec![2, 2]);
     let got = store.get(&run_key(1)).await.unwrap().unwrap();
     assert_eq!(body(&got)["name"], "y");
@@ -498,7 +498,44 @@ async fn resources_over_the_size_bound_are_refused_by_both_stores(backend: Backe
     assert_eq!(store.get(&run_key(1)).await.unwrap().unwrap().version, 1);
 }
 
+/// One transaction of creates and changes: it lands whole or not at all, and many items moving
+/// between the same two groups move both counts once (DynamoDB takes each count item once).
+async fn creates_and_changes_share_one_transaction(backend: Backend) {
+    let Some(store) = store(backend).await else { return };
+    let scope = Scope::Global;
+    for id in 1..=30 {
+        store.create(item(id, "rate", Some("UNBILLED"))).await.unwrap();
+    }
+    store.create(item(40, "taken", None)).await.unwrap();
+    let moved = |id: u64| {
+        let mut change = update(id, 1, json!({"id": id, "name": "billed"}));
+        (change.previous_group, change.group) = (Some("UNBILLED".into()), Some("BILLED".into()));
+        Write::Update(change)
+    };
+    // A create that collides spoils the whole transaction.
+    let mut writes: Vec<Write> = (1..=30).map(moved).collect();
+    writes.push(Write::Create(item(40, "again", None)));
+    assert!(matches!(store.write(writes).await, Err(StoreError::Conflict)));
+    assert_eq!(store.group_count(RUN, &scope, "UNBILLED").await.unwrap(), 30, "nothing moved");
+    assert_eq!(store.count(RUN, &scope).await.unwrap(), 31);
+    // An item named twice is refused before anything is written.
+    let twice = vec![moved(1), moved(1)];
+    assert!(matches!(store.write(twice).await, Err(StoreError::Internal(_))));
+    let mut writes: Vec<Write> = (1..=30).map(moved).collect();
+    writes.push(Write::Create(item(31, "bill", Some("BILLS"))));
+    let saved = store.write(writes).await.unwrap();
+    assert_eq!(saved.len(), 31);
+    assert_eq!(saved[30].version, 1, "the create comes back in its place");
+    assert_eq!(store.group_count(RUN, &scope, "UNBILLED").await.unwrap(), 0);
+    assert_eq!(store.group_count(RUN, &scope, "BILLED").await.unwrap(), 30);
+    assert_eq!(store.count(RUN, &scope).await.unwrap(), 32);
+    let billed = store.page(RUN, &scope, &Page { group: Some("BILLED"), limit: 100, ..Page::default() }).await;
+    assert_eq!(billed.unwrap().len(), 30);
+    assert_eq!(store.events(&run_key(7)).await.unwrap().len(), 2, "each change writes its event");
+}
+
 on_both_stores!(
+    creates_and_changes_share_one_transaction,
     ids_come_from_a_per_kind_counter_in_each_scope,
     create_then_get_returns_the_body_at_version_1,
     resource_fields_never_collide_with_store_attributes,

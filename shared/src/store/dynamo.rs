@@ -17,7 +17,7 @@
 //! `serde_dynamo` ([`to_attributes`], [`from_attributes`]). Lists query GSI1 (never Scan); sort ids
 //! are zero-padded integers or UUIDs ([`Id::sort_key`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -30,13 +30,16 @@ use aws_sdk_dynamodb::Client;
 use serde_json::Value;
 
 use super::{
-    check_size, now_epoch, partition, ApiKeyRecord, AuditEvent, Delete, Guard, IdempotencyRecord, NewItem, Page,
-    Repository, StoreError, StoreResult, Stored, Update, VersionCheck, MAX_WRITE,
+    now_epoch, partition, ApiKeyRecord, AuditEvent, Delete, Guard, IdempotencyRecord, Page, Repository, StoreError,
+    StoreResult, Stored, VersionCheck, Write,
 };
 use crate::domain::key::{Key, Kind, Scope};
 use crate::domain::list::ListQuery;
 
 type Item = HashMap<String, AttributeValue>;
+
+/// DynamoDB's limit of items in one transaction.
+const MAX_TRANSACTION_ITEMS: usize = 100;
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -211,7 +214,7 @@ impl DynamoStore {
         item
     }
 
-    async fn transact(&self, items: Vec<TransactWriteItem>, idempotency_at: Option<usize>) -> StoreResult<()> {
+    async fn transact(&self, items: Vec<TransactWriteItem>, idempotency_at: &[usize]) -> StoreResult<()> {
         let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
         let Err(error) = result else { return Ok(()) };
         if let Some(
@@ -226,7 +229,7 @@ impl DynamoStore {
                 .map(|(i, _)| i)
                 .collect();
             if !failed.is_empty() {
-                return Err(if idempotency_at.is_some_and(|i| failed.contains(&i)) {
+                return Err(if idempotency_at.iter().any(|i| failed.contains(i)) {
                     StoreError::IdempotencyKeyTaken
                 } else {
                     StoreError::Conflict
@@ -305,81 +308,85 @@ impl Repository for DynamoStore {
         self.get_item(key.partition(), "ITEM").await?.map(|item| stored(key.clone(), item)).transpose()
     }
 
-    async fn create(&self, item: NewItem) -> StoreResult<Stored> {
-        check_size(&item.body, None)?;
-        let resource =
-            Self::resource_item(&item.key, &item.order, 1, &item.body, &item.group, item.work_pending, &None);
-        let mut writes = vec![
-            self.put(resource, "attribute_not_exists(PK)", Item::new())?,
-            self.event_put(&item.key, 1, &item.event)?,
-        ];
-        writes.extend(self.counts(&item.key, &item.group, 1)?);
-        if let Some(guard) = &item.guard {
-            writes.push(self.guard_write(guard)?);
-        }
-        if let Some(check) = &item.check {
-            writes.push(self.version_check(check)?);
-        }
-        let mut idempotency_at = None;
-        if let Some(record) = &item.idempotency {
-            let mut attributes = to_attributes(record)?;
-            attributes.insert(
-                "PK".into(),
-                s(format!("IDEMPOTENCY#{}", partition::idempotency(item.key.scope(), &record.key))),
-            );
-            attributes.insert("SK".into(), s("IDEMPOTENCY"));
-            idempotency_at = Some(writes.len());
-            writes.push(self.put(
-                attributes,
-                "attribute_not_exists(PK) OR expiresAt < :now",
-                Item::from([(":now".to_owned(), number(now_epoch()))]),
-            )?);
-        }
-        self.transact(writes, idempotency_at).await?;
-        Ok(Stored { key: item.key, version: 1, body: item.body, state: None })
-    }
-
-    async fn write(&self, updates: Vec<Update>) -> StoreResult<Vec<Stored>> {
-        if updates.is_empty() || updates.len() > MAX_WRITE {
-            return Err(internal(format!("a write takes 1 to {MAX_WRITE} changes, not {}", updates.len())));
-        }
-        let mut writes = Vec::with_capacity(updates.len() * 2 + 2);
-        let mut saved = Vec::with_capacity(updates.len());
-        for update in updates {
-            check_size(&update.body, update.state.as_deref())?;
-            let version = update.expected_version + 1;
-            let resource = Self::resource_item(
-                &update.key,
-                &update.order,
-                version,
-                &update.body,
-                &update.group,
-                update.work_pending,
-                &update.state,
-            );
-            writes.push(self.put(
-                resource,
-                "version = :seen",
-                Item::from([(":seen".to_owned(), number(update.expected_version))]),
-            )?);
-            writes.push(self.event_put(&update.key, version, &update.event)?);
-            if update.group != update.previous_group {
-                let (kind, scope) = (update.key.kind(), update.key.scope());
-                for (group, by) in [(&update.previous_group, -1), (&update.group, 1)] {
-                    if let Some(group) = group {
-                        writes.push(self.count(group_pk(kind, scope, group), "COUNT", by)?);
+    async fn write(&self, writes: Vec<Write>) -> StoreResult<Vec<Stored>> {
+        Write::check_all(&writes)?;
+        let mut items = Vec::with_capacity(writes.len() * 2 + 4);
+        // Counts move by the sum of a transaction's changes: DynamoDB takes each item once.
+        let mut counts: BTreeMap<(String, &'static str), i64> = BTreeMap::new();
+        let mut idempotency_at = Vec::new();
+        let mut saved = Vec::with_capacity(writes.len());
+        for write in writes {
+            let (guard, check) = match write {
+                Write::Create(item) => {
+                    let (key, scope) = (&item.key, item.key.scope());
+                    let resource =
+                        Self::resource_item(key, &item.order, 1, &item.body, &item.group, item.work_pending, &None);
+                    items.push(self.put(resource, "attribute_not_exists(PK)", Item::new())?);
+                    items.push(self.event_put(key, 1, &item.event)?);
+                    *counts.entry((counter_pk(scope, key.kind().name), "COUNTER")).or_default() += 1;
+                    if let Some(group) = &item.group {
+                        *counts.entry((group_pk(key.kind(), scope, group), "COUNT")).or_default() += 1;
                     }
+                    if let Some(record) = &item.idempotency {
+                        let mut attributes = to_attributes(record)?;
+                        let pk = format!("IDEMPOTENCY#{}", partition::idempotency(scope, &record.key));
+                        attributes.insert("PK".into(), s(pk));
+                        attributes.insert("SK".into(), s("IDEMPOTENCY"));
+                        idempotency_at.push(items.len());
+                        items.push(self.put(
+                            attributes,
+                            "attribute_not_exists(PK) OR expiresAt < :now",
+                            Item::from([(":now".to_owned(), number(now_epoch()))]),
+                        )?);
+                    }
+                    saved.push(Stored { key: item.key, version: 1, body: item.body, state: None });
+                    (item.guard, item.check)
                 }
+                Write::Update(update) => {
+                    let version = update.expected_version + 1;
+                    let resource = Self::resource_item(
+                        &update.key,
+                        &update.order,
+                        version,
+                        &update.body,
+                        &update.group,
+                        update.work_pending,
+                        &update.state,
+                    );
+                    items.push(self.put(
+                        resource,
+                        "version = :seen",
+                        Item::from([(":seen".to_owned(), number(update.expected_version))]),
+                    )?);
+                    items.push(self.event_put(&update.key, version, &update.event)?);
+                    if update.group != update.previous_group {
+                        let (kind, scope) = (update.key.kind(), update.key.scope());
+                        for (group, by) in [(&update.previous_group, -1), (&update.group, 1)] {
+                            if let Some(group) = group {
+                                *counts.entry((group_pk(kind, scope, group), "COUNT")).or_default() += by;
+                            }
+                        }
+                    }
+                    saved.push(Stored { key: update.key, version, body: update.body, state: update.state });
+                    (update.guard, update.check)
+                }
+            };
+            if let Some(guard) = &guard {
+                items.push(self.guard_write(guard)?);
             }
-            if let Some(guard) = &update.guard {
-                writes.push(self.guard_write(guard)?);
+            if let Some(check) = &check {
+                items.push(self.version_check(check)?);
             }
-            if let Some(check) = &update.check {
-                writes.push(self.version_check(check)?);
-            }
-            saved.push(Stored { key: update.key, version, body: update.body, state: update.state });
         }
-        self.transact(writes, None).await?;
+        for ((pk, sk), by) in counts {
+            if by != 0 {
+                items.push(self.count(pk, sk, by)?);
+            }
+        }
+        if items.len() > MAX_TRANSACTION_ITEMS {
+            return Err(internal(format!("a transaction of {} items, over {MAX_TRANSACTION_ITEMS}", items.len())));
+        }
+        self.transact(items, &idempotency_at).await?;
         Ok(saved)
     }
 
@@ -400,7 +407,7 @@ impl Repository for DynamoStore {
         if let Some(check) = &delete.check {
             writes.push(self.version_check(check)?);
         }
-        self.transact(writes, None).await
+        self.transact(writes, &[]).await
     }
 
     async fn list(&self, kind: Kind, scope: &Scope, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
@@ -450,6 +457,10 @@ impl Repository for DynamoStore {
             .map_err(sdk)?;
         let docs = out.items().iter().map(body_json).collect::<StoreResult<_>>()?;
         Ok((docs, total))
+    }
+
+    async fn count(&self, kind: Kind, scope: &Scope) -> StoreResult<u64> {
+        self.count_of(counter_pk(scope, kind.name), "COUNTER").await
     }
 
     async fn group(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<Vec<Stored>> {
@@ -548,7 +559,7 @@ impl Repository for DynamoStore {
             self.put(key, "attribute_not_exists(PK)", Item::new())?,
             self.put(id, "attribute_not_exists(PK)", Item::new())?,
         ];
-        self.transact(writes, None).await
+        self.transact(writes, &[]).await
     }
 
     async fn api_key(&self, hash: &str) -> StoreResult<Option<ApiKeyRecord>> {

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{
-    check_size, now_epoch, partition, ApiKeyRecord, AuditEvent, Delete, Guard, IdempotencyRecord, NewItem, Page,
-    Repository, StoreError, StoreResult, Stored, Update, VersionCheck, MAX_WRITE,
+    now_epoch, partition, ApiKeyRecord, AuditEvent, Delete, Guard, IdempotencyRecord, NewItem, Page, Repository,
+    StoreError, StoreResult, Stored, Update, VersionCheck, Write,
 };
 use crate::domain::key::{Key, Kind, Scope};
 use crate::domain::list::ListQuery;
@@ -80,6 +80,42 @@ impl State {
         }
     }
 
+    /// Applies a checked create.
+    fn insert(&mut self, item: NewItem) -> Stored {
+        let scope = item.key.scope().clone();
+        self.bump(item.guard);
+        if let Some(record) = item.idempotency {
+            self.idempotency.insert(partition::idempotency(&scope, &record.key), record);
+        }
+        let kind = item.key.kind();
+        let list = partition::list(kind, &scope);
+        *self.item_counts.entry(list.clone()).or_default() += 1;
+        self.lists.insert((list, item.order.clone()), item.key.clone());
+        if let Some(group) = &item.group {
+            let group = partition::group(kind, &scope, group);
+            *self.group_counts.entry(group.clone()).or_default() += 1;
+            self.groups.insert((group, item.order.clone()), item.key.clone());
+        }
+        self.events.entry(item.key.clone()).or_default().push(item.event);
+        let row = Row { version: 1, body: item.body, state: None };
+        let stored = row.stored(&item.key);
+        self.rows.insert(item.key, row);
+        stored
+    }
+
+    /// Applies a checked change.
+    fn replace(&mut self, update: Update) -> Stored {
+        if update.group != update.previous_group {
+            self.move_group(&update);
+        }
+        self.bump(update.guard);
+        self.events.entry(update.key.clone()).or_default().push(update.event);
+        let row = Row { version: update.expected_version + 1, body: update.body, state: update.state };
+        let stored = row.stored(&update.key);
+        self.rows.insert(update.key, row);
+        stored
+    }
+
     fn bump(&mut self, guard: Option<Guard>) {
         if let Some(g) = guard {
             self.guards.insert(g.key, g.version + 1);
@@ -142,67 +178,41 @@ impl Repository for MemoryStore {
         Ok(self.lock()?.rows.get(key).map(|row| row.stored(key)))
     }
 
-    async fn create(&self, item: NewItem) -> StoreResult<Stored> {
-        check_size(&item.body, None)?;
-        let scope = item.key.scope().clone();
+    async fn write(&self, writes: Vec<Write>) -> StoreResult<Vec<Stored>> {
+        Write::check_all(&writes)?;
         let mut state = self.lock()?;
-        let idempotency_key = item.idempotency.as_ref().map(|r| partition::idempotency(&scope, &r.key));
-        if let Some(key) = &idempotency_key {
-            if state.idempotency.get(key).is_some_and(|r| r.expires_at > now_epoch()) {
-                return Err(StoreError::IdempotencyKeyTaken);
+        for write in &writes {
+            match write {
+                Write::Create(item) => {
+                    let scope = item.key.scope();
+                    let taken = item.idempotency.as_ref().is_some_and(|r| {
+                        let key = partition::idempotency(scope, &r.key);
+                        state.idempotency.get(&key).is_some_and(|r| r.expires_at > now_epoch())
+                    });
+                    if taken {
+                        return Err(StoreError::IdempotencyKeyTaken);
+                    }
+                    if state.rows.contains_key(&item.key) {
+                        return Err(StoreError::Conflict);
+                    }
+                    state.check(&item.guard, &item.check)?;
+                }
+                Write::Update(update) => {
+                    match state.rows.get(&update.key) {
+                        Some(row) if row.version == update.expected_version => {}
+                        _ => return Err(StoreError::Conflict),
+                    }
+                    state.check(&update.guard, &update.check)?;
+                }
             }
         }
-        if state.rows.contains_key(&item.key) {
-            return Err(StoreError::Conflict);
-        }
-        state.check(&item.guard, &item.check)?;
-        state.bump(item.guard);
-        if let (Some(key), Some(record)) = (idempotency_key, item.idempotency) {
-            state.idempotency.insert(key, record);
-        }
-        let kind = item.key.kind();
-        let list = partition::list(kind, &scope);
-        *state.item_counts.entry(list.clone()).or_default() += 1;
-        state.lists.insert((list, item.order.clone()), item.key.clone());
-        if let Some(group) = &item.group {
-            let group = partition::group(kind, &scope, group);
-            *state.group_counts.entry(group.clone()).or_default() += 1;
-            state.groups.insert((group, item.order.clone()), item.key.clone());
-        }
-        state.events.entry(item.key.clone()).or_default().push(item.event);
-        let row = Row { version: 1, body: item.body, state: None };
-        let stored = row.stored(&item.key);
-        state.rows.insert(item.key, row);
-        Ok(stored)
-    }
-
-    async fn write(&self, updates: Vec<Update>) -> StoreResult<Vec<Stored>> {
-        if updates.is_empty() || updates.len() > MAX_WRITE {
-            return Err(StoreError::Internal(format!("a write takes 1 to {MAX_WRITE} changes, not {}", updates.len())));
-        }
-        for update in &updates {
-            check_size(&update.body, update.state.as_deref())?;
-        }
-        let mut state = self.lock()?;
-        for update in &updates {
-            match state.rows.get(&update.key) {
-                Some(row) if row.version == update.expected_version => {}
-                _ => return Err(StoreError::Conflict),
-            }
-            state.check(&update.guard, &update.check)?;
-        }
-        let mut saved = Vec::with_capacity(updates.len());
-        for update in updates {
-            if update.group != update.previous_group {
-                state.move_group(&update);
-            }
-            state.bump(update.guard);
-            state.events.entry(update.key.clone()).or_default().push(update.event);
-            let row = Row { version: update.expected_version + 1, body: update.body, state: update.state };
-            saved.push(row.stored(&update.key));
-            state.rows.insert(update.key, row);
-        }
-        Ok(saved)
+        Ok(writes
+            .into_iter()
+            .map(|write| match write {
+                Write::Create(item) => state.insert(item),
+                Write::Update(update) => state.replace(update),
+            })
+            .collect())
     }
 
     async fn delete(&self, delete: Delete) -> StoreResult<()> {
@@ -237,6 +247,10 @@ impl Repository for MemoryStore {
             .map(|row| decode(&row.body))
             .collect::<StoreResult<Vec<_>>>()?;
         Ok(query.apply(items))
+    }
+
+    async fn count(&self, kind: Kind, scope: &Scope) -> StoreResult<u64> {
+        Ok(self.lock()?.item_counts.get(&partition::list(kind, scope)).copied().unwrap_or(0))
     }
 
     async fn group(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<Vec<Stored>> {

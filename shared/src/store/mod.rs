@@ -121,6 +121,48 @@ pub struct NewItem {
     pub idempotency: Option<IdempotencyRecord>,
 }
 
+/// One change of a transaction: a new resource or a change to an existing one.
+#[derive(Debug, Clone)]
+pub enum Write {
+    Create(NewItem),
+    Update(Update),
+}
+
+impl Write {
+    pub fn key(&self) -> &Key {
+        match self {
+            Self::Create(item) => &item.key,
+            Self::Update(update) => &update.key,
+        }
+    }
+
+    /// The stored form the size bound applies to.
+    fn stored_form(&self) -> (&str, Option<&str>) {
+        match self {
+            Self::Create(item) => (&item.body, None),
+            Self::Update(update) => (&update.body, update.state.as_deref()),
+        }
+    }
+
+    /// Refuses an empty or oversized transaction, one that names an item twice (DynamoDB refuses
+    /// those too) and one whose resource would pass the size bound, before anything is written.
+    pub fn check_all(writes: &[Write]) -> StoreResult<()> {
+        if writes.is_empty() || writes.len() > MAX_WRITE {
+            return Err(StoreError::Internal(format!("a write takes 1 to {MAX_WRITE} changes, not {}", writes.len())));
+        }
+        let mut keys: Vec<&Key> = writes.iter().map(Write::key).collect();
+        keys.sort();
+        if keys.windows(2).any(|pair| pair[0] == pair[1]) {
+            return Err(StoreError::Internal("a write names one item twice".into()));
+        }
+        for write in writes {
+            let (body, state) = write.stored_form();
+            check_size(body, state)?;
+        }
+        Ok(())
+    }
+}
+
 /// A change to an existing resource, conditional on `expected_version`.
 #[derive(Debug, Clone)]
 pub struct Update {
@@ -206,21 +248,26 @@ pub trait Repository: Send + Sync {
     /// handed out twice) and returns the last: the range is `last - n + 1 ..= last`.
     async fn next_ids(&self, scope: &Scope, counter: &str, n: u64) -> StoreResult<u64>;
     async fn get(&self, key: &Key) -> StoreResult<Option<Stored>>;
-    /// Conflict when the key exists, the guard moved or the checked item changed;
-    /// IdempotencyKeyTaken when the key is taken in the item's scope; TooLarge over the bound.
-    async fn create(&self, item: NewItem) -> StoreResult<Stored>;
-    /// Several changes in one transaction (at most [`MAX_WRITE`]): all or none. Conflict when any
-    /// stored version is not the expected one, a guard moved or a checked item changed.
-    async fn write(&self, updates: Vec<Update>) -> StoreResult<Vec<Stored>>;
+    /// Several creates and changes in one transaction (at most [`MAX_WRITE`], each item once): all
+    /// or none; what was stored comes back in the order of `writes`. Conflict when a created key
+    /// exists, a stored version is not the expected one, a guard moved or a checked item changed;
+    /// IdempotencyKeyTaken when a create's key is taken in its scope; TooLarge over the bound.
+    async fn write(&self, writes: Vec<Write>) -> StoreResult<Vec<Stored>>;
+    /// One create: [`Repository::write`] of one.
+    async fn create(&self, item: NewItem) -> StoreResult<Stored> {
+        self.write(vec![Write::Create(item)]).await?.pop().ok_or_else(|| StoreError::Internal("empty write".into()))
+    }
     /// One change: [`Repository::write`] of one.
     async fn update(&self, update: Update) -> StoreResult<Stored> {
-        self.write(vec![update]).await?.pop().ok_or_else(|| StoreError::Internal("empty write".into()))
+        self.write(vec![Write::Update(update)]).await?.pop().ok_or_else(|| StoreError::Internal("empty write".into()))
     }
     /// Removes a resource (its audit trail stays). Conflict as for `update`.
     async fn delete(&self, delete: Delete) -> StoreResult<()>;
     /// One page of `kind` in `scope`, in the query's order, and the number of matches. The items
     /// are the resources' JSON.
     async fn list(&self, kind: Kind, scope: &Scope, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)>;
+    /// How many items of `kind` there are in `scope` (kept by creates and deletes; one read).
+    async fn count(&self, kind: Kind, scope: &Scope) -> StoreResult<u64>;
     /// Every member of a small group (e.g. the runs of one billing cycle), in index order.
     async fn group(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<Vec<Stored>>;
     /// At most `limit` items of `kind` in `scope` (of one `group`, or all), in index order

@@ -16,7 +16,7 @@ use crate::domain::bill_run::{AdhocBillRun, BillRun, Changes, Progress, Run, Sum
 use crate::domain::key::{Id, Kind};
 use crate::retry::with_retries;
 use crate::store::repo::{encode, Repo, Versioned};
-use crate::store::{AuditEvent, Change, Page, Repository, StoreError, StoreResult, Stored, Update};
+use crate::store::{AuditEvent, Change, Page, Repository, StoreError, StoreResult, Stored, Update, Write};
 
 /// Bills per step: each step writes them and the run in one transaction.
 pub const BATCH: usize = 40;
@@ -67,7 +67,7 @@ pub async fn step<R: Run>(store: &dyn Repository, id: &Id, seen_version: Option<
             return Ok(None);
         }
         let Some(writes) = plan(runs, &current).await? else { return Ok(None) };
-        match store.write(writes).await {
+        match store.write(writes.into_iter().map(Write::Update).collect()).await {
             Ok(mut saved) => Ok(Some(saved.swap_remove(0))),
             Err(StoreError::Conflict) => match store.get(&current.key).await? {
                 Some(run) if run.version == current.version => Err(StoreError::Conflict),

@@ -25,8 +25,8 @@ use tokio::sync::mpsc;
 use crate::domain::key::{Key, Kind, Scope};
 use crate::domain::list::ListQuery;
 use crate::store::{
-    ApiKeyRecord, AuditEvent, Change, Delete, Guard, IdempotencyRecord, NewItem, Page, Repository, SharedRepository,
-    StoreResult, Stored, Update,
+    ApiKeyRecord, AuditEvent, Change, Delete, Guard, IdempotencyRecord, Page, Repository, SharedRepository,
+    StoreResult, Stored, Write,
 };
 
 /// Every family's jobs: the registry the Lambda worker and the dev server run.
@@ -171,15 +171,15 @@ impl Repository for Notifying {
     async fn get(&self, key: &Key) -> StoreResult<Option<Stored>> {
         self.inner.get(key).await
     }
-    async fn create(&self, item: NewItem) -> StoreResult<Stored> {
-        let pending = item.work_pending;
-        let stored = self.inner.create(item).await?;
-        self.report(&stored, pending);
-        Ok(stored)
-    }
-    async fn write(&self, updates: Vec<Update>) -> StoreResult<Vec<Stored>> {
-        let pending: Vec<bool> = updates.iter().map(|u| u.work_pending).collect();
-        let saved = self.inner.write(updates).await?;
+    async fn write(&self, writes: Vec<Write>) -> StoreResult<Vec<Stored>> {
+        let pending: Vec<bool> = writes
+            .iter()
+            .map(|w| match w {
+                Write::Create(item) => item.work_pending,
+                Write::Update(update) => update.work_pending,
+            })
+            .collect();
+        let saved = self.inner.write(writes).await?;
         for (stored, pending) in saved.iter().zip(pending) {
             self.report(stored, pending);
         }
@@ -190,6 +190,9 @@ impl Repository for Notifying {
     }
     async fn list(&self, kind: Kind, scope: &Scope, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
         self.inner.list(kind, scope, query).await
+    }
+    async fn count(&self, kind: Kind, scope: &Scope) -> StoreResult<u64> {
+        self.inner.count(kind, scope).await
     }
     async fn group(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<Vec<Stored>> {
         self.inner.group(kind, scope, group).await
