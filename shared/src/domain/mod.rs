@@ -4,6 +4,7 @@
 pub mod bill;
 pub mod bill_run;
 pub mod billing_run;
+pub mod customer_bill;
 pub mod dates;
 pub mod identity;
 pub mod key;
@@ -11,6 +12,7 @@ pub mod list;
 pub mod money;
 pub mod patch;
 pub mod resource;
+pub mod tmf_query;
 
 #[cfg(test)]
 mod proptests;

@@ -473,28 +473,41 @@ impl Repository for DynamoStore {
             Some(group) => ("GSI2", partition::group(kind, scope, group)),
             None => ("GSI1", partition::list(kind, scope)),
         };
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(name)
-            .expression_attribute_names("#pk", format!("{name}PK"))
-            .expression_attribute_values(":pk", s(partition))
-            .scan_index_forward(!index.descending)
-            .limit(i32::try_from(index.limit).unwrap_or(i32::MAX));
-        query = match index.after {
-            Some(after) => {
-                let condition =
-                    if index.descending { "#pk = :pk AND #sk < :after" } else { "#pk = :pk AND #sk > :after" };
-                query
-                    .key_condition_expression(condition)
-                    .expression_attribute_names("#sk", format!("{name}SK"))
-                    .expression_attribute_values(":after", s(after))
+        let mut found = Vec::new();
+        let mut start = None;
+        // A response stops at 1 MB: follow it until `limit` items or the partition's end.
+        loop {
+            let wanted = index.limit.saturating_sub(found.len());
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(name)
+                .expression_attribute_names("#pk", format!("{name}PK"))
+                .expression_attribute_values(":pk", s(partition.clone()))
+                .scan_index_forward(!index.descending)
+                .limit(i32::try_from(wanted).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take());
+            query = match index.after {
+                Some(after) => {
+                    let condition =
+                        if index.descending { "#pk = :pk AND #sk < :after" } else { "#pk = :pk AND #sk > :after" };
+                    query
+                        .key_condition_expression(condition)
+                        .expression_attribute_names("#sk", format!("{name}SK"))
+                        .expression_attribute_values(":after", s(after))
+                }
+                None => query.key_condition_expression("#pk = :pk"),
+            };
+            let out = query.send().await.map_err(sdk)?;
+            for item in out.items.unwrap_or_default() {
+                found.push(stored_from_index(kind, scope, item)?);
             }
-            None => query.key_condition_expression("#pk = :pk"),
-        };
-        let out = query.send().await.map_err(sdk)?;
-        out.items.unwrap_or_default().into_iter().map(|item| stored_from_index(kind, scope, item)).collect()
+            match out.last_evaluated_key {
+                Some(key) if found.len() < index.limit => start = Some(key),
+                _ => return Ok(found),
+            }
+        }
     }
 
     async fn group_count(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<u64> {
