@@ -847,15 +847,15 @@ impl Tally {
         Ok(())
     }
 
-    /// The bill's tax items and its amounts, each rounded once to cents.
-    fn included(&self) -> Result<(Decimal, Vec<(Decimal, &TaxGroup)>, Decimal), Refusal> {
+    /// The bill's amounts, each rounded once to cents: excluded, each tax group's, and included.
+    fn included(&self) -> Result<Amounts, Refusal> {
         let excluded = money::cents(self.excluded);
-        let items: Vec<(Decimal, &TaxGroup)> = self.taxes.iter().map(|g| (money::cents(g.sum), g)).collect();
+        let taxes: Vec<Decimal> = self.taxes.iter().map(|g| money::cents(g.sum)).collect();
         let mut included = Some(excluded);
-        for (amount, _) in &items {
+        for amount in &taxes {
             included = included.and_then(|sum| sum.checked_add(*amount));
         }
-        Ok((excluded, items, within(included, "taxIncludedAmount")?))
+        Ok(Amounts { excluded, taxes, included: within(included, "taxIncludedAmount")? })
     }
 
     /// The bill of these rates, `inProgress`.
@@ -864,7 +864,7 @@ impl Tally {
             (Some(unit), Some(first), Some(last)) if self.count > 0 => (unit, first, last),
             _ => return Err(Refusal::NoRates(new.request.billing_account.id.clone())),
         };
-        let (excluded, items, included) = self.included()?;
+        let Amounts { excluded, taxes, included } = self.included()?;
         let id = new.id;
         let document = new.document;
         Ok(CustomerBill {
@@ -880,8 +880,9 @@ impl Tally {
             remaining_amount: Money::new(unit, included),
             tax_excluded_amount: Money::new(unit, excluded),
             tax_included_amount: Money::new(unit, included),
-            tax_item: items
+            tax_item: taxes
                 .into_iter()
+                .zip(&self.taxes)
                 .map(|(amount, group)| TaxItem {
                     tax_category: group.tax_category.clone(),
                     tax_rate: group.tax_rate,
@@ -901,6 +902,13 @@ impl Tally {
             last_update: new.now,
         })
     }
+}
+
+/// A bill's amounts, rounded to cents.
+struct Amounts {
+    excluded: Decimal,
+    taxes: Vec<Decimal>,
+    included: Decimal,
 }
 
 /// What a bill takes beside its rates.
