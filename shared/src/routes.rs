@@ -4,7 +4,7 @@
 use lambda_http::{Body, Request, Response};
 
 use crate::domain::bill_run::{AdhocBillRun, BillRun};
-use crate::http::{bill_runs, billing_runs, bills, Deps, ErrorFormat};
+use crate::http::{bill_runs, billing_runs, bills, customer_bills, Deps, ErrorFormat};
 
 /// How a route's callers authenticate (in AWS: which authorizer identity source).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,10 @@ pub struct Route {
 
 const fn route(method: &'static str, path: &'static str, function: &'static str) -> Route {
     Route { method, path, function, auth: Auth::Bearer, errors: ErrorFormat::Problem }
+}
+
+const fn tmf(method: &'static str, path: &'static str, function: &'static str) -> Route {
+    Route { method, path, function, auth: Auth::Bearer, errors: ErrorFormat::Tmf }
 }
 
 const fn keyed(method: &'static str, path: &'static str, function: &'static str) -> Route {
@@ -56,6 +60,15 @@ pub const ROUTES: &[Route] = &[
     route("PUT", "/billingRuns/{tenantId}/{id}", "update-billing-run"),
     route("DELETE", "/billingRuns/{tenantId}/{id}", "delete-billing-run"),
     route("GET", "/billingRuns/{tenantId}/recurringBillingRun/{recurring_billing_run_id}", "list-billing-runs"),
+    tmf("GET", "/brm/customerBillManagement/v4/customerBill", "list-customer-bills"),
+    tmf("GET", "/brm/customerBillManagement/v4/customerBill/{id}", "get-customer-bill"),
+    tmf("PATCH", "/brm/customerBillManagement/v4/customerBill/{id}", "patch-customer-bill"),
+    tmf("POST", "/brm/customerBillManagement/v4/customerBillOnDemand", "create-customer-bill-on-demand"),
+    tmf("GET", "/brm/customerBillManagement/v4/customerBillOnDemand", "list-customer-bill-on-demand"),
+    tmf("GET", "/brm/customerBillManagement/v4/customerBillOnDemand/{id}", "get-customer-bill-on-demand"),
+    tmf("GET", "/brm/customerBillManagement/v4/appliedCustomerBillingRate", "list-applied-customer-billing-rates"),
+    tmf("GET", "/brm/customerBillManagement/v4/appliedCustomerBillingRate/{id}", "get-applied-customer-billing-rate"),
+    tmf("POST", "/brm/customerBillManagement/v4/appliedCustomerBillingRate", "create-applied-customer-billing-rate"),
 ];
 
 /// Functions with no route: triggered by events, not HTTP.
@@ -83,6 +96,15 @@ pub async fn dispatch(function: &str, deps: &Deps, req: Request) -> Option<Respo
         "get-billing-run" => billing_runs::get(deps, req).await,
         "update-billing-run" => billing_runs::update(deps, req).await,
         "delete-billing-run" => billing_runs::delete(deps, req).await,
+        "list-customer-bills" => customer_bills::list_bills(deps, req).await,
+        "get-customer-bill" => customer_bills::get_bill(deps, req).await,
+        "patch-customer-bill" => customer_bills::patch_bill(deps, req).await,
+        "create-customer-bill-on-demand" => customer_bills::create_on_demand(deps, req).await,
+        "list-customer-bill-on-demand" => customer_bills::list_on_demand(deps, req).await,
+        "get-customer-bill-on-demand" => customer_bills::get_on_demand(deps, req).await,
+        "list-applied-customer-billing-rates" => customer_bills::list_rates(deps, req).await,
+        "get-applied-customer-billing-rate" => customer_bills::get_rate(deps, req).await,
+        "create-applied-customer-billing-rate" => customer_bills::create_rate(deps, req).await,
         _ => return None,
     })
 }
@@ -157,6 +179,10 @@ mod tests {
         assert_eq!(find("GET", "/bill-runs/42/extra"), Matched::NotFound);
         assert_eq!(find("GET", "/nothing"), Matched::NotFound);
         assert!(matches!(find("POST", "/adjust-bill-run-schedule/x"), Matched::Found { .. }));
+        let bill = "/brm/customerBillManagement/v4/customerBill/x";
+        assert_eq!(find("DELETE", bill), Matched::MethodNotAllowed { allow: vec!["GET", "PATCH"] });
+        assert_eq!(errors_for(bill), ErrorFormat::Tmf, "the family answers TMF Errors before routing too");
+        assert_eq!(errors_for("/brm/nothing"), ErrorFormat::Tmf);
     }
 
     #[test]

@@ -699,16 +699,24 @@ pub fn parse_on_demand(body: &Value, id: Uuid, now: OffsetDateTime) -> Result<On
     })
 }
 
-/// The state a PATCH of a customer bill asks for, from a merge patch (an object) or a JSON Patch
-/// (operations on `/state` only); `None`: nothing asked (`{}` or `[]`).
-pub fn parse_bill_patch(body: &Value) -> Result<Option<BillState>, DomainError> {
+/// How a PATCH body is written (its content type says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchForm {
+    /// `application/merge-patch+json` or `application/json`: an object.
+    Merge,
+    /// `application/json-patch+json`: operations on `/state` only.
+    Json,
+}
+
+/// The state a PATCH of a customer bill asks for; `None`: nothing asked (`{}` or `[]`).
+pub fn parse_bill_patch(body: &Value, form: PatchForm) -> Result<Option<BillState>, DomainError> {
     let state = |value: &Value, pointer: &str| -> Result<BillState, DomainError> {
         value.as_str().and_then(BillState::parse).ok_or_else(|| {
             DomainError::field(pointer, "must be a customer bill state: inProgress or onHold (InProgress, OnHold)")
         })
     };
-    match body {
-        Value::Object(_) => {
+    match (form, body) {
+        (PatchForm::Merge, Value::Object(_)) => {
             const SERVER_OWNED: &[&str] = &[
                 "id",
                 "href",
@@ -736,7 +744,7 @@ pub fn parse_bill_patch(body: &Value) -> Result<Option<BillState>, DomainError> 
                 .map_err(|e| with_detail(e, "only state can be patched"))?;
             map.get("state").map(|value| state(value, "/state")).transpose()
         }
-        Value::Array(operations) => {
+        (PatchForm::Json, Value::Array(operations)) => {
             let mut target = None;
             for (i, operation) in operations.iter().enumerate() {
                 let pointer = format!("/{i}");
@@ -752,7 +760,8 @@ pub fn parse_bill_patch(body: &Value) -> Result<Option<BillState>, DomainError> 
             }
             Ok(target)
         }
-        _ => Err(DomainError::invalid("the body must be a merge patch (an object) or a JSON Patch (an array)")),
+        (PatchForm::Merge, _) => Err(DomainError::invalid("a merge patch must be a JSON object")),
+        (PatchForm::Json, _) => Err(DomainError::invalid("a JSON Patch must be an array of operations")),
     }
 }
 

@@ -186,7 +186,7 @@ pub async fn create<R: RunResource>(deps: &Deps, req: Request) -> Response<Body>
             run.set_id(id);
             let mut item = repo.new_item(&run, AuditEvent::new(Some(principal.user_id), "create"))?;
             item.guard = check_group(repo, &run).await?;
-            create_or_replay(repo.store(), item, idempotency.as_ref(), &format!("{}/{id}", R::PATH)).await
+            create_or_replay(repo.store(), item, Vec::new(), idempotency.as_ref(), &format!("{}/{id}", R::PATH)).await
         })
         .await
     })

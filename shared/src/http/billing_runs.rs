@@ -118,7 +118,7 @@ pub async fn create(deps: &Deps, req: Request) -> Response<Body> {
         let (repo, run, idempotency, location) = (&repo, &run, &idempotency, &location);
         with_retries(move || async move {
             let event = run_event(principal.user_id, "create", None, Some(run.status), Vec::new());
-            create_or_replay(repo.store(), repo.new_item(run, event)?, idempotency.as_ref(), location).await
+            create_or_replay(repo.store(), repo.new_item(run, event)?, Vec::new(), idempotency.as_ref(), location).await
         })
         .await
     })

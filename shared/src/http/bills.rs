@@ -187,7 +187,7 @@ pub async fn create(deps: &Deps, req: Request) -> Response<Body> {
             let bill = new.clone().into_bill(*id, *number, &mut lines.iter().copied(), OffsetDateTime::now_utc())?;
             let mut item = repo.new_item(&bill, bill_event(by, "create", None, Some(&bill)))?;
             item.check = check;
-            create_or_replay(store, item, idempotency.as_ref(), &format!("{PATH}/{id}")).await
+            create_or_replay(store, item, Vec::new(), idempotency.as_ref(), &format!("{PATH}/{id}")).await
         })
         .await
     })

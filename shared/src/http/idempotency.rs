@@ -10,7 +10,7 @@ use super::error::{ApiError, ApiResult};
 use super::response::{resource_response, set, text_response, with_header};
 use crate::domain::identity::Principal;
 use crate::domain::key::Scope;
-use crate::store::{now_epoch, IdempotencyRecord, NewItem, Repository, StoreError};
+use crate::store::{now_epoch, IdempotencyRecord, NewItem, Repository, StoreError, Write};
 
 /// How long an `Idempotency-Key` is remembered.
 pub const IDEMPOTENCY_TTL_SECONDS: i64 = 24 * 60 * 60;
@@ -68,18 +68,21 @@ impl Idempotency {
     }
 }
 
-/// Writes a new resource (with its idempotency record, if any): 201 with `Location`, or the stored
-/// response when a concurrent request with the same key won. A lost race is `LostRace`, for
-/// `with_retries`.
+/// Writes a new resource (with its idempotency record, if any, and the other writes it takes in
+/// the same transaction): 201 with `Location`, or the stored response when a concurrent request
+/// with the same key won. A lost race is `LostRace`, for `with_retries`.
 pub async fn create_or_replay(
     store: &dyn Repository,
     mut item: NewItem,
+    with: Vec<Write>,
     idempotency: Option<&Idempotency>,
     location: &str,
 ) -> ApiResult {
     let scope = item.key.scope().clone();
     item.idempotency = idempotency.map(|i| i.record(&item.body, location));
-    match store.create(item).await {
+    let mut writes = vec![Write::Create(item)];
+    writes.extend(with);
+    match store.write(writes).await.map(|mut saved| saved.swap_remove(0)) {
         Ok(stored) => {
             Ok(with_header(resource_response(StatusCode::CREATED, &stored.body, stored.version), "location", location))
         }

@@ -8,6 +8,7 @@ pub mod bill_runs;
 pub mod billing_runs;
 pub mod bills;
 pub mod caller;
+pub mod customer_bills;
 pub mod error;
 pub mod idempotency;
 pub mod request;

@@ -40,7 +40,7 @@ pub fn header_str<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-fn media_type(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn media_type(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
     Some(value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
 }
@@ -54,7 +54,7 @@ pub fn body_bytes(req: &Request) -> ApiResult<&[u8]> {
     Ok(bytes)
 }
 
-fn parse_json(bytes: &[u8]) -> ApiResult<Value> {
+pub(crate) fn parse_json(bytes: &[u8]) -> ApiResult<Value> {
     if bytes.is_empty() {
         return Err(ApiError::bad_request("the body is empty; a JSON body is required"));
     }

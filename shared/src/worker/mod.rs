@@ -10,6 +10,7 @@
 //! then logged and dropped.
 
 pub mod bill_runs;
+pub mod customer_bills;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +32,9 @@ use crate::store::{
 
 /// Every family's jobs: the registry the Lambda worker and the dev server run.
 pub fn jobs() -> Vec<Arc<dyn Job>> {
-    bill_runs::jobs()
+    let mut jobs = bill_runs::jobs();
+    jobs.extend(customer_bills::jobs());
+    jobs
 }
 
 /// The work of one family on one kind of item.

@@ -60,6 +60,17 @@ fn given_both_spellings_then_states_parse_and_answer_in_camel_case() {
     assert_eq!(serde_json::to_value(BillState::OnHold).unwrap(), json!("onHold"));
 }
 
+fn parse_bill_patch_json(body: &Value) -> Result<Option<BillState>, DomainError> {
+    super::parse_bill_patch(body, PatchForm::Json)
+}
+
+fn parse_bill_patch(body: &Value) -> Result<Option<BillState>, DomainError> {
+    match body {
+        Value::Array(_) => parse_bill_patch_json(body),
+        _ => super::parse_bill_patch(body, PatchForm::Merge),
+    }
+}
+
 #[test]
 fn given_patch_bodies_then_only_state_is_accepted() {
     assert_eq!(parse_bill_patch(&json!({"state": "OnHold"})), Ok(Some(BillState::OnHold)));
@@ -71,10 +82,10 @@ fn given_patch_bodies_then_only_state_is_accepted() {
         Ok(Some(BillState::OnHold))
     );
     assert_eq!(
-        parse_bill_patch(&json!([{"op": "replace", "path": "/state", "value": "InProgress"}])),
+        parse_bill_patch_json(&json!([{"op": "replace", "path": "/state", "value": "InProgress"}])),
         Ok(Some(BillState::InProgress))
     );
-    assert_eq!(parse_bill_patch(&json!([])), Ok(None));
+    assert_eq!(parse_bill_patch_json(&json!([])), Ok(None));
     assert_eq!(
         parse_bill_patch(&json!({"state": "settled"})),
         Ok(Some(BillState::Settled)),
@@ -95,6 +106,8 @@ fn given_patch_bodies_then_only_state_is_accepted() {
         assert_eq!(refused(parse_bill_patch(&body)), pointer, "{body}");
     }
     assert!(parse_bill_patch(&json!("onHold")).is_err());
+    assert!(super::parse_bill_patch(&json!([]), PatchForm::Merge).is_err(), "a merge patch is an object");
+    assert!(super::parse_bill_patch(&json!({}), PatchForm::Json).is_err(), "a JSON Patch is an array");
 }
 
 #[test]

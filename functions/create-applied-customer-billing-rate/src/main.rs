@@ -1,0 +1,10 @@
+//! create-applied-customer-billing-rate: POST /brm/customerBillManagement/v4/appliedCustomerBillingRate
+use shared::http::customer_bills;
+use shared::runtime;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), runtime::Error> {
+    runtime::init_tracing();
+    let deps = runtime::deps_from_env().await?;
+    runtime::serve_http(&deps, customer_bills::create_rate).await
+}

@@ -1,0 +1,10 @@
+//! get-customer-bill-on-demand: GET /brm/customerBillManagement/v4/customerBillOnDemand/{id}
+use shared::http::customer_bills;
+use shared::runtime;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), runtime::Error> {
+    runtime::init_tracing();
+    let deps = runtime::deps_from_env().await?;
+    runtime::serve_http(&deps, customer_bills::get_on_demand).await
+}

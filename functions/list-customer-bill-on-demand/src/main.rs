@@ -1,0 +1,10 @@
+//! list-customer-bill-on-demand: GET /brm/customerBillManagement/v4/customerBillOnDemand
+use shared::http::customer_bills;
+use shared::runtime;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), runtime::Error> {
+    runtime::init_tracing();
+    let deps = runtime::deps_from_env().await?;
+    runtime::serve_http(&deps, customer_bills::list_on_demand).await
+}

@@ -1,0 +1,316 @@
+//! The TMF678 customer-bill endpoints (spec/customer-bills.md), under
+//! `/brm/customerBillManagement/v4`: customer bills (list, get, PATCH of `state`), on-demand bill
+//! requests (create, list, get) and applied customer billing rates (create, list, get). Every
+//! error is a TMF Error. Ids are UUIDs; a path id that is not one is 404 (TMF ids are opaque).
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::Value;
+
+use super::caller::caller;
+use super::error::{ApiError, ApiResult, ErrorFormat};
+use super::idempotency::{create_or_replay, Idempotency};
+use super::request::{body_bytes, check_if_match, json_body, media_type, parse_json};
+use super::response::{resource_response, respond_to, text_response, with_header};
+use super::Deps;
+use crate::domain::customer_bill::{
+    datetime, new_id, parse_bill_patch, parse_on_demand, parse_rate, rate_group, AccountBilling, AppliedRate,
+    CustomerBill, OnDemand, PatchForm, BILL_SHAPE, ON_DEMAND_SHAPE, RATE_SHAPE,
+};
+use crate::domain::identity::{SCOPE_READ, SCOPE_WRITE};
+use crate::domain::key::{Id, Scope};
+use crate::domain::resource::Resource;
+use crate::domain::tmf_query::{Shape, TmfQuery};
+use crate::retry::with_retries;
+use crate::store::repo::{Repo, Versioned};
+use crate::store::{AuditEvent, Page, Repository, Stored, Write};
+
+/// Customer bills answer errors as TMF Errors.
+const FORMAT: ErrorFormat = ErrorFormat::Tmf;
+
+/// The path id as one of ours: a UUID, else no such resource (404).
+fn path_uuid(req: &Request, what: &str) -> ApiResult<Id> {
+    let raw = req.path_parameters_ref().and_then(|p| p.first("id")).unwrap_or_default();
+    uuid::Uuid::try_parse(raw).map(Id::Uuid).map_err(|_| ApiError::NotFound(format!("no {what} {raw:?}")))
+}
+
+async fn load<R: Resource>(store: &dyn Repository, id: &Id, what: &str) -> ApiResult<Versioned<R>> {
+    Repo::<R>::global(store).get(id.clone()).await?.ok_or_else(|| ApiError::NotFound(format!("no {what} {id}")))
+}
+
+/// A single resource, or the attributes `fields` selects (with `id`, `href` and `@type`).
+fn single(req: &Request, shape: &'static [(&'static str, Shape)], text: &str, version: u64) -> ApiResult {
+    let pairs: Vec<(&str, &str)> = req.query_string_parameters_ref().into_iter().flat_map(|p| p.iter()).collect();
+    if let Some((name, _)) = pairs.iter().find(|(name, _)| *name != "fields") {
+        return Err(ApiError::field(&format!("/{name}"), "a single resource takes only fields"));
+    }
+    let query = TmfQuery::parse(pairs, shape)?;
+    if query.fields.is_none() {
+        return Ok(resource_response(StatusCode::OK, text, version));
+    }
+    let value: Value = serde_json::from_str(text).map_err(ApiError::internal)?;
+    Ok(resource_response(StatusCode::OK, &query.project(value).to_string(), version))
+}
+
+async fn get<R: Resource>(deps: &Deps, req: Request, shape: &'static [(&'static str, Shape)], what: &str) -> Response<Body> {
+    respond_to(&req, FORMAT, async {
+        caller(&req, SCOPE_READ)?;
+        let id = path_uuid(&req, what)?;
+        let found = load::<R>(deps.store.as_ref(), &id, what).await?;
+        single(&req, shape, &found.body, found.version)
+    })
+    .await
+}
+
+/// The items a list's filters can reach without reading the whole collection: by `id` (gets),
+/// or by `billingAccount.id` (the accounts' groups); `None` when neither filter is given.
+async fn reachable<R: Resource>(
+    store: &dyn Repository,
+    query: &TmfQuery,
+    groups: fn(&str) -> Vec<String>,
+) -> ApiResult<Option<Vec<Stored>>> {
+    let repo = Repo::<R>::global(store);
+    let distinct = |values: &[String]| {
+        let mut values = values.to_vec();
+        values.sort();
+        values.dedup();
+        values
+    };
+    if let Some(ids) = query.filter("id") {
+        let mut found = Vec::new();
+        for id in distinct(ids).iter().filter_map(|id| uuid::Uuid::try_parse(id).ok()) {
+            if let Some(stored) = store.get(&repo.key(Id::Uuid(id))?).await? {
+                found.push(stored);
+            }
+        }
+        return Ok(Some(found));
+    }
+    if let Some(accounts) = query.filter("billingAccount.id") {
+        let mut found = Vec::new();
+        for group in distinct(accounts).iter().flat_map(|account| groups(account)) {
+            found.extend(store.group(R::KIND, &Scope::Global, &group).await?);
+        }
+        return Ok(Some(found));
+    }
+    Ok(None)
+}
+
+/// A TMF list: a JSON array, newest first, with `X-Result-Count` and `X-Total-Count`. Without
+/// filters a page is one index query of `offset + limit` items and the total a kept count; a
+/// filter on `id` or `billingAccount.id` reads only those items; other filters read the kind's
+/// index partition (a Query, never a Scan).
+async fn list<R: Resource>(
+    deps: &Deps,
+    req: Request,
+    shape: &'static [(&'static str, Shape)],
+    groups: fn(&str) -> Vec<String>,
+) -> Response<Body> {
+    respond_to(&req, FORMAT, async {
+        caller(&req, SCOPE_READ)?;
+        let params = req.query_string_parameters_ref();
+        let query = TmfQuery::parse(params.into_iter().flat_map(|p| p.iter()), shape)?;
+        let store = deps.store.as_ref();
+        let end = query.offset.saturating_add(query.limit);
+        let (page, total): (Vec<Value>, u64) = match reachable::<R>(store, &query, groups).await? {
+            None if query.filters.is_empty() => {
+                let total = store.count(R::KIND, &Scope::Global).await?;
+                let index = Page { group: None, after: None, limit: end, descending: true };
+                let items = store.page(R::KIND, &Scope::Global, &index).await?;
+                let page = items.into_iter().skip(query.offset).map(|s| body_value(&s)).collect::<ApiResult<_>>()?;
+                (page, total)
+            }
+            reached => {
+                let mut items = match reached {
+                    Some(items) => items,
+                    None => {
+                        let index = Page { group: None, after: None, limit: usize::MAX, descending: true };
+                        store.page(R::KIND, &Scope::Global, &index).await?
+                    }
+                };
+                // Newest first: ids are time-ordered.
+                items.sort_by_key(|s| std::cmp::Reverse(s.key.id().sort_key()));
+                let mut matching = Vec::new();
+                for stored in &items {
+                    let value = body_value(stored)?;
+                    if query.matches(&value) {
+                        matching.push(value);
+                    }
+                }
+                let total = matching.len() as u64;
+                (matching.into_iter().skip(query.offset).take(query.limit).collect(), total)
+            }
+        };
+        let count = page.len();
+        let body: Vec<Value> = page.into_iter().map(|item| query.project(item)).collect();
+        let response = text_response(StatusCode::OK, Value::Array(body).to_string(), "application/json");
+        let response = with_header(response, "x-result-count", &count.to_string());
+        Ok(with_header(response, "x-total-count", &total.to_string()))
+    })
+    .await
+}
+
+fn body_value(stored: &Stored) -> ApiResult<Value> {
+    serde_json::from_str(&stored.body).map_err(ApiError::internal)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Customer bills
+
+const BILL: &str = "customer bill";
+
+/// `GET /customerBill`
+pub async fn list_bills(deps: &Deps, req: Request) -> Response<Body> {
+    list::<CustomerBill>(deps, req, BILL_SHAPE, |account| vec![account.to_owned()]).await
+}
+
+/// `GET /customerBill/{id}`
+pub async fn get_bill(deps: &Deps, req: Request) -> Response<Body> {
+    get::<CustomerBill>(deps, req, BILL_SHAPE, BILL).await
+}
+
+/// The body of a PATCH: a merge patch (`application/merge-patch+json` or `application/json`) or
+/// a JSON Patch (`application/json-patch+json`); size (413), then type (415), then syntax (400).
+fn patch_body(req: &Request) -> ApiResult<(PatchForm, Value)> {
+    let bytes = body_bytes(req)?;
+    let form = match media_type(req.headers()).as_deref() {
+        Some("application/merge-patch+json" | "application/json") => PatchForm::Merge,
+        Some("application/json-patch+json") => PatchForm::Json,
+        other => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "expected application/merge-patch+json, application/json or application/json-patch+json, got {}",
+                other.unwrap_or("none")
+            )))
+        }
+    };
+    Ok((form, parse_json(bytes)?))
+}
+
+/// `PATCH /customerBill/{id}`: `state` between inProgress and onHold (Oracle's rule). Refusals in
+/// order: 401, 403, 404, 415, 400, 412, 409. The same state, or `{}`, is 200 and writes nothing.
+pub async fn patch_bill(deps: &Deps, req: Request) -> Response<Body> {
+    respond_to(&req, FORMAT, async {
+        let principal = caller(&req, SCOPE_WRITE)?;
+        let id = path_uuid(&req, BILL)?;
+        let store = deps.store.as_ref();
+        let bills = Repo::<CustomerBill>::global(store);
+        load::<CustomerBill>(store, &id, BILL).await?;
+        let (form, body) = patch_body(&req)?;
+        let target = parse_bill_patch(&body, form)?;
+        let (bills, req, id, user) = (&bills, &req, &id, principal.user_id);
+        with_retries(move || async move {
+            let current = load::<CustomerBill>(bills.store(), id, BILL).await?;
+            check_if_match(req, current.version)?;
+            let from = current.value.state;
+            let Some(to) = target.map(|to| from.change_to(to)).transpose()?.flatten() else {
+                return Ok(resource_response(StatusCode::OK, &current.body, current.version));
+            };
+            let next = CustomerBill { state: to, last_update: datetime::now(), ..current.value.clone() };
+            let event = AuditEvent::new(Some(user), "patch").with_change(
+                Some(from.name().to_owned()),
+                Some(to.name().to_owned()),
+                vec!["state".to_owned()],
+            );
+            let saved = bills.store().update(bills.update_of(&current, &next, event)?).await?;
+            Ok(resource_response(StatusCode::OK, &saved.body, saved.version))
+        })
+        .await
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// On-demand bills
+
+const ON_DEMAND: &str = "customer bill on demand";
+
+/// `GET /customerBillOnDemand`
+pub async fn list_on_demand(deps: &Deps, req: Request) -> Response<Body> {
+    list::<OnDemand>(deps, req, ON_DEMAND_SHAPE, |account| vec![account.to_owned()]).await
+}
+
+/// `GET /customerBillOnDemand/{id}`
+pub async fn get_on_demand(deps: &Deps, req: Request) -> Response<Body> {
+    get::<OnDemand>(deps, req, ON_DEMAND_SHAPE, ON_DEMAND).await
+}
+
+/// `POST /customerBillOnDemand`: 201 `inProgress`; the worker bills the account's unbilled rates.
+/// One request at a time per account: while one is in progress another is 409. The request and
+/// the account's hold are written in one transaction.
+pub async fn create_on_demand(deps: &Deps, req: Request) -> Response<Body> {
+    respond_to(&req, FORMAT, async {
+        let principal = caller(&req, SCOPE_WRITE)?;
+        let body = json_body(&req)?;
+        let store = deps.store.as_ref();
+        let idempotency = Idempotency::from_request(&req, &principal, "/customerBillOnDemand", &body)?;
+        if let Some(idem) = &idempotency {
+            if let Some(replay) = idem.replay_stored(store, &Scope::Global).await? {
+                return Ok(replay);
+            }
+        }
+        let request = parse_on_demand(&body, new_id(), datetime::now())?;
+        let (request, idempotency, user) = (&request, &idempotency, principal.user_id);
+        with_retries(move || async move {
+            let requests = Repo::<OnDemand>::global(store);
+            let accounts = Repo::<AccountBilling>::global(store);
+            let account = &request.billing_account.id;
+            let held = AccountBilling::held_by(account, Some(request.id));
+            let hold = AuditEvent::new(Some(user), format!("hold for {}", request.id));
+            let hold = match accounts.get(Id::Uuid(held.id)).await? {
+                Some(current) => match current.value.on_demand {
+                    Some(other) => {
+                        return Err(ApiError::Conflict(format!(
+                            "billing account {account:?} is being billed by customerBillOnDemand {other}; \
+                             retry when it is done"
+                        )))
+                    }
+                    None => Write::Update(accounts.update_of(&current, &held, hold)?),
+                },
+                None => Write::Create(accounts.new_item(&held, hold)?),
+            };
+            let event = AuditEvent::new(Some(user), "create").with_change(None, Some("inProgress".into()), Vec::new());
+            let item = requests.new_item(request, event)?;
+            create_or_replay(store, item, vec![hold], idempotency.as_ref(), &request.href).await
+        })
+        .await
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Applied customer billing rates
+
+const RATE: &str = "applied customer billing rate";
+
+/// `GET /appliedCustomerBillingRate` (an account's rates are two groups: unbilled and billed)
+pub async fn list_rates(deps: &Deps, req: Request) -> Response<Body> {
+    list::<AppliedRate>(deps, req, RATE_SHAPE, |account| vec![rate_group(account, false), rate_group(account, true)])
+        .await
+}
+
+/// `GET /appliedCustomerBillingRate/{id}`
+pub async fn get_rate(deps: &Deps, req: Request) -> Response<Body> {
+    get::<AppliedRate>(deps, req, RATE_SHAPE, RATE).await
+}
+
+/// `POST /appliedCustomerBillingRate`: records a rated charge, unbilled (201 + Location).
+pub async fn create_rate(deps: &Deps, req: Request) -> Response<Body> {
+    respond_to(&req, FORMAT, async {
+        let principal = caller(&req, SCOPE_WRITE)?;
+        let body = json_body(&req)?;
+        let store = deps.store.as_ref();
+        let idempotency = Idempotency::from_request(&req, &principal, "/appliedCustomerBillingRate", &body)?;
+        if let Some(idem) = &idempotency {
+            if let Some(replay) = idem.replay_stored(store, &Scope::Global).await? {
+                return Ok(replay);
+            }
+        }
+        let rate = parse_rate(&body, new_id(), datetime::now())?;
+        let (rate, idempotency, user) = (&rate, &idempotency, principal.user_id);
+        with_retries(move || async move {
+            let item = Repo::<AppliedRate>::global(store).new_item(rate, AuditEvent::new(Some(user), "create"))?;
+            create_or_replay(store, item, Vec::new(), idempotency.as_ref(), &rate.href).await
+        })
+        .await
+    })
+    .await
+}

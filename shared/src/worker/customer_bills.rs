@@ -1,0 +1,226 @@
+//! The customer-bill family's job: carry out an on-demand bill request. The request holds its
+//! billing account (no other request bills it meanwhile, see `http::customer_bills`), then:
+//!
+//! 1. **Scan** the account's unbilled rates in pages, reading only: no rates, or rates in more
+//!    than one currency, reject the request before any rate is touched.
+//! 2. **Bill** them from the first to the last the scan saw, in steps of [`BILL_BATCH`]: each
+//!    step marks its rates billed (each conditional on the version read) together with the
+//!    request's progress, in one transaction.
+//! 3. **Publish**: the last step creates the bill, marks the request `done` and releases the
+//!    account, in the same transaction as its rates. An account with at most [`BILL_BATCH`]
+//!    unbilled rates is billed in this one step.
+//!
+//! A rate marked billed has left the account's unbilled group, so a repeated or stale delivery
+//! can never bill it twice; a rate that arrives during the walk either falls after the scan's end
+//! (it waits for the next request) or is billed like the others when its currency matches. An
+//! unexpected failure (a corrupt item, a bill past the size bound, a panic) ends the request
+//! `terminatedWithError` and releases the account; a transient one (throttling, a lost race) is
+//! retried.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures_util::FutureExt;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Job;
+use crate::domain::customer_bill::{
+    datetime, new_id, rate_group, AccountBilling, AppliedRate, CustomerBill, NewBill, OnDemand, Refusal,
+    RequestState, Tally,
+};
+use crate::domain::key::{Id, Kind, Scope};
+use crate::domain::resource::Resource;
+use crate::retry::with_retries;
+use crate::store::repo::{encode, Repo, Versioned};
+use crate::store::{AuditEvent, Change, Page, Repository, StoreError, StoreResult, Write};
+
+/// Rates read per scanning step (reads only).
+pub const SCAN_BATCH: usize = 200;
+/// Rates billed per step: with the request, the account and the bill, one transaction stays
+/// within DynamoDB's 100 items (each rate is its item and its audit event).
+pub const BILL_BATCH: usize = 40;
+
+/// The counter bill numbers come from.
+pub const BILL_NUMBERS: &str = "CUSTOMER_BILL_NO";
+
+pub fn jobs() -> Vec<Arc<dyn Job>> {
+    vec![Arc::new(OnDemandJob)]
+}
+
+struct OnDemandJob;
+
+#[async_trait]
+impl Job for OnDemandJob {
+    fn kind(&self) -> Kind {
+        OnDemand::KIND
+    }
+
+    async fn step(&self, store: &dyn Repository, change: &Change) -> StoreResult<bool> {
+        step(store, change.key.id(), Some(change.version)).await
+    }
+}
+
+/// Where a request stands, kept beside it (never shown to clients).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Progress {
+    /// The bill's id once billing has begun (the scan is over).
+    bill: Option<Uuid>,
+    /// The order key of the last rate scanned or billed.
+    cursor: Option<String>,
+    /// The order key of the last rate the scan saw: billing stops there.
+    end: Option<String>,
+    tally: Tally,
+}
+
+/// One step on a request: `false` when there was nothing to do (it is no longer in progress, or
+/// the delivery is older than the request).
+pub async fn step(store: &dyn Repository, id: &Id, seen_version: Option<u64>) -> StoreResult<bool> {
+    let requests = &Repo::<OnDemand>::global(store);
+    with_retries(move || async move {
+        let Some(current) = requests.get(id.clone()).await? else { return Ok(false) };
+        if seen_version.is_some_and(|seen| seen < current.version) || !current.value.work_pending() {
+            return Ok(false);
+        }
+        let planned = AssertUnwindSafe(plan(store, &current)).catch_unwind().await;
+        let writes = match planned {
+            Ok(Ok(writes)) => writes,
+            Ok(Err(e @ (StoreError::Conflict | StoreError::Throttled(_) | StoreError::Unavailable(_)))) => {
+                return Err(e)
+            }
+            Ok(Err(error)) => end(store, &current, RequestState::TerminatedWithError, &failure(&current, &error))
+                .await?,
+            Err(_) => {
+                let reason = failure(&current, &"the step panicked");
+                end(store, &current, RequestState::TerminatedWithError, &reason).await?
+            }
+        };
+        match store.write(writes).await {
+            Ok(_) => Ok(true),
+            // Retried only while the request itself is unchanged (a rate moved under us).
+            Err(StoreError::Conflict) => match requests.get(id.clone()).await? {
+                Some(now) if now.version == current.version => Err(StoreError::Conflict),
+                _ => Ok(false),
+            },
+            Err(StoreError::TooLarge(size)) => {
+                let reason = failure(&current, &format!("the bill would be {size} bytes, over the item bound"));
+                store.write(end(store, &current, RequestState::TerminatedWithError, &reason).await?).await?;
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        }
+    })
+    .await
+}
+
+/// The reason a request failed, as its description tells the client (the cause is logged).
+fn failure(request: &Versioned<OnDemand>, cause: &dyn std::fmt::Display) -> String {
+    tracing::error!(request = %request.key, cause = %cause, "on-demand billing failed");
+    "billing failed unexpectedly; no bill was made".to_owned()
+}
+
+/// The writes of one step.
+async fn plan(store: &dyn Repository, current: &Versioned<OnDemand>) -> StoreResult<Vec<Write>> {
+    let rates = Repo::<AppliedRate>::global(store);
+    let account = &current.value.billing_account.id;
+    let unbilled = rate_group(account, false);
+    let mut at: Progress = current.state().unwrap_or_default();
+    if at.bill.is_none() {
+        let index = Page { group: Some(&unbilled), after: at.cursor.as_deref(), limit: SCAN_BATCH + 1, ..Page::default() };
+        let page = rates.page(&index).await?;
+        for rate in page.iter().take(SCAN_BATCH) {
+            if let Err(refusal) = at.tally.add(&rate.value) {
+                return end(store, current, RequestState::Rejected, &refusal.to_string()).await;
+            }
+            at.cursor = Some(rate.value.order());
+        }
+        if page.len() > SCAN_BATCH {
+            return Ok(vec![progress(store, current, &at, "scan")?]);
+        }
+        if at.tally.count == 0 {
+            return end(store, current, RequestState::Rejected, &Refusal::NoRates(account.clone()).to_string()).await;
+        }
+        at = Progress { bill: Some(new_id()), cursor: None, end: at.cursor, tally: Tally::default() };
+    }
+    let bill = at.bill.unwrap_or_else(new_id);
+    let index = Page { group: Some(&unbilled), after: at.cursor.as_deref(), limit: BILL_BATCH + 1, ..Page::default() };
+    let page = rates.page(&index).await?;
+    let last = at.end.clone().unwrap_or_default();
+    let mut writes = Vec::new();
+    let mut more = false;
+    for (i, rate) in page.iter().enumerate() {
+        let order = rate.value.order();
+        if order > last {
+            break;
+        }
+        if i == BILL_BATCH {
+            more = true;
+            break;
+        }
+        // A rate that arrived during the walk in another currency stays unbilled.
+        if at.tally.add(&rate.value).is_ok() {
+            let event = AuditEvent::new(None, format!("billed on {bill}"));
+            writes.push(Write::Update(rates.update_of(rate, &rate.value.billed_on(bill), event)?));
+        }
+        at.cursor = Some(order);
+    }
+    if more {
+        writes.insert(0, progress(store, current, &at, "bill")?);
+        return Ok(writes);
+    }
+    let now = datetime::now();
+    let bill_no = store.next_ids(&Scope::Global, BILL_NUMBERS, 1).await?;
+    let new = NewBill { id: bill, document: new_id(), bill_no, request: &current.value, now };
+    let bill = match at.tally.bill(new) {
+        Ok(bill) => bill,
+        Err(refusal) => return end(store, current, RequestState::Rejected, &refusal.to_string()).await,
+    };
+    let done = current.value.done(&bill, now);
+    let event = AuditEvent::new(None, "worker").with_change(Some("inProgress".into()), Some("done".into()), Vec::new());
+    let mut published = vec![
+        Write::Create(Repo::<CustomerBill>::global(store).new_item(&bill, AuditEvent::new(None, "on demand"))?),
+        Write::Update(Repo::<OnDemand>::global(store).update_of(current, &done, event)?),
+    ];
+    published.extend(release(store, &current.value).await?);
+    published.extend(writes);
+    Ok(published)
+}
+
+/// The request's progress, written with the step's rates.
+fn progress(store: &dyn Repository, current: &Versioned<OnDemand>, at: &Progress, phase: &str) -> StoreResult<Write> {
+    let event = AuditEvent::new(None, format!("worker {phase}"));
+    let mut update = Repo::<OnDemand>::global(store).update_of(current, &current.value, event)?;
+    update.state = Some(encode(at)?);
+    Ok(Write::Update(update))
+}
+
+/// The request ended without a bill, and its account released.
+async fn end(
+    store: &dyn Repository,
+    current: &Versioned<OnDemand>,
+    state: RequestState,
+    reason: &str,
+) -> StoreResult<Vec<Write>> {
+    let next = current.value.ended(state, reason, datetime::now());
+    let event =
+        AuditEvent::new(None, "worker").with_change(Some("inProgress".into()), Some(state.name().into()), Vec::new());
+    let mut writes = vec![Write::Update(Repo::<OnDemand>::global(store).update_of(current, &next, event)?)];
+    writes.extend(release(store, &current.value).await?);
+    Ok(writes)
+}
+
+/// Releases the request's hold on its account (nothing when it holds none).
+async fn release(store: &dyn Repository, request: &OnDemand) -> StoreResult<Option<Write>> {
+    let accounts = Repo::<AccountBilling>::global(store);
+    let Some(held) = accounts.get(Id::Uuid(AccountBilling::id_of(&request.billing_account.id))).await? else {
+        return Ok(None);
+    };
+    if held.value.on_demand != Some(request.id) {
+        return Ok(None);
+    }
+    let free = AccountBilling { on_demand: None, ..held.value.clone() };
+    let event = AuditEvent::new(None, format!("released by {}", request.id));
+    Ok(Some(Write::Update(accounts.update_of(&held, &free, event)?)))
+}
