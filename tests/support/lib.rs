@@ -1,6 +1,8 @@
 //! Shared test support: DynamoDB Local discovery, fresh stores, and `spawn_app` (the dev server on
 //! a free port with typed request helpers).
 
+pub mod tmf;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,6 +71,8 @@ pub struct TestApp {
     pub base: String,
     pub token: String,
     pub http: reqwest::Client,
+    /// The store behind the server, for seeding what no request can make.
+    pub store: SharedRepository,
     auth: Auth,
 }
 
@@ -89,11 +93,17 @@ pub async fn spawn_app_with(backend: Backend, worker: bool, step_delay_ms: u64) 
     let reader = Principal { user_id: 2, tenants: vec![], scopes: vec!["billing:read".into()] };
     dev::seed_api_key(&store, READ_ONLY_API_KEY, &reader).await.expect("seed the read-only API key");
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    let config = Config { addr, store, worker, step_delay: Duration::from_millis(step_delay_ms), auth: auth.clone() };
+    let config = Config {
+        addr,
+        store: store.clone(),
+        worker,
+        step_delay: Duration::from_millis(step_delay_ms),
+        auth: auth.clone(),
+    };
     let server = dev::start(config).await.expect("start the dev server");
     let base = server.url();
     shared::auth::install_tls_provider();
-    Some(TestApp { server, base, token, http: reqwest::Client::new(), auth })
+    Some(TestApp { server, base, token, http: reqwest::Client::new(), store, auth })
 }
 
 /// A response, read whole.

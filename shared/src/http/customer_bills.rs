@@ -52,7 +52,12 @@ fn single(req: &Request, shape: &'static [(&'static str, Shape)], text: &str, ve
     Ok(resource_response(StatusCode::OK, &query.project(value).to_string(), version))
 }
 
-async fn get<R: Resource>(deps: &Deps, req: Request, shape: &'static [(&'static str, Shape)], what: &str) -> Response<Body> {
+async fn get<R: Resource>(
+    deps: &Deps,
+    req: Request,
+    shape: &'static [(&'static str, Shape)],
+    what: &str,
+) -> Response<Body> {
     respond_to(&req, FORMAT, async {
         caller(&req, SCOPE_READ)?;
         let id = path_uuid(&req, what)?;

@@ -27,8 +27,8 @@ use uuid::Uuid;
 
 use super::Job;
 use crate::domain::customer_bill::{
-    datetime, new_id, rate_group, AccountBilling, AppliedRate, CustomerBill, NewBill, OnDemand, Refusal,
-    RequestState, Tally,
+    datetime, new_id, rate_group, AccountBilling, AppliedRate, CustomerBill, NewBill, OnDemand, Refusal, RequestState,
+    Tally,
 };
 use crate::domain::key::{Id, Kind, Scope};
 use crate::domain::resource::Resource;
@@ -90,8 +90,9 @@ pub async fn step(store: &dyn Repository, id: &Id, seen_version: Option<u64>) ->
             Ok(Err(e @ (StoreError::Conflict | StoreError::Throttled(_) | StoreError::Unavailable(_)))) => {
                 return Err(e)
             }
-            Ok(Err(error)) => end(store, &current, RequestState::TerminatedWithError, &failure(&current, &error))
-                .await?,
+            Ok(Err(error)) => {
+                end(store, &current, RequestState::TerminatedWithError, &failure(&current, &error)).await?
+            }
             Err(_) => {
                 let reason = failure(&current, &"the step panicked");
                 end(store, &current, RequestState::TerminatedWithError, &reason).await?
@@ -128,7 +129,8 @@ async fn plan(store: &dyn Repository, current: &Versioned<OnDemand>) -> StoreRes
     let unbilled = rate_group(account, false);
     let mut at: Progress = current.state().unwrap_or_default();
     if at.bill.is_none() {
-        let index = Page { group: Some(&unbilled), after: at.cursor.as_deref(), limit: SCAN_BATCH + 1, ..Page::default() };
+        let index =
+            Page { group: Some(&unbilled), after: at.cursor.as_deref(), limit: SCAN_BATCH + 1, ..Page::default() };
         let page = rates.page(&index).await?;
         for rate in page.iter().take(SCAN_BATCH) {
             if let Err(refusal) = at.tally.add(&rate.value) {
