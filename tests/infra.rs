@@ -137,3 +137,21 @@ fn the_authorizer_reads_api_keys_only_and_its_secret_comes_from_secrets_manager(
     }
     assert_eq!(template["Parameters"]["JwtSecretArn"]["Default"].as_str(), Some(""), "no secret in the template");
 }
+
+#[test]
+fn the_worker_is_triggered_by_exactly_the_kinds_its_jobs_step() {
+    let template = template();
+    let pattern = template["Resources"]["BillRunWorker"]["Properties"]["Events"]["Stream"]["Properties"]
+        ["FilterCriteria"]["Filters"][0]["Pattern"]
+        .as_str()
+        .expect("a stream filter");
+    let pattern: serde_json::Value = serde_json::from_str(pattern).expect("the filter is JSON");
+    let entities: BTreeSet<&str> = pattern["dynamodb"]["NewImage"]["entity"]["S"]
+        .as_array()
+        .expect("entities")
+        .iter()
+        .filter_map(|e| e.as_str())
+        .collect();
+    let kinds: BTreeSet<&str> = shared::worker::jobs().iter().map(|job| job.kind().name).collect();
+    assert_eq!(entities, kinds);
+}
