@@ -455,3 +455,60 @@ async fn given_billing_run_v2_events_then_runs_are_created_read_put_listed_and_d
     let foreign = lambda_http::request::from_str(&foreign.to_string()).unwrap();
     assert_eq!(billing_runs::get(&deps, foreign).await.status(), 403);
 }
+
+/// An event of the customer-bill family, naming the resource `id`.
+fn for_id(name: &str, id: &str) -> Request {
+    let text = event_text(name).replace("00000000-0000-4000-8000-000000000000", id);
+    lambda_http::request::from_str(&text).expect("a valid API Gateway v2 event")
+}
+
+#[tokio::test]
+async fn given_customer_bill_v2_events_then_rates_become_an_on_demand_bill_that_goes_on_hold() {
+    use billflow_tests::tmf::{assert_tmf, assert_tmf_list};
+    use shared::http::customer_bills;
+    let deps = deps();
+    let created = customer_bills::create_rate(&deps, event("create-applied-customer-billing-rate")).await;
+    assert_eq!(created.status(), 201, "{:?}", body(&created));
+    assert_tmf("AppliedCustomerBillingRate", &body(&created));
+    let rate_id = body(&created)["id"].as_str().unwrap().to_owned();
+    let got = customer_bills::get_rate(&deps, for_id("get-applied-customer-billing-rate", &rate_id)).await;
+    assert_eq!((got.status().as_u16(), body(&got)), (200, body(&created)));
+    assert_eq!(header(&got, "x-request-id"), Some("req-get-applied-customer-billing-rate"));
+
+    let requested = customer_bills::create_on_demand(&deps, event("create-customer-bill-on-demand")).await;
+    assert_eq!(requested.status(), 201, "{:?}", body(&requested));
+    let request_id = body(&requested)["id"].as_str().unwrap().to_owned();
+    let again = customer_bills::create_on_demand(&deps, event("create-customer-bill-on-demand")).await;
+    assert_eq!(again.status(), 409, "one request per account at a time: {:?}", body(&again));
+    assert_tmf("Error", &body(&again));
+
+    // The stream record of the request's insert drives the worker; a second delivery of it
+    // changes nothing.
+    let record =
+        event_text("customer-bill-on-demand-worker").replace("00000000-0000-4000-8000-000000000000", &request_id);
+    for _ in 0..2 {
+        let stream: StreamEvent = serde_json::from_str(&record).unwrap();
+        assert_eq!(handle_stream(&deps, stream).await, Vec::<Option<String>>::new());
+    }
+    let done = customer_bills::get_on_demand(&deps, for_id("get-customer-bill-on-demand", &request_id)).await;
+    let done = body(&done);
+    assert_tmf("CustomerBillOnDemand", &done);
+    assert_eq!(done["state"], "done", "{done}");
+    let bill_id = done["customerBill"]["id"].as_str().unwrap().to_owned();
+
+    let bill = body(&customer_bills::get_bill(&deps, for_id("get-customer-bill", &bill_id)).await);
+    assert_tmf("CustomerBill", &bill);
+    assert_eq!(bill["taxIncludedAmount"], json!({"unit": "EUR", "value": 0.12}));
+    let patched = customer_bills::patch_bill(&deps, for_id("patch-customer-bill", &bill_id)).await;
+    assert_eq!((patched.status().as_u16(), &body(&patched)["state"]), (200, &json!("onHold")));
+
+    let bills = customer_bills::list_bills(&deps, event("list-customer-bills")).await;
+    assert_eq!((header(&bills, "x-result-count"), header(&bills, "x-total-count")), (Some("1"), Some("1")));
+    assert_tmf_list("CustomerBill", &body(&bills));
+    assert_eq!(body(&bills)[0].as_object().unwrap().len(), 5, "fields=state,amountDue with id, href and @type");
+    let requests = customer_bills::list_on_demand(&deps, event("list-customer-bill-on-demand")).await;
+    assert_eq!(body(&requests).as_array().unwrap().len(), 1, "state=done");
+    let rates = body(&customer_bills::list_rates(&deps, event("list-applied-customer-billing-rates")).await);
+    assert_tmf_list("AppliedCustomerBillingRate", &rates);
+    assert_eq!((&rates[0]["isBilled"], &rates[0]["bill"]["id"]), (&json!(true), &json!(bill_id)));
+}

@@ -385,6 +385,63 @@ async fn the_real_billing_run_binaries_serve_their_family() {
     assert_eq!(response(&out[0]).0, 409, "a scheduled run is not deleted");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_customer_bill_binaries_serve_their_family_and_the_worker_bills_on_demand() {
+    use billflow_tests::tmf::{assert_tmf, assert_tmf_list};
+    let Some(endpoint) = dynamodb_endpoint() else {
+        return;
+    };
+    let store = fresh_dynamo(&endpoint).await;
+    let table = store.table().to_owned();
+    let call = |function: &'static str, event: Value| {
+        let (endpoint, table) = (endpoint.clone(), table.clone());
+        async move {
+            let (out, _) = invoke(function, &endpoint, &table, vec![event]).await;
+            response(&out[0])
+        }
+    };
+    let (status, headers, rate) =
+        call("create-applied-customer-billing-rate", event("create-applied-customer-billing-rate")).await;
+    assert_eq!(status, 201, "{rate}");
+    assert_tmf("AppliedCustomerBillingRate", &rate);
+    assert_eq!(headers["location"], rate["href"]);
+    let rate_id = rate["id"].as_str().unwrap();
+    let (status, _, got) =
+        call("get-applied-customer-billing-rate", for_run("get-applied-customer-billing-rate", rate_id)).await;
+    assert_eq!((status, &got), (200, &rate));
+
+    let (status, _, request) = call("create-customer-bill-on-demand", event("create-customer-bill-on-demand")).await;
+    assert_eq!((status, &request["state"]), (201, &json!("inProgress")), "{request}");
+    let request_id = request["id"].as_str().unwrap();
+    let (status, _, refused) = call("create-customer-bill-on-demand", event("create-customer-bill-on-demand")).await;
+    assert_eq!((status, &refused["code"]), (409, &json!("INVALID_STATE")), "{refused}");
+
+    // The worker binary, on the stream record of the request's insert.
+    let record = for_run("customer-bill-on-demand-worker", request_id);
+    let (out, _) = invoke("bill-run-worker", &endpoint, &table, vec![record]).await;
+    match &out[0] {
+        Outcome::Response(r) => assert_eq!(r["batchItemFailures"], json!([]), "{r}"),
+        Outcome::Error(e) => panic!("the worker failed: {e}"),
+    }
+    let (_, _, done) = call("get-customer-bill-on-demand", for_run("get-customer-bill-on-demand", request_id)).await;
+    assert_tmf("CustomerBillOnDemand", &done);
+    assert_eq!(done["state"], "done", "{done}");
+    let bill_id = done["customerBill"]["id"].as_str().unwrap();
+    let (status, headers, bill) = call("get-customer-bill", for_run("get-customer-bill", bill_id)).await;
+    assert_eq!((status, &headers["etag"]), (200, &json!("\"1\"")));
+    assert_tmf("CustomerBill", &bill);
+    assert_eq!(bill["taxIncludedAmount"], json!({"unit": "EUR", "value": 0.12}));
+    let (status, _, held) = call("patch-customer-bill", for_run("patch-customer-bill", bill_id)).await;
+    assert_eq!((status, &held["state"]), (200, &json!("onHold")), "{held}");
+    let (status, headers, bills) = call("list-customer-bills", event("list-customer-bills")).await;
+    assert_eq!((status, &headers["x-total-count"]), (200, &json!("1")));
+    assert_tmf_list("CustomerBill", &bills);
+    let (_, _, requests) = call("list-customer-bill-on-demand", event("list-customer-bill-on-demand")).await;
+    assert_eq!(requests.as_array().map(Vec::len), Some(1));
+    let (_, _, rates) = call("list-applied-customer-billing-rates", event("list-applied-customer-billing-rates")).await;
+    assert_eq!((&rates[0]["isBilled"], &rates[0]["bill"]["id"]), (&json!(true), &json!(bill_id)));
+}
+
 /// Starts get-bill-run and the authorizer `BILLFLOW_COLD_STARTS` times each (default 3), each
 /// serving one request that reads DynamoDB Local (a GET of a run; an API key lookup), and prints
 /// the medians of process start to the first `next` request and to the first response.
