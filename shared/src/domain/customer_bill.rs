@@ -614,7 +614,9 @@ pub fn parse_rate(body: &Value, id: Uuid, now: OffsetDateTime) -> Result<Applied
     let excluded: Money = required(map, "taxExcludedAmount")?;
     excluded.check("/taxExcludedAmount")?;
     let applied_tax: Vec<AppliedTax> = member(map, "appliedTax")?.unwrap_or_default();
-    let mut included = Some(excluded.value);
+    // Every computed amount lies within the bounds, the included one even without taxes (an
+    // input of 15+6 digits can pass 999,999,999,999,999.99).
+    let mut included = money::amount(Some(excluded.value));
     for (i, tax) in applied_tax.iter().enumerate() {
         let pointer = format!("/appliedTax/{i}");
         tax.tax_amount.check(&format!("{pointer}/taxAmount"))?;
@@ -627,7 +629,7 @@ pub fn parse_rate(body: &Value, id: Uuid, now: OffsetDateTime) -> Result<Applied
         included = money::amount(included.and_then(|sum| sum.checked_add(tax.tax_amount.value)));
     }
     let included = included.ok_or_else(|| {
-        DomainError::field("/appliedTax", "the taxes and the excluded amount sum beyond 999,999,999,999,999.99")
+        DomainError::field("/taxIncludedAmount", "the excluded amount and the taxes sum beyond 999,999,999,999,999.99")
     })?;
     let tax_included_amount = match member::<Money>(map, "taxIncludedAmount")? {
         None => Money::new(&excluded.unit, included),

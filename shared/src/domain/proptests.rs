@@ -57,6 +57,22 @@ const NAMES: &[&str] = &[
     "from",
     "value",
     "title",
+    "billingAccount",
+    "taxExcludedAmount",
+    "taxIncludedAmount",
+    "appliedTax",
+    "taxCategory",
+    "taxRate",
+    "taxAmount",
+    "unit",
+    "date",
+    "periodCoverage",
+    "product",
+    "characteristic",
+    "relatedParty",
+    "state",
+    "@type",
+    "isBilled",
 ];
 
 /// Numbers as JSON text: huge, tiny, long, negative, in scientific notation.
@@ -233,8 +249,88 @@ fn checked_patch<R: Run>(run: &R, body: &Value) {
     });
 }
 
+fn valid_rate_body() -> Value {
+    json!({"billingAccount": {"id": "A1"}, "taxExcludedAmount": {"unit": "EUR", "value": 10.5},
+           "appliedTax": [{"taxCategory": "VAT", "taxRate": 0.2, "taxAmount": {"unit": "EUR", "value": 2.1}}]})
+}
+
+/// A rate body whose amounts are arbitrary numbers.
+fn rate_of(excluded: Value, taxes: Vec<(Value, Value)>) -> Value {
+    let taxes: Vec<Value> = taxes
+        .into_iter()
+        .map(|(rate, amount)| json!({"taxCategory": "VAT", "taxRate": rate, "taxAmount": {"unit": "EUR", "value": amount}}))
+        .collect();
+    json!({"billingAccount": {"id": "A1"}, "taxExcludedAmount": {"unit": "EUR", "value": excluded}, "appliedTax": taxes})
+}
+
+/// An accepted rate is exact, within the bounds, and reads back unchanged; any set of them
+/// tallies into a bill within the bounds or is refused.
+fn checked_rates(bodies: &[Value]) {
+    use super::customer_bill::{new_id, parse_on_demand, parse_rate, NewBill, Tally};
+    let now = datetime!(2026-11-22 10:00 UTC);
+    let mut tally = Tally::default();
+    for body in bodies {
+        refused_or(parse_rate(body, new_id(), now), |rate| {
+            let taxes: Decimal = rate.applied_tax.iter().map(|t| t.tax_amount.value).sum();
+            assert_eq!(rate.tax_included_amount.value, rate.tax_excluded_amount.value + taxes);
+            assert!(rate.tax_included_amount.value.abs() <= MAX_AMOUNT);
+            let text = serde_json::to_string(&rate).unwrap();
+            assert_eq!(serde_json::from_str::<super::customer_bill::AppliedRate>(&text).unwrap(), rate);
+            let _ = tally.add(&rate);
+        });
+    }
+    let request = parse_on_demand(&json!({"billingAccount": {"id": "A1"}}), new_id(), now).unwrap();
+    let new = NewBill { id: new_id(), document: new_id(), bill_no: 1, request: &request, now };
+    if let Ok(bill) = tally.bill(new) {
+        for money in [&bill.tax_excluded_amount, &bill.tax_included_amount, &bill.amount_due] {
+            assert!(money.value.abs() <= MAX_AMOUNT && money.value.scale() <= 2, "{money:?}");
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn customer_bill_rates_never_panic_and_stay_exact(bodies in prop::collection::vec(prop_oneof![
+        any_json(),
+        mutated(valid_rate_body()),
+        (number(), prop::collection::vec((number(), number()), 0..3)).prop_map(|(e, t)| rate_of(e, t)),
+    ], 1..4)) {
+        checked_rates(&bodies);
+    }
+
+    #[test]
+    fn customer_bill_requests_and_patches_never_panic(body in prop_oneof![
+        any_json(),
+        mutated(json!({"billingAccount": {"id": "A1"}, "relatedParty": {"id": "P"}})),
+        mutated(json!({"state": "onHold"})),
+        any_patch(),
+    ]) {
+        use super::customer_bill::{new_id, parse_bill_patch, parse_on_demand, BillState, PatchForm};
+        refused_or(parse_on_demand(&body, new_id(), datetime!(2026-11-22 10:00 UTC)), |_| {});
+        for form in [PatchForm::Merge, PatchForm::Json] {
+            refused_or(parse_bill_patch(&body, form), |target| {
+                if let Some(target) = target {
+                    let _ = BillState::InProgress.change_to(target);
+                }
+            });
+        }
+    }
+
+    #[test]
+    fn tmf_list_queries_never_panic(pairs in prop::collection::vec((prop::sample::select(vec!["offset", "limit",
+        "fields", "state", "id", "billingAccount.id", "amountDue.value", "taxItem.taxAmount.unit", "bogus",
+        "billingAccount."]), ".{0,20}"), 0..5)) {
+        use super::tmf_query::TmfQuery;
+        refused_or(TmfQuery::parse(pairs.iter().map(|(k, v)| (*k, v.as_str())), super::customer_bill::BILL_SHAPE), |query| {
+            let bill = json!({"id": "1", "href": "/x", "@type": "CustomerBill", "state": "onHold",
+                "amountDue": {"unit": "EUR", "value": 1.5}, "taxItem": [{"taxAmount": {"unit": "EUR", "value": 1}}]});
+            let _ = query.matches(&bill);
+            let _ = query.project(bill);
+            assert!((1..=1000).contains(&query.limit));
+        });
+    }
 
     #[test]
     fn bill_run_creates_never_panic(body in prop_oneof![any_json(), mutated(json!({"name": "Jan",

@@ -172,7 +172,11 @@ fn given_bad_rates_then_400_names_the_field() {
     // Taxes that sum past the bound are refused, not wrapped.
     let big = json!({"unit": "EUR", "value": 999999999999999.0});
     let body = with("appliedTax", json!([{"taxAmount": big}, {"taxAmount": big}]));
-    assert_eq!(refused(parse_rate(&body, new_id(), now())), "/appliedTax");
+    assert_eq!(refused(parse_rate(&body, new_id(), now())), "/taxIncludedAmount");
+    // 15 integer and 6 fraction digits pass the input bound but not the amount bound (found by
+    // the property tests).
+    let body = charge("A1", number("999999999999999.999999"), "EUR");
+    assert_eq!(refused(parse_rate(&body, new_id(), now())), "/taxIncludedAmount");
     assert!(parse_rate(&json!([1]), new_id(), now()).is_err());
 }
 
