@@ -10,7 +10,7 @@ CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 # Where cargo puts builds (CARGO_TARGET_DIR when set).
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
-.PHONY: run run-dynamodb test tools lint package cold-start bench-handlers bench-scale api-key clean
+.PHONY: run run-dynamodb test tools lint package cold-start bench-handlers bench-scale bench-on-demand api-key clean
 
 ## Start the dev server on http://127.0.0.1:3000 (PORT overrides) with the embedded store.
 run:
@@ -66,6 +66,13 @@ bench-scale: $(DYNAMODB_LOCAL)
 	$(TARGET_DIR)/release/bench-scale 1000 4000 16000
 	tests/with-dynamodb-local.sh $(TARGET_DIR)/release/bench-scale --dynamodb 1000
 	tests/with-dynamodb-local.sh $(TARGET_DIR)/release/bench-scale --dynamodb 4000
+
+## On-demand customer bills, release build: from the request to `done` for an account with 500
+## unbilled rates, on the embedded store and on DynamoDB Local.
+bench-on-demand: $(DYNAMODB_LOCAL)
+	cargo build --release -p billflow-tests --bin bench-on-demand
+	$(TARGET_DIR)/release/bench-on-demand 500
+	tests/with-dynamodb-local.sh $(TARGET_DIR)/release/bench-on-demand --dynamodb 500
 
 ## API keys in the table of TABLE_NAME (AWS_ENDPOINT_URL_DYNAMODB for DynamoDB Local), e.g.
 ## make api-key ARGS="create --user-id 7 --tenants acme --scopes billing:read,billing:write --expires-in 90d"

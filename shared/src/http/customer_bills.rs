@@ -119,6 +119,10 @@ async fn list<R: Resource>(
         let (page, total): (Vec<Value>, u64) = match reachable::<R>(store, &query, groups).await? {
             None if query.filters.is_empty() => {
                 let total = store.count(R::KIND, &Scope::Global).await?;
+                if u64::try_from(query.offset).map_or(true, |offset| offset >= total) {
+                    // Past the end: nothing to read.
+                    return Ok(list_response(&query, Vec::new(), total));
+                }
                 let index = Page { group: None, after: None, limit: end, descending: true };
                 let items = store.page(R::KIND, &Scope::Global, &index).await?;
                 let page = items.into_iter().skip(query.offset).map(|s| body_value(&s)).collect::<ApiResult<_>>()?;
@@ -145,13 +149,18 @@ async fn list<R: Resource>(
                 (matching.into_iter().skip(query.offset).take(query.limit).collect(), total)
             }
         };
-        let count = page.len();
-        let body: Vec<Value> = page.into_iter().map(|item| query.project(item)).collect();
-        let response = text_response(StatusCode::OK, Value::Array(body).to_string(), "application/json");
-        let response = with_header(response, "x-result-count", &count.to_string());
-        Ok(with_header(response, "x-total-count", &total.to_string()))
+        Ok(list_response(&query, page, total))
     })
     .await
+}
+
+/// A page as a TMF list: the selected attributes of each item, and both counts.
+fn list_response(query: &TmfQuery, page: Vec<Value>, total: u64) -> Response<Body> {
+    let count = page.len();
+    let body: Vec<Value> = page.into_iter().map(|item| query.project(item)).collect();
+    let response = text_response(StatusCode::OK, Value::Array(body).to_string(), "application/json");
+    let response = with_header(response, "x-result-count", &count.to_string());
+    with_header(response, "x-total-count", &total.to_string())
 }
 
 fn body_value(stored: &Stored) -> ApiResult<Value> {
