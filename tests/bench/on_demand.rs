@@ -26,7 +26,7 @@ async fn measure(backend: Backend, rates: usize) -> f64 {
     let mut next = 0;
     while next < rates {
         let batch: Vec<_> = (next..rates.min(next + CONCURRENCY))
-            .map(|i| app.post(&format!("{BASE}/appliedCustomerBillingRate"), &body(i)))
+            .map(|i| app.send(app.request("POST", &format!("{BASE}/appliedCustomerBillingRate")).json(&body(i))))
             .collect();
         for reply in futures::future::join_all(batch).await {
             assert_eq!(reply.status, 201, "recording a rate: {:?}", reply.body);
