@@ -339,6 +339,19 @@ async fn requests_without_one_currency_or_any_rate_are_rejected_and_bill_nothing
     assert_eq!(app.get(&path("/customerBill")).await.body, json!([]));
     // The account is free again: another request is accepted.
     assert_eq!(request_bill(&app, "MIXED").await.status, 201);
+
+    // A bill whose tax items would not fit an item is refused before any rate is touched.
+    for i in 0..100 {
+        let mut body = charge("TAXES", "1", "EUR");
+        let category = format!("{i:03}{}", "x".repeat(3990));
+        body["appliedTax"] = json!([{"taxCategory": category, "taxAmount": {"unit": "EUR", "value": 0.1}}]);
+        post_rate_quiet(&app, body).await;
+    }
+    let large = settled(&app, &request_bill(&app, "TAXES").await.body).await;
+    assert_eq!(large["state"], "rejected");
+    assert!(large["description"].as_str().unwrap().contains("too large"), "{large}");
+    let unbilled = app.get(&path("/appliedCustomerBillingRate?billingAccount.id=TAXES&isBilled=false&fields=id")).await;
+    assert_eq!(unbilled.header("x-total-count"), Some("100"), "no rate was touched");
     app.stop().await;
 }
 

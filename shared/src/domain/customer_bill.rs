@@ -719,30 +719,14 @@ pub fn parse_bill_patch(body: &Value, form: PatchForm) -> Result<Option<BillStat
     };
     match (form, body) {
         (PatchForm::Merge, Value::Object(_)) => {
-            const SERVER_OWNED: &[&str] = &[
-                "id",
-                "href",
-                "billNo",
-                "billDate",
-                "category",
-                "runType",
-                "amountDue",
-                "remainingAmount",
-                "taxExcludedAmount",
-                "taxIncludedAmount",
-                "taxItem",
-                "billDocument",
-                "billingAccount",
-                "billingPeriod",
-                "paymentDueDate",
-                "relatedParty",
-                "lastUpdate",
-                "appliedPayment",
-                "financialAccount",
-                "nextBillDate",
-                "paymentMethod",
-            ];
-            let map = members(body, &["state"], SERVER_OWNED, BILL_TYPE)
+            // Every other attribute of a customer bill is the server's (`@type` is checked, and
+            // `@baseType` and `@schemaLocation` ignored, by `members`).
+            let server_owned: Vec<&str> = BILL_SHAPE
+                .iter()
+                .map(|(name, _)| *name)
+                .filter(|name| *name != "state" && !name.starts_with('@'))
+                .collect();
+            let map = members(body, &["state"], &server_owned, BILL_TYPE)
                 .map_err(|e| with_detail(e, "only state can be patched"))?;
             map.get("state").map(|value| state(value, "/state")).transpose()
         }

@@ -34,7 +34,7 @@ use crate::domain::key::{Id, Kind, Scope};
 use crate::domain::resource::Resource;
 use crate::retry::with_retries;
 use crate::store::repo::{encode, Repo, Versioned};
-use crate::store::{AuditEvent, Change, Page, Repository, StoreError, StoreResult, Write};
+use crate::store::{AuditEvent, Change, Page, Repository, StoreError, StoreResult, Write, MAX_ITEM_BYTES};
 
 /// Rates read per scanning step (reads only).
 pub const SCAN_BATCH: usize = 200;
@@ -143,6 +143,15 @@ async fn plan(store: &dyn Repository, current: &Versioned<OnDemand>) -> StoreRes
         }
         if at.tally.count == 0 {
             return end(store, current, RequestState::Rejected, &Refusal::NoRates(account.clone()).to_string()).await;
+        }
+        // The bill, and the tally kept beside the request, must fit an item: known before any
+        // rate is touched (tax items are at most 1,000, but their categories may be long).
+        let now = datetime::now();
+        let preview = NewBill { id: new_id(), document: new_id(), bill_no: u64::MAX, request: &current.value, now };
+        let size = at.tally.bill(preview).map(|bill| encode(&bill)).unwrap_or_else(|_| Ok(String::new()))?.len();
+        if size > MAX_ITEM_BYTES / 2 {
+            let reason = format!("the bill would be {size} bytes, too large to store: too many or too long tax items");
+            return end(store, current, RequestState::Rejected, &reason).await;
         }
         at = Progress { bill: Some(new_id()), cursor: None, end: at.cursor, tally: Tally::default() };
     }
