@@ -512,3 +512,42 @@ async fn given_customer_bill_v2_events_then_rates_become_an_on_demand_bill_that_
     assert_tmf_list("AppliedCustomerBillingRate", &rates);
     assert_eq!((&rates[0]["isBilled"], &rates[0]["bill"]["id"]), (&json!(true), &json!(bill_id)));
 }
+
+#[tokio::test]
+async fn given_an_unreadable_rate_then_the_request_ends_terminated_with_error_and_frees_the_account() {
+    use shared::domain::customer_bill::{new_id, rate_group, AppliedRate};
+    use shared::http::customer_bills;
+    use shared::store::NewItem;
+    let deps = deps();
+    // A rate item whose body is not a rate (a corrupt item no request could write).
+    let id = new_id();
+    let key = Key::new(AppliedRate::KIND, Scope::Global, Id::Uuid(id)).unwrap();
+    let corrupt = NewItem {
+        key,
+        order: Id::Uuid(id).sort_key(),
+        body: json!({"id": id, "garbage": true}).to_string(),
+        group: Some(rate_group("ACC-1", false)),
+        work_pending: false,
+        guard: None,
+        check: None,
+        event: AuditEvent::new(None, "seed"),
+        idempotency: None,
+    };
+    deps.store.create(corrupt).await.unwrap();
+    let requested = customer_bills::create_on_demand(&deps, event("create-customer-bill-on-demand")).await;
+    assert_eq!(requested.status(), 201);
+    let request_id = body(&requested)["id"].as_str().unwrap().to_owned();
+    let record =
+        event_text("customer-bill-on-demand-worker").replace("00000000-0000-4000-8000-000000000000", &request_id);
+    let stream: StreamEvent = serde_json::from_str(&record).unwrap();
+    assert_eq!(
+        handle_stream(&deps, stream).await,
+        Vec::<Option<String>>::new(),
+        "the failure is the request's, not the batch's"
+    );
+    let ended = body(&customer_bills::get_on_demand(&deps, for_id("get-customer-bill-on-demand", &request_id)).await);
+    assert_eq!(ended["state"], "terminatedWithError", "{ended}");
+    assert!(!ended["description"].as_str().unwrap().contains("garbage"), "no internals reach the client: {ended}");
+    let again = customer_bills::create_on_demand(&deps, event("create-customer-bill-on-demand")).await;
+    assert_eq!(again.status(), 201, "the account is free again");
+}
