@@ -221,66 +221,6 @@ async fn given_bill_v2_events_then_bills_are_created_read_patched_listed_and_arc
     assert_eq!(bills::get(&deps, event("get-bill")).await.status(), 404);
 }
 
-/// Handler time in-process on the embedded store (debug or release, whichever runs this). Prints
-/// medians; asserts only that every call succeeds. `make bench-handlers` runs it in release.
-#[tokio::test]
-async fn handler_times_in_process() {
-    let deps = deps();
-    assert_eq!(bill_runs::create::<BillRun>(&deps, event("create-bill-run")).await.status(), 201);
-    assert_eq!(bills::create(&deps, event("create-bill")).await.status(), 201);
-    let rounds = 400;
-    let median = |mut times: Vec<std::time::Duration>| {
-        times.sort();
-        times[times.len() / 2].as_secs_f64() * 1e6
-    };
-    let mut update_bill = Vec::new();
-    for n in 0..rounds {
-        let request = with_body("update-bill", json!({"description": format!("note {n}")}));
-        let started = std::time::Instant::now();
-        let response = bills::update(&deps, request).await;
-        update_bill.push(started.elapsed());
-        assert_eq!(response.status(), 200);
-    }
-    let mut get_run = Vec::new();
-    for _ in 0..rounds {
-        let request = event("get-bill-run");
-        let started = std::time::Instant::now();
-        let response = bill_runs::get::<BillRun>(&deps, request).await;
-        get_run.push(started.elapsed());
-        assert_eq!(response.status(), 200);
-    }
-    let mut patch_run = Vec::new();
-    for n in 0..rounds {
-        let request = with_body("update-bill-run", json!([{"op": "replace", "path": "/paused", "value": n % 2 == 0}]));
-        let started = std::time::Instant::now();
-        let response = bill_runs::update::<BillRun>(&deps, request).await;
-        patch_run.push(started.elapsed());
-        assert_eq!(response.status(), 200);
-    }
-    let created = shared::http::billing_runs::create(&deps, event("create-billing-run")).await;
-    let mut run = body(&created);
-    let id = run["id"].as_str().unwrap().to_owned();
-    let mut put_run = Vec::new();
-    for n in 0..rounds {
-        run["name"] = json!(format!("November statements {n}"));
-        let mut request = billing_event("update-billing-run", &id);
-        *request.body_mut() = Body::Text(run.to_string());
-        let started = std::time::Instant::now();
-        let response = shared::http::billing_runs::update(&deps, request).await;
-        put_run.push(started.elapsed());
-        assert_eq!(response.status(), 200, "{:?}", body(&response));
-        run = body(&response);
-    }
-    eprintln!(
-        "in-process handler medians over {rounds} calls ({} build): update-bill {:.1} us, get-bill-run {:.1} us, update-bill-run {:.1} us, update-billing-run {:.1} us",
-        if cfg!(debug_assertions) { "debug" } else { "release" },
-        median(update_bill),
-        median(get_run),
-        median(patch_run),
-        median(put_run)
-    );
-}
-
 #[tokio::test]
 async fn given_large_bills_then_a_step_stays_inside_a_transactions_size() {
     let deps = deps();

@@ -1,118 +1,16 @@
-//! The real Lambda binaries, run as Lambda runs them: a small Runtime API emulator on a free
-//! loopback port hands each one API Gateway v2 events (from `tests/events/`) through
-//! `/2018-06-01/runtime/invocation/next` and collects its responses, against DynamoDB Local.
-//! Binaries come from beside the test executable, wherever cargo's target directory is
-//! (`BILLFLOW_BIN_DIR` points elsewhere, e.g. a release build).
+//! The real Lambda binaries, run as Lambda runs them: the Runtime API emulator
+//! (`billflow_tests::lambda`) hands each one API Gateway v2 events (from `tests/events/`) and
+//! stream records, against DynamoDB Local. Binaries come from beside the test executable, wherever
+//! cargo's target directory is (`BILLFLOW_BIN_DIR` points elsewhere, e.g. a release build).
 
-use std::convert::Infallible;
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use billflow_tests::lambda::{self, authorizer_event, binary, event, response, Outcome};
 use billflow_tests::{dynamodb_endpoint, fresh_dynamo};
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Mutex};
 
-/// What a function answered to one invocation.
-#[derive(Debug)]
-enum Outcome {
-    Response(Value),
-    Error(String),
-}
-
-struct RuntimeApi {
-    addr: std::net::SocketAddr,
-    events: mpsc::UnboundedSender<Value>,
-    outcomes: mpsc::UnboundedReceiver<Outcome>,
-    first_next: Arc<std::sync::Mutex<Option<Instant>>>,
-}
-
-struct Shared {
-    events: Mutex<mpsc::UnboundedReceiver<Value>>,
-    outcomes: mpsc::UnboundedSender<Outcome>,
-    first_next: Arc<std::sync::Mutex<Option<Instant>>>,
-}
-
-async fn runtime_api() -> RuntimeApi {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let (outcomes_tx, outcomes_rx) = mpsc::unbounded_channel();
-    let first_next = Arc::new(std::sync::Mutex::new(None));
-    let shared =
-        Arc::new(Shared { events: Mutex::new(events_rx), outcomes: outcomes_tx, first_next: first_next.clone() });
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let shared = shared.clone();
-                    async move { Ok::<_, Infallible>(serve(&shared, req).await) }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    RuntimeApi { addr, events: events_tx, outcomes: outcomes_rx, first_next }
-}
-
-async fn serve(shared: &Shared, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
-    let path = req.uri().path().to_owned();
-    if path == "/2018-06-01/runtime/invocation/next" {
-        shared.first_next.lock().unwrap().get_or_insert_with(Instant::now);
-        let Some(event) = shared.events.lock().await.recv().await else {
-            return hyper::Response::builder().status(500).body(Full::new(Bytes::new())).unwrap();
-        };
-        let deadline = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() + 30_000;
-        return hyper::Response::builder()
-            .header("lambda-runtime-aws-request-id", uuid::Uuid::new_v4().to_string())
-            .header("lambda-runtime-deadline-ms", deadline.to_string())
-            .header("lambda-runtime-invoked-function-arn", "arn:aws:lambda:eu-west-1:123456789012:function:test")
-            .header("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000")
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(event.to_string())))
-            .unwrap();
-    }
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    let outcome = if path.ends_with("/response") {
-        Outcome::Response(serde_json::from_slice(&body).unwrap_or(Value::Null))
-    } else {
-        Outcome::Error(format!("{path}: {}", String::from_utf8_lossy(&body)))
-    };
-    let _ = shared.outcomes.send(outcome);
-    hyper::Response::builder().status(202).body(Full::new(Bytes::new())).unwrap()
-}
-
-/// A function's binary: from `BILLFLOW_BIN_DIR`, else beside this test's own executable (cargo
-/// puts tests in `<target>/<profile>/deps/` and binaries in `<target>/<profile>/`), so that a
-/// `CARGO_TARGET_DIR` anywhere works.
-fn binary(name: &str) -> PathBuf {
-    let dir = std::env::var("BILLFLOW_BIN_DIR").map(PathBuf::from).unwrap_or_else(|_| {
-        let exe = std::env::current_exe().expect("the test's own path");
-        exe.parent().and_then(|deps| deps.parent()).expect("the test runs from <target>/<profile>/deps").to_path_buf()
-    });
-    let path = dir.join(name);
-    assert!(path.exists(), "{} is missing: build it first (`cargo build --workspace`)", path.display());
-    path
-}
-
-fn event(name: &str) -> Value {
-    let path = format!("{}/events/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// Starts the function's binary against a fresh emulator, sends `events` one at a time and
-/// returns its answers and its cold start (process start to its first `next` request).
+/// Starts the function's binary against a fresh emulator and DynamoDB Local's `table`, sends
+/// `events` one at a time and returns its answers and its cold start.
 async fn invoke(function: &str, endpoint: &str, table: &str, events: Vec<Value>) -> (Vec<Outcome>, Duration) {
     let (outcomes, cold, _) = invoke_timed(function, endpoint, table, events).await;
     (outcomes, cold)
@@ -125,53 +23,18 @@ async fn invoke_timed(
     table: &str,
     events: Vec<Value>,
 ) -> (Vec<Outcome>, Duration, Duration) {
-    let mut api = runtime_api().await;
-    let started = Instant::now();
-    let mut child = tokio::process::Command::new(binary(function))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", function)
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function}"))
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
-        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-        .env("TABLE_NAME", table)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
-        .env("AWS_ACCESS_KEY_ID", "local")
-        .env("AWS_SECRET_ACCESS_KEY", "local")
-        .env("AWS_REGION", "us-east-1")
-        .env("AUTH_JWT_SECRET", AUTHORIZER_SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the function starts");
-    let mut outcomes = Vec::new();
-    let mut first_answer = None;
-    for event in events {
-        api.events.send(event).unwrap();
-        let outcome =
-            tokio::time::timeout(Duration::from_secs(30), api.outcomes.recv()).await.expect("an answer in time");
-        first_answer.get_or_insert_with(|| started.elapsed());
-        outcomes.push(outcome.expect("an answer"));
-    }
-    let cold = api.first_next.lock().unwrap().map(|t| t - started).unwrap_or_default();
-    child.kill().await.ok();
-    (outcomes, cold, first_answer.unwrap_or_default())
+    let env = [
+        ("TABLE_NAME", table),
+        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint),
+        ("AWS_ACCESS_KEY_ID", "local"),
+        ("AWS_SECRET_ACCESS_KEY", "local"),
+        ("AWS_REGION", "us-east-1"),
+        ("AUTH_JWT_SECRET", AUTHORIZER_SECRET),
+    ];
+    let run = lambda::start(function, &env, events).await;
+    (run.outcomes, run.cold, run.first_response)
 }
 
-fn response(outcome: &Outcome) -> (u64, Value, Value) {
-    match outcome {
-        Outcome::Response(r) => {
-            let body =
-                r["body"].as_str().map(|b| serde_json::from_str(b).unwrap_or(Value::Null)).unwrap_or(Value::Null);
-            (r["statusCode"].as_u64().unwrap_or_default(), r["headers"].clone(), body)
-        }
-        Outcome::Error(e) => panic!("the function failed: {e}"),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_binaries_serve_api_gateway_v2_events_and_stream_records() {
@@ -270,14 +133,6 @@ async fn admin(endpoint: &str, table: &str, args: &[&str]) -> (bool, String, Str
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn authorizer_event(route_key: &str, header: (&str, &str)) -> Value {
-    let mut event = event("authorizer");
-    event["routeKey"] = json!(route_key);
-    event["headers"].as_object_mut().unwrap().remove("authorization");
-    event["headers"][header.0] = json!(header.1);
-    event
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -440,47 +295,4 @@ async fn the_real_customer_bill_binaries_serve_their_family_and_the_worker_bills
     assert_eq!(requests.as_array().map(Vec::len), Some(1));
     let (_, _, rates) = call("list-applied-customer-billing-rates", event("list-applied-customer-billing-rates")).await;
     assert_eq!((&rates[0]["isBilled"], &rates[0]["bill"]["id"]), (&json!(true), &json!(bill_id)));
-}
-
-/// Starts get-bill-run and the authorizer `BILLFLOW_COLD_STARTS` times each (default 3), each
-/// serving one request that reads DynamoDB Local (a GET of a run; an API key lookup), and prints
-/// the medians of process start to the first `next` request and to the first response.
-/// `make cold-start` runs it on a release build with more starts.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cold_starts_serve_their_first_request() {
-    let Some(endpoint) = dynamodb_endpoint() else { return };
-    let store = fresh_dynamo(&endpoint).await;
-    let table = store.table().to_owned();
-    let (out, _) = invoke("create-bill-run", &endpoint, &table, vec![event("create-bill-run")]).await;
-    assert_eq!(response(&out[0]).0, 201);
-    let (key_id, key) = shared::auth::new_api_key();
-    let caller =
-        shared::domain::identity::Principal { user_id: 3, tenants: vec![], scopes: vec!["billing:read".into()] };
-    let record = shared::auth::api_key_record(&key, &key_id, caller, None, None);
-    shared::store::Repository::put_api_key(&store, &record).await.unwrap();
-    let runs: usize = std::env::var("BILLFLOW_COLD_STARTS").ok().and_then(|n| n.parse().ok()).unwrap_or(3);
-    let cases = [
-        ("get-bill-run", event("get-bill-run")),
-        ("authorizer", authorizer_event("GET /bills/{billId}", ("x-api-key", &key))),
-    ];
-    for (function, request) in cases {
-        let (mut colds, mut firsts) = (Vec::new(), Vec::new());
-        for _ in 0..runs {
-            let (out, cold, first) = invoke_timed(function, &endpoint, &table, vec![request.clone()]).await;
-            match &out[0] {
-                Outcome::Response(r) if function == "authorizer" => assert_eq!(r["isAuthorized"], true),
-                outcome => assert_eq!(response(outcome).0, 200, "every cold start serves its first request"),
-            }
-            colds.push(cold);
-            firsts.push(first);
-        }
-        colds.sort();
-        firsts.sort();
-        eprintln!(
-            "{function} from {}: {runs} cold starts, median start->first next {:.1} ms, start->first response {:.1} ms",
-            binary(function).display(),
-            colds[runs / 2].as_secs_f64() * 1000.0,
-            firsts[runs / 2].as_secs_f64() * 1000.0
-        );
-    }
 }

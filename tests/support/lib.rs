@@ -1,6 +1,9 @@
 //! Shared test support: DynamoDB Local discovery, fresh stores, and `spawn_app` (the dev server on
 //! a free port with typed request helpers).
 
+pub mod lambda;
+pub mod on_demand;
+pub mod scale;
 pub mod tmf;
 
 use std::net::SocketAddr;
