@@ -10,7 +10,7 @@ CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 # Where cargo puts builds (CARGO_TARGET_DIR when set).
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
-.PHONY: run run-dynamodb test tools lint package cold-start bench-handlers bench-scale bench-on-demand api-key clean
+.PHONY: run run-dynamodb test tools lint package bench bench-scale bench-on-demand api-key clean
 
 ## Start the dev server on http://127.0.0.1:3000 (PORT overrides) with the embedded store.
 run:
@@ -44,17 +44,23 @@ $(CFN_LINT) $(CARGO_LAMBDA):
 ## Release builds of every function for Lambda (arm64), as `sam build` does it.
 package: $(CARGO_LAMBDA)
 	rustup target add aarch64-unknown-linux-gnu
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --workspace --exclude billflow-shared --exclude billflow-tests
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --workspace \
+	  --exclude billflow-shared --exclude billflow-tests --exclude hello-world
 
-## Cold starts of release get-bill-run and authorizer against the local Runtime API emulator (20 each).
-cold-start: $(DYNAMODB_LOCAL)
-	cargo build --release -p get-bill-run -p create-bill-run -p authorizer
-	tests/with-dynamodb-local.sh env BILLFLOW_BIN_DIR=$(TARGET_DIR)/release BILLFLOW_COLD_STARTS=20 \
-	  cargo test -p billflow-tests --test lambda_invoke cold_starts -- --nocapture
-
-## In-process handler times on the embedded store, release build.
-bench-handlers:
-	cargo test --release -p billflow-tests --test handlers handler_times -- --nocapture
+## Every budget of spec/00-platform.md in one run, each figure beside a hello-world lambda_http
+## function's (bench/hello-world, the floor): the release build of every function for arm64 (timed)
+## and their stripped sizes, cold starts and peak memory through the Runtime API emulator against
+## DynamoDB Local (RUNS starts each, default 20, after 2 warm-ups), warm handler times in-process,
+## the stage worker at 1,000 and 16,000 bills, and an on-demand bill of 500 rates. Budgets are marked
+## met or missed; it fails only when a measurement cannot be taken.
+RUNS ?= 20
+MEASURED := hello-world get-bill-run update-bill-run get-bill update-bill get-billing-run update-billing-run \
+  get-customer-bill patch-customer-bill bill-run-worker authorizer
+bench: $(DYNAMODB_LOCAL) $(CARGO_LAMBDA)
+	rustup target add aarch64-unknown-linux-gnu
+	cargo build --release $(addprefix -p ,$(MEASURED)) -p billflow-tests --bin bench
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" tests/with-dynamodb-local.sh \
+	  $(TARGET_DIR)/release/bench --runs $(RUNS) --build --lambda-dir $(TARGET_DIR)/lambda
 
 ## The stage worker at scale, release build: runs of 1,000, 4,000 and 16,000 bills on the embedded
 ## store, then 1,000 and 4,000 on DynamoDB Local; seconds and bills/s per stage, and the per-bill ratio.

@@ -35,7 +35,6 @@ async fn invoke_timed(
     (run.outcomes, run.cold, run.first_response)
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_binaries_serve_api_gateway_v2_events_and_stream_records() {
     let Some(endpoint) = dynamodb_endpoint() else {

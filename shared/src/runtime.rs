@@ -10,15 +10,23 @@ pub type Error = lambda_http::Error;
 /// JSON logs when Lambda asks for them (`AWS_LAMBDA_LOG_FORMAT=JSON`), plain text otherwise; the
 /// level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (default info).
 pub fn init_tracing() {
-    let level =
-        std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
-    let filter = tracing_subscriber::EnvFilter::try_new(level.to_lowercase()).unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).without_time();
+    let builder = tracing_subscriber::fmt().with_max_level(log_level()).with_target(false).without_time();
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     if json {
         builder.json().with_current_span(false).init();
     } else {
         builder.with_ansi(false).init();
+    }
+}
+
+/// The log level from `AWS_LAMBDA_LOG_LEVEL` (TRACE, DEBUG, INFO, WARN, ERROR, FATAL) or
+/// `RUST_LOG` (a level), info by default. A level filter rather than `EnvFilter`'s directives:
+/// that keeps a regex engine out of every function.
+pub fn log_level() -> tracing_subscriber::filter::LevelFilter {
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_default();
+    match level.to_ascii_lowercase().as_str() {
+        "fatal" => tracing_subscriber::filter::LevelFilter::ERROR,
+        other => other.parse().unwrap_or(tracing_subscriber::filter::LevelFilter::INFO),
     }
 }
 

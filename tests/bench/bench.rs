@@ -12,7 +12,7 @@
 //! with the release binaries beside it (or in `BILLFLOW_BIN_DIR`) and `DYNAMODB_ENDPOINT` set (as
 //! `tests/with-dynamodb-local.sh` sets it).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,7 +56,8 @@ struct Args {
 }
 
 fn args() -> Result<Args, String> {
-    let mut args = Args { runs: 20, warmups: 2, build: false, lambda_dir: None, scale: vec![1000, 16000], floor_only: false };
+    let mut args =
+        Args { runs: 20, warmups: 2, build: false, lambda_dir: None, scale: vec![1000, 16000], floor_only: false };
     let mut given = std::env::args().skip(1);
     while let Some(arg) = given.next() {
         let mut value = || given.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -116,8 +117,12 @@ impl Budgets {
 
 /// Every function of the workspace, and the floor.
 fn functions() -> Vec<String> {
-    let mut names: Vec<String> =
-        shared::routes::ROUTES.iter().map(|r| r.function).chain(shared::routes::EVENT_FUNCTIONS.iter().copied()).map(str::to_owned).collect();
+    let mut names: Vec<String> = shared::routes::ROUTES
+        .iter()
+        .map(|r| r.function)
+        .chain(shared::routes::EVENT_FUNCTIONS.iter().copied())
+        .map(str::to_owned)
+        .collect();
     names.sort();
     names.dedup();
     names.insert(0, "hello-world".to_owned());
@@ -142,11 +147,15 @@ fn build(budgets: &mut Budgets) -> Result<(), String> {
         "`cargo lambda build --release --arm64` of all {} functions and the floor: {seconds:.0} s on this run (budget: under 600 s on a fresh clone, 2 cores).",
         names.len() - 1
     );
-    budgets.add("release build of every function, arm64 (under 10 minutes)", format!("{seconds:.0} s"), seconds < 600.0);
+    budgets.add(
+        "release build of every function, arm64 (under 10 minutes)",
+        format!("{seconds:.0} s"),
+        seconds < 600.0,
+    );
     Ok(())
 }
 
-fn sizes(dir: &PathBuf, budgets: &mut Budgets) -> Result<(), String> {
+fn sizes(dir: &Path, budgets: &mut Budgets) -> Result<(), String> {
     let size = |name: &str| {
         std::fs::metadata(dir.join(name).join("bootstrap"))
             .map(|m| m.len())
@@ -212,17 +221,27 @@ async fn seed(store: SharedRepository) -> Result<Seeds, String> {
     created("a bill run", bill_runs::create::<BillRun>(&deps, request_of(&event("create-bill-run"))).await)?;
     created("a bill", bills::create(&deps, request_of(&event("create-bill"))).await)?;
     let run = created("a billing run", billing_runs::create(&deps, request_of(&event("create-billing-run"))).await)?;
-    created("a rate", customer_bills::create_rate(&deps, request_of(&event("create-applied-customer-billing-rate"))).await)?;
+    created(
+        "a rate",
+        customer_bills::create_rate(&deps, request_of(&event("create-applied-customer-billing-rate"))).await,
+    )?;
     let request = created(
         "an on-demand request",
         customer_bills::create_on_demand(&deps, request_of(&event("create-customer-bill-on-demand"))).await,
     )?;
     let id = Id::Uuid(request["id"].as_str().unwrap_or_default().parse().map_err(|_| "an on-demand id")?);
     shared::worker::customer_bills::step(deps.store.as_ref(), &id, None).await.map_err(|e| e.to_string())?;
-    let done = body_of(&customer_bills::get_on_demand(&deps, request_of(&event_with("get-customer-bill-on-demand", &id.to_string(), None))).await);
+    let done = body_of(
+        &customer_bills::get_on_demand(
+            &deps,
+            request_of(&event_with("get-customer-bill-on-demand", &id.to_string(), None)),
+        )
+        .await,
+    );
     let customer_bill = done["customerBill"]["id"].as_str().ok_or("the on-demand bill was not made")?.to_owned();
     let (key_id, api_key) = shared::auth::new_api_key();
-    let caller = shared::domain::identity::Principal { user_id: 3, tenants: vec![], scopes: vec!["billing:read".into()] };
+    let caller =
+        shared::domain::identity::Principal { user_id: 3, tenants: vec![], scopes: vec!["billing:read".into()] };
     let record = shared::auth::api_key_record(&api_key, &key_id, caller, None, None);
     deps.store.put_api_key(&record).await.map_err(|e| e.to_string())?;
     Ok(Seeds { deps, billing_run: run["id"].as_str().unwrap_or_default().to_owned(), customer_bill, api_key })
@@ -232,9 +251,11 @@ async fn seed(store: SharedRepository) -> Result<Seeds, String> {
 async fn request_for(function: &str, seeds: &Seeds, n: usize) -> Result<Value, String> {
     Ok(match function {
         "hello-world" | "get-bill-run" => event("get-bill-run"),
-        "update-bill-run" => {
-            event_with("update-bill-run", "", Some(json!([{"op": "replace", "path": "/paused", "value": n % 2 == 0}])))
-        }
+        "update-bill-run" => event_with(
+            "update-bill-run",
+            "",
+            Some(json!([{"op": "replace", "path": "/paused", "value": n.is_multiple_of(2)}])),
+        ),
         "get-bill" => event("get-bill"),
         "update-bill" => event_with("update-bill", "", Some(json!({"description": format!("note {n}")}))),
         "get-billing-run" => event_with("get-billing-run", &seeds.billing_run, None),
@@ -246,7 +267,7 @@ async fn request_for(function: &str, seeds: &Seeds, n: usize) -> Result<Value, S
         }
         "get-customer-bill" => event_with("get-customer-bill", &seeds.customer_bill, None),
         "patch-customer-bill" => {
-            let state = if n % 2 == 0 { "onHold" } else { "inProgress" };
+            let state = if n.is_multiple_of(2) { "onHold" } else { "inProgress" };
             event_with("patch-customer-bill", &seeds.customer_bill, Some(json!({"state": state})))
         }
         "bill-run-worker" => {
@@ -284,7 +305,14 @@ struct ColdStarts {
 }
 
 async fn cold_starts(args: &Args, budgets: &mut Budgets) -> Result<Vec<ColdStarts>, String> {
-    let endpoint = if args.floor_only { None } else { Some(std::env::var("DYNAMODB_ENDPOINT").map_err(|_| "DYNAMODB_ENDPOINT is not set: run under tests/with-dynamodb-local.sh")?) };
+    let endpoint = if args.floor_only {
+        None
+    } else {
+        Some(
+            std::env::var("DYNAMODB_ENDPOINT")
+                .map_err(|_| "DYNAMODB_ENDPOINT is not set: run under tests/with-dynamodb-local.sh")?,
+        )
+    };
     let (seeds, table) = match &endpoint {
         Some(endpoint) => {
             let store = fresh_dynamo(endpoint).await;
@@ -329,7 +357,10 @@ async fn cold_starts(args: &Args, budgets: &mut Budgets) -> Result<Vec<ColdStart
         });
     }
     let floor = &results[0];
-    println!("\n### Cold starts ({} starts each after {} warm-ups, medians; Runtime API emulator, DynamoDB Local)\n", args.runs, args.warmups);
+    println!(
+        "\n### Cold starts ({} starts each after {} warm-ups, medians; Runtime API emulator, DynamoDB Local)\n",
+        args.runs, args.warmups
+    );
     println!("| function | what | init (start to first `next`) ms | ratio | first response ms | ratio | peak RSS MiB | ratio |");
     println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     for r in &results {
@@ -350,12 +381,24 @@ async fn cold_starts(args: &Args, budgets: &mut Budgets) -> Result<Vec<ColdStart
         let worst = |f: fn(&ColdStarts) -> f64| functions.iter().max_by(|a, b| f(a).total_cmp(&f(b))).unwrap();
         let init = worst(|r| r.init_ms);
         let ratio = init.init_ms / floor.init_ms;
-        budgets.add("cold start median within 2x the floor's", format!("worst {} {ratio:.2}x", init.function), ratio <= 2.0);
+        budgets.add(
+            "cold start median within 2x the floor's",
+            format!("worst {} {ratio:.2}x", init.function),
+            ratio <= 2.0,
+        );
         let first = worst(|r| r.first_ms);
         let ratio = first.first_ms / floor.first_ms;
-        budgets.add("first response median within 3x the floor's", format!("worst {} {ratio:.2}x", first.function), ratio <= 3.0);
+        budgets.add(
+            "first response median within 3x the floor's",
+            format!("worst {} {ratio:.2}x", first.function),
+            ratio <= 3.0,
+        );
         let rss = worst(|r| r.rss_mib);
-        budgets.add("peak memory under 10 MiB", format!("worst {} {:.1} MiB", rss.function, rss.rss_mib), rss.rss_mib < 10.0);
+        budgets.add(
+            "peak memory under 10 MiB",
+            format!("worst {} {:.1} MiB", rss.function, rss.rss_mib),
+            rss.rss_mib < 10.0,
+        );
     }
     Ok(results)
 }

@@ -51,4 +51,3 @@ pub async fn measure(backend: Backend, rates: usize) -> f64 {
     app.stop().await;
     seconds
 }
-

@@ -88,4 +88,3 @@ pub async fn measure(backend: Backend, bills: usize) -> Measured {
     app.stop().await;
     Measured { bills, seconds }
 }
-

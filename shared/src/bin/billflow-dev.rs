@@ -30,7 +30,7 @@ async fn serve(endpoint: Option<String>) -> Result<(), Box<dyn std::error::Error
     tracing_subscriber::fmt()
         .with_target(false)
         .with_ansi(std::io::stdout().is_terminal())
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_max_level(shared::runtime::log_level())
         .init();
     let port: u16 = match std::env::var("PORT") {
         Ok(p) => p.parse().map_err(|_| format!("PORT must be a port number, got {p:?}"))?,
