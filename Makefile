@@ -58,7 +58,8 @@ MEASURED := hello-world get-bill-run update-bill-run get-bill update-bill get-bi
   get-customer-bill patch-customer-bill bill-run-worker authorizer
 bench: $(DYNAMODB_LOCAL) $(CARGO_LAMBDA)
 	rustup target add aarch64-unknown-linux-gnu
-	cargo build --release $(addprefix -p ,$(MEASURED)) -p billflow-tests --bin bench
+	cargo build --release $(addprefix -p ,$(MEASURED))
+	cargo build --release -p billflow-tests --bin bench
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" tests/with-dynamodb-local.sh \
 	  $(TARGET_DIR)/release/bench --runs $(RUNS) --build --lambda-dir $(TARGET_DIR)/lambda
 
