@@ -47,15 +47,47 @@ pub struct DynamoStore {
     table: String,
 }
 
+/// The root certificates of Amazon Trust Services (Amazon Root CA 1 to 4 and Starfield Services
+/// Root Certificate Authority - G2, as <https://www.amazontrust.com/repository/> lists them), which
+/// every AWS service endpoint's certificate chains to.
+const AMAZON_TRUST_SERVICES: &[u8] = include_bytes!("amazon-trust-services.pem");
+
+/// The SDK's HTTP client (rustls on aws-lc, as the SDK's default) trusting the Amazon Trust
+/// Services roots, and the system's roots as well only when `https_endpoint` says that a custom
+/// HTTPS endpoint is configured. The SDK's default trusts the system's roots: it reads and parses
+/// every certificate of the system store (about 150) when a client is built, which was most of a
+/// function's init; five roots parse in microseconds.
+pub fn http_client(https_endpoint: bool) -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
+    let trust = TrustStore::empty().with_native_roots(https_endpoint).with_pem_certificate(AMAZON_TRUST_SERVICES);
+    let context = TlsContext::builder().with_trust_store(trust).build().expect("a TLS context builds without fail");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https()
+}
+
+/// Whether `AWS_ENDPOINT_URL_DYNAMODB` or `AWS_ENDPOINT_URL` names an HTTPS endpoint (one that is
+/// not AWS's, whose certificate may chain to any root the system trusts).
+fn custom_https_endpoint() -> bool {
+    ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"]
+        .iter()
+        .filter_map(std::env::var_os)
+        .any(|url| url.to_string_lossy().trim().to_ascii_lowercase().starts_with("https://"))
+}
+
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
 
     /// A client from the standard AWS SDK environment (`AWS_ENDPOINT_URL_DYNAMODB` included),
-    /// built once per process.
+    /// built once per process, with [`http_client`]'s trust store.
     pub async fn from_env(table: impl Into<String>) -> Self {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http_client(custom_https_endpoint()))
+            .load()
+            .await;
         Self::new(Client::new(&config), table)
     }
 
@@ -703,6 +735,22 @@ fn sdk<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(error: Sdk
 mod tests {
     use super::*;
     use crate::domain::key::{Id, IdType, Scoping, TenantId};
+
+    #[test]
+    fn the_trust_store_holds_the_five_amazon_roots_and_a_client_builds_on_it() {
+        let pem = std::str::from_utf8(AMAZON_TRUST_SERVICES).expect("PEM is text");
+        assert_eq!(pem.matches("-----BEGIN CERTIFICATE-----").count(), 5);
+        // Building a client builds its TLS connector, which parses every root (and panics on a
+        // broken one): this is what a function's init does.
+        for https_endpoint in [false, true] {
+            let config = aws_sdk_dynamodb::Config::builder()
+                .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+                .region(aws_sdk_dynamodb::config::Region::new("eu-west-1"))
+                .http_client(http_client(https_endpoint))
+                .build();
+            let _ = Client::from_conf(config);
+        }
+    }
 
     #[test]
     fn dynamodb_throttling_codes_are_throttling_and_nothing_else_is() {
