@@ -30,11 +30,11 @@ pub fn log_level() -> tracing_subscriber::filter::LevelFilter {
     }
 }
 
-/// The table from `TABLE_NAME` and a DynamoDB client from the standard AWS environment.
-pub async fn deps_from_env() -> Result<Deps, Error> {
+/// The table from `TABLE_NAME` and a DynamoDB client from the function's environment
+/// ([`DynamoStore::for_lambda`]).
+pub fn deps_from_env() -> Result<Deps, Error> {
     let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
-    let store = DynamoStore::from_env(table).await;
-    Ok(Deps { store: Arc::new(store) })
+    Ok(Deps { store: Arc::new(DynamoStore::for_lambda(table)) })
 }
 
 /// Runs an HTTP handler as a Lambda function.
@@ -70,7 +70,7 @@ pub async fn serve_authorizer() -> Result<(), Error> {
     use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
 
     use crate::auth::{authorize_event, deny, AuthConfig, AuthorizerRequest, Verifier};
-    let deps = deps_from_env().await?;
+    let deps = deps_from_env()?;
     let verifier = Arc::new(Verifier::new(AuthConfig::from_env(), deps.store));
     lambda_runtime::run(service_fn(|event: LambdaEvent<AuthorizerRequest>| {
         let verifier = verifier.clone();

@@ -5,6 +5,6 @@ use shared::runtime;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), runtime::Error> {
     runtime::init_tracing();
-    let deps = runtime::deps_from_env().await?;
+    let deps = runtime::deps_from_env()?;
     runtime::serve_http(&deps, billing_runs::update).await
 }

@@ -81,14 +81,39 @@ impl DynamoStore {
         Self { client, table: table.into() }
     }
 
-    /// A client from the standard AWS SDK environment (`AWS_ENDPOINT_URL_DYNAMODB` included),
-    /// built once per process, with [`http_client`]'s trust store.
+    /// A client from the standard AWS SDK environment and its whole credential chain (profiles,
+    /// SSO, web identity, containers, instance metadata), with [`http_client`]'s trust store: for
+    /// the tools that run on an operator's machine (`billflow-dev`, `billflow-admin`).
     pub async fn from_env(table: impl Into<String>) -> Self {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .http_client(http_client(custom_https_endpoint()))
             .load()
             .await;
         Self::new(Client::new(&config), table)
+    }
+
+    /// A client configured from what Lambda puts in a function's environment, built once per
+    /// process without I/O: the region (`AWS_REGION`, else `AWS_DEFAULT_REGION`), the function
+    /// role's credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), the
+    /// endpoint settings (`AWS_ENDPOINT_URL_DYNAMODB`, else `AWS_ENDPOINT_URL`;
+    /// `AWS_USE_FIPS_ENDPOINT`, `AWS_USE_DUALSTACK_ENDPOINT`), and [`http_client`]'s trust store.
+    /// The SDK's default chain ([`Self::from_env`]) also looks for profile files and builds an STS
+    /// client for web identity at start-up; a function never needs them, and leaving them out
+    /// leaves them out of every function's binary.
+    pub fn for_lambda(table: impl Into<String>) -> Self {
+        use aws_sdk_dynamodb::config::{BehaviorVersion, Region};
+        let env = |name: &str| std::env::var(name).ok().filter(|value| !value.trim().is_empty());
+        let flag = |name: &str| env(name).is_some_and(|value| value.trim().eq_ignore_ascii_case("true"));
+        let endpoint = env("AWS_ENDPOINT_URL_DYNAMODB").or_else(|| env("AWS_ENDPOINT_URL"));
+        let mut config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).map(Region::new))
+            .credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new())
+            .use_fips(flag("AWS_USE_FIPS_ENDPOINT"))
+            .use_dual_stack(flag("AWS_USE_DUALSTACK_ENDPOINT"))
+            .http_client(http_client(custom_https_endpoint()));
+        config.set_endpoint_url(endpoint);
+        Self::new(Client::from_conf(config.build()), table)
     }
 
     pub fn client(&self) -> &Client {
