@@ -61,7 +61,7 @@ bench: $(DYNAMODB_LOCAL) $(CARGO_LAMBDA)
 	cargo build --release $(addprefix -p ,$(MEASURED))
 	cargo build --release -p billflow-tests --bin bench
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" tests/with-dynamodb-local.sh \
-	  $(TARGET_DIR)/release/bench --runs $(RUNS) --build --lambda-dir $(TARGET_DIR)/lambda
+	  $(TARGET_DIR)/release/bench --runs $(RUNS) --build $(TARGET_DIR)/bench-build
 
 ## The stage worker at scale, release build: runs of 1,000, 4,000 and 16,000 bills on the embedded
 ## store, then 1,000 and 4,000 on DynamoDB Local; seconds and bills/s per stage, and the per-bill ratio.

@@ -294,12 +294,12 @@ impl Verifier {
     }
 }
 
-/// Makes aws-lc-rs, the crypto the AWS SDK already links, the process's rustls provider unless
+/// Makes ring, the crypto the SDK's HTTP client already links, the process's rustls provider unless
 /// one is there already. reqwest brings no TLS crypto of its own: call this before building one.
 pub fn install_tls_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // Losing a race to install it is fine: then one is there.
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
 

@@ -2,13 +2,14 @@
 //! same figure of a hello-world `lambda_http` function (`bench/hello-world`, the floor) measured
 //! in the same run on the same machine.
 //!
-//! Parts: the release build of every function for arm64 and its stripped sizes (`--build`, else
-//! the sizes of an existing `cargo lambda build`); cold starts through the Runtime API emulator
+//! Parts: the release build of every function for arm64 from nothing, into a target directory of
+//! its own, and its stripped sizes (`--build DIR`; `--lambda-dir DIR` for the sizes of an existing
+//! `cargo lambda build`); cold starts through the Runtime API emulator
 //! against DynamoDB Local (init, first response, peak RSS); warm handler times in-process on the
 //! embedded store; the stage worker at 1,000 and 16,000 bills. Budgets are marked met or missed;
 //! the exit status is non-zero only when a measurement could not be taken.
 //!
-//! Usage: `bench [--runs N] [--warmups N] [--build] [--lambda-dir DIR] [--scale SIZES] [--floor-only]`
+//! Usage: `bench [--runs N] [--warmups N] [--build DIR] [--lambda-dir DIR] [--scale SIZES] [--floor-only]`
 //! with the release binaries beside it (or in `BILLFLOW_BIN_DIR`) and `DYNAMODB_ENDPOINT` set (as
 //! `tests/with-dynamodb-local.sh` sets it).
 
@@ -49,7 +50,7 @@ const PLACEHOLDER: &str = "00000000-0000-4000-8000-000000000000";
 struct Args {
     runs: usize,
     warmups: usize,
-    build: bool,
+    build: Option<PathBuf>,
     lambda_dir: Option<PathBuf>,
     scale: Vec<usize>,
     floor_only: bool,
@@ -57,14 +58,14 @@ struct Args {
 
 fn args() -> Result<Args, String> {
     let mut args =
-        Args { runs: 20, warmups: 2, build: false, lambda_dir: None, scale: vec![1000, 16000], floor_only: false };
+        Args { runs: 20, warmups: 2, build: None, lambda_dir: None, scale: vec![1000, 16000], floor_only: false };
     let mut given = std::env::args().skip(1);
     while let Some(arg) = given.next() {
         let mut value = || given.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--runs" => args.runs = value()?.parse().map_err(|_| "--runs takes a number")?,
             "--warmups" => args.warmups = value()?.parse().map_err(|_| "--warmups takes a number")?,
-            "--build" => args.build = true,
+            "--build" => args.build = Some(PathBuf::from(value()?)),
             "--lambda-dir" => args.lambda_dir = Some(PathBuf::from(value()?)),
             "--scale" => {
                 args.scale = value()?
@@ -129,21 +130,15 @@ fn functions() -> Vec<String> {
     names
 }
 
-fn build(budgets: &mut Budgets) -> Result<(), String> {
+/// Builds every function and the floor from nothing (dependencies included) into `dir`, removed
+/// first: what a fresh clone costs.
+fn build(dir: &Path, budgets: &mut Budgets) -> Result<(), String> {
     let names = functions();
-    // Every function's own crate is rebuilt (its LTO link included); the dependencies they share
-    // are built once and kept, as on any machine that has built the project before.
-    let mut clean = std::process::Command::new("cargo");
-    clean.args(["clean", "--release", "--target", "aarch64-unknown-linux-gnu"]);
-    for name in &names {
-        clean.args(["-p", name]);
-    }
-    let status = clean.status().map_err(|e| format!("cargo clean: {e}"))?;
-    if !status.success() {
-        return Err(format!("cargo clean failed: {status}"));
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
     }
     let mut command = std::process::Command::new("cargo");
-    command.args(["lambda", "build", "--release", "--arm64"]);
+    command.env("CARGO_TARGET_DIR", dir).args(["lambda", "build", "--release", "--arm64"]);
     for name in &names {
         command.args(["-p", name]);
     }
@@ -155,7 +150,7 @@ fn build(budgets: &mut Budgets) -> Result<(), String> {
     let seconds = started.elapsed().as_secs_f64();
     println!("\n### Release build for arm64\n");
     println!(
-        "`cargo lambda build --release --arm64` of all {} functions and the floor: {seconds:.0} s on this run (budget: under 600 s on a fresh clone, 2 cores).",
+        "`cargo lambda build --release --arm64` of all {} functions and the floor, dependencies included, into an empty target directory: {seconds:.0} s on this run (budget: under 600 s on a fresh clone, 2 cores).",
         names.len() - 1
     );
     budgets.add(
@@ -542,10 +537,10 @@ async fn main() -> ExitCode {
     println!("Every figure beside the same figure of `bench/hello-world` (the floor), measured in the same run.");
     let mut budgets = Budgets::default();
     let outcome: Result<(), String> = async {
-        if args.build {
-            build(&mut budgets)?;
-        }
-        if let Some(dir) = &args.lambda_dir {
+        if let Some(dir) = &args.build {
+            build(dir, &mut budgets)?;
+            sizes(&dir.join("lambda"), &mut budgets)?;
+        } else if let Some(dir) = &args.lambda_dir {
             sizes(dir, &mut budgets)?;
         }
         cold_starts(&args, &mut budgets).await?;

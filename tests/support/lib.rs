@@ -46,6 +46,7 @@ pub fn dynamo_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("local", "local", None, None, "tests"))
+        .http_client(shared::store::dynamo::http_client(false))
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
 }

@@ -52,7 +52,7 @@ pub struct DynamoStore {
 /// every AWS service endpoint's certificate chains to.
 const AMAZON_TRUST_SERVICES: &[u8] = include_bytes!("amazon-trust-services.pem");
 
-/// The SDK's HTTP client (rustls on aws-lc, as the SDK's default) trusting the Amazon Trust
+/// The SDK's HTTP client (hyper and rustls, with ring for crypto) trusting the Amazon Trust
 /// Services roots, and the system's roots as well only when `https_endpoint` says that a custom
 /// HTTPS endpoint is configured. The SDK's default trusts the system's roots: it reads and parses
 /// every certificate of the system store (about 150) when a client is built, which was most of a
@@ -62,7 +62,7 @@ pub fn http_client(https_endpoint: bool) -> aws_sdk_dynamodb::config::SharedHttp
     let trust = TrustStore::empty().with_native_roots(https_endpoint).with_pem_certificate(AMAZON_TRUST_SERVICES);
     let context = TlsContext::builder().with_trust_store(trust).build().expect("a TLS context builds without fail");
     aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .tls_context(context)
         .build_https()
 }
