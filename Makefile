@@ -48,7 +48,8 @@ package: $(CARGO_LAMBDA)
 	  --exclude billflow-shared --exclude billflow-tests --exclude hello-world
 
 ## Every budget of spec/00-platform.md in one run, each figure beside a hello-world lambda_http
-## function's (bench/hello-world, the floor): the release build of every function for arm64 (timed)
+## function's (bench/hello-world, the floor): the release build of every function for arm64 from an
+## empty target directory (timed)
 ## and their stripped sizes, cold starts and peak memory through the Runtime API emulator against
 ## DynamoDB Local (RUNS starts each, default 20, after 2 warm-ups), warm handler times in-process,
 ## the stage worker at 1,000 and 16,000 bills, and an on-demand bill of 500 rates. Budgets are marked

@@ -1,7 +1,7 @@
 //! The authorizer on real HTTP API authorizer events (payload 2.0), for every case of
 //! spec/authorizer.md: HS256, RS256 and ES256 tokens (the RSA and EC keys generated here and
 //! served as a JWKS by a local HTTP server), expiry and leeway, `nbf`, issuer and audience,
-//! `alg: none` and algorithm confusion, key rotation, a JWKS that is down, API keys valid, unknown,
+//! `alg: none` and algorithm confusion, key rotation, a JWKS that is down, too large or silent, API keys valid, unknown,
 //! revoked and expired, and each route family taking only its kind of credential.
 
 use std::convert::Infallible;
@@ -261,6 +261,33 @@ async fn an_unknown_kid_refreshes_the_jwks_at_most_once_a_minute_and_a_jwks_that
     let unreachable =
         Verifier::new(AuthConfig { jwks_url: Some("http://127.0.0.1:9/jwks.json".into()), ..config(None) }, store());
     assert!(bearer(&unreachable, &sign(Algorithm::RS256, Some("rsa-1"), &keys.rsa, &claims(300))).await.is_none());
+}
+
+#[tokio::test]
+async fn a_jwks_too_large_or_that_never_answers_denies_and_frees_the_authorizer() {
+    let keys = keys();
+    let token = sign(Algorithm::RS256, Some("rsa-1"), &keys.rsa, &claims(300));
+    // The key is there, but the document is over the 256 KiB a JWKS may be.
+    let padding = "x".repeat(300 * 1024);
+    let large = serve_jwks(json!({"keys": [keys.rsa_jwk.clone()], "padding": padding})).await;
+    let verifier = Verifier::new(config(Some(&large)), store());
+    assert!(bearer(&verifier, &token).await.is_none(), "a JWKS over 256 KiB is not read");
+    *large.document.lock().unwrap() = json!({"keys": [keys.rsa_jwk.clone()]});
+    let verifier = Verifier::new(config(Some(&large)), store());
+    assert!(bearer(&verifier, &token).await.is_some(), "the same key in a small JWKS verifies");
+
+    // A server that accepts the connection and never answers: the fetch gives up after 3 s.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let silent = Verifier::new(AuthConfig { jwks_url: Some(url), ..config(None) }, store());
+    let answer = tokio::time::timeout(Duration::from_secs(10), bearer(&silent, &token)).await;
+    assert_eq!(answer.expect("the authorizer answers though the JWKS never does"), None);
 }
 
 #[tokio::test]

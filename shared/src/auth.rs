@@ -14,9 +14,15 @@
 //! first request that needs them. Denials carry a reason for the log, never for the client.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use lambda_http::http::HeaderMap;
@@ -35,6 +41,7 @@ pub const JWKS_REFRESH: Duration = Duration::from_secs(60);
 const API_KEY_CACHE: Duration = Duration::from_secs(60);
 /// The largest JWKS document read.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
+const JWKS_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What verification is configured with.
 #[derive(Debug, Clone, Default)]
@@ -146,7 +153,7 @@ struct Jwks {
 pub struct Verifier {
     config: AuthConfig,
     store: SharedRepository,
-    http: OnceLock<Result<reqwest::Client, String>>,
+    http: OnceLock<Result<HttpsClient, String>>,
     jwks: tokio::sync::Mutex<Jwks>,
     api_keys: Mutex<HashMap<String, (Instant, ApiKeyRecord)>>,
 }
@@ -240,17 +247,21 @@ impl Verifier {
     async fn fetch(&self, jwks: &mut Jwks, url: &str) -> Result<(), Denied> {
         let client = self.http.get_or_init(http_client).as_ref().map_err(|e| Denied::Jwks(e.clone()))?;
         let fetched = async {
-            let response = client.get(url).send().await.map_err(|e| e.to_string())?;
+            let request = lambda_http::http::Request::get(url).body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
+            let response = client.request(request).await.map_err(|e| e.to_string())?;
             if !response.status().is_success() {
                 return Err(format!("status {}", response.status()));
             }
-            let bytes = response.bytes().await.map_err(|e| e.to_string())?;
-            if bytes.len() > MAX_JWKS_BYTES {
-                return Err("the JWKS is too large".to_owned());
-            }
+            let bytes = Limited::new(response.into_body(), MAX_JWKS_BYTES)
+                .collect()
+                .await
+                .map_err(|e| if e.is::<LengthLimitError>() { "the JWKS is too large".to_owned() } else { e.to_string() })?
+                .to_bytes();
             serde_json::from_slice::<JwkSet>(&bytes).map_err(|e| e.to_string())
-        }
-        .await;
+        };
+        let fetched = tokio::time::timeout(JWKS_TIMEOUT, fetched)
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {JWKS_TIMEOUT:?}")));
         match fetched {
             Ok(set) => {
                 *jwks = Jwks { set: Some(set), fetched_at: Some(Instant::now()) };
@@ -294,20 +305,22 @@ impl Verifier {
     }
 }
 
-/// Makes ring, the crypto the SDK's HTTP client already links, the process's rustls provider unless
-/// one is there already. reqwest brings no TLS crypto of its own: call this before building one.
-pub fn install_tls_provider() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        // Losing a race to install it is fine: then one is there.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
-}
+type HttpsClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
-/// The HTTPS client of JWKS fetches, built on first use (its TLS set-up loads the root
-/// certificates).
-fn http_client() -> Result<reqwest::Client, String> {
-    install_tls_provider();
-    reqwest::Client::builder().timeout(Duration::from_secs(3)).build().map_err(|e| e.to_string())
+/// The HTTPS (or HTTP) client of JWKS fetches, built on first use: its TLS set-up loads the
+/// system's root certificates, which an issuer's JWKS may chain to. It is the hyper client and
+/// rustls connector (on ring) that the SDK's DynamoDB client already links, so the authorizer
+/// carries no second HTTP stack.
+fn http_client() -> Result<HttpsClient, String> {
+    use hyper_rustls::ConfigBuilderExt;
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_native_roots()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth();
+    let connector = HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().build();
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
 }
 
 fn find(jwks: &Jwks, kid: &str, alg: Algorithm) -> Option<Result<DecodingKey, Denied>> {
@@ -394,9 +407,7 @@ pub fn deny() -> AuthorizerResponse {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_jwks_client_builds_with_the_sdks_tls_provider() {
-        // reqwest brings no TLS crypto of its own here: building fails if no rustls provider is
-        // there to take.
+    fn the_jwks_client_builds_on_ring_and_the_system_roots() {
         assert!(super::http_client().is_ok(), "{:?}", super::http_client().err());
     }
 }

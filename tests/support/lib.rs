@@ -106,7 +106,6 @@ pub async fn spawn_app_with(backend: Backend, worker: bool, step_delay_ms: u64) 
     };
     let server = dev::start(config).await.expect("start the dev server");
     let base = server.url();
-    shared::auth::install_tls_provider();
     Some(TestApp { server, base, token, http: reqwest::Client::new(), store, auth })
 }
 
