@@ -22,6 +22,12 @@ pub fn today() -> Date {
     time::OffsetDateTime::now_utc().date()
 }
 
+/// The years a date of the API may have: those `YYYY-MM-DD` writes (and [`parse`] reads).
+/// `time` goes on to -9999, which would be written `-0663-06-13`, not a date of RFC 3339.
+fn supported(date: Date) -> Option<Date> {
+    (0..=9999).contains(&date.year()).then_some(date)
+}
+
 /// `date` moved by `months` calendar months; a day past the target month's end clamps to it
 /// (Jan 31 + 1 month is Feb 28 or 29). `None` when the result leaves the supported years.
 pub fn add_months(date: Date, months: i64) -> Option<Date> {
@@ -29,11 +35,12 @@ pub fn add_months(date: Date, months: i64) -> Option<Date> {
     let year = i32::try_from(index.div_euclid(12)).ok()?;
     let month = Month::try_from(u8::try_from(index.rem_euclid(12) + 1).ok()?).ok()?;
     let last = month.length(year);
-    Date::from_calendar_date(year, month, date.day().min(last)).ok()
+    Date::from_calendar_date(year, month, date.day().min(last)).ok().and_then(supported)
 }
 
+/// `date` moved by `days` days; `None` when the result leaves the supported years.
 pub fn add_days(date: Date, days: i64) -> Option<Date> {
-    date.checked_add(Duration::days(days))
+    date.checked_add(Duration::days(days)).and_then(supported)
 }
 
 #[cfg(test)]
@@ -53,6 +60,18 @@ mod tests {
         for (from, months, want) in cases {
             assert_eq!(add_months(from, months), Some(want), "{from} + {months} months");
         }
+    }
+
+    #[test]
+    fn arithmetic_stays_within_the_years_an_api_date_can_be_written_in() {
+        // Found by the schemathesis run: a schedule move of -99 months gave `-0663-06-13`.
+        assert_eq!(add_months(date!(0000 - 03 - 15), -2), Some(date!(0000 - 01 - 15)));
+        assert_eq!(add_months(date!(0000 - 03 - 15), -3), None);
+        assert_eq!(add_months(date!(9999 - 11 - 30), 1), Some(date!(9999 - 12 - 30)));
+        assert_eq!(add_months(date!(9999 - 11 - 30), 2), None);
+        assert_eq!(add_days(date!(0000 - 01 - 01), -1), None);
+        assert_eq!(add_days(date!(9999 - 12 - 31), 1), None);
+        assert_eq!(format(add_days(date!(0000 - 01 - 02), -1).unwrap()), "0000-01-01");
     }
 
     #[test]

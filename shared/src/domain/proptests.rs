@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::{json, Map, Value};
 use time::macros::{date, datetime};
+use time::Date;
 
 use super::bill::{apply_update, Bill, NewBill};
 use super::bill_run::{apply_patch, parse_periods, AdhocBillRun, BillRun, NewAdhocBillRun, NewBillRun, Run};
@@ -392,10 +393,31 @@ proptest! {
     }
 
     #[test]
-    fn schedule_periods_never_panic(text in prop_oneof![".{0,25}", any::<i64>().prop_map(|n| n.to_string())]) {
+    fn schedule_moves_never_panic_and_keep_every_date_writable(
+        text in prop_oneof![".{0,25}", any::<i64>().prop_map(|n| n.to_string()), (-1200i64..=1200).prop_map(|n| n.to_string())],
+        start in (prop_oneof![0i32..=120, 9880i32..=9999, 0i32..=9999], 1u16..=366)
+            .prop_filter_map("a day of the year", |(y, d)| Date::from_ordinal_date(y, d).ok()),
+        length in prop_oneof![Just(None), (1i64..400).prop_map(Some)],
+    ) {
+        // A run of one whole month from `start`, or of `length` days: near year 0 or 9999 a move
+        // may leave the years an API date is written in, which must be refused (400), never
+        // written as `-0663-06-13`.
+        let mut run = regular_run();
+        run.period_start_date = start;
+        let end = match length {
+            None => super::dates::add_months(start, 1).and_then(|d| super::dates::add_days(d, -1)),
+            Some(days) => super::dates::add_days(start, days - 1),
+        };
+        prop_assume!(end.is_some());
+        run.period_end_date = end.unwrap();
+        run.invoice_date = run.period_end_date;
         refused_or(parse_periods(Some(&text)), |periods| {
             assert!(periods != 0 && periods.abs() <= 1200);
-            refused_or(super::bill_run::shift_schedule(&regular_run(), periods), |_| {});
+            refused_or(super::bill_run::shift_schedule(&run, periods), |moved| {
+                for date in [moved.period_start_date, moved.period_end_date, moved.invoice_date] {
+                    assert_eq!(super::dates::parse(&super::dates::format(date)), Some(date), "{date}");
+                }
+            });
         });
     }
 
