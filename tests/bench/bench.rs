@@ -362,6 +362,27 @@ async fn cold_starts(args: &Args, budgets: &mut Budgets) -> Result<Vec<ColdStart
             rss_mib: median(&mut rss),
         });
     }
+    // DynamoDB Local's own share of a first response: a GetItem on a new client (a new
+    // connection), as a function's first request makes it, timed from this process.
+    let local_get_ms = if seeds.is_some() {
+        let mut times = Vec::new();
+        for _ in 0..args.runs {
+            let client = billflow_tests::dynamo_client(&endpoint);
+            let started = Instant::now();
+            client
+                .get_item()
+                .table_name(&table)
+                .key("PK", aws_sdk_dynamodb::types::AttributeValue::S("BENCH#none".into()))
+                .key("SK", aws_sdk_dynamodb::types::AttributeValue::S("BENCH#none".into()))
+                .send()
+                .await
+                .map_err(|e| format!("GetItem on DynamoDB Local: {e}"))?;
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        Some(median(&mut times))
+    } else {
+        None
+    };
     let floor = &results[0];
     println!(
         "\n### Cold starts ({} starts each after {} warm-ups, medians; Runtime API emulator, DynamoDB Local)\n",
@@ -382,6 +403,13 @@ async fn cold_starts(args: &Args, budgets: &mut Budgets) -> Result<Vec<ColdStart
             r.rss_mib / floor.rss_mib
         );
     }
+    if let Some(ms) = local_get_ms {
+        println!(
+            "\nDynamoDB Local alone: a GetItem on a new client and connection, from this process, median {ms:.1} ms \
+             ({:.2}x the floor's first response).",
+            ms / floor.first_ms
+        );
+    }
     let functions = &results[1..];
     if !functions.is_empty() {
         let worst = |f: fn(&ColdStarts) -> f64| functions.iter().max_by(|a, b| f(a).total_cmp(&f(b))).unwrap();
@@ -392,13 +420,20 @@ async fn cold_starts(args: &Args, budgets: &mut Budgets) -> Result<Vec<ColdStart
             format!("worst {} {ratio:.2}x", init.function),
             ratio <= 2.0,
         );
-        let first = worst(|r| r.first_ms);
-        let ratio = first.first_ms / floor.first_ms;
-        budgets.add(
-            "first response median within 3x the floor's",
-            format!("worst {} {ratio:.2}x", first.function),
-            ratio <= 3.0,
-        );
+        // The budget is of a GET that reads DynamoDB Local (spec/00-platform.md); writes, the
+        // worker and the authorizer are in the table above.
+        let gets: Vec<&ColdStarts> = functions.iter().filter(|r| r.label.ends_with(": GET")).collect();
+        if let Some(first) = gets.iter().max_by(|a, b| a.first_ms.total_cmp(&b.first_ms)) {
+            let ratio = first.first_ms / floor.first_ms;
+            let local = local_get_ms.map_or(String::new(), |ms| {
+                format!(" (of which a GetItem on a new connection to DynamoDB Local alone: {ms:.1} ms)")
+            });
+            budgets.add(
+                "first response of a GET median within 3x the floor's",
+                format!("worst {} {ratio:.2}x{local}", first.function),
+                ratio <= 3.0,
+            );
+        }
         let rss = worst(|r| r.rss_mib);
         budgets.add(
             "peak memory under 10 MiB",
