@@ -247,7 +247,8 @@ impl Verifier {
     async fn fetch(&self, jwks: &mut Jwks, url: &str) -> Result<(), Denied> {
         let client = self.http.get_or_init(http_client).as_ref().map_err(|e| Denied::Jwks(e.clone()))?;
         let fetched = async {
-            let request = lambda_http::http::Request::get(url).body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
+            let request =
+                lambda_http::http::Request::get(url).body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
             let response = client.request(request).await.map_err(|e| e.to_string())?;
             if !response.status().is_success() {
                 return Err(format!("status {}", response.status()));
@@ -255,7 +256,9 @@ impl Verifier {
             let bytes = Limited::new(response.into_body(), MAX_JWKS_BYTES)
                 .collect()
                 .await
-                .map_err(|e| if e.is::<LengthLimitError>() { "the JWKS is too large".to_owned() } else { e.to_string() })?
+                .map_err(
+                    |e| if e.is::<LengthLimitError>() { "the JWKS is too large".to_owned() } else { e.to_string() },
+                )?
                 .to_bytes();
             serde_json::from_slice::<JwkSet>(&bytes).map_err(|e| e.to_string())
         };
