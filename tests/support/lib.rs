@@ -1,8 +1,9 @@
 //! Shared test support: DynamoDB Local discovery, fresh stores, and `spawn_app` (the dev server on
-//! a free port with typed request helpers).
+//! a free port with typed request helpers, every response checked against the OpenAPI document).
 
 pub mod lambda;
 pub mod on_demand;
+pub mod openapi;
 pub mod scale;
 pub mod tmf;
 
@@ -134,13 +135,21 @@ impl TestApp {
         self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token)
     }
 
+    /// Sends the request and reads the response, which must be what the OpenAPI document says
+    /// the operation answers (`openapi::check`).
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
-        let response = request.send().await.expect("request sent");
+        let request = request.build().expect("a valid request");
+        let (method, path) = (request.method().to_string(), request.url().path().to_owned());
+        let response = self.http.execute(request).await.expect("request sent");
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.expect("body read");
         let body =
             if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
+        if let Err(mismatch) = openapi::check(&method, &path, status, content_type, &body) {
+            panic!("{mismatch}");
+        }
         Reply { status, headers, body }
     }
 

@@ -1,4 +1,4 @@
-//! Conformance checks against the official TMF678 v4 schemas (`tests/reference/`, with the one
+//! Conformance checks against the official TMF678 v4 schemas (`shared/reference/`, with the one
 //! documented extension): a response must validate against its definition, and declare no
 //! attribute the definition does not (the TMF schemas allow extra properties, so that check is
 //! what holds field names and nesting to the standard).
@@ -10,11 +10,8 @@ use serde_json::{json, Value};
 
 fn document() -> &'static Value {
     static DOCUMENT: OnceLock<Value> = OnceLock::new();
-    DOCUMENT.get_or_init(|| {
-        let path = format!("{}/reference/TMF678-CustomerBill-v4.0.0.swagger.json", env!("CARGO_MANIFEST_DIR"));
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        serde_json::from_str(&text).expect("the TMF678 document is JSON")
-    })
+    DOCUMENT
+        .get_or_init(|| serde_json::from_str(shared::openapi::TMF678_REFERENCE).expect("the TMF678 document is JSON"))
 }
 
 fn validator(definition: &str) -> Arc<jsonschema::Validator> {
