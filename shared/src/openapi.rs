@@ -214,7 +214,7 @@ fn operation(route: &Route) -> Option<Value> {
         .query(vec![
             json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}),
             json!({"name": "status", "in": "query", "description": "`status` or `in:a,b`: the runs of the page read with these statuses",
-                "schema": {"type": "string"}}),
+                "schema": {"type": "string", "minLength": 1}}),
             json!({"name": "exclusiveStartKey", "in": "query", "description": "A page's `LastEvaluatedKey`, as it was given",
                 "schema": {"type": "string"}}),
         ])
@@ -309,7 +309,7 @@ fn tmf_get(summary: &'static str, schema: &'static str) -> Op {
 
 fn fields_param() -> Value {
     json!({"name": "fields", "in": "query", "description": "Comma-separated attributes to return (the id always comes)",
-        "schema": {"type": "string"}})
+        "schema": {"type": "string", "minLength": 1}})
 }
 
 fn list_params(spec: &ListSpec) -> Vec<Value> {
@@ -319,14 +319,14 @@ fn list_params(spec: &ListSpec) -> Vec<Value> {
             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE}}),
         json!({"name": "sort", "in": "query",
             "description": format!("Comma-separated `field` or `field:desc`, of: {}", spec.sortable.join(", ")),
-            "schema": {"type": "string"}}),
+            "schema": {"type": "string", "minLength": 1}}),
         json!({"name": "fields", "in": "query",
             "description": format!("Comma-separated fields to return, of: {}", spec.fields.join(", ")),
-            "schema": {"type": "string"}}),
+            "schema": {"type": "string", "minLength": 1}}),
     ];
     for filter in spec.filters {
         params.push(json!({"name": filter.name, "in": "query",
-            "description": "A value, or `in:v1,v2` for any of several", "schema": {"type": "string"}}));
+            "description": "A value, or `in:v1,v2` for any of several", "schema": {"type": "string", "minLength": 1}}));
     }
     if let Some(flag) = spec.archived {
         params.push(json!({"name": "includeArchived", "in": "query",
@@ -526,7 +526,8 @@ fn json_patch_schema() -> Value {
         "items": {"type": "object", "required": ["op", "path"],
             "properties": {
                 "op": {"enum": ["add", "remove", "replace", "move", "copy", "test"]},
-                "path": {"type": "string"}, "from": {"type": "string"}, "value": {},
+                // RFC 6902: members an operation does not define are ignored (`from` of an add).
+                "path": {"type": "string"}, "from": {}, "value": {},
             }},
     })
 }
