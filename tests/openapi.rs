@@ -3,7 +3,7 @@
 //! tests to it (`support/openapi.rs`) refuses what the document does not say.
 
 use billflow_tests::openapi::check;
-use billflow_tests::{spawn_app, Backend};
+use billflow_tests::{spawn_app, Backend, API_KEY};
 use serde_json::{json, Value};
 
 fn bill_run() -> Value {
@@ -79,5 +79,27 @@ async fn the_dev_server_serves_the_document_and_its_page_without_credentials() {
     // Only GET: the document is not a route of the API.
     let post = app.http.post(format!("{}/openapi.json", app.base)).send().await.unwrap();
     assert_eq!(post.status(), 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_request_example_of_the_document_is_accepted() {
+    let app = spawn_app(Backend::Memory, false).await.unwrap();
+    let doc = shared::openapi::document();
+    let mut sent = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let Some(op) = item.get("post") else { continue };
+        let Some(example) = op.pointer("/requestBody/content/application~1json/example") else { continue };
+        let path = path.replace("{tenantId}", "dev");
+        let request = if op["security"][0].get("apiKey").is_some() {
+            app.keyed("POST", &path, API_KEY)
+        } else {
+            app.request("POST", &path)
+        };
+        let reply = app.send(request.json(example)).await;
+        assert_eq!(reply.status, 201, "POST {path} with the document's example: {}", reply.body);
+        sent += 1;
+    }
+    assert_eq!(sent, 6, "every create carries an example");
     app.stop().await;
 }

@@ -344,7 +344,37 @@ fn request_id_header() -> Value {
 }
 
 fn json_body(schema: &str) -> Value {
-    json!({"required": true, "content": {"application/json": {"schema": schema_ref(schema)}}})
+    let mut media = json!({"schema": schema_ref(schema)});
+    if let Some(example) = example(schema) {
+        media["example"] = example;
+    }
+    json!({"required": true, "content": {"application/json": media}})
+}
+
+/// A valid request body of each create, as the README's examples send them.
+fn example(schema: &str) -> Option<Value> {
+    Some(match schema {
+        "BillRunCreate" => json!({"name": "Jan 2024", "billingCycleId": 1, "periodStartDate": "2024-01-01",
+            "periodEndDate": "2024-01-31", "invoiceDate": "2024-02-01"}),
+        "AdhocBillRunCreate" => json!({"name": "Rentals March", "nickname": "one-off rentals",
+            "invoiceDate": "2024-03-31", "rentalProductInventoryIds": [11, 12]}),
+        "BillCreate" => json!({"calculationMethod": "LINE_ITEMS", "dueDate": "2024-04-30T00:00:00Z",
+            "account": {"id": 42, "name": "Acme"},
+            "lineItems": [{"catalogItemId": 1, "quantity": 3, "unitPrice": 19.99}]}),
+        "BillUpdate" => json!({"description": "March services"}),
+        "BillingRunCreate" => json!({"business_unit_id": "bu-1", "name": "November statements",
+            "recurring_billing_run_id": "monthly", "send_statements": true,
+            "expiring_credit_card_reminder_options": {}, "installment_schedule_reminder_options": {},
+            "statement_options": {"customer_type": "both", "business_unit_ids": ["bu-1"]},
+            "installment_schedule_cancellation_options": {"date_range_start": "2026-11-01", "date_range_end": "2026-11-30"},
+            "installment_schedule_options": {"date_range_start": "2026-11-01", "date_range_end": "2026-11-30"}}),
+        "CustomerBillOnDemand_Create" => json!({"billingAccount": {"id": "ACC-1"}, "name": "November",
+            "relatedParty": {"id": "P-1", "role": "payer"}}),
+        "AppliedCustomerBillingRate_Create" => json!({"billingAccount": {"id": "ACC-1", "name": "Acme"},
+            "name": "Monthly plan", "type": "recurringCharge", "taxExcludedAmount": {"unit": "EUR", "value": 0.1},
+            "appliedTax": [{"taxCategory": "VAT", "taxRate": 0.2, "taxAmount": {"unit": "EUR", "value": 0.02}}]}),
+        _ => return None,
+    })
 }
 
 fn json_patch_body() -> Value {
