@@ -64,6 +64,7 @@ async fn serve(endpoint: Option<String>) -> Result<(), Box<dyn std::error::Error
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let server = dev::start(Config { addr, store, worker: true, step_delay, auth }).await?;
     println!("billflow dev server on {} ({described})", server.url());
+    println!("OpenAPI document: {0}/openapi.json, to browse and try: {0}/docs", server.url());
     println!("dev token (user 1, tenant dev, billing:read billing:write), for /bill-runs, /adhoc-bill-runs, /billingRuns/dev and /brm/customerBillManagement/v4:");
     println!("export TOKEN={token}");
     println!("dev admin token (user 2, tenant dev, also billing:admin: locks billing runs):");
