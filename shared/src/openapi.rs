@@ -552,7 +552,7 @@ fn tmf_schemas() -> Map<String, Value> {
 
 fn json_patch_schema() -> Value {
     json!({
-        "type": "array", "description": "RFC 6902 JSON Patch", "maxItems": 1000,
+        "type": "array", "description": "RFC 6902 JSON Patch (bounded by the 1 MiB body)",
         "items": {"type": "object", "required": ["op", "path"],
             "properties": {
                 "op": {"enum": ["add", "remove", "replace", "move", "copy", "test"]},

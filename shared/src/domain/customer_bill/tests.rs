@@ -77,7 +77,7 @@ fn given_patch_bodies_then_only_state_is_accepted() {
     assert_eq!(parse_bill_patch(&json!({})), Ok(None), "an empty merge patch asks nothing");
     assert_eq!(
         parse_bill_patch(
-            &json!({"state": "onHold", "@type": "CustomerBill", "@baseType": "x", "@schemaLocation": "y"})
+            &json!({"state": "onHold", "@type": "CustomerBill", "@baseType": "x", "@schemaLocation": "https://example.com/CustomerBill.schema.json"})
         ),
         Ok(Some(BillState::OnHold))
     );
@@ -98,6 +98,9 @@ fn given_patch_bodies_then_only_state_is_accepted() {
         (json!({"billNo": "7"}), "/billNo"),
         (json!({"colour": "red"}), "/colour"),
         (json!({"@type": "Bill", "state": "onHold"}), "/@type"),
+        // Found by schemathesis: `@schemaLocation` and `@baseType` are ignored, but are strings.
+        (json!({"state": "onHold", "@schemaLocation": {}}), "/@schemaLocation"),
+        (json!({"state": "onHold", "@baseType": 1}), "/@baseType"),
         (json!([{"op": "remove", "path": "/state"}]), "/0/op"),
         (json!([{"op": "replace", "path": "/billNo", "value": "1"}]), "/0/path"),
         (json!([{"op": "replace", "path": "/state"}]), "/0"),
@@ -166,6 +169,12 @@ fn given_bad_rates_then_400_names_the_field() {
         (with("characteristic", json!(vec![json!({"name": "n", "value": 1}); MAX_ENTRIES + 1])), "/characteristic"),
         (with("characteristic", json!([{"name": "n"}])), "/characteristic"),
         (with("billingAccount", json!({"id": "A1", "colour": "red"})), "/billingAccount"),
+        // Found by schemathesis: no TMF678 attribute is nullable, at the top or nested.
+        (with("type", Value::Null), "/type"),
+        (with("billingAccount", json!({"id": "A1", "name": null})), "/billingAccount/name"),
+        (with("@schemaLocation", json!(7)), "/@schemaLocation"),
+        (with("billingAccount", json!({"id": "A1", "@schemaLocation": ""})), "/billingAccount/@schemaLocation"),
+        (with("@schemaLocation", json!("not a uri")), "/@schemaLocation"),
     ] {
         assert_eq!(refused(parse_rate(&body, new_id(), now())), pointer, "{body}");
     }
@@ -195,6 +204,12 @@ fn given_on_demand_bodies_then_only_the_client_fields_are_taken() {
         (json!({"billingAccount": {"id": "A1"}, "relatedParty": {"id": ""}}), "/relatedParty/id"),
         (json!({"billingAccount": {"id": "A1"}, "@type": "CustomerBill"}), "/@type"),
         (json!({"billingAccount": "A1"}), "/billingAccount"),
+        (json!({"billingAccount": {"id": "A1"}, "relatedParty": null}), "/relatedParty"),
+        (json!({"billingAccount": {"id": "A1"}, "@baseType": {}}), "/@baseType"),
+        (
+            json!({"billingAccount": {"id": "A1"}, "relatedParty": {"id": "P", "@schemaLocation": "x y"}}),
+            "/relatedParty/@schemaLocation",
+        ),
     ] {
         assert_eq!(refused(parse_on_demand(&body, new_id(), now())), pointer, "{body}");
     }
