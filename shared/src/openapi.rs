@@ -129,75 +129,151 @@ impl Op {
         self.links = functions;
         self
     }
+
+    /// A change of one resource: its body, 200 with the resource, and the errors of a change.
+    fn change(summary: &'static str, tag: &'static str, body: Value, resource_schema: &str) -> Self {
+        Self::new(summary, tag).body(body).ok(200, resource(resource_schema)).errors(CHANGE).if_match()
+    }
+
+    /// A create: its body, 201 with the resource (and links to what its id leads to), 200 for an
+    /// `Idempotency-Key` replayed, and the errors of a create.
+    fn create(
+        summary: &'static str,
+        tag: &'static str,
+        body: &str,
+        resource: &str,
+        links: &'static [&'static str],
+    ) -> Self {
+        Self::new(summary, tag)
+            .links(links)
+            .body(json_body(body))
+            .ok(201, created(resource))
+            .ok(200, replayed(resource))
+            .errors(CREATE)
+            .idempotent_create()
+    }
 }
 
 const READ: &[u16] = &[404];
 const CREATE: &[u16] = &[409, 413, 415, 422];
 const CHANGE: &[u16] = &[404, 409, 412, 413, 415];
 
+/// The creates of every family.
+struct Create {
+    function: &'static str,
+    summary: &'static str,
+    tag: &'static str,
+    body: &'static str,
+    resource: &'static str,
+    /// The operations the new id leads to.
+    links: &'static [&'static str],
+}
+
+const CREATES: &[Create] = &[
+    Create {
+        function: "create-bill-run",
+        summary: "Create a bill run",
+        tag: "bill runs",
+        body: "BillRunCreate",
+        resource: "BillRun",
+        links: &["get-bill-run", "update-bill-run", "adjust-bill-run-schedule"],
+    },
+    Create {
+        function: "create-adhoc-bill-run",
+        summary: "Create an adhoc bill run",
+        tag: "adhoc bill runs",
+        body: "AdhocBillRunCreate",
+        resource: "AdhocBillRun",
+        links: &["get-adhoc-bill-run", "update-adhoc-bill-run"],
+    },
+    Create {
+        function: "create-bill",
+        summary: "Create a bill (LINE_ITEMS or PERCENTAGE)",
+        tag: "bills",
+        body: "BillCreate",
+        resource: "Bill",
+        links: &["get-bill", "update-bill", "delete-bill"],
+    },
+    Create {
+        function: "create-billing-run",
+        summary: "Create a billing run in a tenant",
+        tag: "billing runs",
+        body: "BillingRunCreate",
+        resource: "BillingRun",
+        links: &["get-billing-run", "update-billing-run", "delete-billing-run"],
+    },
+    Create {
+        function: "create-customer-bill-on-demand",
+        summary: "Request a customer bill of an account's unbilled rates",
+        tag: TMF_TAG,
+        body: "CustomerBillOnDemand_Create",
+        resource: "CustomerBillOnDemand",
+        links: &["get-customer-bill-on-demand"],
+    },
+    Create {
+        function: "create-applied-customer-billing-rate",
+        summary: "Record a rated charge (not in TMF678 v4, which leaves rating out)",
+        tag: TMF_TAG,
+        body: "AppliedCustomerBillingRate_Create",
+        resource: "AppliedCustomerBillingRate",
+        links: &["get-applied-customer-billing-rate"],
+    },
+];
+
+/// The changes of one resource: function, summary, tag, body, resource schema.
+fn change_of(function: &str) -> Option<(&'static str, &'static str, Value, &'static str)> {
+    Some(match function {
+        "update-bill-run" => (
+            "Change a bill run with a JSON Patch (close it, request a stage)",
+            "bill runs",
+            json_patch_body(),
+            "BillRun",
+        ),
+        "update-adhoc-bill-run" => {
+            ("Change an adhoc bill run with a JSON Patch", "adhoc bill runs", json_patch_body(), "AdhocBillRun")
+        }
+        "update-bill" => {
+            ("Change a bill (a partial object, under the eight rules)", "bills", json_body("BillUpdate"), "Bill")
+        }
+        "update-billing-run" => (
+            "Replace a billing run (PUT, with its sys_version)",
+            "billing runs",
+            json_body("BillingRunPut"),
+            "BillingRun",
+        ),
+        _ => return None,
+    })
+}
+
 /// The operation of a route, or `None` for a function this module does not know.
 fn operation(route: &Route) -> Option<Value> {
     use crate::domain::bill_run::{AdhocBillRun, BillRun};
     use crate::http::bill_runs::RunResource;
+    if let Some(c) = CREATES.iter().find(|c| c.function == route.function) {
+        return Some(render(route, Op::create(c.summary, c.tag, c.body, c.resource, c.links)));
+    }
+    if let Some((summary, tag, body, resource)) = change_of(route.function) {
+        return Some(render(route, Op::change(summary, tag, body, resource)));
+    }
     let op = match route.function {
-        "list-bill-runs" => Op::new("List bill runs", "bill runs")
-            .query(list_params(&BillRun::LIST))
-            .ok(200, list_of("BillRunFields")),
-        "create-bill-run" => Op::new("Create a bill run", "bill runs")
-            .links(&["get-bill-run", "update-bill-run", "adjust-bill-run-schedule"])
-            .body(json_body("BillRunCreate"))
-            .ok(201, created("BillRun"))
-            .ok(200, replayed("BillRun"))
-            .errors(CREATE)
-            .idempotent_create(),
+        "list-bill-runs" => {
+            Op::new("List bill runs", "bill runs").query(list_params(&BillRun::LIST)).ok(200, list_of("BillRunFields"))
+        }
         "get-bill-run" => Op::new("Get a bill run", "bill runs").ok(200, resource("BillRun")).errors(READ),
-        "update-bill-run" => Op::new("Change a bill run with a JSON Patch (close it, request a stage)", "bill runs")
-            .body(json_patch_body())
-            .ok(200, resource("BillRun"))
-            .errors(CHANGE)
-            .if_match(),
         "adjust-bill-run-schedule" => Op::new("Move an OPEN bill run's dates by whole periods", "bill runs")
-            .query(vec![json!({
-                "name": "periods", "in": "query", "required": true,
-                "description": "Periods to move by (negative moves back); the period is whole months when the run covers whole months, else its length in days",
-                "schema": {"type": "integer", "minimum": -MAX_PERIODS, "maximum": MAX_PERIODS, "not": {"const": 0}},
-            })])
+            .query(vec![periods_param()])
             .ok(200, resource("BillRun"))
             .errors(&[404, 409]),
         "list-adhoc-bill-runs" => Op::new("List adhoc bill runs", "adhoc bill runs")
             .query(list_params(&AdhocBillRun::LIST))
             .ok(200, list_of("AdhocBillRunFields")),
-        "create-adhoc-bill-run" => Op::new("Create an adhoc bill run", "adhoc bill runs")
-            .links(&["get-adhoc-bill-run", "update-adhoc-bill-run"])
-            .body(json_body("AdhocBillRunCreate"))
-            .ok(201, created("AdhocBillRun"))
-            .ok(200, replayed("AdhocBillRun"))
-            .errors(CREATE)
-            .idempotent_create(),
         "get-adhoc-bill-run" => {
             Op::new("Get an adhoc bill run", "adhoc bill runs").ok(200, resource("AdhocBillRun")).errors(READ)
         }
-        "update-adhoc-bill-run" => Op::new("Change an adhoc bill run with a JSON Patch", "adhoc bill runs")
-            .body(json_patch_body())
-            .ok(200, resource("AdhocBillRun"))
-            .errors(CHANGE)
-            .if_match(),
-        "list-bills" => Op::new("List bills", "bills")
-            .query(list_params(&crate::http::bills::LIST))
-            .ok(200, list_of("BillFields")),
-        "create-bill" => Op::new("Create a bill (LINE_ITEMS or PERCENTAGE)", "bills")
-            .links(&["get-bill", "update-bill", "delete-bill"])
-            .body(json_body("BillCreate"))
-            .ok(201, created("Bill"))
-            .ok(200, replayed("Bill"))
-            .errors(CREATE)
-            .idempotent_create(),
+        "list-bills" => {
+            Op::new("List bills", "bills").query(list_params(&crate::http::bills::LIST)).ok(200, list_of("BillFields"))
+        }
         "get-bill" => Op::new("Get a bill", "bills").ok(200, resource("Bill")).errors(READ),
-        "update-bill" => Op::new("Change a bill (a partial object, under the eight rules)", "bills")
-            .body(json_body("BillUpdate"))
-            .ok(200, resource("Bill"))
-            .errors(CHANGE)
-            .if_match(),
         "delete-bill" => Op::new("Delete a DRAFT bill, or archive any other", "bills")
             .ok(204, json!({"description": "The DRAFT bill is deleted", "headers": request_id_header()}))
             .ok(200, resource("Bill"))
@@ -211,31 +287,16 @@ fn operation(route: &Route) -> Option<Value> {
             },
             "billing runs",
         )
-        .query(vec![
-            json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}),
-            json!({"name": "status", "in": "query", "description": "`status` or `in:a,b`: the runs of the page read with these statuses",
-                "schema": {"type": "string", "minLength": 1}}),
-            json!({"name": "exclusiveStartKey", "in": "query", "description": "A page's `LastEvaluatedKey`, as it was given",
-                "schema": {"type": "string"}}),
-        ])
-        .ok(200, json!({"description": "A page of runs, newest first", "headers": request_id_header(),
-            "content": {"application/json": {"schema": schema_ref("BillingRunPage")}}})),
-        "create-billing-run" => Op::new("Create a billing run in a tenant", "billing runs")
-            .links(&["get-billing-run", "update-billing-run", "delete-billing-run"])
-            .body(json_body("BillingRunCreate"))
-            .ok(201, created("BillingRun"))
-            .ok(200, replayed("BillingRun"))
-            .errors(CREATE)
-            .idempotent_create(),
+        .query(billing_run_list_params())
+        .ok(
+            200,
+            json!({"description": "A page of runs, newest first", "headers": request_id_header(),
+            "content": {"application/json": {"schema": schema_ref("BillingRunPage")}}}),
+        ),
         "get-billing-run" => Op::new("Get a billing run", "billing runs")
             .query(vec![fields_param()])
             .ok(200, resource("BillingRunFields"))
             .errors(READ),
-        "update-billing-run" => Op::new("Replace a billing run (PUT, with its sys_version)", "billing runs")
-            .body(json_body("BillingRunPut"))
-            .ok(200, resource("BillingRun"))
-            .errors(CHANGE)
-            .if_match(),
         "delete-billing-run" => Op::new("Delete a draft or cancelled billing run", "billing runs")
             .ok(204, json!({"description": "Deleted", "headers": request_id_header()}))
             .errors(&[404, 409, 412])
@@ -253,27 +314,13 @@ fn operation(route: &Route) -> Option<Value> {
             .ok(200, resource("CustomerBill"))
             .errors(CHANGE)
             .if_match(),
-        "create-customer-bill-on-demand" => Op::new("Request a customer bill of an account's unbilled rates", TMF_TAG)
-            .links(&["get-customer-bill-on-demand"])
-            .body(json_body("CustomerBillOnDemand_Create"))
-            .ok(201, created("CustomerBillOnDemand"))
-            .ok(200, replayed("CustomerBillOnDemand"))
-            .errors(CREATE)
-            .idempotent_create(),
         "list-customer-bill-on-demand" => tmf_list("List on-demand bill requests", "CustomerBillOnDemand"),
         "get-customer-bill-on-demand" => tmf_get("Get an on-demand bill request", "CustomerBillOnDemand"),
-        "list-applied-customer-billing-rates" => tmf_list("List applied customer billing rates", "AppliedCustomerBillingRate"),
+        "list-applied-customer-billing-rates" => {
+            tmf_list("List applied customer billing rates", "AppliedCustomerBillingRate")
+        }
         "get-applied-customer-billing-rate" => {
             tmf_get("Get an applied customer billing rate", "AppliedCustomerBillingRate")
-        }
-        "create-applied-customer-billing-rate" => {
-            Op::new("Record a rated charge (not in TMF678 v4, which leaves rating out)", TMF_TAG)
-                .links(&["get-applied-customer-billing-rate"])
-                .body(json_body("AppliedCustomerBillingRate_Create"))
-                .ok(201, created("AppliedCustomerBillingRate"))
-                .ok(200, replayed("AppliedCustomerBillingRate"))
-                .errors(&[413, 415, 422])
-                .idempotent_create()
         }
         _ => return None,
     };
@@ -281,6 +328,25 @@ fn operation(route: &Route) -> Option<Value> {
 }
 
 const TMF_TAG: &str = "customer bills (TMF678)";
+
+fn billing_run_list_params() -> Vec<Value> {
+    vec![
+        json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}),
+        json!({"name": "status", "in": "query", "description": "`status` or `in:a,b`: the runs of the page read with these statuses",
+            "schema": {"type": "string", "minLength": 1}}),
+        json!({"name": "exclusiveStartKey", "in": "query", "description": "A page's `LastEvaluatedKey`, as it was given",
+            "schema": {"type": "string"}}),
+    ]
+}
+
+fn periods_param() -> Value {
+    json!({
+        "name": "periods", "in": "query", "required": true,
+        "description": "Periods to move by (negative moves back): whole months when the run covers whole months, \
+            else its length in days",
+        "schema": {"type": "integer", "minimum": -MAX_PERIODS, "maximum": MAX_PERIODS, "not": {"const": 0}},
+    })
+}
 
 fn tmf_list(summary: &'static str, schema: &'static str) -> Op {
     Op::new(summary, TMF_TAG)
@@ -720,18 +786,10 @@ fn own_schemas() -> Vec<(&'static str, Value)> {
         ("billRunKind", nullable(enumeration(&["REGULAR", "ADHOC"]))),
         ("lineItems", json!({"type": "array", "items": schema_ref("LineItem")})),
     ]);
-    let line_input = open(
-        &[
-            ("id", nullable(integer(1))),
-            ("catalogItemId", integer(1)),
-            ("description", nullable_string()),
-            ("quantity", decimal()),
-            ("unitPrice", decimal()),
-            ("unitCost", json!({"type": ["number", "null"]})),
-            ("amount", decimal()),
-        ],
-        &["catalogItemId", "quantity", "unitPrice"],
-    );
+    // A line as a request sends it: `id` only for a kept line, `amount` ignored (computed).
+    let mut line_input = line_item.clone();
+    line_input["properties"]["id"] = nullable(integer(1));
+    line_input["required"] = json!(["catalogItemId", "quantity", "unitPrice"]);
     let lines = json!({"type": "array", "minItems": 1, "maxItems": 1000, "items": line_input});
     let bill_create = open(
         &[
