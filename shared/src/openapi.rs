@@ -50,7 +50,8 @@ fn build() -> Value {
                 Problem-family errors are RFC 9457 problem+json; TMF678 errors are TMF Error objects.",
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
-        "servers": [{"url": "http://127.0.0.1:3000", "description": "make run"}],
+        // Relative: the server that serves this document (`make run` on any PORT, or a stage's URL).
+        "servers": [{"url": "/", "description": "the server this document is served by"}],
         "tags": [
             {"name": "bill runs"}, {"name": "adhoc bill runs"}, {"name": "bills"},
             {"name": "billing runs"}, {"name": "customer bills (TMF678)"},
