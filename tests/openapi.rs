@@ -103,3 +103,18 @@ async fn every_request_example_of_the_document_is_accepted() {
     assert_eq!(sent, 6, "every create carries an example");
     app.stop().await;
 }
+
+#[test]
+#[should_panic(expected = "not a valid TMF678 Error")]
+fn the_tmf_check_refuses_a_value_of_the_wrong_type() {
+    // TMF678's Error has `status` as a string.
+    let error = json!({"code": "NOT_FOUND", "reason": "Not Found", "status": 404, "@type": "Error"});
+    billflow_tests::tmf::assert_tmf("Error", &error);
+}
+
+#[test]
+#[should_panic(expected = "attributes TMF678 Error does not define")]
+fn the_tmf_check_refuses_an_attribute_the_standard_does_not_define() {
+    let error = json!({"code": "NOT_FOUND", "reason": "Not Found", "status": "404", "@type": "Error", "hint": "x"});
+    billflow_tests::tmf::assert_tmf("Error", &error);
+}

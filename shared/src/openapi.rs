@@ -22,7 +22,7 @@ use crate::routes::{Auth, Route, ROUTES};
 
 /// The official TMF678 v4.0.0 document (Swagger 2.0), with the one extension
 /// spec/customer-bills.md documents (`inProgress` in `stateValue`).
-pub const TMF678_REFERENCE: &str = include_str!("../reference/TMF678-CustomerBill-v4.0.0.swagger.json");
+const TMF678_REFERENCE: &str = include_str!("../reference/TMF678-CustomerBill-v4.0.0.swagger.json");
 
 /// The document, built once.
 pub fn document() -> &'static Value {
@@ -606,8 +606,8 @@ fn tmf_schemas() -> Map<String, Value> {
     // Our own: how rated charges enter (TMF678 v4 leaves rating out).
     let mut create = definitions["AppliedCustomerBillingRate"].clone();
     if let Some(properties) = create["properties"].as_object_mut() {
-        for owned in ["id", "href", "isBilled", "bill", "state", "lastUpdate", "customerBill"] {
-            properties.remove(owned);
+        for owned in crate::domain::customer_bill::RATE_SERVER_OWNED {
+            properties.remove(*owned);
         }
     }
     create["description"] = json!("A rated charge to record: AppliedCustomerBillingRate without what the server owns");
@@ -664,8 +664,7 @@ fn enumeration(values: &[&str]) -> Value {
 /// An object of exactly these properties, all required.
 fn exact(properties: &[(&str, Value)]) -> Value {
     let required: Vec<&str> = properties.iter().map(|(name, _)| *name).collect();
-    json!({"type": "object", "additionalProperties": false, "required": required,
-        "properties": properties.iter().map(|(n, s)| ((*n).to_owned(), s.clone())).collect::<Map<_, _>>()})
+    open(properties, &required)
 }
 
 /// An object that may carry these properties, `required` ones always.
@@ -686,9 +685,9 @@ fn names<T: strum::VariantArray + Copy + Into<&'static str>>() -> Vec<&'static s
 }
 
 fn own_schemas() -> Vec<(&'static str, Value)> {
-    use crate::domain::bill::BillStatus;
-    use crate::domain::bill_run::{BillRunStatus, SummaryStatus};
-    use crate::domain::billing_run::Status;
+    use crate::domain::bill::{BillStatus, BillType, CalculationMethod};
+    use crate::domain::bill_run::{BillRunStatus, RunKind, SummaryStatus};
+    use crate::domain::billing_run::{CustomerType, Restriction, Status};
     let run_status = enumeration(&names::<BillRunStatus>());
     let summary_status = enumeration(&names::<SummaryStatus>());
     let bill_run = exact(&[
@@ -769,11 +768,11 @@ fn own_schemas() -> Vec<(&'static str, Value)> {
         ("status", enumeration(&names::<BillStatus>())),
         ("amount", decimal()),
         ("amountPaid", decimal()),
-        ("calculationMethod", enumeration(&["LINE_ITEMS", "PERCENTAGE"])),
+        ("calculationMethod", enumeration(&names::<CalculationMethod>())),
         ("createdAt", date_time()),
         ("updatedAt", date_time()),
         ("description", nullable_string()),
-        ("type", nullable(enumeration(&["INVOICE", "CREDIT_NOTE"]))),
+        ("type", nullable(enumeration(&names::<BillType>()))),
         ("basedOnId", json!({"type": ["integer", "null"]})),
         ("basedOnUid", json!({"type": ["integer", "null"]})),
         ("dueDate", date_time()),
@@ -784,7 +783,7 @@ fn own_schemas() -> Vec<(&'static str, Value)> {
         ("account", nullable(schema_ref("Account"))),
         ("record", nullable(exact(&[("id", integer(1)), ("title", string())]))),
         ("billRunId", json!({"type": ["integer", "null"]})),
-        ("billRunKind", nullable(enumeration(&["REGULAR", "ADHOC"]))),
+        ("billRunKind", nullable(enumeration(&names::<RunKind>()))),
         ("lineItems", json!({"type": "array", "items": schema_ref("LineItem")})),
     ]);
     // A line as a request sends it: `id` only for a kept line, `amount` ignored (computed).
@@ -794,19 +793,19 @@ fn own_schemas() -> Vec<(&'static str, Value)> {
     let lines = json!({"type": "array", "minItems": 1, "maxItems": 1000, "items": line_input});
     let bill_create = open(
         &[
-            ("calculationMethod", enumeration(&["LINE_ITEMS", "PERCENTAGE"])),
+            ("calculationMethod", enumeration(&names::<CalculationMethod>())),
             ("dueDate", date_time()),
             ("lineItems", lines.clone()),
             ("percentage", json!({"type": "number", "minimum": 0, "maximum": 100})),
             ("baseAmount", decimal()),
             ("description", nullable(json!({"type": "string", "maxLength": 4000}))),
-            ("type", nullable(enumeration(&["INVOICE", "CREDIT_NOTE"]))),
+            ("type", nullable(enumeration(&names::<BillType>()))),
             ("basedOnId", json!({"type": ["integer", "null"]})),
             ("basedOnUid", json!({"type": ["integer", "null"]})),
             ("account", nullable(schema_ref("Account"))),
             ("record", nullable(exact(&[("id", integer(1)), ("title", string())]))),
             ("billRunId", nullable(integer(1))),
-            ("billRunKind", nullable(enumeration(&["REGULAR", "ADHOC"]))),
+            ("billRunKind", nullable(enumeration(&names::<RunKind>()))),
             ("issueDate", nullable(date_time())),
             ("status", enumeration(&names::<BillStatus>())),
         ],
@@ -814,18 +813,18 @@ fn own_schemas() -> Vec<(&'static str, Value)> {
     );
     let bill_update = open(
         &[
-            ("calculationMethod", enumeration(&["LINE_ITEMS", "PERCENTAGE"])),
+            ("calculationMethod", enumeration(&names::<CalculationMethod>())),
             ("lineItems", lines),
             ("percentage", json!({"type": "number", "minimum": 0, "maximum": 100})),
             ("dueDate", date_time()),
             ("issueDate", date_time()),
-            ("status", enumeration(&["ISSUED"])),
+            ("status", enumeration(&[BillStatus::Issued.name()])),
             ("description", nullable(json!({"type": "string", "maxLength": 4000}))),
         ],
         &[],
     );
 
-    let restriction = nullable(enumeration(&["exclude", "include", "none"]));
+    let restriction = nullable(enumeration(&names::<Restriction>()));
     let strings = json!({"type": "array", "maxItems": 100, "items": {"type": "string"}});
     let reminder = exact(&[
         ("card_expiration_date_end", string()),
@@ -854,7 +853,7 @@ fn own_schemas() -> Vec<(&'static str, Value)> {
     let statements = exact(&[
         ("business_unit_ids", strings),
         ("business_unit_restriction", restriction),
-        ("customer_type", nullable(enumeration(&["both", "contact", "organization"]))),
+        ("customer_type", nullable(enumeration(&names::<CustomerType>()))),
         ("statement_template_id", nullable_string()),
     ]);
     let count = json!({"type": ["integer", "null"], "minimum": 0});

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use serde_json::Value;
 use shared::routes::{self, Matched};
 
-fn validator(pointer: &str) -> Result<Arc<jsonschema::Validator>, String> {
+/// A validator of the schema at `pointer` in the document (formats asserted, as the TMF678
+/// definitions' own draft 4 does), built once per pointer.
+pub fn validator(pointer: &str) -> Result<Arc<jsonschema::Validator>, String> {
     static VALIDATORS: OnceLock<Mutex<HashMap<String, Arc<jsonschema::Validator>>>> = OnceLock::new();
     let mut validators = VALIDATORS.get_or_init(Default::default).lock().map_err(|e| e.to_string())?;
     if let Some(validator) = validators.get(pointer) {
@@ -21,7 +23,10 @@ fn validator(pointer: &str) -> Result<Arc<jsonschema::Validator>, String> {
     let mut root = doc.pointer(pointer).cloned().ok_or_else(|| format!("no schema at {pointer}"))?;
     root["components"] = doc["components"].clone();
     let validator = Arc::new(
-        jsonschema::draft202012::new(&root).map_err(|e| format!("the schema at {pointer} does not compile: {e}"))?,
+        jsonschema::draft202012::options()
+            .should_validate_formats(true)
+            .build(&root)
+            .map_err(|e| format!("the schema at {pointer} does not compile: {e}"))?,
     );
     validators.insert(pointer.to_owned(), validator.clone());
     Ok(validator)

@@ -19,8 +19,11 @@ pub const MAX_PERIODS: i64 = 1200;
 
 /// The one enum for the kind of run: the two kinds share the state machine but not all fields or
 /// rules, and a bill names the kind of run it belongs to (`billRunKind`: REGULAR or ADHOC).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantArray,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum RunKind {
     Regular,
     Adhoc,

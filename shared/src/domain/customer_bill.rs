@@ -621,7 +621,8 @@ const RATE_FIELDS: &[&str] = &[
     "characteristic",
     "appliedTax",
 ];
-const RATE_SERVER_OWNED: &[&str] = &["id", "href", "isBilled", "bill", "state", "lastUpdate", "customerBill"];
+pub(crate) const RATE_SERVER_OWNED: &[&str] =
+    &["id", "href", "isBilled", "bill", "state", "lastUpdate", "customerBill"];
 
 /// A `POST /appliedCustomerBillingRate` body as a new, unbilled rate.
 pub fn parse_rate(body: &Value, id: Uuid, now: OffsetDateTime) -> Result<AppliedRate, DomainError> {
