@@ -121,7 +121,14 @@ fn config(jwks: Option<&Jwks>) -> AuthConfig {
         jwks_refresh: Duration::from_secs(60),
         issuer: None,
         audience: None,
+        api_key_cache: shared::auth::API_KEY_CACHE,
     }
+}
+
+/// A key issued as `billflow-admin` and `POST /api-keys` issue them, good for `life` when given.
+fn issued(caller: &Principal, life: Option<Duration>) -> shared::api_keys::Issued {
+    let new = shared::api_keys::NewKey { caller: caller.clone(), description: None, expires_in: life };
+    new.issue().expect("a valid key")
 }
 
 /// A real authorizer event (payload 2.0) for `route_key` with these credential headers.
@@ -294,13 +301,14 @@ async fn a_jwks_too_large_or_that_never_answers_denies_and_frees_the_authorizer(
 async fn api_keys_valid_unknown_revoked_and_expired() {
     let store = store();
     let caller = Principal { user_id: 9, tenants: vec!["acme".into()], scopes: vec!["billing:read".into()] };
-    let (key_id, key) = shared::auth::new_api_key();
+    let valid = issued(&caller, None);
+    let key = valid.key.clone();
     assert!(key.starts_with("bfk_") && key.len() >= 4 + 32, "at least 128 bits");
-    store.put_api_key(&shared::auth::api_key_record(&key, &key_id, caller.clone(), None, None)).await.unwrap();
-    let (old_id, old) = shared::auth::new_api_key();
-    let mut expired = shared::auth::api_key_record(&old, &old_id, caller.clone(), None, Some(Duration::from_secs(1)));
-    expired.expires_at = Some(now_epoch() - 1);
-    store.put_api_key(&expired).await.unwrap();
+    store.put_api_key(&valid.record).await.unwrap();
+    let mut expired = issued(&caller, Some(Duration::from_secs(1)));
+    let old = expired.key.clone();
+    expired.record.expires_at = Some(now_epoch() - 1);
+    store.put_api_key(&expired.record).await.unwrap();
     let verifier = Verifier::new(config(None), store.clone());
     async fn keyed(verifier: &Verifier, key: &str) -> Option<Value> {
         allowed(verifier, "GET /bills/{billId}", &[("x-api-key", key)]).await
@@ -313,18 +321,21 @@ async fn api_keys_valid_unknown_revoked_and_expired() {
     assert!(keyed(&verifier, &old).await.is_none(), "expired");
     assert!(keyed(&verifier, "").await.is_none());
     // Revoked: a fresh verifier (another process, or after the 60 s cache) refuses it.
-    assert!(store.revoke_api_key(&key_id, now_epoch()).await.unwrap());
+    store.revoke_api_key(&valid.record, now_epoch()).await.unwrap();
     let fresh = Verifier::new(config(None), store.clone());
     assert!(allowed(&fresh, "GET /bills/{billId}", &[("x-api-key", &key)]).await.is_none(), "revoked");
-    assert!(!store.revoke_api_key("key_nope", now_epoch()).await.unwrap());
+    assert!(keyed(&verifier, &key).await.is_some(), "the cache keeps a lookup for its TTL");
+    let uncached = Verifier::new(AuthConfig { api_key_cache: Duration::ZERO, ..config(None) }, store.clone());
+    assert!(allowed(&uncached, "GET /bills/{billId}", &[("x-api-key", &key)]).await.is_none());
 }
 
 #[tokio::test]
 async fn each_route_family_takes_only_its_kind_of_credential() {
     let store = store();
-    let caller = Principal { user_id: 9, tenants: vec![], scopes: vec!["billing:read".into()] };
-    let (key_id, key) = shared::auth::new_api_key();
-    store.put_api_key(&shared::auth::api_key_record(&key, &key_id, caller, None, None)).await.unwrap();
+    let caller = Principal { user_id: 9, tenants: vec!["acme".into()], scopes: vec!["billing:read".into()] };
+    let issued = issued(&caller, None);
+    let key = issued.key.clone();
+    store.put_api_key(&issued.record).await.unwrap();
     let verifier = Verifier::new(config(None), store);
     let token = format!("Bearer {}", hs256(&claims(300)));
     for route in ["GET /bill-runs", "PUT /billingRuns/{tenantId}/{id}", "POST /adjust-bill-run-schedule/{bill_run_id}"]

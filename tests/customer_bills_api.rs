@@ -12,7 +12,6 @@ use shared::domain::customer_bill::{new_id, AppliedRate, BillState, CustomerBill
 use shared::domain::identity::Principal;
 use shared::domain::key::Id;
 use shared::domain::resource::Resource;
-use shared::store::repo::Repo;
 use shared::store::AuditEvent;
 
 const BASE: &str = "/brm/customerBillManagement/v4";
@@ -169,7 +168,7 @@ async fn rated_charges_become_an_on_demand_bill_that_goes_on_hold(backend: Backe
     assert_eq!((empty.status, empty.header("etag")), (200, Some("\"3\"")));
     assert_tmf("CustomerBill", &empty.body);
     let bill_id = uuid::Uuid::parse_str(bill["id"].as_str().unwrap()).unwrap();
-    let key = Repo::<CustomerBill>::global(app.store.as_ref()).key(Id::Uuid(bill_id)).unwrap();
+    let key = app.dev().repo::<CustomerBill>().key(Id::Uuid(bill_id)).unwrap();
     let events = app.store.events(&key).await.unwrap();
     let moves: Vec<_> = events.iter().map(|e| (e.from_status.as_deref(), e.to_status.as_deref())).collect();
     assert_eq!(
@@ -193,7 +192,7 @@ async fn every_error_is_a_tmf_error_with_a_stable_code(backend: Backend) {
 
     let anonymous = app.send(app.http.get(format!("{}{}", app.base, path("/customerBill")))).await;
     assert_error(&anonymous, 401, "UNAUTHORIZED");
-    let reader = Principal { user_id: 3, tenants: vec![], scopes: vec!["billing:read".into()] };
+    let reader = Principal { user_id: 3, tenants: vec!["dev".into()], scopes: vec!["billing:read".into()] };
     let as_caller = |who: &Principal, method: reqwest::Method, url: &str| {
         app.http.request(method, format!("{}{url}", app.base)).bearer_auth(app.token_for(who))
     };
@@ -202,6 +201,8 @@ async fn every_error_is_a_tmf_error_with_a_stable_code(backend: Backend) {
     let nobody = Principal { user_id: 4, tenants: vec![], scopes: vec![] };
     assert_error(&app.send(as_caller(&nobody, reqwest::Method::GET, &rate_href)).await, 403, "FORBIDDEN");
     assert_eq!(app.send(as_caller(&reader, reqwest::Method::GET, &rate_href)).await.status, 200);
+    let homeless = Principal { tenants: vec![], ..reader.clone() };
+    assert_error(&app.send(as_caller(&homeless, reqwest::Method::GET, &rate_href)).await, 403, "FORBIDDEN");
 
     assert_error(&app.get(&path(&format!("/customerBill/{}", new_id()))).await, 404, "NOT_FOUND");
     assert_error(&app.get(&path("/customerBill/not-a-uuid")).await, 404, "NOT_FOUND");
@@ -227,7 +228,7 @@ async fn every_error_is_a_tmf_error_with_a_stable_code(backend: Backend) {
     }))
     .unwrap();
     assert_eq!(bill.state, BillState::Settled);
-    let bills = Repo::<CustomerBill>::global(app.store.as_ref());
+    let bills = app.dev().repo::<CustomerBill>();
     app.store.create(bills.new_item(&bill, AuditEvent::new(None, "seed")).unwrap()).await.unwrap();
     let bill_path = path(&format!("/customerBill/{bill_id}"));
     let patch = |body: &str, content_type: &str| {

@@ -7,11 +7,12 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 use shared::domain::bill::Bill;
 use shared::domain::bill_run::{AdhocBillRun, BillRun};
-use shared::domain::key::{Id, Key, Kind, Scope};
+use shared::domain::key::{Id, Key, Kind, TenantId};
 use shared::domain::resource::Resource;
 use shared::http::{bill_runs, bills, Deps};
 use shared::store::memory::MemoryStore;
-use shared::store::AuditEvent;
+use shared::store::repo::Tenant;
+use shared::store::{AuditEvent, SharedRepository};
 use shared::worker::{self, StreamEvent, Worker};
 
 fn event_text(name: &str) -> String {
@@ -23,32 +24,58 @@ fn event(name: &str) -> Request {
     lambda_http::request::from_str(&event_text(name)).expect("a valid API Gateway v2 event")
 }
 
-fn deps() -> Deps {
-    Deps { store: Arc::new(MemoryStore::new()) }
+/// The handlers' dependencies, and the store behind them for what a test reads directly.
+#[derive(Clone)]
+struct TestDeps {
+    deps: Deps,
+    store: SharedRepository,
+}
+
+impl std::ops::Deref for TestDeps {
+    type Target = Deps;
+
+    fn deref(&self) -> &Deps {
+        &self.deps
+    }
+}
+
+fn deps_on(store: SharedRepository) -> TestDeps {
+    TestDeps { deps: Deps::new(store.clone()), store }
+}
+
+fn deps() -> TestDeps {
+    deps_on(Arc::new(MemoryStore::new()))
+}
+
+/// The tenant of the events' callers.
+fn acme() -> TenantId {
+    TenantId::parse("acme").unwrap()
 }
 
 fn key(kind: Kind, id: u64) -> Key {
-    Key::new(kind, Scope::Global, Id::Int(id)).unwrap()
+    Key::new(kind, acme(), Id::Int(id)).unwrap()
 }
 
 /// An item's version and JSON, as stored.
-async fn stored(deps: &Deps, kind: Kind, id: u64) -> (u64, Value) {
+async fn stored(deps: &TestDeps, kind: Kind, id: u64) -> (u64, Value) {
     let item = deps.store.get(&key(kind, id)).await.unwrap().expect("the item exists");
     (item.version, serde_json::from_str(&item.body).unwrap())
 }
 
-async fn events(deps: &Deps, kind: Kind, id: u64) -> Vec<AuditEvent> {
+async fn events(deps: &TestDeps, kind: Kind, id: u64) -> Vec<AuditEvent> {
     deps.store.events(&key(kind, id)).await.unwrap()
 }
 
-async fn handle_stream(deps: &Deps, event: StreamEvent) -> Vec<Option<String>> {
+async fn handle_stream(deps: &TestDeps, event: StreamEvent) -> Vec<Option<String>> {
     let response = Worker::standard(deps.store.clone()).handle_stream(event).await;
     response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
 }
 
 /// One worker step on run 1: its percentage afterwards, or `None` when there was nothing to do.
-async fn step(deps: &Deps) -> Option<u64> {
-    let saved = worker::bill_runs::step::<BillRun>(deps.store.as_ref(), &Id::Int(1), None).await.unwrap()?;
+async fn step(deps: &TestDeps) -> Option<u64> {
+    let saved = worker::bill_runs::step::<BillRun>(&Tenant::new(deps.store.as_ref(), acme()), &Id::Int(1), None)
+        .await
+        .unwrap()?;
     let run: Value = serde_json::from_str(&saved.body).unwrap();
     run["summaryStatusPercentage"].as_u64()
 }
@@ -263,7 +290,7 @@ fn with_query(name: &str, pairs: &[(&str, &str)]) -> Request {
 /// A job that panics on every item of its kind: a bug a record could trigger.
 struct Panics;
 
-const BOOM: Kind = Kind::new("BOOM", shared::domain::key::IdType::Counter, shared::domain::key::Scoping::Global);
+const BOOM: Kind = Kind::new("BOOM", shared::domain::key::IdType::Counter);
 
 #[async_trait::async_trait]
 impl worker::Job for Panics {
@@ -271,11 +298,7 @@ impl worker::Job for Panics {
         BOOM
     }
 
-    async fn step(
-        &self,
-        _: &dyn shared::store::Repository,
-        _: &shared::store::Change,
-    ) -> shared::store::StoreResult<bool> {
+    async fn step(&self, _: &Tenant<'_>, _: &shared::store::Change) -> shared::store::StoreResult<bool> {
         panic!("a bug in a step")
     }
 }
@@ -294,7 +317,7 @@ async fn given_a_record_whose_step_panics_then_only_that_record_fails_and_the_ba
     // Two records in one batch: a BOOM item (its step panics), then run 1's close.
     let mut batch: Value = serde_json::from_str(&event_text("bill-run-worker")).unwrap();
     let mut boom = batch["Records"][0].clone();
-    boom["dynamodb"]["NewImage"]["PK"] = json!({"S": "BOOM#1"});
+    boom["dynamodb"]["NewImage"]["PK"] = json!({"S": "T#acme#BOOM#1"});
     boom["dynamodb"]["SequenceNumber"] = json!("99");
     batch["Records"].as_array_mut().unwrap().insert(0, boom);
     let worker = Worker::new(deps.store.clone(), with_panicking_job());
@@ -320,7 +343,7 @@ async fn given_an_in_process_step_that_panics_then_the_worker_keeps_serving_othe
         idempotency: None,
     };
     store.create(boom).await.unwrap();
-    let deps = Deps { store };
+    let deps = deps_on(store);
     assert_eq!(bill_runs::create::<BillRun>(&deps, event("create-bill-run")).await.status(), 201);
     assert_eq!(bill_runs::update::<BillRun>(&deps, event("update-bill-run")).await.status(), 200);
     for _ in 0..200 {
@@ -369,12 +392,7 @@ async fn given_billing_run_v2_events_then_runs_are_created_read_put_listed_and_d
     let events = deps
         .store
         .events(
-            &Key::new(
-                shared::domain::billing_run::BillingRun::KIND,
-                Scope::Tenant(shared::domain::key::TenantId::parse("acme").unwrap()),
-                Id::Uuid(id.parse().unwrap()),
-            )
-            .unwrap(),
+            &Key::new(shared::domain::billing_run::BillingRun::KIND, acme(), Id::Uuid(id.parse().unwrap())).unwrap(),
         )
         .await
         .unwrap();
@@ -461,7 +479,7 @@ async fn given_an_unreadable_rate_then_the_request_ends_terminated_with_error_an
     let deps = deps();
     // A rate item whose body is not a rate (a corrupt item no request could write).
     let id = new_id();
-    let key = Key::new(AppliedRate::KIND, Scope::Global, Id::Uuid(id)).unwrap();
+    let key = Key::new(AppliedRate::KIND, acme(), Id::Uuid(id)).unwrap();
     let corrupt = NewItem {
         key,
         order: Id::Uuid(id).sort_key(),

@@ -149,7 +149,8 @@ async fn callers_need_credentials_and_scopes(backend: Backend) {
     let forged =
         app.send(app.http.get(format!("{}/bill-runs/1", app.base)).bearer_auth(format!("{}x", app.token))).await;
     assert_problem(&forged, 401);
-    let reader = app.token_for(&Principal { user_id: 2, tenants: vec![], scopes: vec!["billing:read".into()] });
+    let reader =
+        app.token_for(&Principal { user_id: 2, tenants: vec!["dev".into()], scopes: vec!["billing:read".into()] });
     let read = app.send(app.http.get(format!("{}/bill-runs/1", app.base)).bearer_auth(&reader)).await;
     assert_eq!(read.status, 200);
     let write = app.send(app.http.post(format!("{}/bill-runs", app.base)).bearer_auth(&reader).json(&jan(2))).await;

@@ -295,3 +295,67 @@ async fn the_real_customer_bill_binaries_serve_their_family_and_the_worker_bills
     let (_, _, rates) = call("list-applied-customer-billing-rates", event("list-applied-customer-billing-rates")).await;
     assert_eq!((&rates[0]["isBilled"], &rates[0]["bill"]["id"]), (&json!(true), &json!(bill_id)));
 }
+
+/// `event` as a caller of `tenants`, naming `tenant` in `X-Tenant-Id` when given.
+fn as_tenants(mut event: Value, tenants: &[&str], tenant: Option<&str>) -> Value {
+    event["requestContext"]["authorizer"]["lambda"]["tenants"] = json!(tenants);
+    if let Some(tenant) = tenant {
+        event["headers"]["x-tenant-id"] = json!(tenant);
+    }
+    event
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_binaries_keep_tenants_apart_and_manage_a_tenants_api_keys() {
+    let Some(endpoint) = dynamodb_endpoint() else {
+        return;
+    };
+    let store = fresh_dynamo(&endpoint).await;
+    let table = store.table().to_owned();
+    let mut globex = as_tenants(event("create-bill-run"), &["globex"], None);
+    globex["body"] = json!(globex["body"].as_str().unwrap().replace("Jan 2024", "Globex Jan"));
+    let (out, _) = invoke("create-bill-run", &endpoint, &table, vec![event("create-bill-run"), globex]).await;
+    let created: Vec<Value> = out.iter().map(|o| response(o).2).collect();
+    assert_eq!((&created[0]["id"], &created[1]["id"]), (&json!(1), &json!(1)), "ids count per tenant");
+    let both = ["acme", "globex"];
+    let reads = vec![
+        as_tenants(event("get-bill-run"), &both, None),
+        as_tenants(event("get-bill-run"), &both, Some("globex")),
+        as_tenants(event("get-bill-run"), &both, Some("initech")),
+        as_tenants(event("get-bill-run"), &["initech"], None),
+        as_tenants(event("get-bill-run"), &[], None),
+    ];
+    let (out, _) = invoke("get-bill-run", &endpoint, &table, reads).await;
+    let answers: Vec<(u64, Value)> = out.iter().map(|o| (response(o).0, response(o).2)).collect();
+    assert_eq!(answers[0].0, 400, "several tenants and no X-Tenant-Id: {}", answers[0].1);
+    assert_eq!((answers[1].0, &answers[1].1["name"]), (200, &json!("Globex Jan")));
+    assert_eq!((answers[2].0, answers[3].0, answers[4].0), (403, 404, 403));
+
+    // create-api-key, list-api-keys and revoke-api-key: a key of acme alone, never listed in globex.
+    let (out, _) = invoke("create-api-key", &endpoint, &table, vec![event("create-api-key")]).await;
+    let (status, headers, key) = response(&out[0]);
+    assert_eq!(
+        (status, &key["tenants"], &key["scopes"]),
+        (201, &json!(["acme"]), &json!(["billing:read", "billing:write"]))
+    );
+    let key_id = key["keyId"].as_str().unwrap().to_owned();
+    assert_eq!(headers["location"], json!(format!("/api-keys/{key_id}")));
+    let lists = vec![event("list-api-keys"), as_tenants(event("list-api-keys"), &["globex"], None)];
+    let (out, _) = invoke("list-api-keys", &endpoint, &table, lists).await;
+    assert_eq!(response(&out[0]).2["Items"][0]["keyId"], json!(key_id));
+    assert_eq!(response(&out[1]).2["Count"], 0);
+    let revoke = |tenants: &[&str]| {
+        let text = event("revoke-api-key").to_string().replace("key_00000000000000000000", &key_id);
+        as_tenants(serde_json::from_str(&text).unwrap(), tenants, None)
+    };
+    let (out, _) = invoke("revoke-api-key", &endpoint, &table, vec![revoke(&["globex"]), revoke(&["acme"])]).await;
+    assert_eq!((response(&out[0]).0, response(&out[1]).0), (404, 204), "another tenant's key is 404");
+    let (out, _) = invoke(
+        "authorizer",
+        &endpoint,
+        &table,
+        vec![authorizer_event("GET /bills/{billId}", ("x-api-key", key["apiKey"].as_str().unwrap()))],
+    )
+    .await;
+    assert!(matches!(&out[0], Outcome::Response(r) if r["isAuthorized"] == false), "revoked: {out:?}");
+}

@@ -1,22 +1,22 @@
 //! One contract suite for the repository, run on the embedded store and on DynamoDB Local. It
-//! uses a global integer-id kind and a tenant-scoped UUID kind, so that scoping is part of the
-//! contract both stores keep.
+//! uses an integer-id kind and a UUID kind, each in more than one tenant, so that tenancy is part
+//! of the contract both stores keep.
 
 use std::time::Duration;
 
 use billflow_tests::{fresh_store, on_both_stores, Backend};
 use serde_json::{json, Value};
 use shared::domain::identity::Principal;
-use shared::domain::key::{Id, IdType, Key, Kind, Scope, Scoping, TenantId};
+use shared::domain::key::{Id, IdType, Key, Kind, TenantId};
 use shared::domain::list::{filter, ListQuery, ListSpec};
 use shared::store::{
     guard_key, ApiKeyRecord, AuditEvent, Delete, IdempotencyRecord, NewItem, Page, SharedRepository, StoreError,
     Update, VersionCheck, Write, MAX_ITEM_BYTES,
 };
 
-const RUN: Kind = Kind::new("RUN", IdType::Counter, Scoping::Global);
-const OTHER: Kind = Kind::new("OTHER", IdType::Counter, Scoping::Global);
-const TENANT_RUN: Kind = Kind::new("TENANT_RUN", IdType::Uuid, Scoping::Tenant);
+const RUN: Kind = Kind::new("RUN", IdType::Counter);
+const OTHER: Kind = Kind::new("OTHER", IdType::Counter);
+const TENANT_RUN: Kind = Kind::new("TENANT_RUN", IdType::Uuid);
 
 const SPEC: ListSpec = ListSpec {
     sortable: &["id", "name"],
@@ -36,12 +36,17 @@ fn event(action: &str) -> AuditEvent {
     }
 }
 
-fn run_key(id: u64) -> Key {
-    Key::new(RUN, Scope::Global, Id::Int(id)).unwrap()
+/// The tenant most of the suite writes in.
+fn home() -> TenantId {
+    tenant("home")
 }
 
-fn tenant(name: &str) -> Scope {
-    Scope::Tenant(TenantId::parse(name).unwrap())
+fn run_key(id: u64) -> Key {
+    Key::new(RUN, home(), Id::Int(id)).unwrap()
+}
+
+fn tenant(name: &str) -> TenantId {
+    TenantId::parse(name).unwrap()
 }
 
 fn tenant_key(name: &str, id: uuid::Uuid) -> Key {
@@ -94,11 +99,11 @@ async fn ids_come_from_a_per_kind_counter_in_each_scope(backend: Backend) {
     let Some(store) = store(backend).await else {
         return;
     };
-    assert_eq!(store.next_ids(&Scope::Global, RUN.name, 1).await.unwrap(), 1);
-    assert_eq!(store.next_ids(&Scope::Global, RUN.name, 1).await.unwrap(), 2);
-    assert_eq!(store.next_ids(&Scope::Global, OTHER.name, 1).await.unwrap(), 1);
+    assert_eq!(store.next_ids(&home(), RUN.name, 1).await.unwrap(), 1);
+    assert_eq!(store.next_ids(&home(), RUN.name, 1).await.unwrap(), 2);
+    assert_eq!(store.next_ids(&home(), OTHER.name, 1).await.unwrap(), 1);
     assert_eq!(store.next_ids(&tenant("a"), RUN.name, 1).await.unwrap(), 1, "a tenant's counter is its own");
-    assert_eq!(store.next_ids(&Scope::Global, RUN.name, 1).await.unwrap(), 3);
+    assert_eq!(store.next_ids(&home(), RUN.name, 1).await.unwrap(), 3);
 }
 
 async fn create_then_get_returns_the_body_at_version_1(backend: Backend) {
@@ -110,7 +115,7 @@ async fn create_then_get_returns_the_body_at_version_1(backend: Backend) {
     assert_eq!(created.version, 1);
     let got = store.get(&run_key(1)).await.unwrap().unwrap();
     assert_eq!((&got.key, got.version, &got.body), (&run_key(1), 1, &created.body));
-    let other = Key::new(OTHER, Scope::Global, Id::Int(1)).unwrap();
+    let other = Key::new(OTHER, home(), Id::Int(1)).unwrap();
     assert_eq!(store.get(&other).await.unwrap(), None, "kinds do not share ids");
     assert!(matches!(store.create(item(1, "again", None)).await, Err(StoreError::Conflict)));
     assert_eq!(body(&store.get(&run_key(1)).await.unwrap().unwrap())["name"], "a");
@@ -179,7 +184,7 @@ async fn guards_refuse_writes_that_read_a_stale_group(backend: Backend) {
     let Some(store) = store(backend).await else {
         return;
     };
-    let key = guard_key(RUN, &Scope::Global, "CYCLE#1");
+    let key = guard_key(RUN, &home(), "CYCLE#1");
     let seen = store.guard(&key).await.unwrap();
     assert_eq!(seen.version, 0);
     let mut first = item(1, "a", Some("CYCLE#1"));
@@ -192,9 +197,9 @@ async fn guards_refuse_writes_that_read_a_stale_group(backend: Backend) {
     second.guard = Some(store.guard(&key).await.unwrap());
     assert_eq!(second.guard.as_ref().map(|g| g.version), Some(1));
     store.create(second).await.unwrap();
-    let members = store.group(RUN, &Scope::Global, "CYCLE#1").await.unwrap();
+    let members = store.group(RUN, &home(), "CYCLE#1").await.unwrap();
     assert_eq!(members.iter().map(|m| m.key.clone()).collect::<Vec<_>>(), vec![run_key(1), run_key(2)]);
-    assert!(store.group(RUN, &Scope::Global, "CYCLE#2").await.unwrap().is_empty());
+    assert!(store.group(RUN, &home(), "CYCLE#2").await.unwrap().is_empty());
 }
 
 async fn group_pages_start_after_a_cursor_and_counts_follow_creates_and_deletes(backend: Backend) {
@@ -205,7 +210,7 @@ async fn group_pages_start_after_a_cursor_and_counts_follow_creates_and_deletes(
         store.create(item(id, "m", Some(if id % 2 == 0 { "EVEN" } else { "ODD" }))).await.unwrap();
     }
     let ids = |page: &[shared::store::Stored]| page.iter().map(|s| s.key.id().as_int().unwrap()).collect::<Vec<_>>();
-    let scope = Scope::Global;
+    let scope = home();
     fn even(after: Option<&str>, limit: usize) -> Page<'_> {
         Page { group: Some("EVEN"), after, limit, descending: false }
     }
@@ -267,7 +272,7 @@ async fn idempotency_records_are_taken_once_and_expire(backend: Backend) {
     let mut first = item(1, "a", None);
     first.idempotency = Some(record("k", now + 60));
     store.create(first).await.unwrap();
-    assert_eq!(store.idempotency(&Scope::Global, "k").await.unwrap(), Some(record("k", now + 60)));
+    assert_eq!(store.idempotency(&home(), "k").await.unwrap(), Some(record("k", now + 60)));
     let mut second = item(2, "b", None);
     second.idempotency = Some(record("k", now + 60));
     assert!(matches!(store.create(second).await, Err(StoreError::IdempotencyKeyTaken)));
@@ -276,7 +281,7 @@ async fn idempotency_records_are_taken_once_and_expire(backend: Backend) {
     let mut third = item(3, "c", None);
     third.idempotency = Some(record("old", now - 1));
     store.create(third).await.unwrap();
-    assert_eq!(store.idempotency(&Scope::Global, "old").await.unwrap(), None);
+    assert_eq!(store.idempotency(&home(), "old").await.unwrap(), None);
     let mut fourth = item(4, "d", None);
     fourth.idempotency = Some(record("old", now + 60));
     store.create(fourth).await.unwrap();
@@ -296,7 +301,7 @@ async fn lists_page_sort_filter_and_count(backend: Backend) {
     let ids = |items: &[Value]| items.iter().map(|i| i["id"].as_u64().unwrap()).collect::<Vec<_>>();
     let list = |q: ListQuery| {
         let store = store.clone();
-        async move { store.list(RUN, &Scope::Global, &q).await.unwrap() }
+        async move { store.list(RUN, &home(), &q).await.unwrap() }
     };
 
     let (page, total) = list(query(&[("pageSize", "2"), ("page", "2")])).await;
@@ -307,15 +312,15 @@ async fn lists_page_sort_filter_and_count(backend: Backend) {
     assert_eq!(ids(&page), vec![5, 1, 4, 2, 3]);
     let (page, total) = list(query(&[("status", "CLOSED")])).await;
     assert_eq!((ids(&page), total), (vec![4], 1));
-    let (page, total) = store.list(OTHER, &Scope::Global, &query(&[])).await.unwrap();
+    let (page, total) = store.list(OTHER, &home(), &query(&[])).await.unwrap();
     assert_eq!((page.len(), total), (0, 0));
 }
 
 async fn counters_reserve_ranges(backend: Backend) {
     let Some(store) = store(backend).await else { return };
-    assert_eq!(store.next_ids(&Scope::Global, "LINE_ITEM", 3).await.unwrap(), 3);
-    assert_eq!(store.next_ids(&Scope::Global, "LINE_ITEM", 2).await.unwrap(), 5);
-    assert_eq!(store.next_ids(&Scope::Global, "BILL_NUMBER", 1).await.unwrap(), 1);
+    assert_eq!(store.next_ids(&home(), "LINE_ITEM", 3).await.unwrap(), 3);
+    assert_eq!(store.next_ids(&home(), "LINE_ITEM", 2).await.unwrap(), 5);
+    assert_eq!(store.next_ids(&home(), "BILL_NUMBER", 1).await.unwrap(), 1);
 }
 
 async fn batch_writes_are_all_or_nothing(backend: Backend) {
@@ -350,7 +355,7 @@ async fn version_checks_tie_a_write_to_another_item(backend: Backend) {
     let Some(store) = store(backend).await else { return };
     store.create(item(1, "run", None)).await.unwrap();
     let check = VersionCheck { key: run_key(1), version: 1 };
-    let bill_key = |id: u64| Key::new(OTHER, Scope::Global, Id::Int(id)).unwrap();
+    let bill_key = |id: u64| Key::new(OTHER, home(), Id::Int(id)).unwrap();
     let mut bill = new_item(bill_key(1), json!({"id": 1}), None);
     bill.check = Some(check.clone());
     store.create(bill.clone()).await.unwrap();
@@ -385,45 +390,97 @@ async fn deletes_are_conditional_and_keep_the_trail(backend: Backend) {
     let actions: Vec<String> = store.events(&run_key(1)).await.unwrap().into_iter().map(|e| e.action).collect();
     assert_eq!(actions, vec!["create", "delete"]);
     let query = ListQuery::parse(std::iter::empty(), &SPEC).unwrap();
-    let (page, total) = store.list(RUN, &Scope::Global, &query).await.unwrap();
+    let (page, total) = store.list(RUN, &home(), &query).await.unwrap();
     assert_eq!((page.len(), total), (1, 1), "the count follows deletes");
 }
 
-async fn api_keys_are_found_by_hash_listed_and_revoked(backend: Backend) {
+async fn api_keys_are_found_by_hash_listed_per_tenant_and_revoked(backend: Backend) {
     let Some(store) = store(backend).await else { return };
     assert_eq!(store.api_key("abc").await.unwrap(), None);
-    let caller = Principal { user_id: 5, tenants: vec!["t".into()], scopes: vec!["billing:read".into()] };
-    let record = |key_id: &str, hash: &str| ApiKeyRecord {
+    let record = |key_id: &str, hash: &str, tenants: &[&str]| ApiKeyRecord {
         key_id: key_id.into(),
         hash: hash.into(),
-        caller: caller.clone(),
+        caller: Principal {
+            user_id: 5,
+            tenants: tenants.iter().map(|t| (*t).to_owned()).collect(),
+            scopes: vec!["billing:read".into()],
+        },
         description: Some("ci".into()),
         created_at: 1_700_000_000,
         expires_at: Some(1_900_000_000),
         revoked_at: None,
     };
-    store.put_api_key(&record("key_b", "abc")).await.unwrap();
-    store.put_api_key(&record("key_a", "def")).await.unwrap();
-    assert_eq!(store.api_key("abc").await.unwrap(), Some(record("key_b", "abc")));
+    store.put_api_key(&record("key_b", "abc", &["t"])).await.unwrap();
+    store.put_api_key(&record("key_a", "def", &["t", "u"])).await.unwrap();
+    store.put_api_key(&record("key_c", "ghi", &["u"])).await.unwrap();
+    assert_eq!(store.api_key("abc").await.unwrap(), Some(record("key_b", "abc", &["t"])));
     assert_eq!(store.api_key("abd").await.unwrap(), None);
     assert!(
-        matches!(store.put_api_key(&record("key_c", "abc")).await, Err(StoreError::Conflict)),
+        matches!(store.put_api_key(&record("key_d", "abc", &["t"])).await, Err(StoreError::Conflict)),
         "a hash is stored once"
     );
     assert!(
-        matches!(store.put_api_key(&record("key_a", "xyz")).await, Err(StoreError::Conflict)),
+        matches!(store.put_api_key(&record("key_a", "xyz", &["v"])).await, Err(StoreError::Conflict)),
         "an id is used once"
     );
-    let ids: Vec<String> = store.api_keys().await.unwrap().into_iter().map(|k| k.key_id).collect();
-    assert_eq!(ids, vec!["key_a", "key_b"]);
-    assert!(store.revoke_api_key("key_b", 1_800_000_000).await.unwrap());
-    assert!(store.revoke_api_key("key_b", 1_850_000_000).await.unwrap(), "revoking again keeps the first time");
-    assert!(!store.revoke_api_key("key_zzz", 1).await.unwrap());
-    let revoked = store.api_key("abc").await.unwrap().unwrap();
-    assert_eq!(revoked.revoked_at, Some(1_800_000_000));
-    assert!(!revoked.valid_at(1_800_000_001));
-    let active = store.api_key("def").await.unwrap().unwrap();
+    for refused in [record("key_e", "e", &[]), record("key_f", "f", &["a b"]), record("key_g", "g", &["t"; 17])] {
+        assert!(store.put_api_key(&refused).await.is_err(), "{:?}", refused.caller.tenants);
+        assert_eq!(store.api_key(&refused.hash).await.unwrap(), None, "nothing of a refused key is stored");
+    }
+    let ids = |keys: Vec<ApiKeyRecord>| keys.into_iter().map(|k| k.key_id).collect::<Vec<_>>();
+    assert_eq!(ids(store.api_keys().await.unwrap()), vec!["key_a", "key_b", "key_c"]);
+    assert_eq!(ids(store.tenant_api_keys(&tenant("t"), None, 10).await.unwrap()), vec!["key_a", "key_b"]);
+    assert_eq!(ids(store.tenant_api_keys(&tenant("t"), None, 1).await.unwrap()), vec!["key_a"]);
+    assert_eq!(ids(store.tenant_api_keys(&tenant("t"), Some("key_a"), 10).await.unwrap()), vec!["key_b"]);
+    assert_eq!(ids(store.tenant_api_keys(&tenant("u"), None, 10).await.unwrap()), vec!["key_a", "key_c"]);
+    assert!(store.tenant_api_keys(&tenant("tt"), None, 10).await.unwrap().is_empty(), "no prefix match");
+    assert_eq!(store.tenant_api_key(&tenant("t"), "key_c").await.unwrap(), None, "another tenant's key");
+    assert_eq!(store.api_key_by_id("key_c").await.unwrap().map(|k| k.hash), Some("ghi".to_owned()));
+    let key_a = store.tenant_api_key(&tenant("u"), "key_a").await.unwrap().expect("a key of two tenants");
+    store.revoke_api_key(&key_a, 1_800_000_000).await.unwrap();
+    store.revoke_api_key(&key_a, 1_850_000_000).await.unwrap();
+    for revoked in [
+        store.api_key("def").await.unwrap().unwrap(),
+        store.tenant_api_key(&tenant("t"), "key_a").await.unwrap().unwrap(),
+        store.tenant_api_keys(&tenant("u"), None, 1).await.unwrap().remove(0),
+    ] {
+        assert_eq!(revoked.revoked_at, Some(1_800_000_000), "revoked everywhere, and again keeps the first time");
+        assert!(!revoked.valid_at(1_800_000_001));
+    }
+    let active = store.api_key("abc").await.unwrap().unwrap();
     assert!(active.valid_at(1_800_000_000) && !active.valid_at(1_900_000_000), "expiry");
+}
+
+/// A transaction, a checked item, a guard or a delete that reaches into a second tenant is
+/// refused before anything is written, on both stores.
+async fn no_write_spans_two_tenants(backend: Backend) {
+    let Some(store) = store(backend).await else { return };
+    let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let doc = json!({"name": "x"});
+    store.create(new_item(tenant_key("a", a), doc.clone(), None)).await.unwrap();
+    let two = vec![
+        Write::Create(new_item(tenant_key("a", b), doc.clone(), None)),
+        Write::Create(new_item(tenant_key("b", b), doc.clone(), None)),
+    ];
+    assert!(matches!(store.write(two).await, Err(StoreError::Internal(_))));
+    let mut checked = new_item(tenant_key("b", b), doc.clone(), None);
+    checked.check = Some(VersionCheck { key: tenant_key("a", a), version: 1 });
+    assert!(matches!(store.create(checked).await, Err(StoreError::Internal(_))));
+    let mut guarded = new_item(tenant_key("b", b), doc.clone(), Some("G"));
+    guarded.guard = Some(store.guard(&guard_key(TENANT_RUN, &tenant("a"), "G")).await.unwrap());
+    assert!(matches!(store.create(guarded).await, Err(StoreError::Internal(_))));
+    let delete = Delete {
+        key: tenant_key("b", b),
+        order: Id::Uuid(b).sort_key(),
+        expected_version: 1,
+        group: None,
+        check: Some(VersionCheck { key: tenant_key("a", a), version: 1 }),
+        event: event("delete"),
+    };
+    assert!(matches!(store.delete(delete).await, Err(StoreError::Internal(_))));
+    assert_eq!(store.get(&tenant_key("a", b)).await.unwrap(), None, "nothing of the refused writes landed");
+    assert_eq!(store.get(&tenant_key("b", b)).await.unwrap(), None);
+    assert_eq!(store.count(TENANT_RUN, &tenant("b")).await.unwrap(), 0);
 }
 
 async fn the_same_id_in_two_tenants_is_two_items_and_nothing_crosses_a_tenant(backend: Backend) {
@@ -480,7 +537,7 @@ async fn idempotency_replays_never_cross_a_tenant(backend: Backend) {
     store.create(in_a).await.unwrap();
     assert_eq!(store.idempotency(&tenant("a"), &record.key).await.unwrap(), Some(record.clone()));
     assert_eq!(store.idempotency(&tenant("b"), &record.key).await.unwrap(), None);
-    assert_eq!(store.idempotency(&Scope::Global, &record.key).await.unwrap(), None);
+    assert_eq!(store.idempotency(&home(), &record.key).await.unwrap(), None);
     let mut in_b = new_item(tenant_key("b", uuid::Uuid::new_v4()), json!({}), None);
     in_b.idempotency = Some(record.clone());
     store.create(in_b).await.expect("the same key in another tenant is another key");
@@ -502,7 +559,7 @@ async fn resources_over_the_size_bound_are_refused_by_both_stores(backend: Backe
 /// between the same two groups move both counts once (DynamoDB takes each count item once).
 async fn creates_and_changes_share_one_transaction(backend: Backend) {
     let Some(store) = store(backend).await else { return };
-    let scope = Scope::Global;
+    let scope = home();
     for id in 1..=30 {
         store.create(item(id, "rate", Some("UNBILLED"))).await.unwrap();
     }
@@ -549,7 +606,8 @@ on_both_stores!(
     batch_writes_are_all_or_nothing,
     version_checks_tie_a_write_to_another_item,
     deletes_are_conditional_and_keep_the_trail,
-    api_keys_are_found_by_hash_listed_and_revoked,
+    api_keys_are_found_by_hash_listed_per_tenant_and_revoked,
+    no_write_spans_two_tenants,
     the_same_id_in_two_tenants_is_two_items_and_nothing_crosses_a_tenant,
     idempotency_replays_never_cross_a_tenant,
     resources_over_the_size_bound_are_refused_by_both_stores,

@@ -37,8 +37,9 @@ use crate::store::{now_epoch, ApiKeyRecord, SharedRepository, StoreError};
 pub const LEEWAY_SECONDS: u64 = 30;
 /// The JWKS is fetched again for an unknown `kid` at most this often (counted from the last fetch).
 pub const JWKS_REFRESH: Duration = Duration::from_secs(60);
-/// How long an API key lookup is reused in the process.
-const API_KEY_CACHE: Duration = Duration::from_secs(60);
+/// How long an API key lookup is reused in the process, at most (`AUTH_API_KEY_CACHE_SECONDS`
+/// may shorten it).
+pub const API_KEY_CACHE: Duration = Duration::from_secs(60);
 /// The largest JWKS document read.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 const JWKS_TIMEOUT: Duration = Duration::from_secs(3);
@@ -53,11 +54,14 @@ pub struct AuthConfig {
     pub jwks_refresh: Duration,
     pub issuer: Option<String>,
     pub audience: Option<String>,
+    /// How long an API key lookup is reused ([`API_KEY_CACHE`] at most).
+    pub api_key_cache: Duration,
 }
 
 impl AuthConfig {
     /// `AUTH_JWT_SECRET`, `AUTH_JWKS_URL`, `AUTH_JWKS_TTL_SECONDS` (default 600), `AUTH_ISSUER`,
-    /// `AUTH_AUDIENCE`; empty values count as unset.
+    /// `AUTH_AUDIENCE`, `AUTH_API_KEY_CACHE_SECONDS` (default and most 60); empty values count as
+    /// unset.
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Self {
@@ -67,6 +71,10 @@ impl AuthConfig {
             jwks_refresh: JWKS_REFRESH,
             issuer: var("AUTH_ISSUER"),
             audience: var("AUTH_AUDIENCE"),
+            api_key_cache: var("AUTH_API_KEY_CACHE_SECONDS")
+                .and_then(|v| v.parse().ok())
+                .map_or(API_KEY_CACHE, Duration::from_secs)
+                .min(API_KEY_CACHE),
         }
     }
 }
@@ -285,7 +293,10 @@ impl Verifier {
         }
         let hash = api_key_hash(key);
         let cached = self.api_keys.lock().ok().and_then(|cache| {
-            cache.get(&hash).filter(|(at, _)| at.elapsed() < API_KEY_CACHE).map(|(_, record)| record.clone())
+            cache
+                .get(&hash)
+                .filter(|(at, _)| at.elapsed() < self.config.api_key_cache)
+                .map(|(_, record)| record.clone())
         });
         let record = match cached {
             Some(record) => record,
@@ -335,34 +346,6 @@ fn find(jwks: &Jwks, kid: &str, alg: Algorithm) -> Option<Result<DecodingKey, De
         return Some(Err(Denied::Token(format!("key {kid:?} is not a key for {alg:?}"))));
     }
     Some(DecodingKey::from_jwk(jwk).map_err(|e| Denied::Token(e.to_string())))
-}
-
-/// A new API key: `bfk_` and 244 random bits (two UUID v4s), and a separate random key id.
-pub fn new_api_key() -> (String, String) {
-    let random = |n: usize| {
-        (0..n).flat_map(|_| *uuid::Uuid::new_v4().as_bytes()).map(|b| format!("{b:02x}")).collect::<String>()
-    };
-    (format!("key_{}", &random(1)[..20]), format!("bfk_{}", random(2)))
-}
-
-/// The record of a new key for `caller`, valid for `expires_in` when given.
-pub fn api_key_record(
-    key: &str,
-    key_id: &str,
-    caller: Principal,
-    description: Option<String>,
-    expires_in: Option<Duration>,
-) -> ApiKeyRecord {
-    let now = now_epoch();
-    ApiKeyRecord {
-        key_id: key_id.to_owned(),
-        hash: api_key_hash(key),
-        caller,
-        description,
-        created_at: now,
-        expires_at: expires_in.map(|d| now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))),
-        revoked_at: None,
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -74,6 +74,12 @@ impl Auth {
         Self { config }
     }
 
+    /// As it is, with API key lookups reused for `ttl` at most (0: every request reads the key).
+    pub fn with_api_key_cache(mut self, ttl: Duration) -> Self {
+        self.config.api_key_cache = ttl.min(crate::auth::API_KEY_CACHE);
+        self
+    }
+
     pub fn config(&self) -> &AuthConfig {
         &self.config
     }
@@ -102,7 +108,7 @@ pub fn dev_principal() -> Principal {
 }
 
 /// The caller of the printed admin token: as [`dev_principal`], plus `billing:admin` (locking
-/// billing runs).
+/// billing runs, managing the tenant's API keys).
 pub fn dev_admin() -> Principal {
     let mut admin = dev_principal();
     admin.user_id = 2;
@@ -110,22 +116,27 @@ pub fn dev_admin() -> Principal {
     admin
 }
 
-/// Stores `key` (as its SHA-256 hash) with the caller it stands for.
-/// Stores `key` for `principal` through the same code as `billflow-admin api-key create` (only
-/// its hash is stored).
-pub async fn seed_api_key(
-    store: &SharedRepository,
-    key: &str,
-    principal: &Principal,
-) -> Result<(), crate::store::StoreError> {
-    let (key_id, _) = crate::auth::new_api_key();
-    let record = crate::auth::api_key_record(key, &key_id, principal.clone(), Some("dev server key".into()), None);
-    store.put_api_key(&record).await
+/// The caller of the printed two-tenant token: user 3 of tenants `dev` and `other`, who names
+/// the request's tenant in `X-Tenant-Id`.
+pub fn dev_two_tenants() -> Principal {
+    Principal { user_id: 3, tenants: vec!["dev".into(), "other".into()], ..dev_principal() }
+}
+
+/// Stores `key` for `principal` through the same code as `billflow-admin api-key create` and
+/// `POST /api-keys` ([`crate::api_keys`]; only its hash is stored).
+pub async fn seed_api_key(store: &SharedRepository, key: &str, principal: &Principal) -> Result<(), String> {
+    let new = crate::api_keys::NewKey {
+        caller: principal.clone(),
+        description: Some("dev server key".into()),
+        expires_in: None,
+    };
+    let issued = new.issue_key(key.to_owned()).map_err(|e| e.to_string())?;
+    store.put_api_key(&issued.record).await.map_err(|e| e.to_string())
 }
 
 /// A fresh random API key for the dev server, made as `billflow-admin` makes them.
 pub fn random_api_key() -> String {
-    crate::auth::new_api_key().1
+    crate::api_keys::new_api_key().1
 }
 
 pub struct Config {
@@ -174,7 +185,7 @@ pub async fn start(config: Config) -> std::io::Result<DevServer> {
         config.store
     };
     let verifier = Verifier::new(config.auth.config().clone(), store.clone());
-    let state = Arc::new(State { deps: Deps { store }, verifier });
+    let state = Arc::new(State { deps: Deps::new(store), verifier });
     let (tx, mut rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();

@@ -3,6 +3,7 @@
 //! registered per family) and `http` (the edge: parsing, errors, handlers) <- `routes` and the thin
 //! `main`s in `functions/`.
 
+pub mod api_keys;
 pub mod auth;
 #[cfg(feature = "dev-server")]
 pub mod dev;

@@ -38,7 +38,7 @@ fn build() -> Value {
         item[route.method.to_lowercase()] = op;
     }
     let mut schemas = tmf_schemas();
-    for (name, schema) in own_schemas() {
+    for (name, schema) in own_schemas().into_iter().chain(api_key_schemas()) {
         schemas.insert(name.to_owned(), schema);
     }
     json!({
@@ -54,7 +54,7 @@ fn build() -> Value {
         "servers": [{"url": "/", "description": "the server this document is served by"}],
         "tags": [
             {"name": "bill runs"}, {"name": "adhoc bill runs"}, {"name": "bills"},
-            {"name": "billing runs"}, {"name": "customer bills (TMF678)"},
+            {"name": "billing runs"}, {"name": "customer bills (TMF678)"}, {"name": API_KEYS_TAG},
         ],
         "paths": paths,
         "components": {
@@ -323,18 +323,99 @@ fn operation(route: &Route) -> Option<Value> {
         "get-applied-customer-billing-rate" => {
             tmf_get("Get an applied customer billing rate", "AppliedCustomerBillingRate")
         }
-        _ => return None,
+        _ => api_key_operation(route.function)?,
     };
     Some(render(route, op))
+}
+
+const API_KEYS_TAG: &str = "API keys";
+
+/// The API-key operations: a bearer token with `billing:admin` (403 otherwise, and for an API key).
+fn api_key_operation(function: &str) -> Option<Op> {
+    Some(match function {
+        "create-api-key" => Op::new("Issue an API key of the request's tenant (shown once)", API_KEYS_TAG)
+            .body(json_body("ApiKeyCreate"))
+            .ok(
+                201,
+                json!({"description": "Created: `apiKey` is shown this once and never again",
+                    "headers": {"x-request-id": {"schema": {"type": "string"}}, "Location": {"schema": {"type": "string"}}},
+                    "content": {"application/json": {"schema": schema_ref("ApiKeyCreated")}}}),
+            )
+            .errors(&[413, 415]),
+        "list-api-keys" => Op::new("List the tenant's API keys (never a key or its hash)", API_KEYS_TAG)
+            .query(page_params())
+            .ok(
+                200,
+                json!({"description": "A page of keys, in key id order", "headers": request_id_header(),
+                    "content": {"application/json": {"schema": schema_ref("ApiKeyPage")}}}),
+            ),
+        "revoke-api-key" => Op::new("Revoke one of the tenant's API keys (again: 204)", API_KEYS_TAG)
+            .ok(204, json!({"description": "Revoked: the key fails from the next request, plus the caches' TTL (60 s at most)",
+                "headers": request_id_header()}))
+            .errors(READ),
+        _ => return None,
+    })
+}
+
+fn api_key_schemas() -> Vec<(&'static str, Value)> {
+    use crate::api_keys::{MAX_DESCRIPTION, SCOPES};
+    let scopes = || json!({"type": "array", "minItems": 1, "items": enumeration(SCOPES)});
+    let view = [
+        ("keyId", json!({"type": "string", "pattern": "^key_[0-9a-f]{20}$"})),
+        ("description", nullable_string()),
+        ("userId", integer(0)),
+        ("tenants", json!({"type": "array", "items": string()})),
+        ("scopes", scopes()),
+        ("created", date_time()),
+        ("expires", nullable(date_time())),
+        ("revoked", nullable(date_time())),
+        ("state", enumeration(&["active", "expired", "revoked"])),
+    ];
+    let mut created = view.to_vec();
+    created.push(("apiKey", json!({"type": "string", "pattern": "^bfk_[0-9a-f]{64}$"})));
+    let create = open(
+        &[
+            (
+                "userId",
+                json!({"type": "integer", "minimum": 1, "maximum": u64::MAX,
+                "description": "The user the key stands for; the caller's by default"}),
+            ),
+            (
+                "scopes",
+                json!({"type": "array", "minItems": 1, "maxItems": 100, "items": enumeration(SCOPES),
+                "description": "Only scopes the caller has (403 otherwise)"}),
+            ),
+            ("description", json!({"type": "string", "minLength": 1, "maxLength": MAX_DESCRIPTION})),
+            (
+                "expiresIn",
+                json!({"type": "string", "pattern": "^[0-9]+[smhd]$",
+                "description": "`<n>s`, `<n>m`, `<n>h` or `<n>d`, more than 0 and at most 3650d"}),
+            ),
+        ],
+        &["scopes"],
+    );
+    let page = json!({"type": "object", "additionalProperties": false, "required": ["Count", "Items"],
+    "properties": {
+        "Count": integer(0),
+        "Items": {"type": "array", "items": schema_ref("ApiKey")},
+        "LastEvaluatedKey": {"type": "string", "description": "Pass back as `exclusiveStartKey` for the next page"},
+    }});
+    vec![("ApiKey", exact(&view)), ("ApiKeyCreated", exact(&created)), ("ApiKeyCreate", create), ("ApiKeyPage", page)]
 }
 
 const TMF_TAG: &str = "customer bills (TMF678)";
 
 fn billing_run_list_params() -> Vec<Value> {
+    let mut params = page_params();
+    params.insert(1, json!({"name": "status", "in": "query", "description": "`status` or `in:a,b`: the runs of the page read with these statuses",
+            "schema": {"type": "string", "minLength": 1}}));
+    params
+}
+
+/// `limit` and `exclusiveStartKey` of a `{Count, Items, LastEvaluatedKey}` list.
+fn page_params() -> Vec<Value> {
     vec![
         json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}),
-        json!({"name": "status", "in": "query", "description": "`status` or `in:a,b`: the runs of the page read with these statuses",
-            "schema": {"type": "string", "minLength": 1}}),
         json!({"name": "exclusiveStartKey", "in": "query", "description": "A page's `LastEvaluatedKey`, as it was given",
             "schema": {"type": "string"}}),
     ]
@@ -429,6 +510,7 @@ fn example(schema: &str) -> Option<Value> {
             "account": {"id": 42, "name": "Acme"},
             "lineItems": [{"catalogItemId": 1, "quantity": 3, "unitPrice": 19.99}]}),
         "BillUpdate" => json!({"description": "March services"}),
+        "ApiKeyCreate" => json!({"scopes": ["billing:read", "billing:write"], "description": "CI", "expiresIn": "90d"}),
         "BillingRunCreate" => json!({"business_unit_id": "bu-1", "name": "November statements",
             "recurring_billing_run_id": "monthly", "send_statements": true,
             "expiring_credit_card_reminder_options": {}, "installment_schedule_reminder_options": {},
@@ -511,6 +593,12 @@ fn render(route: &Route, op: Op) -> Value {
         .map(|name| json!({"name": name, "in": "path", "required": true, "schema": path_schema(name)}))
         .collect();
     parameters.extend(op.query);
+    if !route.path.contains("{tenantId}") {
+        parameters.push(json!({"name": "X-Tenant-Id", "in": "header",
+            "description": "The tenant the request acts in: required when the credential belongs to several tenants \
+                (400 without it), one of the credential's own (403 otherwise); a credential of one tenant acts in it",
+            "schema": path_schema("tenantId")}));
+    }
     if op.idempotent_create {
         parameters.push(json!({"name": "Idempotency-Key", "in": "header",
             "description": "The same key with the same body answers the first response again (200); with another body, 422",
@@ -578,6 +666,7 @@ fn path_schema(name: &str) -> Value {
         "bill_run_id" | "adhoc_bill_run_id" | "billId" => json!({"type": "integer", "minimum": 1, "maximum": u64::MAX}),
         "id" => json!({"type": "string", "format": "uuid"}),
         "tenantId" => json!({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$", "example": "dev"}),
+        "key_id" => json!({"type": "string", "minLength": 1, "maxLength": 100, "example": "key_0123456789abcdef0123"}),
         _ => json!({"type": "string", "minLength": 1, "maxLength": 100}),
     }
 }

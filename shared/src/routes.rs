@@ -4,7 +4,7 @@
 use lambda_http::{Body, Request, Response};
 
 use crate::domain::bill_run::{AdhocBillRun, BillRun};
-use crate::http::{bill_runs, billing_runs, bills, customer_bills, Deps, ErrorFormat};
+use crate::http::{api_keys, bill_runs, billing_runs, bills, customer_bills, Deps, ErrorFormat};
 
 /// How a route's callers authenticate (in AWS: which authorizer identity source).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +69,9 @@ pub const ROUTES: &[Route] = &[
     tmf("GET", "/brm/customerBillManagement/v4/appliedCustomerBillingRate", "list-applied-customer-billing-rates"),
     tmf("GET", "/brm/customerBillManagement/v4/appliedCustomerBillingRate/{id}", "get-applied-customer-billing-rate"),
     tmf("POST", "/brm/customerBillManagement/v4/appliedCustomerBillingRate", "create-applied-customer-billing-rate"),
+    route("POST", "/api-keys", "create-api-key"),
+    route("GET", "/api-keys", "list-api-keys"),
+    route("DELETE", "/api-keys/{key_id}", "revoke-api-key"),
 ];
 
 /// Functions with no route: triggered by events, not HTTP.
@@ -105,6 +108,9 @@ pub async fn dispatch(function: &str, deps: &Deps, req: Request) -> Option<Respo
         "list-applied-customer-billing-rates" => customer_bills::list_rates(deps, req).await,
         "get-applied-customer-billing-rate" => customer_bills::get_rate(deps, req).await,
         "create-applied-customer-billing-rate" => customer_bills::create_rate(deps, req).await,
+        "create-api-key" => api_keys::create(deps, req).await,
+        "list-api-keys" => api_keys::list(deps, req).await,
+        "revoke-api-key" => api_keys::revoke(deps, req).await,
         _ => return None,
     })
 }
@@ -194,7 +200,7 @@ mod tests {
         assert_eq!(routes.len(), count, "a method and path is served once");
         assert!(ROUTES.iter().all(|r| !EVENT_FUNCTIONS.contains(&r.function)));
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let deps = Deps { store: std::sync::Arc::new(crate::store::memory::MemoryStore::new()) };
+        let deps = Deps::new(std::sync::Arc::new(crate::store::memory::MemoryStore::new()));
         for route in ROUTES {
             let handled = rt.block_on(dispatch(route.function, &deps, Request::default()));
             assert!(handled.is_some(), "{} has no handler", route.function);

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::http::Deps;
 use crate::store::dynamo::DynamoStore;
+use crate::store::SharedRepository;
 
 pub type Error = lambda_http::Error;
 
@@ -32,9 +33,14 @@ pub fn log_level() -> tracing_subscriber::filter::LevelFilter {
 
 /// The table from `TABLE_NAME` and a DynamoDB client from the function's environment
 /// ([`DynamoStore::for_lambda`]).
-pub fn deps_from_env() -> Result<Deps, Error> {
+pub fn store_from_env() -> Result<SharedRepository, Error> {
     let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
-    Ok(Deps { store: Arc::new(DynamoStore::for_lambda(table)) })
+    Ok(Arc::new(DynamoStore::for_lambda(table)))
+}
+
+/// An HTTP function's dependencies: [`store_from_env`].
+pub fn deps_from_env() -> Result<Deps, Error> {
+    Ok(Deps::new(store_from_env()?))
 }
 
 /// Runs an HTTP handler as a Lambda function.
@@ -51,10 +57,10 @@ where
 }
 
 /// Runs the worker as a Lambda function on the table's stream, with partial-batch responses.
-pub async fn serve_stream(deps: &Deps) -> Result<(), Error> {
+pub async fn serve_stream() -> Result<(), Error> {
     use aws_lambda_events::dynamodb::Event;
     use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
-    let worker = &crate::worker::Worker::standard(deps.store.clone());
+    let worker = &crate::worker::Worker::standard(store_from_env()?);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Event>| async move {
         Ok::<_, std::convert::Infallible>(worker.handle_stream(event.payload).await)
     }))
@@ -70,8 +76,7 @@ pub async fn serve_authorizer() -> Result<(), Error> {
     use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
 
     use crate::auth::{authorize_event, deny, AuthConfig, AuthorizerRequest, Verifier};
-    let deps = deps_from_env()?;
-    let verifier = Arc::new(Verifier::new(AuthConfig::from_env(), deps.store));
+    let verifier = Arc::new(Verifier::new(AuthConfig::from_env(), store_from_env()?));
     lambda_runtime::run(service_fn(|event: LambdaEvent<AuthorizerRequest>| {
         let verifier = verifier.clone();
         async move {

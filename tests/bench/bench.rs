@@ -23,9 +23,10 @@ use billflow_tests::{fresh_dynamo, Backend};
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 use shared::domain::bill_run::BillRun;
-use shared::domain::key::Id;
+use shared::domain::key::{Id, TenantId};
 use shared::http::{bill_runs, billing_runs, bills, customer_bills, Deps};
 use shared::store::memory::MemoryStore;
+use shared::store::repo::Tenant;
 use shared::store::SharedRepository;
 
 /// The functions measured: the floor, a GET and a write of every family, the worker and the
@@ -216,7 +217,7 @@ struct Seeds {
 }
 
 async fn seed(store: SharedRepository) -> Result<Seeds, String> {
-    let deps = Deps { store };
+    let deps = Deps::new(store.clone());
     let created = |what: &str, response: Response<Body>| {
         if status_of(&response) == 201 {
             Ok(body_of(&response))
@@ -236,7 +237,8 @@ async fn seed(store: SharedRepository) -> Result<Seeds, String> {
         customer_bills::create_on_demand(&deps, request_of(&event("create-customer-bill-on-demand"))).await,
     )?;
     let id = Id::Uuid(request["id"].as_str().unwrap_or_default().parse().map_err(|_| "an on-demand id")?);
-    shared::worker::customer_bills::step(deps.store.as_ref(), &id, None).await.map_err(|e| e.to_string())?;
+    let tenant = Tenant::new(store.as_ref(), TenantId::parse("acme").ok_or("a tenant")?);
+    shared::worker::customer_bills::step(&tenant, &id, None).await.map_err(|e| e.to_string())?;
     let done = body_of(
         &customer_bills::get_on_demand(
             &deps,
@@ -245,11 +247,15 @@ async fn seed(store: SharedRepository) -> Result<Seeds, String> {
         .await,
     );
     let customer_bill = done["customerBill"]["id"].as_str().ok_or("the on-demand bill was not made")?.to_owned();
-    let (key_id, api_key) = shared::auth::new_api_key();
-    let caller =
-        shared::domain::identity::Principal { user_id: 3, tenants: vec![], scopes: vec!["billing:read".into()] };
-    let record = shared::auth::api_key_record(&api_key, &key_id, caller, None, None);
-    deps.store.put_api_key(&record).await.map_err(|e| e.to_string())?;
+    let caller = shared::domain::identity::Principal {
+        user_id: 3,
+        tenants: vec!["acme".into()],
+        scopes: vec!["billing:read".into()],
+    };
+    let issued =
+        shared::api_keys::NewKey { caller, description: None, expires_in: None }.issue().map_err(|e| e.to_string())?;
+    store.put_api_key(&issued.record).await.map_err(|e| e.to_string())?;
+    let api_key = issued.key;
     Ok(Seeds { deps, billing_run: run["id"].as_str().unwrap_or_default().to_owned(), customer_bill, api_key })
 }
 

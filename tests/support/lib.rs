@@ -15,8 +15,10 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use serde_json::Value;
 use shared::dev::{self, Auth, Config, DevServer};
 use shared::domain::identity::Principal;
+use shared::domain::key::TenantId;
 use shared::store::dynamo::DynamoStore;
 use shared::store::memory::MemoryStore;
+use shared::store::repo::Tenant;
 use shared::store::SharedRepository;
 
 /// Which store a test runs on.
@@ -75,6 +77,8 @@ pub struct TestApp {
     pub server: DevServer,
     pub base: String,
     pub token: String,
+    /// The dev admin's token (tenant `dev`, also `billing:admin`).
+    pub admin_token: String,
     pub http: reqwest::Client,
     /// The store behind the server, for seeding what no request can make.
     pub store: SharedRepository,
@@ -92,10 +96,12 @@ pub async fn spawn_app(backend: Backend, worker: bool) -> Option<TestApp> {
 /// As [`spawn_app`], with a pause before each worker step.
 pub async fn spawn_app_with(backend: Backend, worker: bool, step_delay_ms: u64) -> Option<TestApp> {
     let store = fresh_store(backend).await?;
-    let auth = Auth::new(SECRET, None, None);
+    // Every request reads its API key, so that a revoked key fails at once.
+    let auth = Auth::new(SECRET, None, None).with_api_key_cache(Duration::ZERO);
     let token = auth.token(&dev::dev_principal(), Duration::from_secs(3600));
+    let admin_token = auth.token(&dev::dev_admin(), Duration::from_secs(3600));
     dev::seed_api_key(&store, API_KEY, &dev::dev_principal()).await.expect("seed the test API key");
-    let reader = Principal { user_id: 2, tenants: vec![], scopes: vec!["billing:read".into()] };
+    let reader = Principal { user_id: 2, tenants: vec!["dev".into()], scopes: vec!["billing:read".into()] };
     dev::seed_api_key(&store, READ_ONLY_API_KEY, &reader).await.expect("seed the read-only API key");
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
     let config = Config {
@@ -107,7 +113,7 @@ pub async fn spawn_app_with(backend: Backend, worker: bool, step_delay_ms: u64) 
     };
     let server = dev::start(config).await.expect("start the dev server");
     let base = server.url();
-    Some(TestApp { server, base, token, http: reqwest::Client::new(), store, auth })
+    Some(TestApp { server, base, token, admin_token, http: reqwest::Client::new(), store, auth })
 }
 
 /// A response, read whole.
@@ -125,6 +131,17 @@ impl Reply {
 }
 
 impl TestApp {
+    /// The store as the dev tenant (the tenant of `token` and the API keys) sees it.
+    pub fn dev(&self) -> Tenant<'_> {
+        Tenant::new(self.store.as_ref(), TenantId::parse("dev").expect("a tenant id"))
+    }
+
+    /// A request as the caller of `token`.
+    pub fn request_as(&self, token: &str, method: &str, path: &str) -> reqwest::RequestBuilder {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token)
+    }
+
     /// A token for another caller (e.g. without a scope).
     pub fn token_for(&self, principal: &Principal) -> String {
         self.auth.token(principal, Duration::from_secs(3600))

@@ -4,6 +4,5 @@ use shared::runtime;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), runtime::Error> {
     runtime::init_tracing();
-    let deps = runtime::deps_from_env()?;
-    runtime::serve_stream(&deps).await
+    runtime::serve_stream().await
 }

@@ -3,9 +3,8 @@
 //! `AWS_ENDPOINT_URL_DYNAMODB`). A new key is printed once; only its SHA-256 hash is stored.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use shared::auth::{api_key_record, new_api_key};
+use shared::api_keys::{parse_duration, KeyView, NewKey};
 use shared::domain::identity::Principal;
 use shared::store::dynamo::DynamoStore;
 use shared::store::{now_epoch, Repository};
@@ -32,21 +31,6 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// `90d`, `12h`, `30m` or `45s`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("--expires-in takes <n>s, <n>m, <n>h or <n>d, not {text:?}");
-    let (n, unit) = text.split_at(text.len().checked_sub(1).ok_or_else(bad)?);
-    let n: u64 = n.parse().map_err(|_| bad())?;
-    let seconds = match unit {
-        "s" => Some(n),
-        "m" => n.checked_mul(60),
-        "h" => n.checked_mul(3600),
-        "d" => n.checked_mul(86_400),
-        _ => None,
-    };
-    seconds.filter(|s| *s > 0).map(Duration::from_secs).ok_or_else(bad)
 }
 
 fn list(text: &str) -> Vec<String> {
@@ -81,7 +65,13 @@ async fn run(args: &[String]) -> Result<(), String> {
                     }
                     "--tenants" => tenants = list(value()?),
                     "--scopes" => scopes = list(value()?),
-                    "--expires-in" => expires = Some(parse_duration(value()?)?),
+                    "--expires-in" => {
+                        let text = value()?;
+                        let life = parse_duration(text);
+                        expires = Some(life.ok_or_else(|| {
+                            format!("--expires-in takes <n>s, <n>m, <n>h or <n>d (at most 3650d), not {text:?}")
+                        })?)
+                    }
                     "--description" => description = Some(value()?.to_owned()),
                     other => return Err(format!("unknown option {other}\n{USAGE}")),
                 }
@@ -90,12 +80,14 @@ async fn run(args: &[String]) -> Result<(), String> {
             if scopes.is_empty() {
                 return Err(format!("--scopes is required\n{USAGE}"));
             }
-            let caller = Principal { user_id, tenants, scopes };
-            let (key_id, key) = new_api_key();
-            let record = api_key_record(&key, &key_id, caller, description, expires);
-            store().await?.put_api_key(&record).await.map_err(|e| format!("cannot store the key: {e}"))?;
-            println!("key_id: {key_id}");
-            println!("api_key: {key}");
+            if tenants.is_empty() {
+                return Err(format!("--tenants is required: a key acts in its tenants only\n{USAGE}"));
+            }
+            let new = NewKey { caller: Principal { user_id, tenants, scopes }, description, expires_in: expires };
+            let issued = new.issue().map_err(|e| format!("cannot make the key: {e}"))?;
+            store().await?.put_api_key(&issued.record).await.map_err(|e| format!("cannot store the key: {e}"))?;
+            println!("key_id: {}", issued.record.key_id);
+            println!("api_key: {}", issued.key);
             Ok(())
         }
         ["api-key", "list"] => {
@@ -103,51 +95,30 @@ async fn run(args: &[String]) -> Result<(), String> {
             let now = now_epoch();
             println!("key_id\tuser\ttenants\tscopes\tcreated\texpires\tstate\tdescription");
             for key in keys {
-                let date = |at: Option<i64>| {
-                    at.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-                        .map_or_else(|| "-".to_owned(), |t| t.date().to_string())
-                };
-                let state = match (key.revoked_at, key.valid_at(now)) {
-                    (Some(_), _) => "revoked",
-                    (None, false) => "expired",
-                    (None, true) => "active",
-                };
+                let view = KeyView::of(&key, now);
+                let date = |at: Option<String>| at.map_or_else(|| "-".to_owned(), |t| t[..10.min(t.len())].to_owned());
                 println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}\t{state}\t{}",
-                    key.key_id,
-                    key.caller.user_id,
-                    key.caller.tenants.join(","),
-                    key.caller.scopes.join(","),
-                    date(Some(key.created_at)),
-                    date(key.expires_at),
-                    key.description.unwrap_or_default()
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    view.key_id,
+                    view.user_id,
+                    view.tenants.join(","),
+                    view.scopes.join(","),
+                    date(Some(view.created)),
+                    date(view.expires),
+                    view.state,
+                    view.description.unwrap_or_default()
                 );
             }
             Ok(())
         }
         ["api-key", "revoke", key_id] => {
-            let revoked = store().await?.revoke_api_key(key_id, now_epoch()).await.map_err(|e| e.to_string())?;
-            if revoked {
-                println!("revoked {key_id}");
-                Ok(())
-            } else {
-                Err(format!("no API key {key_id}"))
-            }
+            let store = store().await?;
+            let key = store.api_key_by_id(key_id).await.map_err(|e| e.to_string())?;
+            let key = key.ok_or_else(|| format!("no API key {key_id}"))?;
+            store.revoke_api_key(&key, now_epoch()).await.map_err(|e| e.to_string())?;
+            println!("revoked {key_id}");
+            Ok(())
         }
         _ => Err(USAGE.to_owned()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_take_seconds_minutes_hours_and_days() {
-        assert_eq!(parse_duration("90d"), Ok(Duration::from_secs(90 * 86_400)));
-        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(12 * 3600)));
-        for bad in ["", "d", "0d", "5w", "-1d", "99999999999999999999d"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
     }
 }

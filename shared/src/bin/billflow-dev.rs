@@ -51,6 +51,7 @@ async fn serve(endpoint: Option<String>) -> Result<(), Box<dyn std::error::Error
     let auth = Auth::from_env();
     let token = auth.token(&dev::dev_principal(), Duration::from_secs(30 * 24 * 3600));
     let admin_token = auth.token(&dev::dev_admin(), Duration::from_secs(30 * 24 * 3600));
+    let two_tenants = auth.token(&dev::dev_two_tenants(), Duration::from_secs(30 * 24 * 3600));
     let api_key = std::env::var("DEV_API_KEY").ok().filter(|k| !k.is_empty()).unwrap_or_else(dev::random_api_key);
     dev::seed_api_key(&store, &api_key, &dev::dev_principal())
         .await
@@ -67,10 +68,13 @@ async fn serve(endpoint: Option<String>) -> Result<(), Box<dyn std::error::Error
     println!("OpenAPI document: {0}/openapi.json, to browse and try: {0}/docs", server.url());
     println!("dev token (user 1, tenant dev, billing:read billing:write), for /bill-runs, /adhoc-bill-runs, /billingRuns/dev and /brm/customerBillManagement/v4:");
     println!("export TOKEN={token}");
-    println!("dev admin token (user 2, tenant dev, also billing:admin: locks billing runs):");
+    println!("dev admin token (user 2, tenant dev, also billing:admin: locks billing runs, manages /api-keys):");
     println!("export ADMIN_TOKEN={admin_token}");
-    println!("dev API key for /bills (x-api-key, same caller):");
+    println!("dev API key for /bills (x-api-key; user 1, tenant dev):");
     println!("export API_KEY={api_key}");
+    println!("a token of two tenants (user 3, tenants dev and other, billing:read billing:write): name the tenant of each request in X-Tenant-Id, e.g.");
+    println!("export TWO_TENANTS_TOKEN={two_tenants}");
+    println!("curl -H \"Authorization: Bearer $TWO_TENANTS_TOKEN\" -H 'X-Tenant-Id: other' {}/bill-runs", server.url());
     println!("press Ctrl-C to stop");
     tokio::signal::ctrl_c().await?;
     println!("stopping");

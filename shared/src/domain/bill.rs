@@ -8,7 +8,7 @@ use serde_json::Value;
 use time::{Date, OffsetDateTime, UtcOffset};
 
 use super::bill_run::{BillRunStatus, RunKind, SummaryStatus};
-use super::key::{Id, IdType, Kind, Scoping};
+use super::key::{Id, IdType, Kind};
 use super::money::{self, cents, number, option_number, MONEY, QUANTITY};
 use super::resource::Resource;
 use super::{DomainError, FieldError};
@@ -136,7 +136,7 @@ pub struct Bill {
 }
 
 impl Resource for Bill {
-    const KIND: Kind = Kind::new("BILL", IdType::Counter, Scoping::Global);
+    const KIND: Kind = Kind::new("BILL", IdType::Counter);
 
     fn id(&self) -> Id {
         Id::Int(self.id)

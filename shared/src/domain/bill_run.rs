@@ -7,7 +7,7 @@ use time::Date;
 
 use super::bill::Report;
 use super::dates::{self, iso_date};
-use super::key::{Id, IdType, Kind, Scoping};
+use super::key::{Id, IdType, Kind};
 use super::patch::{changed_members, Patch};
 use super::resource::Resource;
 use super::{DomainError, FieldError};
@@ -273,7 +273,7 @@ pub trait Run: Resource + Clone + std::fmt::Debug + PartialEq + 'static {
 }
 
 impl Resource for BillRun {
-    const KIND: Kind = Kind::new("BILL_RUN", IdType::Counter, Scoping::Global);
+    const KIND: Kind = Kind::new("BILL_RUN", IdType::Counter);
 
     fn id(&self) -> Id {
         Id::Int(self.id)
@@ -290,7 +290,7 @@ impl Resource for BillRun {
 }
 
 impl Resource for AdhocBillRun {
-    const KIND: Kind = Kind::new("ADHOC_BILL_RUN", IdType::Counter, Scoping::Global);
+    const KIND: Kind = Kind::new("ADHOC_BILL_RUN", IdType::Counter);
 
     fn id(&self) -> Id {
         Id::Int(self.id)

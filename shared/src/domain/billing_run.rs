@@ -5,14 +5,13 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use time::format_description::well_known::Rfc3339;
-use time::{Date, OffsetDateTime, PrimitiveDateTime};
+use time::OffsetDateTime;
 
-use super::dates;
-use super::key::{Id, IdType, Kind, Scoping};
+use super::check::{Check, Obj, MAX_ID};
+use super::key::{Id, IdType, Kind};
 use super::patch::changed_members;
 use super::resource::Resource;
-use super::{DomainError, FieldError};
+use super::DomainError;
 
 /// Statuses, spelled as the seed spells them.
 #[derive(
@@ -280,7 +279,7 @@ pub struct BillingRun {
 }
 
 impl Resource for BillingRun {
-    const KIND: Kind = Kind::new("BILLING_RUN", IdType::Uuid, Scoping::Tenant);
+    const KIND: Kind = Kind::new("BILLING_RUN", IdType::Uuid);
 
     fn id(&self) -> Id {
         Id::Uuid(self.id)
@@ -376,9 +375,7 @@ const CONTENT: &[&str] = &[
 
 /// Limits of the spec.
 const MAX_NAME: usize = 255;
-const MAX_ID: usize = 100;
 const MAX_EMAIL: usize = 254;
-const MAX_STRINGS: usize = 100;
 const MAX_REMINDERS: usize = 1000;
 const MAX_REMINDER_OPTIONS_BYTES: usize = 10 * 1024;
 
@@ -433,143 +430,6 @@ pub struct Content {
 pub enum Mode {
     Create,
     Put,
-}
-
-/// Collects every problem of a body, each named by JSON Pointer.
-struct Check {
-    errors: Vec<FieldError>,
-}
-
-/// One object of the body, at `at`.
-struct Obj<'a> {
-    map: &'a Map<String, Value>,
-    at: String,
-}
-
-impl<'a> Obj<'a> {
-    fn pointer(&self, name: &str) -> String {
-        format!("{}/{name}", self.at)
-    }
-
-    fn get(&self, name: &str) -> Option<&'a Value> {
-        self.map.get(name).filter(|v| !v.is_null())
-    }
-}
-
-impl Check {
-    fn fail(&mut self, pointer: String, detail: impl Into<String>) {
-        self.errors.push(FieldError::new(pointer, detail));
-    }
-
-    fn object<'a>(&mut self, value: &'a Value, at: String, allowed: &[&str], ignored: &[&str]) -> Option<Obj<'a>> {
-        let Value::Object(map) = value else {
-            self.fail(at, "must be an object");
-            return None;
-        };
-        for key in map.keys() {
-            if !allowed.contains(&key.as_str()) && !ignored.contains(&key.as_str()) {
-                self.fail(format!("{at}/{key}"), "unknown field");
-            }
-        }
-        Some(Obj { map, at })
-    }
-
-    fn required<'a>(&mut self, obj: &Obj<'a>, name: &str) -> Option<&'a Value> {
-        let value = obj.get(name);
-        if value.is_none() {
-            self.fail(obj.pointer(name), "is required");
-        }
-        value
-    }
-
-    fn text(&mut self, obj: &Obj<'_>, name: &str, required: bool, max: usize) -> Option<String> {
-        let value = if required { self.required(obj, name)? } else { obj.get(name)? };
-        match value.as_str() {
-            Some(s) if (1..=max).contains(&s.chars().count()) => Some(s.to_owned()),
-            _ => {
-                self.fail(obj.pointer(name), format!("must be a string of 1 to {max} characters"));
-                None
-            }
-        }
-    }
-
-    fn boolean(&mut self, obj: &Obj<'_>, name: &str) -> Option<bool> {
-        let value = obj.get(name)?;
-        let b = value.as_bool();
-        if b.is_none() {
-            self.fail(obj.pointer(name), "must be true or false");
-        }
-        b
-    }
-
-    /// A date (`YYYY-MM-DD`) or an RFC 3339 date-time, kept as sent, with its first instant.
-    fn date(&mut self, obj: &Obj<'_>, name: &str, required: bool) -> Option<(String, OffsetDateTime)> {
-        let value = if required { self.required(obj, name)? } else { obj.get(name)? };
-        match value.as_str().and_then(instant) {
-            Some(at) => Some((value.as_str().unwrap_or_default().to_owned(), at)),
-            None => {
-                self.fail(obj.pointer(name), "must be a date YYYY-MM-DD or an RFC 3339 date-time");
-                None
-            }
-        }
-    }
-
-    /// `start <= end` for a pair of dates.
-    fn pair(
-        &mut self,
-        obj: &Obj<'_>,
-        start: &Option<(String, OffsetDateTime)>,
-        end: &Option<(String, OffsetDateTime)>,
-        end_name: &str,
-    ) {
-        if let (Some((_, s)), Some((_, e))) = (start, end) {
-            if s > e {
-                self.fail(obj.pointer(end_name), "must not be before its start");
-            }
-        }
-    }
-
-    fn parsed<T: std::str::FromStr>(&mut self, obj: &Obj<'_>, name: &str, expected: &str) -> Option<T> {
-        let value = obj.get(name)?;
-        let parsed = value.as_str().and_then(|s| s.parse().ok());
-        if parsed.is_none() {
-            self.fail(obj.pointer(name), format!("must be one of {expected}"));
-        }
-        parsed
-    }
-
-    fn strings(&mut self, obj: &Obj<'_>, name: &str) -> Vec<String> {
-        let Some(value) = obj.get(name) else { return Vec::new() };
-        let Some(items) = value.as_array() else {
-            self.fail(obj.pointer(name), "must be an array of strings");
-            return Vec::new();
-        };
-        if items.len() > MAX_STRINGS {
-            self.fail(obj.pointer(name), format!("has at most {MAX_STRINGS} entries"));
-            return Vec::new();
-        }
-        let mut out = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            match item.as_str() {
-                Some(s) if (1..=MAX_ID).contains(&s.chars().count()) => out.push(s.to_owned()),
-                _ => self.fail(
-                    format!("{}/{i}", obj.pointer(name)),
-                    format!("must be a string of 1 to {MAX_ID} characters"),
-                ),
-            }
-        }
-        out
-    }
-}
-
-/// The first instant (UTC) of a date or date-time.
-fn instant(text: &str) -> Option<OffsetDateTime> {
-    if let Some(date) = dates::parse(text) {
-        return Some(PrimitiveDateTime::new(date, time::Time::MIDNIGHT).assume_utc());
-    }
-    OffsetDateTime::parse(text, &Rfc3339)
-        .ok()
-        .filter(|t| Date::from_calendar_date(t.year(), t.month(), t.day()).is_ok())
 }
 
 fn is_email(text: &str) -> bool {

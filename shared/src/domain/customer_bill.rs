@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::key::{Id, IdType, Kind, Scoping};
+use super::key::{Id, IdType, Kind};
 use super::money::{self, MONEY, QUANTITY};
 use super::resource::Resource;
 use super::DomainError;
@@ -369,7 +369,7 @@ pub struct AppliedRate {
 pub const RATE_TYPE: &str = "AppliedCustomerBillingRate";
 
 impl Resource for AppliedRate {
-    const KIND: Kind = Kind::new("CBRATE", IdType::Uuid, Scoping::Global);
+    const KIND: Kind = Kind::new("CBRATE", IdType::Uuid);
 
     fn id(&self) -> Id {
         Id::Uuid(self.id)
@@ -418,7 +418,7 @@ pub struct CustomerBill {
 pub const BILL_TYPE: &str = "CustomerBill";
 
 impl Resource for CustomerBill {
-    const KIND: Kind = Kind::new("CBILL", IdType::Uuid, Scoping::Global);
+    const KIND: Kind = Kind::new("CBILL", IdType::Uuid);
 
     fn id(&self) -> Id {
         Id::Uuid(self.id)
@@ -454,7 +454,7 @@ pub struct OnDemand {
 pub const ON_DEMAND_TYPE: &str = "CustomerBillOnDemand";
 
 impl Resource for OnDemand {
-    const KIND: Kind = Kind::new("CBDEMAND", IdType::Uuid, Scoping::Global);
+    const KIND: Kind = Kind::new("CBDEMAND", IdType::Uuid);
 
     fn id(&self) -> Id {
         Id::Uuid(self.id)
@@ -504,7 +504,7 @@ pub struct AccountBilling {
 }
 
 impl Resource for AccountBilling {
-    const KIND: Kind = Kind::new("CBACCOUNT", IdType::Uuid, Scoping::Global);
+    const KIND: Kind = Kind::new("CBACCOUNT", IdType::Uuid);
 
     fn id(&self) -> Id {
         Id::Uuid(self.id)

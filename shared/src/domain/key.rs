@@ -1,61 +1,30 @@
 //! Keys that say what they are. A kind of resource declares its id type (an integer from a
-//! counter, or a UUID) and its scope (global, or one tenant's); a [`Key`] can only be made with an
-//! id of the kind's type and a scope of the kind's scoping, so a tenant can never be left out of a
-//! key by mistake. The store builds every item key and index partition from these.
+//! counter, or a UUID); every kind belongs to one tenant (00-platform.md, Tenancy), so a [`Key`]
+//! cannot be made without its [`TenantId`], and with an id of the kind's type only. The store
+//! builds every item key and index partition from these, each starting with the tenant, so no
+//! key of one tenant can name another tenant's item.
 
 use std::fmt;
 
 /// How a kind's ids are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IdType {
-    /// 1, 2, 3, ... from an atomic per-kind counter.
+    /// 1, 2, 3, ... from an atomic per-kind counter of the tenant.
     Counter,
     /// A random UUID made by the server.
     Uuid,
 }
 
-/// Where a kind's items live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Scoping {
-    Global,
-    Tenant,
-}
-
-/// A kind of stored resource: its name in keys, its id type and its scoping.
+/// A kind of stored resource: its name in keys and its id type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Kind {
     pub name: &'static str,
     pub ids: IdType,
-    pub scoping: Scoping,
 }
 
 impl Kind {
-    pub const fn new(name: &'static str, ids: IdType, scoping: Scoping) -> Self {
-        Self { name, ids, scoping }
-    }
-}
-
-/// The scope of an item: global, or one tenant's.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Scope {
-    Global,
-    Tenant(TenantId),
-}
-
-impl Scope {
-    /// The prefix every key and partition of this scope starts with (empty for global items).
-    pub fn prefix(&self) -> String {
-        match self {
-            Self::Global => String::new(),
-            Self::Tenant(t) => format!("T#{}#", t.0),
-        }
-    }
-
-    fn scoping(&self) -> Scoping {
-        match self {
-            Self::Global => Scoping::Global,
-            Self::Tenant(_) => Scoping::Tenant,
-        }
+    pub const fn new(name: &'static str, ids: IdType) -> Self {
+        Self { name, ids }
     }
 }
 
@@ -64,14 +33,27 @@ impl Scope {
 pub struct TenantId(String);
 
 impl TenantId {
+    pub const MAX_LEN: usize = 64;
+
     pub fn parse(text: &str) -> Option<Self> {
-        let valid = (1..=64).contains(&text.len())
+        let valid = (1..=Self::MAX_LEN).contains(&text.len())
             && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
         valid.then(|| Self(text.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The prefix every key, partition, counter, guard and record of this tenant starts with.
+    pub fn prefix(&self) -> String {
+        format!("T#{}#", self.0)
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -126,7 +108,7 @@ impl fmt::Display for Id {
     }
 }
 
-/// A key that does not fit its kind.
+/// A key whose id does not fit its kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("a {kind} key needs a {expected}")]
 pub struct KeyError {
@@ -134,57 +116,47 @@ pub struct KeyError {
     pub expected: &'static str,
 }
 
-/// The full address of one item: kind, scope and id.
+/// The full address of one item: kind, tenant and id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
     kind: Kind,
-    scope: Scope,
+    tenant: TenantId,
     id: Id,
 }
 
 impl Key {
-    /// A key, refused when the id's type or the scope does not fit the kind.
-    pub fn new(kind: Kind, scope: Scope, id: Id) -> Result<Self, KeyError> {
+    /// A key, refused when the id's type does not fit the kind.
+    pub fn new(kind: Kind, tenant: TenantId, id: Id) -> Result<Self, KeyError> {
         if id.id_type() != kind.ids {
             let expected = if kind.ids == IdType::Counter { "integer id" } else { "UUID id" };
             return Err(KeyError { kind: kind.name, expected });
         }
-        if scope.scoping() != kind.scoping {
-            let expected = if kind.scoping == Scoping::Global { "global scope" } else { "tenant scope" };
-            return Err(KeyError { kind: kind.name, expected });
-        }
-        Ok(Self { kind, scope, id })
+        Ok(Self { kind, tenant, id })
     }
 
     pub fn kind(&self) -> Kind {
         self.kind
     }
 
-    pub fn scope(&self) -> &Scope {
-        &self.scope
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
     }
 
     pub fn id(&self) -> &Id {
         &self.id
     }
 
-    /// The item's partition key: `[T#<tenant>#]<KIND>#<id>`.
+    /// The item's partition key: `T#<tenant>#<KIND>#<id>`.
     pub fn partition(&self) -> String {
-        format!("{}{}#{}", self.scope.prefix(), self.kind.name, self.id)
+        format!("{}{}#{}", self.tenant.prefix(), self.kind.name, self.id)
     }
 
     /// Parses a partition key back, for a kind among `kinds` (a stream record names its item so).
     pub fn parse(partition: &str, kinds: &[Kind]) -> Option<Self> {
-        let (scope, rest) = match partition.strip_prefix("T#") {
-            Some(rest) => {
-                let (tenant, rest) = rest.split_once('#')?;
-                (Scope::Tenant(TenantId::parse(tenant)?), rest)
-            }
-            None => (Scope::Global, partition),
-        };
+        let (tenant, rest) = partition.strip_prefix("T#")?.split_once('#')?;
         let (name, id) = rest.split_once('#')?;
         let kind = *kinds.iter().find(|k| k.name == name)?;
-        Self::new(kind, scope, Id::parse(kind.ids, id)?).ok()
+        Self::new(kind, TenantId::parse(tenant)?, Id::parse(kind.ids, id)?).ok()
     }
 }
 
@@ -198,26 +170,24 @@ impl fmt::Display for Key {
 mod tests {
     use super::*;
 
-    const RUN: Kind = Kind::new("RUN", IdType::Counter, Scoping::Global);
-    const TENANT_RUN: Kind = Kind::new("TRUN", IdType::Uuid, Scoping::Tenant);
+    const RUN: Kind = Kind::new("RUN", IdType::Counter);
+    const TENANT_RUN: Kind = Kind::new("TRUN", IdType::Uuid);
 
-    fn tenant(name: &str) -> Scope {
-        Scope::Tenant(TenantId::parse(name).unwrap())
+    fn tenant(name: &str) -> TenantId {
+        TenantId::parse(name).unwrap()
     }
 
     #[test]
-    fn given_a_kind_then_only_keys_of_its_id_type_and_scope_are_made() {
+    fn given_a_kind_then_only_keys_of_its_id_type_are_made() {
         let uuid = Id::Uuid(uuid::Uuid::new_v4());
-        assert!(Key::new(RUN, Scope::Global, Id::Int(1)).is_ok());
-        assert!(Key::new(RUN, Scope::Global, uuid.clone()).is_err(), "wrong id type");
-        assert!(Key::new(RUN, tenant("a"), Id::Int(1)).is_err(), "a global kind has no tenant");
-        assert!(Key::new(TENANT_RUN, Scope::Global, uuid.clone()).is_err(), "a tenant kind needs its tenant");
+        assert!(Key::new(RUN, tenant("a"), Id::Int(1)).is_ok());
+        assert!(Key::new(RUN, tenant("a"), uuid.clone()).is_err(), "wrong id type");
         assert!(Key::new(TENANT_RUN, tenant("a"), Id::Int(1)).is_err());
         assert!(Key::new(TENANT_RUN, tenant("a"), uuid).is_ok());
     }
 
     #[test]
-    fn given_keys_then_partitions_carry_the_scope_and_parse_back() {
+    fn given_keys_then_partitions_carry_the_tenant_and_parse_back() {
         let id = Id::Uuid(uuid::Uuid::new_v4());
         let a = Key::new(TENANT_RUN, tenant("a"), id.clone()).unwrap();
         let b = Key::new(TENANT_RUN, tenant("b"), id.clone()).unwrap();
@@ -225,10 +195,10 @@ mod tests {
         assert!(a.partition().starts_with("T#a#TRUN#"));
         let kinds = [RUN, TENANT_RUN];
         assert_eq!(Key::parse(&a.partition(), &kinds), Some(a));
-        let run = Key::new(RUN, Scope::Global, Id::Int(42)).unwrap();
-        assert_eq!(run.partition(), "RUN#42");
-        assert_eq!(Key::parse("RUN#42", &kinds), Some(run));
-        for bad in ["RUN#x", "RUN#+4", "NOPE#1", "T#a#RUN#1", "TRUN#1", "COUNTER#RUN", "T#a b#TRUN#1", ""] {
+        let run = Key::new(RUN, tenant("acme"), Id::Int(42)).unwrap();
+        assert_eq!(run.partition(), "T#acme#RUN#42");
+        assert_eq!(Key::parse("T#acme#RUN#42", &kinds), Some(run));
+        for bad in ["RUN#42", "T#a#RUN#x", "T#a#RUN#+4", "T#a#NOPE#1", "T#a#TRUN#1", "T#a b#RUN#1", "T##RUN#1", ""] {
             assert_eq!(Key::parse(bad, &kinds), None, "{bad}");
         }
     }
@@ -244,5 +214,47 @@ mod tests {
     #[test]
     fn integer_sort_keys_order_as_numbers() {
         assert!(Id::Int(9).sort_key() < Id::Int(10).sort_key());
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const KINDS: [Kind; 2] = [Kind::new("BILL", IdType::Counter), Kind::new("BILL_RUN", IdType::Uuid)];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Every key parses back to itself, and two keys of different tenants never share a
+        /// partition or a prefix, whatever the tenant ids and ids are.
+        #[test]
+        fn keys_of_two_tenants_never_meet(
+            a in "[A-Za-z0-9._-]{1,64}",
+            b in "[A-Za-z0-9._-]{1,64}",
+            id in any::<u64>(),
+            uuid in any::<u128>(),
+            kind in 0..2usize,
+        ) {
+            let (a, b) = (TenantId::parse(&a).unwrap(), TenantId::parse(&b).unwrap());
+            let id = if kind == 0 { Id::Int(id) } else { Id::Uuid(uuid::Uuid::from_u128(uuid)) };
+            let key = Key::new(KINDS[kind], a.clone(), id.clone()).unwrap();
+            prop_assert_eq!(Key::parse(&key.partition(), &KINDS), Some(key.clone()));
+            if a != b {
+                let other = Key::new(KINDS[kind], b.clone(), id).unwrap();
+                prop_assert_ne!(key.partition(), other.partition());
+                prop_assert!(!key.partition().starts_with(&b.prefix()));
+            }
+        }
+
+        /// Any text either is a tenant id that cannot carry a separator, or is refused.
+        #[test]
+        fn tenant_ids_parse_or_refuse_without_panicking(text in ".{0,80}") {
+            if let Some(tenant) = TenantId::parse(&text) {
+                prop_assert!(!tenant.as_str().contains('#') && !tenant.as_str().is_empty());
+            }
+        }
     }
 }

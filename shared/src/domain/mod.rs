@@ -4,6 +4,7 @@
 pub mod bill;
 pub mod bill_run;
 pub mod billing_run;
+pub(crate) mod check;
 pub mod customer_bill;
 pub mod dates;
 pub mod identity;

@@ -4,7 +4,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::Value;
 
-use super::caller::caller;
+use super::caller::acting;
 use super::error::{ApiError, ApiResult, ErrorFormat};
 use super::idempotency::{create_or_replay, Idempotency};
 use super::request::{check_if_match, json_body, json_patch_body, path_id};
@@ -109,10 +109,6 @@ impl RunResource for AdhocBillRun {
     };
 }
 
-fn repo<R: RunResource>(deps: &Deps) -> Repo<'_, R> {
-    Repo::global(deps.store.as_ref())
-}
-
 async fn load<R: RunResource>(repo: &Repo<'_, R>, id: &Id) -> ApiResult<Versioned<R>> {
     repo.get(id.clone()).await?.ok_or_else(|| ApiError::NotFound(format!("no {} with id {id}", R::RUN_KIND.noun())))
 }
@@ -141,10 +137,10 @@ async fn check_group<R: RunResource>(repo: &Repo<'_, R>, run: &R) -> ApiResult<O
 /// `GET /bill-runs`, `GET /adhoc-bill-runs`
 pub async fn list<R: RunResource>(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        caller(&req, SCOPE_READ)?;
+        let (_, tenant) = acting(deps, &req, SCOPE_READ)?;
         let params = req.query_string_parameters_ref();
         let query = ListQuery::parse(params.into_iter().flat_map(|p| p.iter()), &R::LIST)?;
-        let (items, total) = repo::<R>(deps).list(&query).await?;
+        let (items, total) = tenant.repo::<R>().list(&query).await?;
         let items: Vec<Value> = items.into_iter().map(|i| query.project(i)).collect();
         Ok(with_header(json_response(StatusCode::OK, &items), "x-total-count", &total.to_string()))
     })
@@ -154,8 +150,8 @@ pub async fn list<R: RunResource>(deps: &Deps, req: Request) -> Response<Body> {
 /// `GET /bill-runs/{bill_run_id}`, `GET /adhoc-bill-runs/{adhoc_bill_run_id}`
 pub async fn get<R: RunResource>(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        caller(&req, SCOPE_READ)?;
-        let run = load(&repo::<R>(deps), &path_id(&req, R::ID_PARAM, R::KIND.ids)?).await?;
+        let (_, tenant) = acting(deps, &req, SCOPE_READ)?;
+        let run = load(&tenant.repo::<R>(), &path_id(&req, R::ID_PARAM, R::KIND.ids)?).await?;
         Ok(resource_response(StatusCode::OK, &run.body, run.version))
     })
     .await
@@ -164,12 +160,12 @@ pub async fn get<R: RunResource>(deps: &Deps, req: Request) -> Response<Body> {
 /// `POST /bill-runs`, `POST /adhoc-bill-runs`: 201 with Location; honours `Idempotency-Key`.
 pub async fn create<R: RunResource>(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        let principal = caller(&req, SCOPE_WRITE)?;
+        let (principal, tenant) = acting(deps, &req, SCOPE_WRITE)?;
         let body = json_body(&req)?;
-        let repo = repo::<R>(deps);
+        let repo = tenant.repo::<R>();
         let idempotency = Idempotency::from_request(&req, &principal, R::PATH, &body)?;
         if let Some(idem) = &idempotency {
-            if let Some(replay) = idem.replay_stored(repo.store(), repo.scope()).await? {
+            if let Some(replay) = idem.replay_stored(&tenant).await? {
                 return Ok(replay);
             }
         }
@@ -186,7 +182,7 @@ pub async fn create<R: RunResource>(deps: &Deps, req: Request) -> Response<Body>
             run.set_id(id);
             let mut item = repo.new_item(&run, AuditEvent::new(Some(principal.user_id), "create"))?;
             item.guard = check_group(repo, &run).await?;
-            create_or_replay(repo.store(), item, Vec::new(), idempotency.as_ref(), &format!("{}/{id}", R::PATH)).await
+            create_or_replay(repo.tenant(), item, Vec::new(), idempotency.as_ref(), &format!("{}/{id}", R::PATH)).await
         })
         .await
     })
@@ -196,10 +192,10 @@ pub async fn create<R: RunResource>(deps: &Deps, req: Request) -> Response<Body>
 /// `PATCH /bill-runs/{bill_run_id}`, `PATCH /adhoc-bill-runs/{adhoc_bill_run_id}` (JSON Patch).
 pub async fn update<R: RunResource>(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        let principal = caller(&req, SCOPE_WRITE)?;
+        let (principal, tenant) = acting(deps, &req, SCOPE_WRITE)?;
         let id = path_id(&req, R::ID_PARAM, R::KIND.ids)?;
         let patch = Patch::parse(&json_patch_body(&req)?)?;
-        let repo = repo::<R>(deps);
+        let repo = tenant.repo::<R>();
         let (repo, req, id, patch, by) = (&repo, &req, &id, &patch, principal.user_id);
         with_retries(move || async move {
             let current = load(repo, id).await?;
@@ -220,10 +216,10 @@ pub async fn update<R: RunResource>(deps: &Deps, req: Request) -> Response<Body>
 /// `POST /adjust-bill-run-schedule/{bill_run_id}?periods=N`
 pub async fn adjust_schedule(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        let principal = caller(&req, SCOPE_WRITE)?;
+        let (principal, tenant) = acting(deps, &req, SCOPE_WRITE)?;
         let id = path_id(&req, BillRun::ID_PARAM, BillRun::KIND.ids)?;
         let periods = bill_run::parse_periods(req.query_string_parameters_ref().and_then(|q| q.first("periods")))?;
-        let repo = repo::<BillRun>(deps);
+        let repo = tenant.repo::<BillRun>();
         let (repo, req, id, by) = (&repo, &req, &id, principal.user_id);
         with_retries(move || async move {
             let current = load(repo, id).await?;
@@ -257,6 +253,6 @@ async fn write<R: RunResource>(
     let mut update = repo.update_of(current, run, event)?;
     update.guard = guard;
     update.state = if keeps_place { current.state.clone() } else { None };
-    let saved = repo.store().update(update).await?;
+    let saved = repo.tenant().update(update).await?;
     Ok(resource_response(StatusCode::OK, &saved.body, saved.version))
 }

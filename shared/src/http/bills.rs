@@ -7,7 +7,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::bill_runs::is_positive_integer;
-use super::caller::caller;
+use super::caller::acting;
 use super::error::{ApiError, ApiResult, ErrorFormat};
 use super::idempotency::{create_or_replay, Idempotency};
 use super::request::{check_if_match, json_body, path_id};
@@ -16,13 +16,13 @@ use super::Deps;
 use crate::domain::bill::{apply_update, new_lines_in, Bill, BillStatus, CalculationMethod, NewBill, Removal};
 use crate::domain::bill_run::{AdhocBillRun, BillRun, BillRunStatus, Run, RunKind};
 use crate::domain::identity::{SCOPE_READ, SCOPE_WRITE};
-use crate::domain::key::{Id, Scope};
+use crate::domain::key::Id;
 use crate::domain::list::{filter, ListQuery, ListSpec};
 use crate::domain::patch::changed_members;
 use crate::domain::resource::Resource;
 use crate::retry::with_retries;
-use crate::store::repo::{Repo, Versioned};
-use crate::store::{AuditEvent, Repository, VersionCheck};
+use crate::store::repo::{Repo, Tenant, Versioned};
+use crate::store::{AuditEvent, VersionCheck};
 use tokio::sync::OnceCell;
 
 /// Bills answer errors as problem+json.
@@ -68,25 +68,19 @@ pub const LIST: ListSpec = ListSpec {
     archived: Some("isArchived"),
 };
 
-fn repo(deps: &Deps) -> Repo<'_, Bill> {
-    Repo::global(deps.store.as_ref())
-}
-
 async fn load(repo: &Repo<'_, Bill>, id: &Id) -> ApiResult<Versioned<Bill>> {
     repo.get(id.clone()).await?.ok_or_else(|| ApiError::NotFound(format!("no bill with id {id}")))
 }
 
-/// A run's status, with a check that it stays as read, when it exists.
-async fn run_state<R: Run>(store: &dyn Repository, id: u64) -> ApiResult<Option<(VersionCheck, BillRunStatus)>> {
-    let run = Repo::<R>::global(store).get(Id::Int(id)).await?;
+/// A run's status, with a check that it stays as read, when it exists in the bill's tenant
+/// (another tenant's run of that id is never read: it answers as one that does not exist).
+async fn run_state<R: Run>(store: &Tenant<'_>, id: u64) -> ApiResult<Option<(VersionCheck, BillRunStatus)>> {
+    let run = store.repo::<R>().get(Id::Int(id)).await?;
     Ok(run.map(|run| (run.check(), run.value.progress().bill_run_status)))
 }
 
 /// The state of the run of `kind` with `id`, if it exists.
-async fn run_of(
-    store: &dyn Repository,
-    (kind, id): (RunKind, u64),
-) -> ApiResult<Option<(VersionCheck, BillRunStatus)>> {
+async fn run_of(store: &Tenant<'_>, (kind, id): (RunKind, u64)) -> ApiResult<Option<(VersionCheck, BillRunStatus)>> {
     match kind {
         RunKind::Regular => run_state::<BillRun>(store, id).await,
         RunKind::Adhoc => run_state::<AdhocBillRun>(store, id).await,
@@ -94,20 +88,17 @@ async fn run_of(
 }
 
 /// The run a bill belongs to: a version check for the write, and its status.
-async fn bill_run_state(
-    store: &dyn Repository,
-    bill: &Bill,
-) -> ApiResult<(Option<VersionCheck>, Option<BillRunStatus>)> {
+async fn bill_run_state(store: &Tenant<'_>, bill: &Bill) -> ApiResult<(Option<VersionCheck>, Option<BillRunStatus>)> {
     let Some(run) = bill.run() else { return Ok((None, None)) };
     Ok(run_of(store, run).await?.map_or((None, None), |(check, status)| (Some(check), Some(status))))
 }
 
 /// Reserves `n` fresh line item ids.
-async fn line_ids(store: &dyn Repository, n: usize) -> ApiResult<Vec<u64>> {
+async fn line_ids(store: &Tenant<'_>, n: usize) -> ApiResult<Vec<u64>> {
     if n == 0 {
         return Ok(Vec::new());
     }
-    let last = store.next_ids(&Scope::Global, LINE_ITEMS, n as u64).await?;
+    let last = store.next_ids(LINE_ITEMS, n as u64).await?;
     Ok((last + 1 - n as u64..=last).collect())
 }
 
@@ -128,10 +119,10 @@ fn bill_event(by: u64, action: &str, before: Option<&Bill>, after: Option<&Bill>
 /// `GET /bills`
 pub async fn list(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        caller(&req, SCOPE_READ)?;
+        let (_, tenant) = acting(deps, &req, SCOPE_READ)?;
         let params = req.query_string_parameters_ref();
         let query = ListQuery::parse(params.into_iter().flat_map(|p| p.iter()), &LIST)?;
-        let (items, total) = repo(deps).list(&query).await?;
+        let (items, total) = tenant.repo::<Bill>().list(&query).await?;
         let items: Vec<Value> = items.into_iter().map(|i| query.project(i)).collect();
         Ok(with_header(json_response(StatusCode::OK, &items), "x-total-count", &total.to_string()))
     })
@@ -141,8 +132,8 @@ pub async fn list(deps: &Deps, req: Request) -> Response<Body> {
 /// `GET /bills/{billId}`
 pub async fn get(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        caller(&req, SCOPE_READ)?;
-        let bill = load(&repo(deps), &path_id(&req, ID_PARAM, Bill::KIND.ids)?).await?;
+        let (_, tenant) = acting(deps, &req, SCOPE_READ)?;
+        let bill = load(&tenant.repo(), &path_id(&req, ID_PARAM, Bill::KIND.ids)?).await?;
         Ok(resource_response(StatusCode::OK, &bill.body, bill.version))
     })
     .await
@@ -152,13 +143,13 @@ pub async fn get(deps: &Deps, req: Request) -> Response<Body> {
 /// run, and the bill joins it only while the run stays as it was read.
 pub async fn create(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        let principal = caller(&req, SCOPE_WRITE)?;
+        let (principal, tenant) = acting(deps, &req, SCOPE_WRITE)?;
         let body = json_body(&req)?;
-        let repo = repo(deps);
-        let store = repo.store();
+        let repo = tenant.repo::<Bill>();
+        let store = &tenant;
         let idempotency = Idempotency::from_request(&req, &principal, PATH, &body)?;
         if let Some(idem) = &idempotency {
-            if let Some(replay) = idem.replay_stored(store, repo.scope()).await? {
+            if let Some(replay) = idem.replay_stored(store).await? {
                 return Ok(replay);
             }
         }
@@ -180,7 +171,7 @@ pub async fn create(deps: &Deps, req: Request) -> Response<Body> {
                 .get_or_try_init(|| async {
                     let id =
                         repo.next_id().await?.as_int().ok_or_else(|| ApiError::internal("a bill id is an integer"))?;
-                    let number = store.next_ids(&Scope::Global, BILL_NUMBERS, 1).await?;
+                    let number = store.next_ids(BILL_NUMBERS, 1).await?;
                     Ok::<_, ApiError>((id, number, line_ids(store, new.lines.len()).await?))
                 })
                 .await?;
@@ -197,20 +188,20 @@ pub async fn create(deps: &Deps, req: Request) -> Response<Body> {
 /// `PATCH /bills/{billId}`: a partial object under the eight rules of spec/bills.md.
 pub async fn update(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        let principal = caller(&req, SCOPE_WRITE)?;
+        let (principal, tenant) = acting(deps, &req, SCOPE_WRITE)?;
         let id = path_id(&req, ID_PARAM, Bill::KIND.ids)?;
         let body = json_body(&req)?;
         if !body.is_object() {
             return Err(ApiError::field("", "the body must be a JSON object of the fields to change"));
         }
-        let repo = repo(deps);
+        let repo = tenant.repo::<Bill>();
         let new_ids = OnceCell::new();
         let (repo, req, id, body, new_ids, by) = (&repo, &req, &id, &body, &new_ids, principal.user_id);
         with_retries(move || async move {
             let current = load(repo, id).await?;
             check_if_match(req, current.version)?;
-            let (check, run_status) = bill_run_state(repo.store(), &current.value).await?;
-            let ids = new_ids.get_or_try_init(|| line_ids(repo.store(), new_lines_in(body))).await?;
+            let (check, run_status) = bill_run_state(repo.tenant(), &current.value).await?;
+            let ids = new_ids.get_or_try_init(|| line_ids(repo.tenant(), new_lines_in(body))).await?;
             let frozen = run_status.is_some_and(BillRunStatus::freezes_bills);
             let now = OffsetDateTime::now_utc();
             let Some(next) = apply_update(&current.value, body, frozen, &mut ids.iter().copied(), now)? else {
@@ -219,7 +210,7 @@ pub async fn update(deps: &Deps, req: Request) -> Response<Body> {
             let event = bill_event(by, "patch", Some(&current.value), Some(&next));
             let mut update = repo.update_of(&current, &next, event)?;
             update.check = check;
-            let saved = repo.store().update(update).await?;
+            let saved = repo.tenant().update(update).await?;
             Ok(resource_response(StatusCode::OK, &saved.body, saved.version))
         })
         .await
@@ -231,19 +222,19 @@ pub async fn update(deps: &Deps, req: Request) -> Response<Body> {
 /// bill, `isArchived` true). A bill of a FINALIZED run is frozen (409).
 pub async fn delete(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        let principal = caller(&req, SCOPE_WRITE)?;
+        let (principal, tenant) = acting(deps, &req, SCOPE_WRITE)?;
         let id = path_id(&req, ID_PARAM, Bill::KIND.ids)?;
-        let repo = repo(deps);
+        let repo = tenant.repo::<Bill>();
         let (repo, req, id, by) = (&repo, &req, &id, principal.user_id);
         with_retries(move || async move {
             let current = load(repo, id).await?;
             check_if_match(req, current.version)?;
-            let (check, run_status) = bill_run_state(repo.store(), &current.value).await?;
+            let (check, run_status) = bill_run_state(repo.tenant(), &current.value).await?;
             match current.value.removal(run_status, OffsetDateTime::now_utc())? {
                 Removal::Delete => {
                     let mut delete = repo.delete_of(&current, bill_event(by, "delete", Some(&current.value), None));
                     delete.check = check;
-                    repo.store().delete(delete).await?;
+                    repo.tenant().delete(delete).await?;
                     Ok(no_content())
                 }
                 Removal::AlreadyArchived => Ok(resource_response(StatusCode::OK, &current.body, current.version)),
@@ -251,7 +242,7 @@ pub async fn delete(deps: &Deps, req: Request) -> Response<Body> {
                     let event = bill_event(by, "archive", Some(&current.value), Some(&archived));
                     let mut update = repo.update_of(&current, &archived, event)?;
                     update.check = check;
-                    let saved = repo.store().update(update).await?;
+                    let saved = repo.tenant().update(update).await?;
                     Ok(resource_response(StatusCode::OK, &saved.body, saved.version))
                 }
             }

@@ -7,7 +7,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::Value;
 
-use super::caller::caller;
+use super::caller::acting;
 use super::error::{ApiError, ApiResult, ErrorFormat};
 use super::idempotency::{create_or_replay, Idempotency};
 use super::request::{body_bytes, check_if_match, json_body, media_type, parse_json};
@@ -18,12 +18,12 @@ use crate::domain::customer_bill::{
     CustomerBill, OnDemand, PatchForm, BILL_SHAPE, ON_DEMAND_SHAPE, RATE_SHAPE,
 };
 use crate::domain::identity::{SCOPE_READ, SCOPE_WRITE};
-use crate::domain::key::{Id, Scope};
+use crate::domain::key::Id;
 use crate::domain::resource::Resource;
 use crate::domain::tmf_query::{Shape, TmfQuery};
 use crate::retry::with_retries;
 use crate::store::repo::{Repo, Versioned};
-use crate::store::{AuditEvent, Page, Repository, Stored, Write};
+use crate::store::{AuditEvent, Page, Write};
 
 /// Customer bills answer errors as TMF Errors.
 const FORMAT: ErrorFormat = ErrorFormat::Tmf;
@@ -34,8 +34,8 @@ fn path_uuid(req: &Request, what: &str) -> ApiResult<Id> {
     uuid::Uuid::try_parse(raw).map(Id::Uuid).map_err(|_| ApiError::NotFound(format!("no {what} {raw:?}")))
 }
 
-async fn load<R: Resource>(store: &dyn Repository, id: &Id, what: &str) -> ApiResult<Versioned<R>> {
-    Repo::<R>::global(store).get(id.clone()).await?.ok_or_else(|| ApiError::NotFound(format!("no {what} {id}")))
+async fn load<R: Resource>(repo: &Repo<'_, R>, id: &Id, what: &str) -> ApiResult<Versioned<R>> {
+    repo.get(id.clone()).await?.ok_or_else(|| ApiError::NotFound(format!("no {what} {id}")))
 }
 
 /// A single resource, or the attributes `fields` selects (with `id`, `href` and `@type`).
@@ -59,9 +59,9 @@ async fn get<R: Resource>(
     what: &str,
 ) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        caller(&req, SCOPE_READ)?;
+        let (_, tenant) = acting(deps, &req, SCOPE_READ)?;
         let id = path_uuid(&req, what)?;
-        let found = load::<R>(deps.store.as_ref(), &id, what).await?;
+        let found = load(&tenant.repo::<R>(), &id, what).await?;
         single(&req, shape, &found.body, found.version)
     })
     .await
@@ -70,11 +70,10 @@ async fn get<R: Resource>(
 /// The items a list's filters can reach without reading the whole collection: by `id` (gets),
 /// or by `billingAccount.id` (the accounts' groups); `None` when neither filter is given.
 async fn reachable<R: Resource>(
-    store: &dyn Repository,
+    repo: &Repo<'_, R>,
     query: &TmfQuery,
     groups: fn(&str) -> Vec<String>,
-) -> ApiResult<Option<Vec<Stored>>> {
-    let repo = Repo::<R>::global(store);
+) -> ApiResult<Option<Vec<Versioned<R>>>> {
     let distinct = |values: &[String]| {
         let mut values = values.to_vec();
         values.sort();
@@ -84,7 +83,7 @@ async fn reachable<R: Resource>(
     if let Some(ids) = query.filter("id") {
         let mut found = Vec::new();
         for id in distinct(ids).iter().filter_map(|id| uuid::Uuid::try_parse(id).ok()) {
-            if let Some(stored) = store.get(&repo.key(Id::Uuid(id))?).await? {
+            if let Some(stored) = repo.get(Id::Uuid(id)).await? {
                 found.push(stored);
             }
         }
@@ -93,7 +92,7 @@ async fn reachable<R: Resource>(
     if let Some(accounts) = query.filter("billingAccount.id") {
         let mut found = Vec::new();
         for group in distinct(accounts).iter().flat_map(|account| groups(account)) {
-            found.extend(store.group(R::KIND, &Scope::Global, &group).await?);
+            found.extend(repo.group(&group).await?);
         }
         return Ok(Some(found));
     }
@@ -111,20 +110,20 @@ async fn list<R: Resource>(
     groups: fn(&str) -> Vec<String>,
 ) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        caller(&req, SCOPE_READ)?;
+        let (_, tenant) = acting(deps, &req, SCOPE_READ)?;
         let params = req.query_string_parameters_ref();
         let query = TmfQuery::parse(params.into_iter().flat_map(|p| p.iter()), shape)?;
-        let store = deps.store.as_ref();
+        let repo = tenant.repo::<R>();
         let end = query.offset.saturating_add(query.limit);
-        let (page, total): (Vec<Value>, u64) = match reachable::<R>(store, &query, groups).await? {
+        let (page, total): (Vec<Value>, u64) = match reachable(&repo, &query, groups).await? {
             None if query.filters.is_empty() => {
-                let total = store.count(R::KIND, &Scope::Global).await?;
+                let total = repo.count().await?;
                 if u64::try_from(query.offset).map_or(true, |offset| offset >= total) {
                     // Past the end: nothing to read.
                     return Ok(list_response(&query, Vec::new(), total));
                 }
                 let index = Page { group: None, after: None, limit: end, descending: true };
-                let items = store.page(R::KIND, &Scope::Global, &index).await?;
+                let items = repo.page(&index).await?;
                 let page = items.into_iter().skip(query.offset).map(|s| body_value(&s)).collect::<ApiResult<_>>()?;
                 (page, total)
             }
@@ -133,7 +132,7 @@ async fn list<R: Resource>(
                     Some(items) => items,
                     None => {
                         let index = Page { group: None, after: None, limit: usize::MAX, descending: true };
-                        store.page(R::KIND, &Scope::Global, &index).await?
+                        repo.page(&index).await?
                     }
                 };
                 // Newest first: ids are time-ordered.
@@ -163,7 +162,7 @@ fn list_response(query: &TmfQuery, page: Vec<Value>, total: u64) -> Response<Bod
     with_header(response, "x-total-count", &total.to_string())
 }
 
-fn body_value(stored: &Stored) -> ApiResult<Value> {
+fn body_value<R>(stored: &Versioned<R>) -> ApiResult<Value> {
     serde_json::from_str(&stored.body).map_err(ApiError::internal)
 }
 
@@ -203,16 +202,15 @@ fn patch_body(req: &Request) -> ApiResult<(PatchForm, Value)> {
 /// order: 401, 403, 404, 415, 400, 412, 409. The same state, or `{}`, is 200 and writes nothing.
 pub async fn patch_bill(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        let principal = caller(&req, SCOPE_WRITE)?;
+        let (principal, tenant) = acting(deps, &req, SCOPE_WRITE)?;
         let id = path_uuid(&req, BILL)?;
-        let store = deps.store.as_ref();
-        let bills = Repo::<CustomerBill>::global(store);
-        load::<CustomerBill>(store, &id, BILL).await?;
+        let bills = tenant.repo::<CustomerBill>();
+        load(&bills, &id, BILL).await?;
         let (form, body) = patch_body(&req)?;
         let target = parse_bill_patch(&body, form)?;
         let (bills, req, id, user) = (&bills, &req, &id, principal.user_id);
         with_retries(move || async move {
-            let current = load::<CustomerBill>(bills.store(), id, BILL).await?;
+            let current = load(bills, id, BILL).await?;
             check_if_match(req, current.version)?;
             let from = current.value.state;
             let Some(to) = target.map(|to| from.change_to(to)).transpose()?.flatten() else {
@@ -224,7 +222,7 @@ pub async fn patch_bill(deps: &Deps, req: Request) -> Response<Body> {
                 Some(to.name().to_owned()),
                 vec!["state".to_owned()],
             );
-            let saved = bills.store().update(bills.update_of(&current, &next, event)?).await?;
+            let saved = bills.tenant().update(bills.update_of(&current, &next, event)?).await?;
             Ok(resource_response(StatusCode::OK, &saved.body, saved.version))
         })
         .await
@@ -252,20 +250,20 @@ pub async fn get_on_demand(deps: &Deps, req: Request) -> Response<Body> {
 /// the account's hold are written in one transaction.
 pub async fn create_on_demand(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        let principal = caller(&req, SCOPE_WRITE)?;
+        let (principal, tenant) = acting(deps, &req, SCOPE_WRITE)?;
         let body = json_body(&req)?;
-        let store = deps.store.as_ref();
+        let store = &tenant;
         let idempotency = Idempotency::from_request(&req, &principal, "/customerBillOnDemand", &body)?;
         if let Some(idem) = &idempotency {
-            if let Some(replay) = idem.replay_stored(store, &Scope::Global).await? {
+            if let Some(replay) = idem.replay_stored(store).await? {
                 return Ok(replay);
             }
         }
         let request = parse_on_demand(&body, new_id(), datetime::now())?;
         let (request, idempotency, user) = (&request, &idempotency, principal.user_id);
         with_retries(move || async move {
-            let requests = Repo::<OnDemand>::global(store);
-            let accounts = Repo::<AccountBilling>::global(store);
+            let requests = store.repo::<OnDemand>();
+            let accounts = store.repo::<AccountBilling>();
             let account = &request.billing_account.id;
             let held = AccountBilling::held_by(account, Some(request.id));
             let hold = AuditEvent::new(Some(user), format!("hold for {}", request.id));
@@ -309,19 +307,19 @@ pub async fn get_rate(deps: &Deps, req: Request) -> Response<Body> {
 /// `POST /appliedCustomerBillingRate`: records a rated charge, unbilled (201 + Location).
 pub async fn create_rate(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        let principal = caller(&req, SCOPE_WRITE)?;
+        let (principal, tenant) = acting(deps, &req, SCOPE_WRITE)?;
         let body = json_body(&req)?;
-        let store = deps.store.as_ref();
+        let store = &tenant;
         let idempotency = Idempotency::from_request(&req, &principal, "/appliedCustomerBillingRate", &body)?;
         if let Some(idem) = &idempotency {
-            if let Some(replay) = idem.replay_stored(store, &Scope::Global).await? {
+            if let Some(replay) = idem.replay_stored(store).await? {
                 return Ok(replay);
             }
         }
         let rate = parse_rate(&body, new_id(), datetime::now())?;
         let (rate, idempotency, user) = (&rate, &idempotency, principal.user_id);
         with_retries(move || async move {
-            let item = Repo::<AppliedRate>::global(store).new_item(rate, AuditEvent::new(Some(user), "create"))?;
+            let item = store.repo::<AppliedRate>().new_item(rate, AuditEvent::new(Some(user), "create"))?;
             create_or_replay(store, item, Vec::new(), idempotency.as_ref(), &rate.href).await
         })
         .await

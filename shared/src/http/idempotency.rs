@@ -1,5 +1,6 @@
 //! `Idempotency-Key` on creates: a retry with the same key and body gets the original response
-//! again; the same key with another body is 422. Records live in the resource's scope.
+//! again; the same key with another body is 422. Records live in the request's tenant: the same
+//! key in another tenant is another record.
 
 use lambda_http::http::{header, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -9,8 +10,8 @@ use sha2::{Digest, Sha256};
 use super::error::{ApiError, ApiResult};
 use super::response::{resource_response, set, text_response, with_header};
 use crate::domain::identity::Principal;
-use crate::domain::key::Scope;
-use crate::store::{now_epoch, IdempotencyRecord, NewItem, Repository, StoreError, Write};
+use crate::store::repo::Tenant;
+use crate::store::{now_epoch, IdempotencyRecord, NewItem, StoreError, Write};
 
 /// How long an `Idempotency-Key` is remembered.
 pub const IDEMPOTENCY_TTL_SECONDS: i64 = 24 * 60 * 60;
@@ -35,9 +36,9 @@ impl Idempotency {
         Ok(Some(Self { key: format!("{}:{route}:{key}", caller.user_id), fingerprint }))
     }
 
-    /// The stored response, when this key was used in `scope` already (422 with another body).
-    pub async fn replay_stored(&self, store: &dyn Repository, scope: &Scope) -> ApiResult<Option<Response<Body>>> {
-        match store.idempotency(scope, &self.key).await? {
+    /// The stored response, when this key was used in `tenant` already (422 with another body).
+    pub async fn replay_stored(&self, tenant: &Tenant<'_>) -> ApiResult<Option<Response<Body>>> {
+        match tenant.idempotency(&self.key).await? {
             Some(record) => self.replay(&record).map(Some),
             None => Ok(None),
         }
@@ -72,23 +73,22 @@ impl Idempotency {
 /// the same transaction): 201 with `Location`, or the stored response when a concurrent request
 /// with the same key won. A lost race is `LostRace`, for `with_retries`.
 pub async fn create_or_replay(
-    store: &dyn Repository,
+    tenant: &Tenant<'_>,
     mut item: NewItem,
     with: Vec<Write>,
     idempotency: Option<&Idempotency>,
     location: &str,
 ) -> ApiResult {
-    let scope = item.key.scope().clone();
     item.idempotency = idempotency.map(|i| i.record(&item.body, location));
     let mut writes = vec![Write::Create(item)];
     writes.extend(with);
-    match store.write(writes).await.map(|mut saved| saved.swap_remove(0)) {
+    match tenant.write(writes).await.map(|mut saved| saved.swap_remove(0)) {
         Ok(stored) => {
             Ok(with_header(resource_response(StatusCode::CREATED, &stored.body, stored.version), "location", location))
         }
         Err(StoreError::IdempotencyKeyTaken) => {
             let idem = idempotency.ok_or_else(|| ApiError::internal("idempotency key taken without a key"))?;
-            idem.replay_stored(store, &scope).await?.ok_or(ApiError::LostRace)
+            idem.replay_stored(tenant).await?.ok_or(ApiError::LostRace)
         }
         Err(e) => Err(e.into()),
     }

@@ -4,10 +4,12 @@
 //! the dev server and the tests call the same code; lost races are retried by
 //! [`crate::retry::with_retries`].
 
+pub mod api_keys;
 pub mod bill_runs;
 pub mod billing_runs;
 pub mod bills;
 pub mod caller;
+pub mod cursor;
 pub mod customer_bills;
 pub mod error;
 pub mod idempotency;
@@ -16,10 +18,29 @@ pub mod response;
 
 pub use error::{ApiError, ApiResult, ErrorFormat};
 
-use crate::store::SharedRepository;
+pub use deps::Deps;
 
-/// What every handler needs, built once per process.
-#[derive(Clone)]
-pub struct Deps {
-    pub store: SharedRepository,
+mod deps {
+    use crate::domain::key::TenantId;
+    use crate::store::repo::Tenant;
+    use crate::store::SharedRepository;
+
+    /// What every handler needs, built once per process. The store is private to this module:
+    /// a handler reaches it only as one tenant's [`Tenant`], the request's (see
+    /// [`super::caller::acting`]), so no handler can read or write another tenant's items.
+    #[derive(Clone)]
+    pub struct Deps {
+        store: SharedRepository,
+    }
+
+    impl Deps {
+        pub fn new(store: SharedRepository) -> Self {
+            Self { store }
+        }
+
+        /// The store as one tenant sees it.
+        pub fn tenant(&self, id: TenantId) -> Tenant<'_> {
+            Tenant::new(self.store.as_ref(), id)
+        }
+    }
 }

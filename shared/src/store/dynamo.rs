@@ -1,21 +1,26 @@
 //! The DynamoDB store: one table, single-table design. Every key below starts with the item's
-//! scope prefix (empty for global kinds, `T#<tenant>#` for tenant-scoped ones), see [`Key`].
+//! tenant (`T#<tenant>#`, see [`Key`]), but for the API key's own record, which the authorizer
+//! finds by the key's hash before it knows a tenant.
 //!
-//! | item            | PK                        | SK                | GSI1PK / GSI1SK          | GSI2PK / GSI2SK               |
-//! |-----------------|---------------------------|-------------------|--------------------------|-------------------------------|
-//! | resource        | `[T#t#]KIND#<id>`         | `ITEM`            | `[T#t#]KIND` / sort id   | `[T#t#]KIND#<group>` / sort id |
-//! | audit event     | `[T#t#]KIND#<id>`         | `EVENT#<version>` |                          |                               |
-//! | counter         | `COUNTER#[T#t#]<name>`    | `COUNTER`         |                          |                               |
-//! | group count     | `GROUP#[T#t#]KIND#<group>`| `COUNT`           |                          |                               |
-//! | group guard     | `GUARD#<key>`             | `GUARD`           |                          |                               |
-//! | idempotency key | `IDEMPOTENCY#[T#t#]<key>` | `IDEMPOTENCY`     |                          |                               |
-//! | API key         | `APIKEY#<sha-256>`        | `APIKEY`          |                          |                               |
+//! | item            | PK                          | SK                | GSI1PK / GSI1SK            | GSI2PK / GSI2SK              |
+//! |-----------------|-----------------------------|-------------------|----------------------------|------------------------------|
+//! | resource        | `T#t#KIND#<id>`             | `ITEM`            | `T#t#KIND` / sort id       | `T#t#KIND#<group>` / sort id |
+//! | audit event     | `T#t#KIND#<id>`             | `EVENT#<version>` |                            |                              |
+//! | counter         | `COUNTER#T#t#<name>`        | `COUNTER`         |                            |                              |
+//! | group count     | `GROUP#T#t#KIND#<group>`    | `COUNT`           |                            |                              |
+//! | group guard     | `GUARD#T#t#KIND#<group>`    | `GUARD`           |                            |                              |
+//! | idempotency key | `IDEMPOTENCY#T#t#<key>`     | `IDEMPOTENCY`     |                            |                              |
+//! | API key         | `APIKEY#<sha-256>`          | `APIKEY`          | `APIKEY` / key id          |                              |
+//! | API key id      | `APIKEYID#<key id>`         | `APIKEYID`        |                            |                              |
+//! | tenant's key    | `T#t#APIKEY#<key id>`       | `APIKEY`          | `T#t#APIKEY` / key id      |                              |
 //!
 //! A resource item holds the store's attributes (`entity`, `version`, `workPending`, what the
 //! worker's stream filter matches) and the resource as JSON text in `body`, with the worker's state
 //! in `workerState`. Audit events, idempotency records and API keys are typed records mapped with
 //! `serde_dynamo` ([`to_attributes`], [`from_attributes`]). Lists query GSI1 (never Scan); sort ids
-//! are zero-padded integers or UUIDs ([`Id::sort_key`]).
+//! are zero-padded integers or UUIDs ([`Id::sort_key`]). A tenant's key item is a copy of the key's
+//! record (never the key itself: only its hash), written and revoked in the same transaction as
+//! the record, so that a tenant's list is one Query.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -33,7 +38,7 @@ use super::{
     now_epoch, partition, ApiKeyRecord, AuditEvent, Delete, Guard, IdempotencyRecord, Page, Repository, StoreError,
     StoreResult, Stored, VersionCheck, Write,
 };
-use crate::domain::key::{Key, Kind, Scope};
+use crate::domain::key::{Key, Kind, TenantId};
 use crate::domain::list::ListQuery;
 
 type Item = HashMap<String, AttributeValue>;
@@ -224,11 +229,11 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// The counts a create (+1) or delete (-1) moves: the kind's in its scope, and its group's.
+    /// The counts a create (+1) or delete (-1) moves: the kind's in its tenant, and its group's.
     fn counts(&self, key: &Key, group: &Option<String>, by: i64) -> StoreResult<Vec<TransactWriteItem>> {
-        let mut writes = vec![self.count(counter_pk(key.scope(), key.kind().name), "COUNTER", by)?];
+        let mut writes = vec![self.count(counter_pk(key.tenant(), key.kind().name), "COUNTER", by)?];
         if let Some(group) = group {
-            writes.push(self.count(group_pk(key.kind(), key.scope(), group), "COUNT", by)?);
+            writes.push(self.count(group_pk(key.kind(), key.tenant(), group), "COUNT", by)?);
         }
         Ok(writes)
     }
@@ -250,7 +255,7 @@ impl DynamoStore {
         work_pending: bool,
         state: &Option<String>,
     ) -> Item {
-        let (kind, scope) = (key.kind(), key.scope());
+        let (kind, scope) = (key.kind(), key.tenant());
         let mut item = Item::from([
             ("PK".to_owned(), s(key.partition())),
             ("SK".to_owned(), s("ITEM")),
@@ -342,7 +347,7 @@ impl DynamoStore {
 
 #[async_trait]
 impl Repository for DynamoStore {
-    async fn next_ids(&self, scope: &Scope, counter: &str, n: u64) -> StoreResult<u64> {
+    async fn next_ids(&self, scope: &TenantId, counter: &str, n: u64) -> StoreResult<u64> {
         let out = self
             .client
             .update_item()
@@ -375,7 +380,7 @@ impl Repository for DynamoStore {
         for write in writes {
             let (guard, check) = match write {
                 Write::Create(item) => {
-                    let (key, scope) = (&item.key, item.key.scope());
+                    let (key, scope) = (&item.key, item.key.tenant());
                     let resource =
                         Self::resource_item(key, &item.order, 1, &item.body, &item.group, item.work_pending, &None);
                     items.push(self.put(resource, "attribute_not_exists(PK)", Item::new())?);
@@ -417,7 +422,7 @@ impl Repository for DynamoStore {
                     )?);
                     items.push(self.event_put(&update.key, version, &update.event)?);
                     if update.group != update.previous_group {
-                        let (kind, scope) = (update.key.kind(), update.key.scope());
+                        let (kind, scope) = (update.key.kind(), update.key.tenant());
                         for (group, by) in [(&update.previous_group, -1), (&update.group, 1)] {
                             if let Some(group) = group {
                                 *counts.entry((group_pk(kind, scope, group), "COUNT")).or_default() += by;
@@ -448,6 +453,7 @@ impl Repository for DynamoStore {
     }
 
     async fn delete(&self, delete: Delete) -> StoreResult<()> {
+        delete.check_tenant()?;
         let removal = DynamoDelete::builder()
             .table_name(&self.table)
             .key("PK", s(delete.key.partition()))
@@ -467,10 +473,10 @@ impl Repository for DynamoStore {
         self.transact(writes, &[]).await
     }
 
-    async fn list(&self, kind: Kind, scope: &Scope, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
+    async fn list(&self, kind: Kind, scope: &TenantId, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
         let list = partition::list(kind, scope);
         if !query.is_plain() {
-            // Filters and other orders read the kind's index partition in this scope (a Query,
+            // Filters and other orders read the kind's index partition of this tenant (a Query,
             // never a Scan).
             let items = self.query_all("GSI1", list).await?;
             let docs = items.iter().map(body_json).collect::<StoreResult<Vec<_>>>()?;
@@ -516,16 +522,16 @@ impl Repository for DynamoStore {
         Ok((docs, total))
     }
 
-    async fn count(&self, kind: Kind, scope: &Scope) -> StoreResult<u64> {
+    async fn count(&self, kind: Kind, scope: &TenantId) -> StoreResult<u64> {
         self.count_of(counter_pk(scope, kind.name), "COUNTER").await
     }
 
-    async fn group(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<Vec<Stored>> {
+    async fn group(&self, kind: Kind, scope: &TenantId, group: &str) -> StoreResult<Vec<Stored>> {
         let items = self.query_all("GSI2", partition::group(kind, scope, group)).await?;
         items.into_iter().map(|item| stored_from_index(kind, scope, item)).collect()
     }
 
-    async fn page(&self, kind: Kind, scope: &Scope, index: &Page<'_>) -> StoreResult<Vec<Stored>> {
+    async fn page(&self, kind: Kind, scope: &TenantId, index: &Page<'_>) -> StoreResult<Vec<Stored>> {
         let (name, partition) = match index.group {
             Some(group) => ("GSI2", partition::group(kind, scope, group)),
             None => ("GSI1", partition::list(kind, scope)),
@@ -567,7 +573,7 @@ impl Repository for DynamoStore {
         }
     }
 
-    async fn group_count(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<u64> {
+    async fn group_count(&self, kind: Kind, scope: &TenantId, group: &str) -> StoreResult<u64> {
         self.count_of(group_pk(kind, scope, group), "COUNT").await
     }
 
@@ -577,7 +583,7 @@ impl Repository for DynamoStore {
         Ok(Guard { key: key.to_owned(), version })
     }
 
-    async fn idempotency(&self, scope: &Scope, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
+    async fn idempotency(&self, scope: &TenantId, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
         let pk = format!("IDEMPOTENCY#{}", partition::idempotency(scope, key));
         let Some(mut item) = self.get_item(pk, "IDEMPOTENCY").await? else {
             return Ok(None);
@@ -614,7 +620,9 @@ impl Repository for DynamoStore {
     }
 
     async fn put_api_key(&self, record: &ApiKeyRecord) -> StoreResult<()> {
-        let mut key = to_attributes(record)?;
+        let tenants = record.tenant_ids()?;
+        let copy = to_attributes(record)?;
+        let mut key = copy.clone();
         key.insert("PK".into(), s(format!("APIKEY#{}", record.hash)));
         key.insert("SK".into(), s("APIKEY"));
         key.insert("GSI1PK".into(), s("APIKEY"));
@@ -625,50 +633,97 @@ impl Repository for DynamoStore {
             ("SK".to_owned(), s("APIKEYID")),
             ("hash".to_owned(), s(&record.hash)),
         ]);
-        let writes = vec![
+        let mut writes = vec![
             self.put(key, "attribute_not_exists(PK)", Item::new())?,
             self.put(id, "attribute_not_exists(PK)", Item::new())?,
         ];
+        for tenant in &tenants {
+            let mut listed = copy.clone();
+            listed.insert("PK".into(), s(tenant_key_pk(tenant, &record.key_id)));
+            listed.insert("SK".into(), s("APIKEY"));
+            listed.insert("GSI1PK".into(), s(partition::api_keys(tenant)));
+            listed.insert("GSI1SK".into(), s(&record.key_id));
+            writes.push(self.put(listed, "attribute_not_exists(PK)", Item::new())?);
+        }
         self.transact(writes, &[]).await
     }
 
     async fn api_key(&self, hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
-        let Some(item) = self.get_item(format!("APIKEY#{hash}"), "APIKEY").await? else {
-            return Ok(None);
-        };
-        api_key_record(item).map(Some)
+        self.get_item(format!("APIKEY#{hash}"), "APIKEY").await?.map(api_key_record).transpose()
+    }
+
+    async fn api_key_by_id(&self, key_id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        let Some(id) = self.get_item(format!("APIKEYID#{key_id}"), "APIKEYID").await? else { return Ok(None) };
+        let hash = id.get("hash").and_then(|h| h.as_s().ok()).ok_or_else(|| internal("key id without hash"))?;
+        self.api_key(hash).await
+    }
+
+    async fn tenant_api_key(&self, tenant: &TenantId, key_id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        self.get_item(tenant_key_pk(tenant, key_id), "APIKEY").await?.map(api_key_record).transpose()
     }
 
     async fn api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
         self.query_all("GSI1", "APIKEY".to_owned()).await?.into_iter().map(api_key_record).collect()
     }
 
-    async fn revoke_api_key(&self, key_id: &str, at: i64) -> StoreResult<bool> {
-        let Some(id) = self.get_item(format!("APIKEYID#{key_id}"), "APIKEYID").await? else { return Ok(false) };
-        let hash = id.get("hash").and_then(|h| h.as_s().ok()).ok_or_else(|| internal("key id without hash"))?;
-        let result = self
+    async fn tenant_api_keys(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<ApiKeyRecord>> {
+        let (condition, after) = match after {
+            Some(after) => ("GSI1PK = :pk AND GSI1SK > :after", Some(s(after))),
+            None => ("GSI1PK = :pk", None),
+        };
+        let mut query = self
             .client
-            .update_item()
+            .query()
             .table_name(&self.table)
-            .key("PK", s(format!("APIKEY#{hash}")))
-            .key("SK", s("APIKEY"))
-            // The record stores an unset time as NULL: set it only while it is absent or NULL, so
-            // that revoking again keeps the first time.
-            .update_expression("SET revokedAt = :at")
-            .condition_expression(
-                "attribute_exists(PK) AND (attribute_not_exists(revokedAt) OR attribute_type(revokedAt, :null))",
-            )
-            .expression_attribute_values(":at", number(at))
-            .expression_attribute_values(":null", s("NULL"))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            // Revoked already: the id item exists, and so does the key it names.
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(true),
-            Err(e) => Err(sdk(e)),
+            .index_name("GSI1")
+            .key_condition_expression(condition)
+            .expression_attribute_values(":pk", s(partition::api_keys(tenant)))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        if let Some(after) = after {
+            query = query.expression_attribute_values(":after", after);
+        }
+        // Key items are small (well under 1 KB): a page of at most 1,000 fits one response.
+        let out = query.send().await.map_err(sdk)?;
+        out.items.unwrap_or_default().into_iter().map(api_key_record).collect()
+    }
+
+    async fn revoke_api_key(&self, key: &ApiKeyRecord, at: i64) -> StoreResult<()> {
+        let update = |pk: String, condition: &str, values: Item| -> StoreResult<TransactWriteItem> {
+            let update = DynamoUpdate::builder()
+                .table_name(&self.table)
+                .key("PK", s(pk))
+                .key("SK", s("APIKEY"))
+                .update_expression("SET revokedAt = :at")
+                .condition_expression(condition)
+                .set_expression_attribute_values(Some(values))
+                .build()
+                .map_err(internal)?;
+            Ok(TransactWriteItem::builder().update(update).build())
+        };
+        // The record stores an unset time as NULL: set it only while it is absent or NULL, so that
+        // revoking again keeps the first time (the whole transaction is then refused).
+        let unrevoked =
+            "attribute_exists(PK) AND (attribute_not_exists(revokedAt) OR attribute_type(revokedAt, :null))";
+        let values = Item::from([(":at".to_owned(), number(at)), (":null".to_owned(), s("NULL"))]);
+        let mut writes = vec![update(format!("APIKEY#{}", key.hash), unrevoked, values)?];
+        for tenant in key.tenant_ids()? {
+            let values = Item::from([(":at".to_owned(), number(at))]);
+            writes.push(update(tenant_key_pk(&tenant, &key.key_id), "attribute_exists(PK)", values)?);
+        }
+        match self.transact(writes, &[]).await {
+            Ok(()) | Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e),
         }
     }
+}
+
+fn tenant_key_pk(tenant: &TenantId, key_id: &str) -> String {
+    format!("{}#{key_id}", partition::api_keys(tenant))
 }
 
 /// The one mapper from a resource item to what the repository returns.
@@ -681,10 +736,10 @@ fn stored(key: Key, mut item: Item) -> StoreResult<Stored> {
 }
 
 /// A resource item read from an index: its key from its PK, which must be of `kind` in `scope`.
-fn stored_from_index(kind: Kind, scope: &Scope, item: Item) -> StoreResult<Stored> {
+fn stored_from_index(kind: Kind, scope: &TenantId, item: Item) -> StoreResult<Stored> {
     let pk = item.get("PK").and_then(|v| v.as_s().ok()).ok_or_else(|| internal("item without PK"))?;
     let key =
-        Key::parse(pk, &[kind]).filter(|k| k.scope() == scope).ok_or_else(|| internal("foreign item in index"))?;
+        Key::parse(pk, &[kind]).filter(|k| k.tenant() == scope).ok_or_else(|| internal("foreign item in index"))?;
     stored(key, item)
 }
 
@@ -700,11 +755,11 @@ fn body_json(item: &Item) -> StoreResult<Value> {
     serde_json::from_str(body).map_err(internal)
 }
 
-fn counter_pk(scope: &Scope, name: &str) -> String {
+fn counter_pk(scope: &TenantId, name: &str) -> String {
     format!("COUNTER#{}", partition::counter(scope, name))
 }
 
-fn group_pk(kind: Kind, scope: &Scope, group: &str) -> String {
+fn group_pk(kind: Kind, scope: &TenantId, group: &str) -> String {
     format!("GROUP#{}", partition::group(kind, scope, group))
 }
 
@@ -759,7 +814,7 @@ fn sdk<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(error: Sdk
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::key::{Id, IdType, Scoping, TenantId};
+    use crate::domain::key::{Id, IdType, TenantId};
 
     #[test]
     fn the_trust_store_holds_the_five_amazon_roots_and_a_client_builds_on_it() {
@@ -789,8 +844,8 @@ mod tests {
 
     #[test]
     fn a_resource_item_keeps_its_body_apart_from_the_store_attributes() {
-        const KIND: Kind = Kind::new("THING", IdType::Uuid, Scoping::Tenant);
-        let scope = Scope::Tenant(TenantId::parse("acme").unwrap());
+        const KIND: Kind = Kind::new("THING", IdType::Uuid);
+        let scope = TenantId::parse("acme").unwrap();
         let key = Key::new(KIND, scope.clone(), Id::Uuid(uuid::Uuid::new_v4())).unwrap();
         // A resource with fields named like the store's attributes.
         let body = r#"{"version":"mine","PK":"x","entity":1,"amount":999999999999.123456}"#;

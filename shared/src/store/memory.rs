@@ -13,7 +13,7 @@ use super::{
     now_epoch, partition, ApiKeyRecord, AuditEvent, Delete, Guard, IdempotencyRecord, NewItem, Page, Repository,
     StoreError, StoreResult, Stored, Update, VersionCheck, Write,
 };
-use crate::domain::key::{Key, Kind, Scope};
+use crate::domain::key::{Key, Kind, TenantId};
 use crate::domain::list::ListQuery;
 
 #[derive(Debug, Clone)]
@@ -35,7 +35,7 @@ type IndexKey = (String, String);
 #[derive(Debug, Default)]
 struct State {
     rows: HashMap<Key, Row>,
-    /// GSI1: every item of a kind in a scope, in id order.
+    /// GSI1: every item of a kind of a tenant, in id order.
     lists: BTreeMap<IndexKey, Key>,
     /// GSI2: the members of each group, in id order.
     groups: BTreeMap<IndexKey, Key>,
@@ -45,7 +45,10 @@ struct State {
     events: HashMap<Key, Vec<AuditEvent>>,
     guards: HashMap<String, u64>,
     idempotency: HashMap<String, IdempotencyRecord>,
+    /// API keys by hash, their hashes by key id, and by (tenant, key id) for each tenant's list.
     api_keys: HashMap<String, ApiKeyRecord>,
+    key_ids: BTreeMap<String, String>,
+    tenant_keys: BTreeMap<(TenantId, String), String>,
 }
 
 impl State {
@@ -65,16 +68,16 @@ impl State {
 
     /// Moves an item from its previous group to its new one, with both groups' counts.
     fn move_group(&mut self, update: &Update) {
-        let (kind, scope) = (update.key.kind(), update.key.scope());
+        let (kind, tenant) = (update.key.kind(), update.key.tenant());
         if let Some(old) = &update.previous_group {
-            let old = partition::group(kind, scope, old);
+            let old = partition::group(kind, tenant, old);
             self.groups.remove(&(old.clone(), update.order.clone()));
             if let Some(count) = self.group_counts.get_mut(&old) {
                 *count = count.saturating_sub(1);
             }
         }
         if let Some(new) = &update.group {
-            let new = partition::group(kind, scope, new);
+            let new = partition::group(kind, tenant, new);
             *self.group_counts.entry(new.clone()).or_default() += 1;
             self.groups.insert((new, update.order.clone()), update.key.clone());
         }
@@ -82,17 +85,17 @@ impl State {
 
     /// Applies a checked create.
     fn insert(&mut self, item: NewItem) -> Stored {
-        let scope = item.key.scope().clone();
+        let tenant = item.key.tenant().clone();
         self.bump(item.guard);
         if let Some(record) = item.idempotency {
-            self.idempotency.insert(partition::idempotency(&scope, &record.key), record);
+            self.idempotency.insert(partition::idempotency(&tenant, &record.key), record);
         }
         let kind = item.key.kind();
-        let list = partition::list(kind, &scope);
+        let list = partition::list(kind, &tenant);
         *self.item_counts.entry(list.clone()).or_default() += 1;
         self.lists.insert((list, item.order.clone()), item.key.clone());
         if let Some(group) = &item.group {
-            let group = partition::group(kind, &scope, group);
+            let group = partition::group(kind, &tenant, group);
             *self.group_counts.entry(group.clone()).or_default() += 1;
             self.groups.insert((group, item.order.clone()), item.key.clone());
         }
@@ -167,9 +170,9 @@ fn decode(body: &str) -> StoreResult<Value> {
 
 #[async_trait]
 impl Repository for MemoryStore {
-    async fn next_ids(&self, scope: &Scope, counter: &str, n: u64) -> StoreResult<u64> {
+    async fn next_ids(&self, tenant: &TenantId, counter: &str, n: u64) -> StoreResult<u64> {
         let mut state = self.lock()?;
-        let next = state.counters.entry(partition::counter(scope, counter)).or_insert(0);
+        let next = state.counters.entry(partition::counter(tenant, counter)).or_insert(0);
         *next += n.max(1);
         Ok(*next)
     }
@@ -184,9 +187,9 @@ impl Repository for MemoryStore {
         for write in &writes {
             match write {
                 Write::Create(item) => {
-                    let scope = item.key.scope();
+                    let tenant = item.key.tenant();
                     let taken = item.idempotency.as_ref().is_some_and(|r| {
-                        let key = partition::idempotency(scope, &r.key);
+                        let key = partition::idempotency(tenant, &r.key);
                         state.idempotency.get(&key).is_some_and(|r| r.expires_at > now_epoch())
                     });
                     if taken {
@@ -216,21 +219,22 @@ impl Repository for MemoryStore {
     }
 
     async fn delete(&self, delete: Delete) -> StoreResult<()> {
+        delete.check_tenant()?;
         let mut state = self.lock()?;
         match state.rows.get(&delete.key) {
             Some(row) if row.version == delete.expected_version => {}
             _ => return Err(StoreError::Conflict),
         }
         state.check(&None, &delete.check)?;
-        let (kind, scope, sort) = (delete.key.kind(), delete.key.scope().clone(), delete.order.clone());
+        let (kind, tenant, sort) = (delete.key.kind(), delete.key.tenant().clone(), delete.order.clone());
         state.rows.remove(&delete.key);
-        let list = partition::list(kind, &scope);
+        let list = partition::list(kind, &tenant);
         state.lists.remove(&(list.clone(), sort.clone()));
         if let Some(count) = state.item_counts.get_mut(&list) {
             *count = count.saturating_sub(1);
         }
         if let Some(group) = &delete.group {
-            let group = partition::group(kind, &scope, group);
+            let group = partition::group(kind, &tenant, group);
             state.groups.remove(&(group.clone(), sort));
             if let Some(count) = state.group_counts.get_mut(&group) {
                 *count = count.saturating_sub(1);
@@ -240,28 +244,28 @@ impl Repository for MemoryStore {
         Ok(())
     }
 
-    async fn list(&self, kind: Kind, scope: &Scope, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
+    async fn list(&self, kind: Kind, tenant: &TenantId, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
         let state = self.lock()?;
-        let items = State::keys(&state.lists, partition::list(kind, scope), None, false)
+        let items = State::keys(&state.lists, partition::list(kind, tenant), None, false)
             .filter_map(|key| state.rows.get(key))
             .map(|row| decode(&row.body))
             .collect::<StoreResult<Vec<_>>>()?;
         Ok(query.apply(items))
     }
 
-    async fn count(&self, kind: Kind, scope: &Scope) -> StoreResult<u64> {
-        Ok(self.lock()?.item_counts.get(&partition::list(kind, scope)).copied().unwrap_or(0))
+    async fn count(&self, kind: Kind, tenant: &TenantId) -> StoreResult<u64> {
+        Ok(self.lock()?.item_counts.get(&partition::list(kind, tenant)).copied().unwrap_or(0))
     }
 
-    async fn group(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<Vec<Stored>> {
-        self.page(kind, scope, &Page { group: Some(group), limit: usize::MAX, ..Page::default() }).await
+    async fn group(&self, kind: Kind, tenant: &TenantId, group: &str) -> StoreResult<Vec<Stored>> {
+        self.page(kind, tenant, &Page { group: Some(group), limit: usize::MAX, ..Page::default() }).await
     }
 
-    async fn page(&self, kind: Kind, scope: &Scope, index: &Page<'_>) -> StoreResult<Vec<Stored>> {
+    async fn page(&self, kind: Kind, tenant: &TenantId, index: &Page<'_>) -> StoreResult<Vec<Stored>> {
         let state = self.lock()?;
         let (map, partition) = match index.group {
-            Some(group) => (&state.groups, partition::group(kind, scope, group)),
-            None => (&state.lists, partition::list(kind, scope)),
+            Some(group) => (&state.groups, partition::group(kind, tenant, group)),
+            None => (&state.lists, partition::list(kind, tenant)),
         };
         Ok(State::keys(map, partition, index.after, index.descending)
             .take(index.limit)
@@ -269,8 +273,8 @@ impl Repository for MemoryStore {
             .collect())
     }
 
-    async fn group_count(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<u64> {
-        Ok(self.lock()?.group_counts.get(&partition::group(kind, scope, group)).copied().unwrap_or(0))
+    async fn group_count(&self, kind: Kind, tenant: &TenantId, group: &str) -> StoreResult<u64> {
+        Ok(self.lock()?.group_counts.get(&partition::group(kind, tenant, group)).copied().unwrap_or(0))
     }
 
     async fn guard(&self, key: &str) -> StoreResult<Guard> {
@@ -278,9 +282,9 @@ impl Repository for MemoryStore {
         Ok(Guard { key: key.to_owned(), version: state.guards.get(key).copied().unwrap_or(0) })
     }
 
-    async fn idempotency(&self, scope: &Scope, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
+    async fn idempotency(&self, tenant: &TenantId, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
         let state = self.lock()?;
-        let record = state.idempotency.get(&partition::idempotency(scope, key));
+        let record = state.idempotency.get(&partition::idempotency(tenant, key));
         Ok(record.filter(|r| r.expires_at > now_epoch()).cloned())
     }
 
@@ -289,10 +293,15 @@ impl Repository for MemoryStore {
     }
 
     async fn put_api_key(&self, record: &ApiKeyRecord) -> StoreResult<()> {
+        let tenants = record.tenant_ids()?;
         let mut state = self.lock()?;
-        if state.api_keys.contains_key(&record.hash) || state.api_keys.values().any(|k| k.key_id == record.key_id) {
+        if state.api_keys.contains_key(&record.hash) || state.key_ids.contains_key(&record.key_id) {
             return Err(StoreError::Conflict);
         }
+        for tenant in tenants {
+            state.tenant_keys.insert((tenant, record.key_id.clone()), record.hash.clone());
+        }
+        state.key_ids.insert(record.key_id.clone(), record.hash.clone());
         state.api_keys.insert(record.hash.clone(), record.clone());
         Ok(())
     }
@@ -301,20 +310,47 @@ impl Repository for MemoryStore {
         Ok(self.lock()?.api_keys.get(hash).cloned())
     }
 
-    async fn api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
-        let mut keys: Vec<ApiKeyRecord> = self.lock()?.api_keys.values().cloned().collect();
-        keys.sort_by(|a, b| a.key_id.cmp(&b.key_id));
-        Ok(keys)
+    async fn api_key_by_id(&self, key_id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        let state = self.lock()?;
+        Ok(state.key_ids.get(key_id).and_then(|hash| state.api_keys.get(hash)).cloned())
     }
 
-    async fn revoke_api_key(&self, key_id: &str, at: i64) -> StoreResult<bool> {
-        let mut state = self.lock()?;
-        match state.api_keys.values_mut().find(|k| k.key_id == key_id) {
-            Some(key) => {
-                key.revoked_at.get_or_insert(at);
-                Ok(true)
-            }
-            None => Ok(false),
+    async fn tenant_api_key(&self, tenant: &TenantId, key_id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        let state = self.lock()?;
+        let hash = state.tenant_keys.get(&(tenant.clone(), key_id.to_owned()));
+        Ok(hash.and_then(|hash| state.api_keys.get(hash)).cloned())
+    }
+
+    async fn api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
+        let state = self.lock()?;
+        Ok(state.key_ids.values().filter_map(|hash| state.api_keys.get(hash)).cloned().collect())
+    }
+
+    async fn tenant_api_keys(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<ApiKeyRecord>> {
+        let state = self.lock()?;
+        let first = match after {
+            Some(after) => Bound::Excluded((tenant.clone(), after.to_owned())),
+            None => Bound::Included((tenant.clone(), String::new())),
+        };
+        Ok(state
+            .tenant_keys
+            .range((first, Bound::Unbounded))
+            .take_while(|((t, _), _)| t == tenant)
+            .take(limit)
+            .filter_map(|(_, hash)| state.api_keys.get(hash))
+            .cloned()
+            .collect())
+    }
+
+    async fn revoke_api_key(&self, key: &ApiKeyRecord, at: i64) -> StoreResult<()> {
+        if let Some(stored) = self.lock()?.api_keys.get_mut(&key.hash) {
+            stored.revoked_at.get_or_insert(at);
         }
+        Ok(())
     }
 }

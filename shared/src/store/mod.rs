@@ -4,9 +4,12 @@
 //! `tests/store_contract.rs` runs one contract suite against both. Handlers and the worker use
 //! the typed facade [`repo::Repo`] on top, never raw JSON.
 //!
-//! Every item is addressed by a typed, scoped [`Key`]; every index partition, counter, guard and
-//! idempotency record of a tenant-scoped kind starts with its tenant ([`Scope::prefix`]), so no
-//! call can read another tenant's items. A resource is stored as its JSON text in one attribute
+//! Every item is addressed by a typed [`Key`] that carries its tenant; every index partition,
+//! counter, guard and idempotency record starts with its tenant ([`TenantId::prefix`]), and a
+//! transaction never spans two tenants ([`Write::check_all`]). Handlers and the worker reach the
+//! store only through [`repo::Tenant`], one tenant's view of it, so no call site can name another
+//! tenant's items. API keys are the one record found without a tenant (by the hash of the key,
+//! as the authorizer looks it up), and each is listed under each tenant it carries. A resource is stored as its JSON text in one attribute
 //! (`body`), apart from the store's own attributes, so no field of a resource can collide with
 //! `version`, the keys or the kind; and the size bound is checked on that same text by both
 //! stores ([`check_size`]).
@@ -22,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::identity::Principal;
-use crate::domain::key::{Key, Kind, Scope};
+use crate::domain::key::{Key, Kind, TenantId};
 use crate::domain::list::ListQuery;
 
 /// A resource as stored: its key, the version every write is conditional on, its JSON text, and
@@ -51,9 +54,9 @@ pub struct Guard {
     pub version: u64,
 }
 
-/// The guard key of one group of one kind, within its scope.
-pub fn guard_key(kind: Kind, scope: &Scope, group: &str) -> String {
-    format!("{}{}#{group}", scope.prefix(), kind.name)
+/// The guard key of one group of one kind, within its tenant.
+pub fn guard_key(kind: Kind, tenant: &TenantId, group: &str) -> String {
+    format!("{}{}#{group}", tenant.prefix(), kind.name)
 }
 
 /// Who did what to a resource; written in the same transaction as the change.
@@ -93,7 +96,7 @@ impl AuditEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IdempotencyRecord {
-    /// The key, scoped by caller and route (the store adds the item's scope).
+    /// The key, scoped by caller and route (the store adds the item's tenant).
     pub key: String,
     /// SHA-256 of the request body: the same key with another body is 422.
     pub fingerprint: String,
@@ -105,7 +108,7 @@ pub struct IdempotencyRecord {
 }
 
 /// A new resource, written with its audit event, its counters, its guard and its idempotency
-/// record (in the item's scope) in one transaction.
+/// record (in the item's tenant) in one transaction.
 #[derive(Debug, Clone)]
 pub struct NewItem {
     pub key: Key,
@@ -144,11 +147,37 @@ impl Write {
         }
     }
 
+    fn guard(&self) -> Option<&Guard> {
+        match self {
+            Self::Create(item) => item.guard.as_ref(),
+            Self::Update(update) => update.guard.as_ref(),
+        }
+    }
+
+    fn check(&self) -> Option<&VersionCheck> {
+        match self {
+            Self::Create(item) => item.check.as_ref(),
+            Self::Update(update) => update.check.as_ref(),
+        }
+    }
+
     /// Refuses an empty or oversized transaction, one that names an item twice (DynamoDB refuses
-    /// those too) and one whose resource would pass the size bound, before anything is written.
+    /// those too), one that reaches into a second tenant (an item, a checked item or a guard of
+    /// another tenant than the first item's) and one whose resource would pass the size bound,
+    /// before anything is written.
     pub fn check_all(writes: &[Write]) -> StoreResult<()> {
         if writes.is_empty() || writes.len() > MAX_WRITE {
             return Err(StoreError::Internal(format!("a write takes 1 to {MAX_WRITE} changes, not {}", writes.len())));
+        }
+        let tenant = writes[0].key().tenant();
+        let prefix = tenant.prefix();
+        let foreign = writes.iter().any(|w| {
+            w.key().tenant() != tenant
+                || w.check().is_some_and(|c| c.key.tenant() != tenant)
+                || w.guard().is_some_and(|g| !g.key.starts_with(&prefix))
+        });
+        if foreign {
+            return Err(StoreError::Internal("a write reaches into a second tenant".into()));
         }
         let mut keys: Vec<&Key> = writes.iter().map(Write::key).collect();
         keys.sort();
@@ -194,6 +223,18 @@ pub struct Delete {
     pub group: Option<String>,
     pub check: Option<VersionCheck>,
     pub event: AuditEvent,
+}
+
+impl Delete {
+    /// Refuses a removal whose checked item is another tenant's.
+    pub fn check_tenant(&self) -> StoreResult<()> {
+        match &self.check {
+            Some(check) if check.key.tenant() != self.key.tenant() => {
+                Err(StoreError::Internal("a delete reaches into a second tenant".into()))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A committed write, as the table's stream (or the dev server's channel) reports it.
@@ -244,14 +285,15 @@ pub fn check_size(body: &str, state: Option<&str>) -> StoreResult<()> {
 
 #[async_trait]
 pub trait Repository: Send + Sync {
-    /// Reserves `n` (at least 1) fresh numbers of a named counter in `scope` (1, 2, 3, ...; never
+    /// Reserves `n` (at least 1) fresh numbers of a named counter of `tenant` (1, 2, 3, ...; never
     /// handed out twice) and returns the last: the range is `last - n + 1 ..= last`.
-    async fn next_ids(&self, scope: &Scope, counter: &str, n: u64) -> StoreResult<u64>;
+    async fn next_ids(&self, tenant: &TenantId, counter: &str, n: u64) -> StoreResult<u64>;
     async fn get(&self, key: &Key) -> StoreResult<Option<Stored>>;
-    /// Several creates and changes in one transaction (at most [`MAX_WRITE`], each item once): all
-    /// or none; what was stored comes back in the order of `writes`. Conflict when a created key
-    /// exists, a stored version is not the expected one, a guard moved or a checked item changed;
-    /// IdempotencyKeyTaken when a create's key is taken in its scope; TooLarge over the bound.
+    /// Several creates and changes of one tenant in one transaction (at most [`MAX_WRITE`], each
+    /// item once): all or none; what was stored comes back in the order of `writes`. Conflict when
+    /// a created key exists, a stored version is not the expected one, a guard moved or a checked
+    /// item changed; IdempotencyKeyTaken when a create's key is taken in its tenant; TooLarge over
+    /// the bound.
     async fn write(&self, writes: Vec<Write>) -> StoreResult<Vec<Stored>>;
     /// One create: [`Repository::write`] of one.
     async fn create(&self, item: NewItem) -> StoreResult<Stored> {
@@ -261,35 +303,48 @@ pub trait Repository: Send + Sync {
     async fn update(&self, update: Update) -> StoreResult<Stored> {
         self.write(vec![Write::Update(update)]).await?.pop().ok_or_else(|| StoreError::Internal("empty write".into()))
     }
-    /// Removes a resource (its audit trail stays). Conflict as for `update`.
+    /// Removes a resource (its audit trail stays). Conflict as for `write`.
     async fn delete(&self, delete: Delete) -> StoreResult<()>;
-    /// One page of `kind` in `scope`, in the query's order, and the number of matches. The items
+    /// One page of `kind` of `tenant`, in the query's order, and the number of matches. The items
     /// are the resources' JSON.
-    async fn list(&self, kind: Kind, scope: &Scope, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)>;
-    /// How many items of `kind` there are in `scope` (kept by creates and deletes; one read).
-    async fn count(&self, kind: Kind, scope: &Scope) -> StoreResult<u64>;
+    async fn list(&self, kind: Kind, tenant: &TenantId, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)>;
+    /// How many items of `kind` `tenant` has (kept by creates and deletes; one read).
+    async fn count(&self, kind: Kind, tenant: &TenantId) -> StoreResult<u64>;
     /// Every member of a small group (e.g. the runs of one billing cycle), in index order.
-    async fn group(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<Vec<Stored>>;
-    /// At most `limit` items of `kind` in `scope` (of one `group`, or all), in index order
+    async fn group(&self, kind: Kind, tenant: &TenantId, group: &str) -> StoreResult<Vec<Stored>>;
+    /// At most `limit` items of `kind` of `tenant` (of one `group`, or all), in index order
     /// (descending if asked), starting after the order key `after`: one query that reads those
     /// items and no others.
-    async fn page(&self, kind: Kind, scope: &Scope, index: &Page<'_>) -> StoreResult<Vec<Stored>>;
+    async fn page(&self, kind: Kind, tenant: &TenantId, index: &Page<'_>) -> StoreResult<Vec<Stored>>;
     /// How many members a group has (kept by creates and deletes; one read).
-    async fn group_count(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<u64>;
+    async fn group_count(&self, kind: Kind, tenant: &TenantId, group: &str) -> StoreResult<u64>;
     /// The current version of a guard (0 when it was never written).
     async fn guard(&self, key: &str) -> StoreResult<Guard>;
-    /// A live (unexpired) idempotency record of `scope`.
-    async fn idempotency(&self, scope: &Scope, key: &str) -> StoreResult<Option<IdempotencyRecord>>;
+    /// A live (unexpired) idempotency record of `tenant`.
+    async fn idempotency(&self, tenant: &TenantId, key: &str) -> StoreResult<Option<IdempotencyRecord>>;
     /// The audit trail of one resource, oldest first.
     async fn events(&self, key: &Key) -> StoreResult<Vec<AuditEvent>>;
-    /// Stores an API key (its hash, never the key); Conflict when the hash or id exists.
+    /// Stores an API key (its hash, never the key), listed under each of its tenants (at most
+    /// [`MAX_KEY_TENANTS`], each a [`TenantId`]); Conflict when the hash or id exists.
     async fn put_api_key(&self, record: &ApiKeyRecord) -> StoreResult<()>;
-    /// The key with this hash, revoked and expired ones included.
+    /// The key with this hash, revoked and expired ones included (the authorizer's lookup).
     async fn api_key(&self, hash: &str) -> StoreResult<Option<ApiKeyRecord>>;
-    /// Every API key, in key id order (a Query of their index partition).
+    /// The key with this id, whatever its tenants (the operator's tool).
+    async fn api_key_by_id(&self, key_id: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    /// The key with this id when it is one of `tenant`'s.
+    async fn tenant_api_key(&self, tenant: &TenantId, key_id: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    /// Every API key, in key id order (a Query of their index partition; the operator's tool).
     async fn api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>>;
-    /// Revokes the key with this id at `at` (unix seconds); `false` when there is none.
-    async fn revoke_api_key(&self, key_id: &str, at: i64) -> StoreResult<bool>;
+    /// At most `limit` of `tenant`'s keys in key id order, after the key id `after` (one Query).
+    async fn tenant_api_keys(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// Revokes `key` at `at` (unix seconds) everywhere it is listed; revoking again keeps the first
+    /// time.
+    async fn revoke_api_key(&self, key: &ApiKeyRecord, at: i64) -> StoreResult<()>;
 }
 
 /// Where a [`Repository::page`] reads.
@@ -329,6 +384,24 @@ impl ApiKeyRecord {
     }
 }
 
+/// Most tenants one API key may carry: each is an index item written with the key.
+pub const MAX_KEY_TENANTS: usize = 16;
+
+impl ApiKeyRecord {
+    /// The key's tenants, each a valid [`TenantId`], at least one and at most
+    /// [`MAX_KEY_TENANTS`]: the store lists the key under each.
+    pub fn tenant_ids(&self) -> StoreResult<Vec<TenantId>> {
+        let tenants = &self.caller.tenants;
+        if tenants.is_empty() || tenants.len() > MAX_KEY_TENANTS {
+            return Err(StoreError::Internal(format!("an API key has 1 to {MAX_KEY_TENANTS} tenants")));
+        }
+        tenants
+            .iter()
+            .map(|t| TenantId::parse(t).ok_or_else(|| StoreError::Internal(format!("{t:?} is not a tenant id"))))
+            .collect()
+    }
+}
+
 /// Most changes one transaction may carry: DynamoDB allows 100 items, and each change writes two
 /// (the item and its event), plus one guard or check.
 pub const MAX_WRITE: usize = 49;
@@ -349,23 +422,28 @@ pub fn now_rfc3339() -> String {
 pub(crate) mod partition {
     use super::*;
 
-    /// The list partition of a kind in a scope.
-    pub fn list(kind: Kind, scope: &Scope) -> String {
-        format!("{}{}", scope.prefix(), kind.name)
+    /// The list partition of a kind of a tenant.
+    pub fn list(kind: Kind, tenant: &TenantId) -> String {
+        format!("{}{}", tenant.prefix(), kind.name)
     }
 
-    /// The partition of one group of a kind in a scope.
-    pub fn group(kind: Kind, scope: &Scope, group: &str) -> String {
-        format!("{}{}#{group}", scope.prefix(), kind.name)
+    /// The partition of one group of a kind of a tenant.
+    pub fn group(kind: Kind, tenant: &TenantId, group: &str) -> String {
+        format!("{}{}#{group}", tenant.prefix(), kind.name)
     }
 
-    /// A named counter of a scope.
-    pub fn counter(scope: &Scope, name: &str) -> String {
-        format!("{}{name}", scope.prefix())
+    /// A named counter of a tenant.
+    pub fn counter(tenant: &TenantId, name: &str) -> String {
+        format!("{}{name}", tenant.prefix())
     }
 
-    /// An idempotency key within a scope.
-    pub fn idempotency(scope: &Scope, key: &str) -> String {
-        format!("{}{key}", scope.prefix())
+    /// An idempotency key of a tenant.
+    pub fn idempotency(tenant: &TenantId, key: &str) -> String {
+        format!("{}{key}", tenant.prefix())
+    }
+
+    /// The list partition of a tenant's API keys.
+    pub fn api_keys(tenant: &TenantId) -> String {
+        format!("{}APIKEY", tenant.prefix())
     }
 }

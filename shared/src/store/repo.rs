@@ -1,16 +1,19 @@
-//! The typed facade handlers and the worker use: `Repo<R>` reads domain values (`Versioned<R>`)
-//! and builds writes from them, for one scope. Keys are made here from the resource's declared
-//! kind and the facade's scope, so a caller names only an id.
+//! The facades handlers and the worker use. [`Tenant`] is one tenant's view of the store: every
+//! key it reads and every write it makes is of that tenant (a write naming another tenant's item
+//! is refused before it reaches the store), and it is the only way the edge and the worker reach
+//! the store. `Repo<R>` reads domain values (`Versioned<R>`) of one kind of that tenant and builds
+//! writes from them; keys are made here from the resource's declared kind and the tenant, so a
+//! caller names only an id.
 
 use std::marker::PhantomData;
 
 use serde_json::Value;
 
 use super::{
-    guard_key, AuditEvent, Delete, Guard, NewItem, Page, Repository, StoreError, StoreResult, Stored, Update,
-    VersionCheck,
+    guard_key, ApiKeyRecord, AuditEvent, Delete, Guard, IdempotencyRecord, NewItem, Page, Repository, StoreError,
+    StoreResult, Stored, Update, VersionCheck, Write,
 };
-use crate::domain::key::{Id, IdType, Key, Scope};
+use crate::domain::key::{Id, IdType, Key, TenantId};
 use crate::domain::list::ListQuery;
 use crate::domain::resource::Resource;
 
@@ -49,45 +52,139 @@ pub fn encode<T: serde::Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Internal(format!("cannot encode a resource: {e}")))
 }
 
-/// The resources of type `R` in one scope.
-pub struct Repo<'a, R> {
+/// One tenant's view of the store.
+#[derive(Clone)]
+pub struct Tenant<'a> {
     store: &'a dyn Repository,
-    scope: Scope,
+    id: TenantId,
+}
+
+fn foreign() -> StoreError {
+    StoreError::Internal("a write of one tenant named another tenant's item".into())
+}
+
+impl<'a> Tenant<'a> {
+    pub fn new(store: &'a dyn Repository, id: TenantId) -> Self {
+        Self { store, id }
+    }
+
+    pub fn id(&self) -> &TenantId {
+        &self.id
+    }
+
+    /// The resources of type `R` of this tenant.
+    pub fn repo<R: Resource>(&self) -> Repo<'a, R> {
+        Repo { tenant: self.clone(), _kind: PhantomData }
+    }
+
+    /// Reserves `n` fresh numbers of this tenant's counter `counter`; returns the last.
+    pub async fn next_ids(&self, counter: &str, n: u64) -> StoreResult<u64> {
+        self.store.next_ids(&self.id, counter, n).await
+    }
+
+    /// One transaction of this tenant's items ([`Repository::write`]).
+    pub async fn write(&self, writes: Vec<Write>) -> StoreResult<Vec<Stored>> {
+        for write in &writes {
+            self.check(write.key())?;
+        }
+        self.store.write(writes).await
+    }
+
+    pub async fn create(&self, item: NewItem) -> StoreResult<Stored> {
+        self.check(&item.key)?;
+        self.store.create(item).await
+    }
+
+    pub async fn update(&self, update: Update) -> StoreResult<Stored> {
+        self.check(&update.key)?;
+        self.store.update(update).await
+    }
+
+    /// Refuses a key of another tenant.
+    fn check(&self, key: &Key) -> StoreResult<()> {
+        if key.tenant() == &self.id {
+            Ok(())
+        } else {
+            Err(foreign())
+        }
+    }
+
+    pub async fn delete(&self, delete: Delete) -> StoreResult<()> {
+        self.check(&delete.key)?;
+        self.store.delete(delete).await
+    }
+
+    /// A stored item of this tenant by key (a key of another tenant reads nothing).
+    pub async fn get(&self, key: &Key) -> StoreResult<Option<Stored>> {
+        if key.tenant() != &self.id {
+            return Ok(None);
+        }
+        self.store.get(key).await
+    }
+
+    /// The audit trail of one of this tenant's items.
+    pub async fn events(&self, key: &Key) -> StoreResult<Vec<AuditEvent>> {
+        if key.tenant() != &self.id {
+            return Ok(Vec::new());
+        }
+        self.store.events(key).await
+    }
+
+    pub async fn idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
+        self.store.idempotency(&self.id, key).await
+    }
+
+    /// Stores a key of this tenant alone.
+    pub async fn put_api_key(&self, record: &ApiKeyRecord) -> StoreResult<()> {
+        if record.caller.tenants != [self.id.as_str()] {
+            return Err(foreign());
+        }
+        self.store.put_api_key(record).await
+    }
+
+    /// One of this tenant's keys by id.
+    pub async fn api_key(&self, key_id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        self.store.tenant_api_key(&self.id, key_id).await
+    }
+
+    pub async fn api_keys(&self, after: Option<&str>, limit: usize) -> StoreResult<Vec<ApiKeyRecord>> {
+        self.store.tenant_api_keys(&self.id, after, limit).await
+    }
+
+    /// Revokes one of this tenant's keys (as [`Tenant::api_key`] read it).
+    pub async fn revoke_api_key(&self, key: &ApiKeyRecord, at: i64) -> StoreResult<()> {
+        if !key.caller.tenants.iter().any(|t| t == self.id.as_str()) {
+            return Err(foreign());
+        }
+        self.store.revoke_api_key(key, at).await
+    }
+}
+
+/// The resources of type `R` of one tenant.
+pub struct Repo<'a, R> {
+    tenant: Tenant<'a>,
     _kind: PhantomData<fn() -> R>,
 }
 
 impl<'a, R: Resource> Repo<'a, R> {
-    pub fn new(store: &'a dyn Repository, scope: Scope) -> Self {
-        Self { store, scope, _kind: PhantomData }
+    pub fn tenant(&self) -> &Tenant<'a> {
+        &self.tenant
     }
 
-    /// The resources of a globally scoped kind.
-    pub fn global(store: &'a dyn Repository) -> Self {
-        Self::new(store, Scope::Global)
-    }
-
-    pub fn scope(&self) -> &Scope {
-        &self.scope
-    }
-
-    pub fn store(&self) -> &'a dyn Repository {
-        self.store
-    }
-
-    /// The key of `id` in this scope. An id of the wrong type is a bug here: the edge parses path
-    /// ids as the kind's type.
+    /// The key of `id` in this tenant. An id of the wrong type is a bug here: the edge parses
+    /// path ids as the kind's type.
     pub fn key(&self, id: Id) -> StoreResult<Key> {
-        Key::new(R::KIND, self.scope.clone(), id).map_err(|e| StoreError::Internal(e.to_string()))
+        Key::new(R::KIND, self.tenant.id.clone(), id).map_err(|e| StoreError::Internal(e.to_string()))
     }
 
     pub async fn get(&self, id: Id) -> StoreResult<Option<Versioned<R>>> {
-        self.store.get(&self.key(id)?).await?.map(decode).transpose()
+        self.tenant.store.get(&self.key(id)?).await?.map(decode).transpose()
     }
 
-    /// A fresh id: the kind's counter in this scope, or a new UUID.
+    /// A fresh id: the kind's counter in this tenant, or a new UUID.
     pub async fn next_id(&self) -> StoreResult<Id> {
         Ok(match R::KIND.ids {
-            IdType::Counter => Id::Int(self.store.next_ids(&self.scope, R::KIND.name, 1).await?),
+            IdType::Counter => Id::Int(self.tenant.next_ids(R::KIND.name, 1).await?),
             IdType::Uuid => Id::Uuid(uuid::Uuid::new_v4()),
         })
     }
@@ -139,23 +236,28 @@ impl<'a, R: Resource> Repo<'a, R> {
 
     /// The current guard of one of this kind's groups.
     pub async fn guard(&self, group: &str) -> StoreResult<Guard> {
-        self.store.guard(&guard_key(R::KIND, &self.scope, group)).await
+        self.tenant.store.guard(&guard_key(R::KIND, &self.tenant.id, group)).await
     }
 
     pub async fn list(&self, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
-        self.store.list(R::KIND, &self.scope, query).await
+        self.tenant.store.list(R::KIND, &self.tenant.id, query).await
+    }
+
+    /// How many items of this kind the tenant has (a kept count).
+    pub async fn count(&self) -> StoreResult<u64> {
+        self.tenant.store.count(R::KIND, &self.tenant.id).await
     }
 
     pub async fn group(&self, group: &str) -> StoreResult<Vec<Versioned<R>>> {
-        self.store.group(R::KIND, &self.scope, group).await?.into_iter().map(decode).collect()
+        self.tenant.store.group(R::KIND, &self.tenant.id, group).await?.into_iter().map(decode).collect()
     }
 
-    /// One page of an index in this scope (one query): see [`Repository::page`].
+    /// One page of an index of this tenant (one query): see [`Repository::page`].
     pub async fn page(&self, index: &Page<'_>) -> StoreResult<Vec<Versioned<R>>> {
-        self.store.page(R::KIND, &self.scope, index).await?.into_iter().map(decode).collect()
+        self.tenant.store.page(R::KIND, &self.tenant.id, index).await?.into_iter().map(decode).collect()
     }
 
     pub async fn group_count(&self, group: &str) -> StoreResult<u64> {
-        self.store.group_count(R::KIND, &self.scope, group).await
+        self.tenant.store.group_count(R::KIND, &self.tenant.id, group).await
     }
 }

@@ -15,8 +15,8 @@ use crate::domain::bill::{stage_effect, Bill, Report};
 use crate::domain::bill_run::{AdhocBillRun, BillRun, Changes, Progress, Run, SummaryStatus};
 use crate::domain::key::{Id, Kind};
 use crate::retry::with_retries;
-use crate::store::repo::{encode, Repo, Versioned};
-use crate::store::{AuditEvent, Change, Page, Repository, StoreError, StoreResult, Stored, Update, Write};
+use crate::store::repo::{encode, Repo, Tenant, Versioned};
+use crate::store::{AuditEvent, Change, Page, StoreError, StoreResult, Stored, Update, Write};
 
 /// Bills per step: each step writes them and the run in one transaction.
 pub const BATCH: usize = 40;
@@ -38,8 +38,8 @@ impl<R: Run> Job for StageJob<R> {
         R::KIND
     }
 
-    async fn step(&self, store: &dyn Repository, change: &Change) -> StoreResult<bool> {
-        Ok(step::<R>(store, change.key.id(), Some(change.version)).await?.is_some())
+    async fn step(&self, tenant: &Tenant<'_>, change: &Change) -> StoreResult<bool> {
+        Ok(step::<R>(tenant, change.key.id(), Some(change.version)).await?.is_some())
     }
 }
 
@@ -55,21 +55,22 @@ pub struct StageState {
     pub report: Report,
 }
 
-/// The worker's step on one run, as a system write: `None` when there was nothing to do.
+/// The worker's step on one run of `tenant`, as a system write: `None` when there was nothing to
+/// do. It reads and writes that tenant's run and bills only.
 /// `seen_version` is the version a stream record reported: an older record than the item is
 /// skipped (the newer write has its own record). A lost race is retried only while the run itself
 /// is unchanged (a bill moved under us); a client's concurrent write always wins.
-pub async fn step<R: Run>(store: &dyn Repository, id: &Id, seen_version: Option<u64>) -> StoreResult<Option<Stored>> {
-    let runs = &Repo::<R>::global(store);
+pub async fn step<R: Run>(tenant: &Tenant<'_>, id: &Id, seen_version: Option<u64>) -> StoreResult<Option<Stored>> {
+    let runs = &tenant.repo::<R>();
     with_retries(move || async move {
         let Some(current) = runs.get(id.clone()).await? else { return Ok(None) };
         if seen_version.is_some_and(|seen| seen < current.version) {
             return Ok(None);
         }
         let Some(writes) = plan(runs, &current).await? else { return Ok(None) };
-        match store.write(writes.into_iter().map(Write::Update).collect()).await {
+        match tenant.write(writes.into_iter().map(Write::Update).collect()).await {
             Ok(mut saved) => Ok(Some(saved.swap_remove(0))),
-            Err(StoreError::Conflict) => match store.get(&current.key).await? {
+            Err(StoreError::Conflict) => match tenant.get(&current.key).await? {
                 Some(run) if run.version == current.version => Err(StoreError::Conflict),
                 _ => Ok(None),
             },
@@ -97,7 +98,7 @@ async fn plan<R: Run>(runs: &Repo<'_, R>, current: &Versioned<R>) -> StoreResult
         }
     } else {
         let stage = before.summary_status;
-        let bills = Repo::<Bill>::global(runs.store());
+        let bills = runs.tenant().repo::<Bill>();
         let group = R::RUN_KIND.bill_group(run.run_id());
         let mut at = match current.state::<StageState>().filter(|s| s.stage == stage.name()) {
             Some(at) => at,

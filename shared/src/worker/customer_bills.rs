@@ -30,11 +30,11 @@ use crate::domain::customer_bill::{
     datetime, new_id, rate_group, AccountBilling, AppliedRate, CustomerBill, NewBill, OnDemand, Refusal, RequestState,
     Tally,
 };
-use crate::domain::key::{Id, Kind, Scope};
+use crate::domain::key::{Id, Kind};
 use crate::domain::resource::Resource;
 use crate::retry::with_retries;
-use crate::store::repo::{encode, Repo, Versioned};
-use crate::store::{AuditEvent, Change, Page, Repository, StoreError, StoreResult, Write, MAX_ITEM_BYTES};
+use crate::store::repo::{encode, Tenant, Versioned};
+use crate::store::{AuditEvent, Change, Page, StoreError, StoreResult, Write, MAX_ITEM_BYTES};
 
 /// Rates read per scanning step (reads only).
 pub const SCAN_BATCH: usize = 200;
@@ -57,8 +57,8 @@ impl Job for OnDemandJob {
         OnDemand::KIND
     }
 
-    async fn step(&self, store: &dyn Repository, change: &Change) -> StoreResult<bool> {
-        step(store, change.key.id(), Some(change.version)).await
+    async fn step(&self, tenant: &Tenant<'_>, change: &Change) -> StoreResult<bool> {
+        step(tenant, change.key.id(), Some(change.version)).await
     }
 }
 
@@ -75,10 +75,11 @@ struct Progress {
     tally: Tally,
 }
 
-/// One step on a request: `false` when there was nothing to do (it is no longer in progress, or
-/// the delivery is older than the request).
-pub async fn step(store: &dyn Repository, id: &Id, seen_version: Option<u64>) -> StoreResult<bool> {
-    let requests = &Repo::<OnDemand>::global(store);
+/// One step on a request of `tenant` (it bills that tenant's rates of the account only): `false`
+/// when there was nothing to do (it is no longer in progress, or the delivery is older than the
+/// request).
+pub async fn step(store: &Tenant<'_>, id: &Id, seen_version: Option<u64>) -> StoreResult<bool> {
+    let requests = &store.repo::<OnDemand>();
     with_retries(move || async move {
         let Some(current) = requests.get(id.clone()).await? else { return Ok(false) };
         if seen_version.is_some_and(|seen| seen < current.version) || !current.value.work_pending() {
@@ -123,8 +124,8 @@ fn failure(request: &Versioned<OnDemand>, cause: &dyn std::fmt::Display) -> Stri
 }
 
 /// The writes of one step.
-async fn plan(store: &dyn Repository, current: &Versioned<OnDemand>) -> StoreResult<Vec<Write>> {
-    let rates = Repo::<AppliedRate>::global(store);
+async fn plan(store: &Tenant<'_>, current: &Versioned<OnDemand>) -> StoreResult<Vec<Write>> {
+    let rates = store.repo::<AppliedRate>();
     let account = &current.value.billing_account.id;
     let unbilled = rate_group(account, false);
     let mut at: Progress = current.state().unwrap_or_default();
@@ -182,7 +183,7 @@ async fn plan(store: &dyn Repository, current: &Versioned<OnDemand>) -> StoreRes
         return Ok(writes);
     }
     let now = datetime::now();
-    let bill_no = store.next_ids(&Scope::Global, BILL_NUMBERS, 1).await?;
+    let bill_no = store.next_ids(BILL_NUMBERS, 1).await?;
     let new = NewBill { id: bill, document: new_id(), bill_no, request: &current.value, now };
     let bill = match at.tally.bill(new) {
         Ok(bill) => bill,
@@ -191,8 +192,8 @@ async fn plan(store: &dyn Repository, current: &Versioned<OnDemand>) -> StoreRes
     let done = current.value.done(&bill, now);
     let event = AuditEvent::new(None, "worker").with_change(Some("inProgress".into()), Some("done".into()), Vec::new());
     let mut published = vec![
-        Write::Create(Repo::<CustomerBill>::global(store).new_item(&bill, AuditEvent::new(None, "on demand"))?),
-        Write::Update(Repo::<OnDemand>::global(store).update_of(current, &done, event)?),
+        Write::Create(store.repo::<CustomerBill>().new_item(&bill, AuditEvent::new(None, "on demand"))?),
+        Write::Update(store.repo::<OnDemand>().update_of(current, &done, event)?),
     ];
     published.extend(release(store, &current.value).await?);
     published.extend(writes);
@@ -200,16 +201,16 @@ async fn plan(store: &dyn Repository, current: &Versioned<OnDemand>) -> StoreRes
 }
 
 /// The request's progress, written with the step's rates.
-fn progress(store: &dyn Repository, current: &Versioned<OnDemand>, at: &Progress, phase: &str) -> StoreResult<Write> {
+fn progress(store: &Tenant<'_>, current: &Versioned<OnDemand>, at: &Progress, phase: &str) -> StoreResult<Write> {
     let event = AuditEvent::new(None, format!("worker {phase}"));
-    let mut update = Repo::<OnDemand>::global(store).update_of(current, &current.value, event)?;
+    let mut update = store.repo::<OnDemand>().update_of(current, &current.value, event)?;
     update.state = Some(encode(at)?);
     Ok(Write::Update(update))
 }
 
 /// The request ended without a bill, and its account released.
 async fn end(
-    store: &dyn Repository,
+    store: &Tenant<'_>,
     current: &Versioned<OnDemand>,
     state: RequestState,
     reason: &str,
@@ -217,14 +218,14 @@ async fn end(
     let next = current.value.ended(state, reason, datetime::now());
     let event =
         AuditEvent::new(None, "worker").with_change(Some("inProgress".into()), Some(state.name().into()), Vec::new());
-    let mut writes = vec![Write::Update(Repo::<OnDemand>::global(store).update_of(current, &next, event)?)];
+    let mut writes = vec![Write::Update(store.repo::<OnDemand>().update_of(current, &next, event)?)];
     writes.extend(release(store, &current.value).await?);
     Ok(writes)
 }
 
 /// Releases the request's hold on its account (nothing when it holds none).
-async fn release(store: &dyn Repository, request: &OnDemand) -> StoreResult<Option<Write>> {
-    let accounts = Repo::<AccountBilling>::global(store);
+async fn release(store: &Tenant<'_>, request: &OnDemand) -> StoreResult<Option<Write>> {
+    let accounts = store.repo::<AccountBilling>();
     let Some(held) = accounts.get(Id::Uuid(AccountBilling::id_of(&request.billing_account.id))).await? else {
         return Ok(None);
     };

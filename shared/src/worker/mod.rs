@@ -23,8 +23,9 @@ use serde_dynamo::AttributeValue;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::domain::key::{Key, Kind, Scope};
+use crate::domain::key::{Key, Kind, TenantId};
 use crate::domain::list::ListQuery;
+use crate::store::repo::Tenant;
 use crate::store::{
     ApiKeyRecord, AuditEvent, Change, Delete, Guard, IdempotencyRecord, Page, Repository, SharedRepository,
     StoreResult, Stored, Write,
@@ -42,8 +43,9 @@ pub fn jobs() -> Vec<Arc<dyn Job>> {
 pub trait Job: Send + Sync {
     /// The kind of item this job steps.
     fn kind(&self) -> Kind;
-    /// One step on the item `change` names; `false` when there was nothing to do.
-    async fn step(&self, store: &dyn Repository, change: &Change) -> StoreResult<bool>;
+    /// One step on the item `change` names, within its tenant (the worker gives the job that
+    /// tenant's store only); `false` when there was nothing to do.
+    async fn step(&self, tenant: &Tenant<'_>, change: &Change) -> StoreResult<bool>;
 }
 
 /// The worker with every registered job.
@@ -70,7 +72,7 @@ impl Worker {
     /// One step on the item a change names, by the job of its kind (`false`: nothing to do).
     pub async fn advance(&self, change: &Change) -> StoreResult<bool> {
         match self.jobs.iter().find(|j| j.kind() == change.key.kind()) {
-            Some(job) => job.step(self.store.as_ref(), change).await,
+            Some(job) => job.step(&Tenant::new(self.store.as_ref(), change.key.tenant().clone()), change).await,
             None => Ok(false),
         }
     }
@@ -168,8 +170,8 @@ impl Notifying {
 
 #[async_trait]
 impl Repository for Notifying {
-    async fn next_ids(&self, scope: &Scope, counter: &str, n: u64) -> StoreResult<u64> {
-        self.inner.next_ids(scope, counter, n).await
+    async fn next_ids(&self, tenant: &TenantId, counter: &str, n: u64) -> StoreResult<u64> {
+        self.inner.next_ids(tenant, counter, n).await
     }
     async fn get(&self, key: &Key) -> StoreResult<Option<Stored>> {
         self.inner.get(key).await
@@ -191,26 +193,26 @@ impl Repository for Notifying {
     async fn delete(&self, delete: Delete) -> StoreResult<()> {
         self.inner.delete(delete).await
     }
-    async fn list(&self, kind: Kind, scope: &Scope, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
-        self.inner.list(kind, scope, query).await
+    async fn list(&self, kind: Kind, tenant: &TenantId, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
+        self.inner.list(kind, tenant, query).await
     }
-    async fn count(&self, kind: Kind, scope: &Scope) -> StoreResult<u64> {
-        self.inner.count(kind, scope).await
+    async fn count(&self, kind: Kind, tenant: &TenantId) -> StoreResult<u64> {
+        self.inner.count(kind, tenant).await
     }
-    async fn group(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<Vec<Stored>> {
-        self.inner.group(kind, scope, group).await
+    async fn group(&self, kind: Kind, tenant: &TenantId, group: &str) -> StoreResult<Vec<Stored>> {
+        self.inner.group(kind, tenant, group).await
     }
-    async fn page(&self, kind: Kind, scope: &Scope, index: &Page<'_>) -> StoreResult<Vec<Stored>> {
-        self.inner.page(kind, scope, index).await
+    async fn page(&self, kind: Kind, tenant: &TenantId, index: &Page<'_>) -> StoreResult<Vec<Stored>> {
+        self.inner.page(kind, tenant, index).await
     }
-    async fn group_count(&self, kind: Kind, scope: &Scope, group: &str) -> StoreResult<u64> {
-        self.inner.group_count(kind, scope, group).await
+    async fn group_count(&self, kind: Kind, tenant: &TenantId, group: &str) -> StoreResult<u64> {
+        self.inner.group_count(kind, tenant, group).await
     }
     async fn guard(&self, key: &str) -> StoreResult<Guard> {
         self.inner.guard(key).await
     }
-    async fn idempotency(&self, scope: &Scope, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
-        self.inner.idempotency(scope, key).await
+    async fn idempotency(&self, tenant: &TenantId, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
+        self.inner.idempotency(tenant, key).await
     }
     async fn events(&self, key: &Key) -> StoreResult<Vec<AuditEvent>> {
         self.inner.events(key).await
@@ -221,10 +223,24 @@ impl Repository for Notifying {
     async fn api_key(&self, hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
         self.inner.api_key(hash).await
     }
+    async fn api_key_by_id(&self, key_id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        self.inner.api_key_by_id(key_id).await
+    }
+    async fn tenant_api_key(&self, tenant: &TenantId, key_id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        self.inner.tenant_api_key(tenant, key_id).await
+    }
     async fn api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
         self.inner.api_keys().await
     }
-    async fn revoke_api_key(&self, key_id: &str, at: i64) -> StoreResult<bool> {
-        self.inner.revoke_api_key(key_id, at).await
+    async fn tenant_api_keys(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<ApiKeyRecord>> {
+        self.inner.tenant_api_keys(tenant, after, limit).await
+    }
+    async fn revoke_api_key(&self, key: &ApiKeyRecord, at: i64) -> StoreResult<()> {
+        self.inner.revoke_api_key(key, at).await
     }
 }
