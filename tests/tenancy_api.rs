@@ -350,6 +350,8 @@ async fn the_request_tenant_comes_from_the_credential_and_x_tenant_id(backend: B
         assert_eq!(app.send(get(&both, Some(other))).await.status, 403, "{other:?}");
     }
     assert_eq!(app.send(get(&a.token, Some("a"))).await.status, 200, "one's own tenant, named");
+    let twice = app.send(get(&both, Some("a")).header("x-tenant-id", "b")).await;
+    assert_eq!((twice.status, &twice.body["errors"][0]["pointer"]), (400, &json!("/X-Tenant-Id")), "sent twice");
     assert_eq!(app.send(get(&a.token, Some("b"))).await.status, 403, "another tenant, named");
     let none = app.token_for(&principal(&[], false));
     assert_eq!(app.send(get(&none, None)).await.status, 403);
@@ -384,6 +386,7 @@ async fn a_tenant_manages_its_own_api_keys(backend: Backend) {
     let (key, key_id) =
         (made.body["apiKey"].as_str().unwrap().to_owned(), made.body["keyId"].as_str().unwrap().to_owned());
     assert_eq!(made.header("location"), Some(format!("/api-keys/{key_id}").as_str()));
+    assert_eq!(made.header("cache-control"), Some("no-store"), "no cache keeps the key");
     assert_eq!(
         (&made.body["tenants"], &made.body["userId"], &made.body["state"]),
         (&json!(["a"]), &json!(7), &json!("active"))
@@ -439,6 +442,19 @@ async fn a_tenant_manages_its_own_api_keys(backend: Backend) {
     for unknown in ["key_00000000000000000000", "nope", "key_%2e%2e"] {
         assert_eq!(app.send(admin(&a, "DELETE", &format!("/api-keys/{unknown}"))).await.status, 404, "{unknown}");
     }
+    // A key `billflow-admin` made for both tenants: each sees it as its own alone, and neither may
+    // revoke it over HTTP (it would lock the other out).
+    shared::dev::seed_api_key(&app.store, "key-of-both", &principal(&["a", "b"], false)).await.unwrap();
+    let shared_key = app.store.api_key(&shared::http::caller::api_key_hash("key-of-both")).await.unwrap().unwrap();
+    for t in [&a, &b] {
+        let listed = app.send(admin(t, "GET", "/api-keys")).await;
+        let seen =
+            listed.body["Items"].as_array().unwrap().iter().find(|k| k["keyId"] == shared_key.key_id.as_str()).cloned();
+        assert_eq!(seen.expect("listed in both tenants")["tenants"], json!([t.name]), "no other tenant is shown");
+        let refused = app.send(admin(t, "DELETE", &format!("/api-keys/{}", shared_key.key_id))).await;
+        assert_eq!(refused.status, 409, "{:?}", refused.body);
+    }
+    assert_eq!(app.send(app.keyed("GET", "/bills/1", "key-of-both").header("x-tenant-id", "a")).await.status, 200);
     let states = app.send(admin(&a, "GET", "/api-keys")).await;
     let revoked =
         states.body["Items"].as_array().unwrap().iter().find(|k| k["keyId"] == key_id.as_str()).unwrap().clone();

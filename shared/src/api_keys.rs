@@ -16,6 +16,8 @@ use crate::store::{ApiKeyRecord, MAX_KEY_TENANTS};
 
 /// Scopes a key may carry.
 pub const SCOPES: &[&str] = &[SCOPE_READ, SCOPE_WRITE, SCOPE_ADMIN];
+/// What a tenant id is ([`TenantId::parse`]).
+pub const TENANT_RULE: &str = "must be 1 to 64 letters, digits or -_., the first a letter or digit";
 /// Longest description.
 pub const MAX_DESCRIPTION: usize = 500;
 /// Longest life of a key: ten years.
@@ -48,7 +50,7 @@ impl NewKey {
         }
         for (i, tenant) in tenants.iter().enumerate() {
             if TenantId::parse(tenant).is_none() {
-                errors.push(FieldError::new(format!("/tenants/{i}"), "must be 1 to 64 letters, digits or -_."));
+                errors.push(FieldError::new(format!("/tenants/{i}"), TENANT_RULE));
             }
         }
         if self.caller.scopes.is_empty() {
@@ -84,8 +86,10 @@ impl NewKey {
     }
 
     fn issue_as(mut self, key: String, key_id: String) -> Result<Issued, DomainError> {
-        self.caller.scopes.dedup();
-        self.caller.tenants.dedup();
+        for names in [&mut self.caller.scopes, &mut self.caller.tenants] {
+            names.sort();
+            names.dedup();
+        }
         self.check()?;
         let record = api_key_record(&key, &key_id, self.caller, self.description, self.expires_in);
         Ok(Issued { key, record })
@@ -142,6 +146,9 @@ pub fn parse_request(body: &Value, caller: &Principal, tenant: &TenantId) -> Res
     let Some(obj) = check.object(body, String::new(), &["userId", "scopes", "description", "expiresIn"], &[]) else {
         return Err(DomainError::fields(check.errors));
     };
+    for (name, _) in obj.map.iter().filter(|(_, value)| value.is_null()) {
+        check.fail(obj.pointer(name), "must not be null (leave it out for the default)");
+    }
     let user_id = match obj.get("userId") {
         None => Some(caller.user_id),
         Some(value) => {
@@ -273,6 +280,8 @@ mod tests {
             (serde_json::json!({"scopes": ["root"]}), "/scopes/0"),
             (serde_json::json!({"scopes": "billing:read"}), "/scopes"),
             (serde_json::json!({"scopes": ["billing:read"], "userId": 0}), "/userId"),
+            (serde_json::json!({"scopes": ["billing:read"], "userId": null}), "/userId"),
+            (serde_json::json!({"scopes": ["billing:read"], "description": null}), "/description"),
             (serde_json::json!({"scopes": ["billing:read"], "userId": -1}), "/userId"),
             (serde_json::json!({"scopes": ["billing:read"], "expiresIn": "forever"}), "/expiresIn"),
             (serde_json::json!({"scopes": ["billing:read"], "tenants": ["b"]}), "/tenants"),

@@ -338,7 +338,8 @@ fn api_key_operation(function: &str) -> Option<Op> {
             .ok(
                 201,
                 json!({"description": "Created: `apiKey` is shown this once and never again",
-                    "headers": {"x-request-id": {"schema": {"type": "string"}}, "Location": {"schema": {"type": "string"}}},
+                    "headers": {"x-request-id": {"schema": {"type": "string"}}, "Location": {"schema": {"type": "string"}},
+                        "Cache-Control": {"schema": {"const": "no-store"}}},
                     "content": {"application/json": {"schema": schema_ref("ApiKeyCreated")}}}),
             )
             .errors(&[413, 415]),
@@ -352,7 +353,7 @@ fn api_key_operation(function: &str) -> Option<Op> {
         "revoke-api-key" => Op::new("Revoke one of the tenant's API keys (again: 204)", API_KEYS_TAG)
             .ok(204, json!({"description": "Revoked: the key fails from the next request, plus the caches' TTL (60 s at most)",
                 "headers": request_id_header()}))
-            .errors(READ),
+            .errors(&[404, 409]),
         _ => return None,
     })
 }
@@ -665,7 +666,7 @@ fn path_schema(name: &str) -> Value {
     match name {
         "bill_run_id" | "adhoc_bill_run_id" | "billId" => json!({"type": "integer", "minimum": 1, "maximum": u64::MAX}),
         "id" => json!({"type": "string", "format": "uuid"}),
-        "tenantId" => json!({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$", "example": "dev"}),
+        "tenantId" => json!({"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", "example": "dev"}),
         "key_id" => json!({"type": "string", "minLength": 1, "maxLength": 100, "example": "key_0123456789abcdef0123"}),
         _ => json!({"type": "string", "minLength": 1, "maxLength": 100}),
     }

@@ -28,7 +28,8 @@ impl Kind {
     }
 }
 
-/// A tenant id: 1 to 64 characters of letters, digits and `-_.` (so it can never forge a key).
+/// A tenant id: 1 to 64 characters of letters, digits and `-_.`, the first a letter or digit (so it
+/// can never forge a key separator, and is never `.` or `..` in a path).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TenantId(String);
 
@@ -37,6 +38,7 @@ impl TenantId {
 
     pub fn parse(text: &str) -> Option<Self> {
         let valid = (1..=Self::MAX_LEN).contains(&text.len())
+            && text.as_bytes()[0].is_ascii_alphanumeric()
             && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
         valid.then(|| Self(text.to_owned()))
     }
@@ -151,12 +153,14 @@ impl Key {
         format!("{}{}#{}", self.tenant.prefix(), self.kind.name, self.id)
     }
 
-    /// Parses a partition key back, for a kind among `kinds` (a stream record names its item so).
+    /// Parses a partition key back, for a kind among `kinds` (a stream record names its item so):
+    /// only the partition a key writes (`007` or a UUID without hyphens is no key).
     pub fn parse(partition: &str, kinds: &[Kind]) -> Option<Self> {
         let (tenant, rest) = partition.strip_prefix("T#")?.split_once('#')?;
         let (name, id) = rest.split_once('#')?;
         let kind = *kinds.iter().find(|k| k.name == name)?;
-        Self::new(kind, TenantId::parse(tenant)?, Id::parse(kind.ids, id)?).ok()
+        let key = Self::new(kind, TenantId::parse(tenant)?, Id::parse(kind.ids, id)?).ok()?;
+        (key.partition() == partition).then_some(key)
     }
 }
 
@@ -198,14 +202,28 @@ mod tests {
         let run = Key::new(RUN, tenant("acme"), Id::Int(42)).unwrap();
         assert_eq!(run.partition(), "T#acme#RUN#42");
         assert_eq!(Key::parse("T#acme#RUN#42", &kinds), Some(run));
-        for bad in ["RUN#42", "T#a#RUN#x", "T#a#RUN#+4", "T#a#NOPE#1", "T#a#TRUN#1", "T#a b#RUN#1", "T##RUN#1", ""] {
+        let unhyphenated = format!("T#a#TRUN#{}", uuid::Uuid::new_v4().simple());
+        for bad in [
+            "RUN#42",
+            "T#a#RUN#x",
+            "T#a#RUN#+4",
+            "T#a#RUN#007",
+            "T#a#NOPE#1",
+            "T#a#TRUN#1",
+            "T#a b#RUN#1",
+            "T##RUN#1",
+            "",
+        ]
+        .into_iter()
+        .chain([unhyphenated.as_str()])
+        {
             assert_eq!(Key::parse(bad, &kinds), None, "{bad}");
         }
     }
 
     #[test]
     fn tenant_ids_cannot_carry_key_separators() {
-        for bad in ["", "a#b", "a b", "ä", &"x".repeat(65)] {
+        for bad in ["", "a#b", "a b", "ä", ".", "..", "-a", "_", &"x".repeat(65)] {
             assert_eq!(TenantId::parse(bad), None, "{bad}");
         }
         assert!(TenantId::parse("acme-eu_1.prod").is_some());
@@ -232,8 +250,8 @@ mod proptests {
         /// partition or a prefix, whatever the tenant ids and ids are.
         #[test]
         fn keys_of_two_tenants_never_meet(
-            a in "[A-Za-z0-9._-]{1,64}",
-            b in "[A-Za-z0-9._-]{1,64}",
+            a in "[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
+            b in "[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
             id in any::<u64>(),
             uuid in any::<u128>(),
             kind in 0..2usize,

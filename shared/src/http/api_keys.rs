@@ -7,7 +7,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::Value;
 
-use super::caller::{acting, by_api_key};
+use super::caller::{acting, by_bearer};
 use super::cursor::{page_body, page_limit, start_after, Cursor};
 use super::error::{ApiError, ApiResult, ErrorFormat};
 use super::request::json_body;
@@ -15,25 +15,30 @@ use super::response::{no_content, respond_to, text_response, with_header};
 use super::Deps;
 use crate::api_keys::{is_key_id, parse_request, KeyView};
 use crate::domain::identity::{Principal, SCOPE_ADMIN};
-use crate::store::now_epoch;
 use crate::store::repo::Tenant;
+use crate::store::{now_epoch, ApiKeyRecord};
 
 const FORMAT: ErrorFormat = ErrorFormat::Problem;
 const PATH: &str = "/api-keys";
 /// The cursor's list name.
 const LIST: &str = "api-keys";
 
-/// The administrator, by bearer token (403 for an API key), and the request's tenant.
+/// The administrator, by bearer token (403 for anything else, an API key included), and the
+/// request's tenant.
 fn admin<'a>(deps: &'a Deps, req: &Request) -> ApiResult<(Principal, Tenant<'a>)> {
     let acting = acting(deps, req, SCOPE_ADMIN)?;
-    if by_api_key(req) {
+    if !by_bearer(req) {
         return Err(ApiError::Forbidden("API keys are managed with a bearer token, not an API key".into()));
     }
     Ok(acting)
 }
 
-fn view(record: &crate::store::ApiKeyRecord) -> ApiResult<Value> {
-    serde_json::to_value(KeyView::of(record, now_epoch())).map_err(ApiError::internal)
+/// A key as the tenant sees it: of the other tenants a key made by `billflow-admin` may carry,
+/// nothing is shown.
+fn view(record: &ApiKeyRecord, tenant: &Tenant<'_>) -> ApiResult<Value> {
+    let mut view = KeyView::of(record, now_epoch());
+    view.tenants = vec![tenant.id().as_str().to_owned()];
+    serde_json::to_value(view).map_err(ApiError::internal)
 }
 
 /// `POST /api-keys`: 201 with `Location` and the key, shown this once. `Idempotency-Key` is
@@ -53,11 +58,12 @@ pub async fn create(deps: &Deps, req: Request) -> Response<Body> {
         }
         let issued = new.issue()?;
         tenant.put_api_key(&issued.record).await?;
-        let mut body = view(&issued.record)?;
+        let mut body = view(&issued.record, &tenant)?;
         body["apiKey"] = Value::String(issued.key);
         let location = format!("{PATH}/{}", issued.record.key_id);
         let response = text_response(StatusCode::CREATED, body.to_string(), "application/json");
-        Ok(with_header(response, "location", &location))
+        // The key is in this answer alone: no cache may keep it.
+        Ok(with_header(with_header(response, "location", &location), "cache-control", "no-store"))
     })
     .await
 }
@@ -78,7 +84,7 @@ pub async fn list(deps: &Deps, req: Request) -> Response<Body> {
         let mut keys = tenant.api_keys(after.as_deref(), limit + 1).await?;
         let more = keys.len() > limit;
         keys.truncate(limit);
-        let texts = keys.iter().map(|k| view(k).map(|v| v.to_string())).collect::<ApiResult<Vec<_>>>()?;
+        let texts = keys.iter().map(|k| view(k, &tenant).map(|v| v.to_string())).collect::<ApiResult<Vec<_>>>()?;
         let next = more.then(|| keys.last()).flatten().map(|last| Cursor::new(tenant.id(), LIST, last.key_id.clone()));
         Ok(text_response(StatusCode::OK, page_body(texts.iter().map(String::as_str), next), "application/json"))
     })
@@ -86,7 +92,9 @@ pub async fn list(deps: &Deps, req: Request) -> Response<Body> {
 }
 
 /// `DELETE /api-keys/{key_id}`: 204, and the key fails from the next request (plus the
-/// authorizer caches' TTL); revoking a revoked key is 204 again. Another tenant's key is 404.
+/// authorizer caches' TTL); revoking a revoked key is 204 again. Another tenant's key is 404. A key
+/// `billflow-admin` made for several tenants is 409: revoking it would lock the other tenants out,
+/// so only the operator's tool revokes it.
 pub async fn revoke(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
         let (_, tenant) = admin(deps, &req)?;
@@ -96,6 +104,11 @@ pub async fn revoke(deps: &Deps, req: Request) -> Response<Body> {
             return Err(not_found());
         }
         let key = tenant.api_key(key_id).await?.ok_or_else(not_found)?;
+        if key.caller.tenants.iter().any(|t| t != tenant.id().as_str()) {
+            return Err(ApiError::Conflict(format!(
+                "API key {key_id} also belongs to other tenants; the operator revokes it with billflow-admin"
+            )));
+        }
         tenant.revoke_api_key(&key, now_epoch()).await?;
         Ok(no_content())
     })

@@ -39,11 +39,12 @@ pub fn principal(req: &Request) -> ApiResult<Principal> {
     Ok(Principal { user_id, tenants: list("tenants", ','), scopes: list("scopes", ' ') })
 }
 
-/// Whether the caller authenticated with an API key (the authorizer's `authType`).
-pub fn by_api_key(req: &Request) -> bool {
+/// Whether the caller authenticated with a bearer token (the authorizer's `authType` is `jwt`;
+/// a context without one is not).
+pub fn by_bearer(req: &Request) -> bool {
     match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => {
-            ctx.authorizer.as_ref().is_some_and(|a| a.fields.get("authType").and_then(Value::as_str) == Some("apiKey"))
+            ctx.authorizer.as_ref().is_some_and(|a| a.fields.get("authType").and_then(Value::as_str) == Some("jwt"))
         }
         _ => false,
     }
@@ -62,7 +63,11 @@ fn own_tenant(principal: &Principal, name: &str) -> ApiResult<TenantId> {
 /// tenant, or the one `X-Tenant-Id` names (400 when a caller of several tenants names none, 403
 /// when it names one that is not the caller's; a caller of no tenant is 403).
 pub fn request_tenant(principal: &Principal, req: &Request) -> ApiResult<TenantId> {
-    if let Some(value) = req.headers().get(TENANT_HEADER) {
+    let mut named = req.headers().get_all(TENANT_HEADER).iter();
+    if let Some(value) = named.next() {
+        if named.next().is_some() {
+            return Err(ApiError::field("/X-Tenant-Id", "must be sent once"));
+        }
         let name = value.to_str().map_err(|_| ApiError::field("/X-Tenant-Id", "must be a tenant id"))?;
         return own_tenant(principal, name.trim());
     }
@@ -177,6 +182,14 @@ mod tests {
                 Err(other) => prop_assert!(false, "unexpected {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn x_tenant_id_is_sent_once() {
+        let mut req = request(Some("a"));
+        req.headers_mut().append(TENANT_HEADER, lambda_http::http::HeaderValue::from_static("b"));
+        let two = principal(vec!["a".into(), "b".into()]);
+        assert!(matches!(request_tenant(&two, &req), Err(ApiError::BadRequest { .. })));
     }
 
     #[test]

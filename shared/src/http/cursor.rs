@@ -51,9 +51,9 @@ pub fn page_body<'a>(items: impl Iterator<Item = &'a str>, next: Option<Cursor>)
 }
 
 /// A list's position, handed out as `LastEvaluatedKey`: the tenant and list it belongs to, and
-/// the order key of the last item given. Opaque (hex) and tamper-evident: it carries a SHA-256
-/// checksum, and a key whose checksum, tenant or list does not match is 400. Even a forged key
-/// could only position a Query inside the path's own tenant partition.
+/// the order key of the last item given. Opaque (hex) with a SHA-256 checksum, which catches a
+/// changed or cut key (400, as is a key of another tenant or list); it is no secret, and it need
+/// not be: a forged key could only position a Query inside the request's own tenant and list.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct Cursor {
     pub t: String,
@@ -61,7 +61,7 @@ pub struct Cursor {
     pub k: String,
 }
 
-const CURSOR_DOMAIN: &[u8] = b"billflow:billing-runs:cursor:v1:";
+const CURSOR_DOMAIN: &[u8] = b"billflow:list-cursor:v1:";
 /// Longest cursor text read.
 const MAX_CURSOR: usize = 2048;
 

@@ -255,7 +255,7 @@ impl DynamoStore {
         work_pending: bool,
         state: &Option<String>,
     ) -> Item {
-        let (kind, scope) = (key.kind(), key.tenant());
+        let (kind, tenant) = (key.kind(), key.tenant());
         let mut item = Item::from([
             ("PK".to_owned(), s(key.partition())),
             ("SK".to_owned(), s("ITEM")),
@@ -263,14 +263,14 @@ impl DynamoStore {
             ("version".to_owned(), number(version)),
             ("workPending".to_owned(), AttributeValue::Bool(work_pending)),
             ("body".to_owned(), s(body)),
-            ("GSI1PK".to_owned(), s(partition::list(kind, scope))),
+            ("GSI1PK".to_owned(), s(partition::list(kind, tenant))),
             ("GSI1SK".to_owned(), s(order)),
         ]);
         if let Some(state) = state {
             item.insert("workerState".into(), s(state));
         }
         if let Some(group) = group {
-            item.insert("GSI2PK".into(), s(partition::group(kind, scope, group)));
+            item.insert("GSI2PK".into(), s(partition::group(kind, tenant, group)));
             item.insert("GSI2SK".into(), s(order));
         }
         item
@@ -347,12 +347,12 @@ impl DynamoStore {
 
 #[async_trait]
 impl Repository for DynamoStore {
-    async fn next_ids(&self, scope: &TenantId, counter: &str, n: u64) -> StoreResult<u64> {
+    async fn next_ids(&self, tenant: &TenantId, counter: &str, n: u64) -> StoreResult<u64> {
         let out = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("PK", s(counter_pk(scope, counter)))
+            .key("PK", s(counter_pk(tenant, counter)))
             .key("SK", s("COUNTER"))
             .update_expression("ADD nextId :n")
             .expression_attribute_values(":n", number(n.max(1)))
@@ -380,18 +380,18 @@ impl Repository for DynamoStore {
         for write in writes {
             let (guard, check) = match write {
                 Write::Create(item) => {
-                    let (key, scope) = (&item.key, item.key.tenant());
+                    let (key, tenant) = (&item.key, item.key.tenant());
                     let resource =
                         Self::resource_item(key, &item.order, 1, &item.body, &item.group, item.work_pending, &None);
                     items.push(self.put(resource, "attribute_not_exists(PK)", Item::new())?);
                     items.push(self.event_put(key, 1, &item.event)?);
-                    *counts.entry((counter_pk(scope, key.kind().name), "COUNTER")).or_default() += 1;
+                    *counts.entry((counter_pk(tenant, key.kind().name), "COUNTER")).or_default() += 1;
                     if let Some(group) = &item.group {
-                        *counts.entry((group_pk(key.kind(), scope, group), "COUNT")).or_default() += 1;
+                        *counts.entry((group_pk(key.kind(), tenant, group), "COUNT")).or_default() += 1;
                     }
                     if let Some(record) = &item.idempotency {
                         let mut attributes = to_attributes(record)?;
-                        let pk = format!("IDEMPOTENCY#{}", partition::idempotency(scope, &record.key));
+                        let pk = format!("IDEMPOTENCY#{}", partition::idempotency(tenant, &record.key));
                         attributes.insert("PK".into(), s(pk));
                         attributes.insert("SK".into(), s("IDEMPOTENCY"));
                         idempotency_at.push(items.len());
@@ -422,10 +422,10 @@ impl Repository for DynamoStore {
                     )?);
                     items.push(self.event_put(&update.key, version, &update.event)?);
                     if update.group != update.previous_group {
-                        let (kind, scope) = (update.key.kind(), update.key.tenant());
+                        let (kind, tenant) = (update.key.kind(), update.key.tenant());
                         for (group, by) in [(&update.previous_group, -1), (&update.group, 1)] {
                             if let Some(group) = group {
-                                *counts.entry((group_pk(kind, scope, group), "COUNT")).or_default() += by;
+                                *counts.entry((group_pk(kind, tenant, group), "COUNT")).or_default() += by;
                             }
                         }
                     }
@@ -473,8 +473,8 @@ impl Repository for DynamoStore {
         self.transact(writes, &[]).await
     }
 
-    async fn list(&self, kind: Kind, scope: &TenantId, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
-        let list = partition::list(kind, scope);
+    async fn list(&self, kind: Kind, tenant: &TenantId, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
+        let list = partition::list(kind, tenant);
         if !query.is_plain() {
             // Filters and other orders read the kind's index partition of this tenant (a Query,
             // never a Scan).
@@ -483,7 +483,7 @@ impl Repository for DynamoStore {
             return Ok(query.apply(docs));
         }
         // The default order straight from GSI1: skip `offset` index keys, then read one page.
-        let total = self.count_of(counter_pk(scope, kind.name), "COUNTER").await?;
+        let total = self.count_of(counter_pk(tenant, kind.name), "COUNTER").await?;
         let mut start: Option<Item> = None;
         let mut to_skip = query.offset();
         while to_skip > 0 {
@@ -522,19 +522,19 @@ impl Repository for DynamoStore {
         Ok((docs, total))
     }
 
-    async fn count(&self, kind: Kind, scope: &TenantId) -> StoreResult<u64> {
-        self.count_of(counter_pk(scope, kind.name), "COUNTER").await
+    async fn count(&self, kind: Kind, tenant: &TenantId) -> StoreResult<u64> {
+        self.count_of(counter_pk(tenant, kind.name), "COUNTER").await
     }
 
-    async fn group(&self, kind: Kind, scope: &TenantId, group: &str) -> StoreResult<Vec<Stored>> {
-        let items = self.query_all("GSI2", partition::group(kind, scope, group)).await?;
-        items.into_iter().map(|item| stored_from_index(kind, scope, item)).collect()
+    async fn group(&self, kind: Kind, tenant: &TenantId, group: &str) -> StoreResult<Vec<Stored>> {
+        let items = self.query_all("GSI2", partition::group(kind, tenant, group)).await?;
+        items.into_iter().map(|item| stored_from_index(kind, tenant, item)).collect()
     }
 
-    async fn page(&self, kind: Kind, scope: &TenantId, index: &Page<'_>) -> StoreResult<Vec<Stored>> {
+    async fn page(&self, kind: Kind, tenant: &TenantId, index: &Page<'_>) -> StoreResult<Vec<Stored>> {
         let (name, partition) = match index.group {
-            Some(group) => ("GSI2", partition::group(kind, scope, group)),
-            None => ("GSI1", partition::list(kind, scope)),
+            Some(group) => ("GSI2", partition::group(kind, tenant, group)),
+            None => ("GSI1", partition::list(kind, tenant)),
         };
         let mut found = Vec::new();
         let mut start = None;
@@ -564,7 +564,7 @@ impl Repository for DynamoStore {
             };
             let out = query.send().await.map_err(sdk)?;
             for item in out.items.unwrap_or_default() {
-                found.push(stored_from_index(kind, scope, item)?);
+                found.push(stored_from_index(kind, tenant, item)?);
             }
             match out.last_evaluated_key {
                 Some(key) if found.len() < index.limit => start = Some(key),
@@ -573,8 +573,8 @@ impl Repository for DynamoStore {
         }
     }
 
-    async fn group_count(&self, kind: Kind, scope: &TenantId, group: &str) -> StoreResult<u64> {
-        self.count_of(group_pk(kind, scope, group), "COUNT").await
+    async fn group_count(&self, kind: Kind, tenant: &TenantId, group: &str) -> StoreResult<u64> {
+        self.count_of(group_pk(kind, tenant, group), "COUNT").await
     }
 
     async fn guard(&self, key: &str) -> StoreResult<Guard> {
@@ -583,8 +583,8 @@ impl Repository for DynamoStore {
         Ok(Guard { key: key.to_owned(), version })
     }
 
-    async fn idempotency(&self, scope: &TenantId, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
-        let pk = format!("IDEMPOTENCY#{}", partition::idempotency(scope, key));
+    async fn idempotency(&self, tenant: &TenantId, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
+        let pk = format!("IDEMPOTENCY#{}", partition::idempotency(tenant, key));
         let Some(mut item) = self.get_item(pk, "IDEMPOTENCY").await? else {
             return Ok(None);
         };
@@ -687,9 +687,20 @@ impl Repository for DynamoStore {
         if let Some(after) = after {
             query = query.expression_attribute_values(":after", after);
         }
-        // Key items are small (well under 1 KB): a page of at most 1,000 fits one response.
-        let out = query.send().await.map_err(sdk)?;
-        out.items.unwrap_or_default().into_iter().map(api_key_record).collect()
+        let mut found = Vec::new();
+        let mut start = None;
+        // A response stops at 1 MB (a key item is at most a few KB): follow it to `limit` keys.
+        loop {
+            let wanted = i32::try_from(limit.saturating_sub(found.len())).unwrap_or(i32::MAX);
+            let out = query.clone().limit(wanted).set_exclusive_start_key(start.take()).send().await.map_err(sdk)?;
+            for item in out.items.unwrap_or_default() {
+                found.push(api_key_record(item)?);
+            }
+            match out.last_evaluated_key {
+                Some(key) if found.len() < limit => start = Some(key),
+                _ => return Ok(found),
+            }
+        }
     }
 
     async fn revoke_api_key(&self, key: &ApiKeyRecord, at: i64) -> StoreResult<()> {
@@ -716,7 +727,12 @@ impl Repository for DynamoStore {
             writes.push(update(tenant_key_pk(&tenant, &key.key_id), "attribute_exists(PK)", values)?);
         }
         match self.transact(writes, &[]).await {
-            Ok(()) | Err(StoreError::Conflict) => Ok(()),
+            Ok(()) => Ok(()),
+            // Refused whole: revoked already (the first time stays), or a lost race to retry.
+            Err(StoreError::Conflict) => match self.api_key(&key.hash).await? {
+                Some(stored) if stored.revoked_at.is_some() => Ok(()),
+                _ => Err(StoreError::Conflict),
+            },
             Err(e) => Err(e),
         }
     }
@@ -735,11 +751,11 @@ fn stored(key: Key, mut item: Item) -> StoreResult<Stored> {
     Ok(Stored { key, version, body, state })
 }
 
-/// A resource item read from an index: its key from its PK, which must be of `kind` in `scope`.
-fn stored_from_index(kind: Kind, scope: &TenantId, item: Item) -> StoreResult<Stored> {
+/// A resource item read from an index: its key from its PK, which must be of `kind` in `tenant`.
+fn stored_from_index(kind: Kind, tenant: &TenantId, item: Item) -> StoreResult<Stored> {
     let pk = item.get("PK").and_then(|v| v.as_s().ok()).ok_or_else(|| internal("item without PK"))?;
     let key =
-        Key::parse(pk, &[kind]).filter(|k| k.tenant() == scope).ok_or_else(|| internal("foreign item in index"))?;
+        Key::parse(pk, &[kind]).filter(|k| k.tenant() == tenant).ok_or_else(|| internal("foreign item in index"))?;
     stored(key, item)
 }
 
@@ -755,12 +771,12 @@ fn body_json(item: &Item) -> StoreResult<Value> {
     serde_json::from_str(body).map_err(internal)
 }
 
-fn counter_pk(scope: &TenantId, name: &str) -> String {
-    format!("COUNTER#{}", partition::counter(scope, name))
+fn counter_pk(tenant: &TenantId, name: &str) -> String {
+    format!("COUNTER#{}", partition::counter(tenant, name))
 }
 
-fn group_pk(kind: Kind, scope: &TenantId, group: &str) -> String {
-    format!("GROUP#{}", partition::group(kind, scope, group))
+fn group_pk(kind: Kind, tenant: &TenantId, group: &str) -> String {
+    format!("GROUP#{}", partition::group(kind, tenant, group))
 }
 
 fn s(text: impl Into<String>) -> AttributeValue {
@@ -845,8 +861,8 @@ mod tests {
     #[test]
     fn a_resource_item_keeps_its_body_apart_from_the_store_attributes() {
         const KIND: Kind = Kind::new("THING", IdType::Uuid);
-        let scope = TenantId::parse("acme").unwrap();
-        let key = Key::new(KIND, scope.clone(), Id::Uuid(uuid::Uuid::new_v4())).unwrap();
+        let tenant = TenantId::parse("acme").unwrap();
+        let key = Key::new(KIND, tenant.clone(), Id::Uuid(uuid::Uuid::new_v4())).unwrap();
         // A resource with fields named like the store's attributes.
         let body = r#"{"version":"mine","PK":"x","entity":1,"amount":999999999999.123456}"#;
         let item = DynamoStore::resource_item(&key, "o", 7, body, &Some("G".into()), true, &Some("{}".into()));
@@ -854,7 +870,7 @@ mod tests {
         assert_eq!(item["PK"], s(key.partition()));
         assert!(item["GSI1PK"].as_s().unwrap().starts_with("T#acme#THING"));
         assert_eq!(item["GSI2PK"], s("T#acme#THING#G"));
-        let back = stored_from_index(KIND, &scope, item).unwrap();
+        let back = stored_from_index(KIND, &tenant, item).unwrap();
         assert_eq!((back.key, back.version, back.body.as_str(), back.state.as_deref()), (key, 7, body, Some("{}")));
     }
 }

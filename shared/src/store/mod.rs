@@ -350,7 +350,7 @@ pub trait Repository: Send + Sync {
 /// Where a [`Repository::page`] reads.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Page<'a> {
-    /// One group's members (GSI2), or else every item of the kind in the scope (GSI1).
+    /// One group's members (GSI2), or else every item of the kind of the tenant (GSI1).
     pub group: Option<&'a str>,
     /// The order key to start after.
     pub after: Option<&'a str>,
@@ -390,15 +390,19 @@ pub const MAX_KEY_TENANTS: usize = 16;
 impl ApiKeyRecord {
     /// The key's tenants, each a valid [`TenantId`], at least one and at most
     /// [`MAX_KEY_TENANTS`]: the store lists the key under each.
+    /// Each once, in order.
     pub fn tenant_ids(&self) -> StoreResult<Vec<TenantId>> {
         let tenants = &self.caller.tenants;
         if tenants.is_empty() || tenants.len() > MAX_KEY_TENANTS {
             return Err(StoreError::Internal(format!("an API key has 1 to {MAX_KEY_TENANTS} tenants")));
         }
-        tenants
+        let mut ids = tenants
             .iter()
             .map(|t| TenantId::parse(t).ok_or_else(|| StoreError::Internal(format!("{t:?} is not a tenant id"))))
-            .collect()
+            .collect::<StoreResult<Vec<_>>>()?;
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
     }
 }
 
@@ -445,5 +449,32 @@ pub(crate) mod partition {
     /// The list partition of a tenant's API keys.
     pub fn api_keys(tenant: &TenantId) -> String {
         format!("{}APIKEY", tenant.prefix())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::resource::Resource;
+
+    /// The store's own records take these names in a tenant's keys (`T#t#APIKEY#<key id>`): no
+    /// resource kind may be named so, and no two kinds alike.
+    #[test]
+    fn kind_names_are_unique_and_never_the_stores_own() {
+        use crate::domain::{bill, bill_run, billing_run, customer_bill};
+        let mut names = vec![
+            bill_run::BillRun::KIND.name,
+            bill_run::AdhocBillRun::KIND.name,
+            bill::Bill::KIND.name,
+            billing_run::BillingRun::KIND.name,
+            customer_bill::CustomerBill::KIND.name,
+            customer_bill::OnDemand::KIND.name,
+            customer_bill::AppliedRate::KIND.name,
+            customer_bill::AccountBilling::KIND.name,
+        ];
+        assert!(names.iter().all(|n| !["APIKEY", "APIKEYID", "COUNTER", "GROUP", "GUARD", "IDEMPOTENCY"].contains(n)));
+        let count = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), count);
     }
 }

@@ -122,14 +122,6 @@ impl<'a> Tenant<'a> {
         self.store.get(key).await
     }
 
-    /// The audit trail of one of this tenant's items.
-    pub async fn events(&self, key: &Key) -> StoreResult<Vec<AuditEvent>> {
-        if key.tenant() != &self.id {
-            return Ok(Vec::new());
-        }
-        self.store.events(key).await
-    }
-
     pub async fn idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
         self.store.idempotency(&self.id, key).await
     }
