@@ -114,16 +114,15 @@ async fn the_real_binaries_serve_api_gateway_v2_events_and_stream_records() {
 /// The HS256 secret the functions run with (only the authorizer reads it).
 const AUTHORIZER_SECRET: &str = "emulator-secret";
 
-/// Runs `billflow-admin` against the table; its exit status and standard output.
+/// Runs `billflow-admin` against the table with the dev server's variables alone (the endpoint and
+/// the table: the region and credentials DynamoDB Local takes are filled in); its exit status and
+/// standard output.
 async fn admin(endpoint: &str, table: &str, args: &[&str]) -> (bool, String, String) {
     let out = tokio::process::Command::new(binary("billflow-admin"))
         .args(args)
         .env_clear()
         .env("TABLE_NAME", table)
         .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
-        .env("AWS_ACCESS_KEY_ID", "local")
-        .env("AWS_SECRET_ACCESS_KEY", "local")
-        .env("AWS_REGION", "us-east-1")
         .output()
         .await
         .expect("billflow-admin runs");
@@ -140,7 +139,14 @@ async fn billflow_admin_manages_keys_that_the_real_authorizer_accepts_until_revo
         return;
     };
     let (ok, _, err) = admin(&endpoint, "no-such-table", &["api-key", "list"]).await;
-    assert!(!ok && err.contains("no-such-table"), "a missing table is said clearly: {err}");
+    assert!(!ok && err.contains("no table \"no-such-table\"") && err.contains("table create"), "{err}");
+    let (ok, _, err) = admin("http://127.0.0.1:1", "billflow", &["api-key", "list"]).await;
+    assert!(!ok && err.contains("does not answer"), "an endpoint that is down is said so: {err}");
+    let made = format!("billflow-admin-{}", uuid::Uuid::new_v4());
+    let (ok, out, err) = admin(&endpoint, &made, &["table", "create"]).await;
+    assert!(ok && out.contains(&made), "{err}");
+    let (ok, listed, err) = admin(&endpoint, &made, &["api-key", "list"]).await;
+    assert!(ok && listed.starts_with("key_id"), "the table it made is usable: {err}");
     let store = fresh_dynamo(&endpoint).await;
     let table = store.table().to_owned();
     let create =

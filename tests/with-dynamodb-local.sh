@@ -10,7 +10,9 @@ if [ -z "$lib" ] || [ ! -f "$lib/DynamoDBLocal.jar" ]; then
 fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 log="$root/.tools/dynamodb-local.log"
-java -Djava.library.path="$lib/DynamoDBLocal_lib" -jar "$lib/DynamoDBLocal.jar" -inMemory -port "$port" >"$log" 2>&1 &
+# From .tools/, so that what it writes in its working directory stays there; no telemetry.
+(cd "$root/.tools" && exec java -Djava.library.path="$lib/DynamoDBLocal_lib" -jar "$lib/DynamoDBLocal.jar" \
+  -inMemory -disableTelemetry -port "$port") >"$log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 300); do

@@ -1,6 +1,9 @@
 //! `billflow-admin api-key create | list | revoke`: API keys in the table the functions read
 //! (`TABLE_NAME`; DynamoDB through the standard AWS environment, or DynamoDB Local through
-//! `AWS_ENDPOINT_URL_DYNAMODB`). A new key is printed once; only its SHA-256 hash is stored.
+//! `AWS_ENDPOINT_URL_DYNAMODB`, with the region and credentials filled in as the dev server does).
+//! A new key is printed once; only its SHA-256 hash is stored. `table create` makes the table on
+//! DynamoDB Local (in AWS the stack owns it). Each failure says what is wrong: no table name, no
+//! table, no region, no credentials, or an endpoint that does not answer.
 
 use std::process::ExitCode;
 
@@ -13,10 +16,13 @@ const USAGE: &str = "usage:
   billflow-admin api-key create --user-id N --tenants a,b --scopes billing:read,billing:write [--expires-in 90d] [--description TEXT]
   billflow-admin api-key list
   billflow-admin api-key revoke KEY_ID
-environment: TABLE_NAME (the table must exist), the standard AWS variables, AWS_ENDPOINT_URL_DYNAMODB for DynamoDB Local";
+  billflow-admin table create          (DynamoDB Local only: makes the table as the stack declares it)
+environment: TABLE_NAME (default billflow), the standard AWS variables, or AWS_ENDPOINT_URL_DYNAMODB for
+DynamoDB Local (then any region and credentials do, and they are filled in when unset)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let endpoint = shared::store::dynamo::local_endpoint_defaults();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -24,7 +30,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(&args)) {
+    match runtime.block_on(run(&args, endpoint.as_deref())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("{message}");
@@ -37,22 +43,53 @@ fn list(text: &str) -> Vec<String> {
     text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
-async fn store() -> Result<DynamoStore, String> {
-    let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set: name the billflow table".to_owned())?;
-    let store = DynamoStore::from_env(table.clone()).await;
+/// The table `TABLE_NAME` names (`billflow` by default), once it is known to be there and usable.
+async fn store(endpoint: Option<&str>) -> Result<DynamoStore, String> {
+    use aws_sdk_dynamodb::config::ProvideCredentials;
+    use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+    let table = std::env::var("TABLE_NAME").ok().filter(|t| !t.is_empty()).unwrap_or_else(|| "billflow".into());
+    let config = DynamoStore::env_config().await;
+    let Some(region) = config.region().map(ToString::to_string) else {
+        return Err("no AWS region: set AWS_REGION (or AWS_ENDPOINT_URL_DYNAMODB for DynamoDB Local)".into());
+    };
+    let place = endpoint.map_or_else(|| format!("DynamoDB in {region}"), |e| format!("DynamoDB Local at {e}"));
+    let credentials = match config.credentials_provider() {
+        Some(provider) => provider.provide_credentials().await.map(|_| ()).map_err(|e| e.to_string()),
+        None => Err("none is configured".into()),
+    };
+    if let Err(why) = credentials {
+        return Err(format!(
+            "no AWS credentials for {place} ({why}): set AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        ));
+    }
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table.clone());
     match store.client().describe_table().table_name(&table).send().await {
         Ok(_) => Ok(store),
-        Err(e) => {
-            use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-            let why = e.code().map_or_else(|| e.to_string(), str::to_owned);
-            Err(format!("the table {table:?} cannot be used ({why}); deploy the stack (or start the dev server) first"))
+        Err(e) if e.code() == Some("ResourceNotFoundException") => Err(match endpoint {
+            Some(_) => format!("there is no table {table:?} in {place}: create it with `billflow-admin table create`"),
+            None => format!("there is no table {table:?} in {place}: deploy the stack, or set TABLE_NAME to its table"),
+        }),
+        Err(e @ (SdkError::DispatchFailure(_) | SdkError::TimeoutError(_))) => {
+            Err(format!("{place} does not answer: is it running? ({})", DisplayErrorContext(e)))
         }
+        Err(e) => Err(format!("{place} refused to describe the table {table:?}: {}", DisplayErrorContext(e))),
     }
 }
 
-async fn run(args: &[String]) -> Result<(), String> {
+async fn run(args: &[String], endpoint: Option<&str>) -> Result<(), String> {
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let store = || store(endpoint);
     match words.as_slice() {
+        ["table", "create"] => {
+            if endpoint.is_none() {
+                return Err("table create is for DynamoDB Local (set AWS_ENDPOINT_URL_DYNAMODB); in AWS the stack owns the table".into());
+            }
+            let table = std::env::var("TABLE_NAME").ok().filter(|t| !t.is_empty()).unwrap_or_else(|| "billflow".into());
+            let store = DynamoStore::from_env(table.clone()).await;
+            store.create_table_if_missing().await.map_err(|e| format!("cannot create the table {table:?}: {e}"))?;
+            println!("table {table} is ready");
+            Ok(())
+        }
         ["api-key", "create", options @ ..] => {
             let mut user_id = None;
             let (mut tenants, mut scopes, mut expires, mut description) = (Vec::new(), Vec::new(), None, None);

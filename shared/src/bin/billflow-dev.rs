@@ -11,17 +11,7 @@ use shared::store::memory::MemoryStore;
 use shared::store::SharedRepository;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").ok().filter(|e| !e.is_empty());
-    if endpoint.is_some() {
-        // DynamoDB Local accepts any credentials; set some before any thread starts, unless given.
-        for (name, value) in
-            [("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local"), ("AWS_REGION", "us-east-1")]
-        {
-            if std::env::var_os(name).is_none() {
-                std::env::set_var(name, value);
-            }
-        }
-    }
+    let endpoint = shared::store::dynamo::local_endpoint_defaults();
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(endpoint))
 }
 

@@ -81,6 +81,22 @@ fn custom_https_endpoint() -> bool {
         .any(|url| url.to_string_lossy().trim().to_ascii_lowercase().starts_with("https://"))
 }
 
+/// The local endpoint `AWS_ENDPOINT_URL_DYNAMODB` names, if any; with one, the region and
+/// credentials DynamoDB Local accepts (any) are set where they are not given, so that the dev
+/// server, `billflow-admin` and `make watch` need nothing but the endpoint. Call it before any
+/// thread starts (it sets environment variables).
+pub fn local_endpoint_defaults() -> Option<String> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").ok().filter(|e| !e.trim().is_empty())?;
+    for (name, value) in
+        [("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local"), ("AWS_REGION", "us-east-1")]
+    {
+        if std::env::var_os(name).is_none_or(|v| v.is_empty()) {
+            std::env::set_var(name, value);
+        }
+    }
+    Some(endpoint)
+}
+
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
@@ -90,11 +106,17 @@ impl DynamoStore {
     /// SSO, web identity, containers, instance metadata), with [`http_client`]'s trust store: for
     /// the tools that run on an operator's machine (`billflow-dev`, `billflow-admin`).
     pub async fn from_env(table: impl Into<String>) -> Self {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        Self::new(Client::new(&Self::env_config().await), table)
+    }
+
+    /// The standard AWS SDK environment and credential chain, with [`http_client`]'s trust store
+    /// (what [`Self::from_env`] builds its client from; `billflow-admin` checks its region and
+    /// credentials before it calls anything).
+    pub async fn env_config() -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
             .http_client(http_client(custom_https_endpoint()))
             .load()
-            .await;
-        Self::new(Client::new(&config), table)
+            .await
     }
 
     /// A client configured from what Lambda puts in a function's environment, built once per
