@@ -50,7 +50,7 @@ package: $(CARGO_LAMBDA)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --workspace \
 	  --exclude billflow-shared --exclude billflow-tests --exclude hello-world
 
-## Every budget of spec/00-platform.md in one run, each figure beside a hello-world lambda_http
+## Every budget of docs/performance.md in one run, each figure beside a hello-world lambda_http
 ## function's (bench/hello-world, the floor): the release build of every function for arm64 from an
 ## empty target directory (timed)
 ## and their stripped sizes, cold starts and peak memory through the Runtime API emulator against

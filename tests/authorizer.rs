@@ -1,5 +1,5 @@
 //! The authorizer on real HTTP API authorizer events (payload 2.0), for every case of
-//! spec/authorizer.md: HS256, RS256 and ES256 tokens (the RSA and EC keys generated here and
+//! docs/auth.md: HS256, RS256 and ES256 tokens (the RSA and EC keys generated here and
 //! served as a JWKS by a local HTTP server), expiry and leeway, `nbf`, issuer and audience,
 //! `alg: none` and algorithm confusion, key rotation, a JWKS that is down, too large or silent, API keys valid, unknown,
 //! revoked and expired, and each route family taking only its kind of credential.

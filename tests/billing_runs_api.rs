@@ -1,5 +1,5 @@
 //! Black-box tests of the billing-runs API over HTTP through the dev server, on the embedded store
-//! and on DynamoDB Local: tenancy, create/GET/PUT/DELETE, PUT semantics in the spec's order,
+//! and on DynamoDB Local: tenancy, create/GET/PUT/DELETE, PUT semantics in the contract's order,
 //! locking, transitions, lists with opaque keys, and concurrent PUTs with one sys_version.
 
 use billflow_tests::{on_both_stores, spawn_app, Backend, Reply, TestApp};
@@ -64,7 +64,7 @@ async fn create_get_put_and_delete(backend: Backend) {
     let id = run["id"].as_str().unwrap().to_owned();
     let path = format!("/billingRuns/acme/{id}");
     assert_eq!(reply.header("location"), Some(path.as_str()));
-    assert_eq!(run.as_object().unwrap().len(), 47, "every field of the seed is present");
+    assert_eq!(run.as_object().unwrap().len(), 47, "every field of the contract is present");
     assert_eq!(
         (&run["status"], &run["sys_created_by_id"], &run["error"]),
         (&json!("draft"), &json!("7"), &Value::Null)

@@ -135,7 +135,7 @@ async fn patches_follow_the_rules(backend: Backend) {
         let app = &app;
         async move { send(app, "PATCH", &format!("/bills/{id}"), Some(&body)).await }
     };
-    // The combinations the seed names.
+    // The combinations the contract names.
     assert_rule(&patch(1, json!({"issueDate": "2024-03-31T00:00:00Z"})).await, 4);
     assert_rule(&patch(1, json!({"status": "ISSUED"})).await, 5);
     assert_rule(&patch(1, json!({"status": "DRAFT", "issueDate": "2024-03-31T00:00:00Z"})).await, 4);

@@ -1,4 +1,4 @@
-//! The tenant matrix (00-platform.md, Tenancy), black-box over HTTP on both stores: two tenants,
+//! The tenant matrix (docs/tenants.md), black-box over HTTP on both stores: two tenants,
 //! `a` and `b`, with the same user id, each with a token, an admin token and an API key. For every
 //! family and operation, `a`'s resource through `b` is 404 (as an id that does not exist), `b`'s
 //! lists, counts, filters and `fields=` never show `a`'s, ids and counters count per tenant, one

@@ -1,4 +1,4 @@
-//! API keys (spec/authorizer.md): what a key may be, how one is issued, and how it is shown. One
+//! API keys (docs/auth.md): what a key may be, how one is issued, and how it is shown. One
 //! code path for `billflow-admin api-key ...`, the HTTP endpoints (`http::api_keys`) and the dev
 //! server's key: each builds a [`NewKey`], issues it here and stores the record it gets back
 //! (only the SHA-256 hash of the key is ever stored).

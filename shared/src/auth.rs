@@ -1,4 +1,4 @@
-//! Credential verification (spec/authorizer.md): one module for the `authorizer` function and the
+//! Credential verification (docs/auth.md): one module for the `authorizer` function and the
 //! dev server, so that what `make run` accepts is exactly what AWS accepts.
 //!
 //! - Bearer JWTs: HS256 with `AUTH_JWT_SECRET`; RS256 and ES256 against the JWKS at

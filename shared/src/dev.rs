@@ -61,16 +61,11 @@ impl Auth {
         Self { config: AuthConfig { jwt_secret: Some(secret.into()), issuer, audience, ..AuthConfig::from_env() } }
     }
 
-    /// The environment's configuration (`AUTH_*`, as the authorizer reads it), with a random HS256
-    /// secret for this process when `AUTH_JWT_SECRET` is not set.
-    pub fn from_env() -> Self {
+    /// The environment's configuration (`AUTH_*`, as the authorizer reads it), with `secret` as the
+    /// HS256 secret when `AUTH_JWT_SECRET` is not set.
+    pub fn from_env(secret: &[u8]) -> Self {
         let mut config = AuthConfig::from_env();
-        config.jwt_secret.get_or_insert_with(|| {
-            use rand::RngCore;
-            let mut bytes = vec![0u8; 32];
-            rand::thread_rng().fill_bytes(&mut bytes);
-            bytes
-        });
+        config.jwt_secret.get_or_insert_with(|| secret.to_vec());
         Self { config }
     }
 
@@ -134,9 +129,43 @@ pub async fn seed_api_key(store: &SharedRepository, key: &str, principal: &Princ
     store.put_api_key(&issued.record).await.map_err(|e| e.to_string())
 }
 
-/// A fresh random API key for the dev server, made as `billflow-admin` makes them.
-pub fn random_api_key() -> String {
-    crate::api_keys::new_api_key().1
+/// What the dev server signs its tokens with and seeds as its key, kept in a file (mode 0600) so
+/// that pasted tokens and keys keep working across restarts: made on first use, or anew when
+/// `fresh` (the file is rewritten).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DevCredentials {
+    /// The HS256 secret, hex (32 random bytes).
+    pub jwt_secret: String,
+    pub api_key: String,
+}
+
+impl DevCredentials {
+    pub fn load_or_make(path: &std::path::Path, fresh: bool) -> std::io::Result<Self> {
+        if !fresh {
+            if let Ok(text) = std::fs::read_to_string(path) {
+                if let Ok(kept) = serde_json::from_str::<Self>(&text) {
+                    return Ok(kept);
+                }
+            }
+        }
+        use rand::RngCore;
+        let mut bytes = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        let made = Self {
+            jwt_secret: bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            api_key: crate::api_keys::new_api_key().1,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        std::io::Write::write_all(&mut options.open(path)?, serde_json::to_string(&made)?.as_bytes())?;
+        Ok(made)
+    }
 }
 
 pub struct Config {
@@ -332,4 +361,30 @@ fn to_hyper(response: lambda_http::Response<Body>) -> hyper::Response<Full<Bytes
         _ => Bytes::new(),
     };
     hyper::Response::from_parts(parts, Full::new(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_credentials_are_kept_across_restarts_until_fresh_ones_are_asked_for() {
+        let dir = std::env::temp_dir().join(format!("billflow-dev-{}", uuid::Uuid::new_v4()));
+        let path = dir.join("kept/dev-credentials.json");
+        let first = DevCredentials::load_or_make(&path, false).unwrap();
+        assert_eq!(first.jwt_secret.len(), 64);
+        assert!(first.api_key.starts_with("bfk_"));
+        assert_eq!(DevCredentials::load_or_make(&path, false).unwrap(), first, "a restart keeps them");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let fresh = DevCredentials::load_or_make(&path, true).unwrap();
+        assert_ne!(fresh, first);
+        assert_eq!(DevCredentials::load_or_make(&path, false).unwrap(), fresh, "the fresh ones are kept");
+        std::fs::write(&path, "not json").unwrap();
+        assert_ne!(DevCredentials::load_or_make(&path, false).unwrap(), fresh, "a broken file is made anew");
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -21,7 +21,7 @@ use crate::http::ErrorFormat;
 use crate::routes::{Auth, Route, ROUTES};
 
 /// The official TMF678 v4.0.0 document (Swagger 2.0), with the one extension
-/// spec/customer-bills.md documents (`inProgress` in `stateValue`).
+/// docs/customer-bills.md documents (`inProgress` in `stateValue`: a bill being built).
 const TMF678_REFERENCE: &str = include_str!("../reference/TMF678-CustomerBill-v4.0.0.swagger.json");
 
 /// The document, built once.

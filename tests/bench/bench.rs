@@ -1,4 +1,4 @@
-//! `make bench`: every budget of spec/00-platform.md measured in one run, each figure beside the
+//! `make bench`: every budget of docs/performance.md measured in one run, each figure beside the
 //! same figure of a hello-world `lambda_http` function (`bench/hello-world`, the floor) measured
 //! in the same run on the same machine.
 //!
@@ -426,7 +426,7 @@ async fn cold_starts(args: &Args, budgets: &mut Budgets) -> Result<Vec<ColdStart
             format!("worst {} {ratio:.2}x", init.function),
             ratio <= 2.0,
         );
-        // The budget is of a GET that reads DynamoDB Local (spec/00-platform.md); writes, the
+        // The budget is of a GET that reads DynamoDB Local (docs/performance.md, Budgets); writes, the
         // worker and the authorizer are in the table above.
         let gets: Vec<&ColdStarts> = functions.iter().filter(|r| r.label.ends_with(": GET")).collect();
         if let Some(first) = gets.iter().max_by(|a, b| a.first_ms.total_cmp(&b.first_ms)) {
@@ -595,7 +595,7 @@ async fn main() -> ExitCode {
         Ok(())
     }
     .await;
-    println!("\n### Budgets (spec/00-platform.md)\n");
+    println!("\n### Budgets (docs/performance.md)\n");
     println!("| budget | measured | verdict |");
     println!("| --- | --- | --- |");
     for (budget, measured, met) in &budgets.0 {

@@ -38,14 +38,22 @@ async fn serve(endpoint: Option<String>) -> Result<(), Box<dyn std::error::Error
         }
         None => (Arc::new(MemoryStore::new()), "embedded in-memory store".into()),
     };
-    let auth = Auth::from_env();
+    let fresh = std::env::var("DEV_FRESH_CREDENTIALS").is_ok_and(|v| v == "1");
+    let kept = std::env::var("DEV_CREDENTIALS_FILE").unwrap_or_else(|_| ".tools/dev-credentials.json".into());
+    let credentials = dev::DevCredentials::load_or_make(std::path::Path::new(&kept), fresh)
+        .map_err(|e| format!("cannot keep the dev credentials in {kept}: {e}"))?;
+    let auth = Auth::from_env(credentials.jwt_secret.as_bytes());
     let token = auth.token(&dev::dev_principal(), Duration::from_secs(30 * 24 * 3600));
     let admin_token = auth.token(&dev::dev_admin(), Duration::from_secs(30 * 24 * 3600));
     let two_tenants = auth.token(&dev::dev_two_tenants(), Duration::from_secs(30 * 24 * 3600));
-    let api_key = std::env::var("DEV_API_KEY").ok().filter(|k| !k.is_empty()).unwrap_or_else(dev::random_api_key);
-    dev::seed_api_key(&store, &api_key, &dev::dev_principal())
-        .await
-        .map_err(|e| format!("cannot store the dev API key: {e}"))?;
+    let api_key = std::env::var("DEV_API_KEY").ok().filter(|k| !k.is_empty()).unwrap_or(credentials.api_key);
+    // A table kept across runs (DynamoDB) may hold the key already.
+    let hash = shared::http::caller::api_key_hash(&api_key);
+    if store.api_key(&hash).await.map_err(|e| format!("cannot read the dev API key: {e}"))?.is_none() {
+        dev::seed_api_key(&store, &api_key, &dev::dev_principal())
+            .await
+            .map_err(|e| format!("cannot store the dev API key: {e}"))?;
+    }
     let step_delay = match std::env::var("WORKER_STEP_DELAY_MS") {
         Ok(ms) => {
             Duration::from_millis(ms.parse().map_err(|_| format!("WORKER_STEP_DELAY_MS must be a number, got {ms:?}"))?)
@@ -65,6 +73,7 @@ async fn serve(endpoint: Option<String>) -> Result<(), Box<dyn std::error::Error
     println!("a token of two tenants (user 3, tenants dev and other, billing:read billing:write): name the tenant of each request in X-Tenant-Id, e.g.");
     println!("export TWO_TENANTS_TOKEN={two_tenants}");
     println!("curl -H \"Authorization: Bearer $TWO_TENANTS_TOKEN\" -H 'X-Tenant-Id: other' {}/bill-runs", server.url());
+    println!("(the tokens and the key stay valid across restarts: they are kept in {kept}; DEV_FRESH_CREDENTIALS=1 makes new ones)");
     println!("press Ctrl-C to stop");
     tokio::signal::ctrl_c().await?;
     println!("stopping");

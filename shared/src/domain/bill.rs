@@ -1,4 +1,4 @@
-//! Bills (spec/bills.md): one invoice document whose amount is the sum of its line items or a
+//! Bills (docs/bills.md): one invoice document whose amount is the sum of its line items or a
 //! percentage of a base amount. The model, create validation, the eight PATCH rules, and what
 //! each bill-run stage does to a bill, all as pure functions.
 

@@ -1,5 +1,5 @@
 //! Bill runs and adhoc bill runs: the models, their validation, the state machine of
-//! spec/bill-runs.md and the stage worker's steps, all as pure functions.
+//! docs/bill-runs.md and the stage worker's steps, all as pure functions.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -672,7 +672,7 @@ fn allowed_from(kind: RunKind, p: &Progress) -> String {
     )
 }
 
-/// Decides a status request against the table of spec/bill-runs.md: the new progress, or a
+/// Decides a status request against the status table of docs/bill-runs.md: the new progress, or a
 /// refusal (400 for a stage a client may never ask for, 409 for one the state forbids).
 pub fn transition(
     kind: RunKind,

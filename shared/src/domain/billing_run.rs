@@ -1,5 +1,5 @@
-//! Billing runs (spec/billing-runs.md, seed 002): a tenant's run that processes installment
-//! schedules, sends statements and reminders. The resource with every field of the seed, create
+//! Billing runs (docs/billing-runs.md: the PUT /billingRuns contract): a tenant's run that processes installment
+//! schedules, sends statements and reminders. The resource with every field of the contract, create
 //! and PUT validation (400 naming the field by JSON Pointer), the client's status transitions,
 //! locking and optimistic versioning, all as pure functions.
 
@@ -13,7 +13,7 @@ use super::patch::changed_members;
 use super::resource::Resource;
 use super::DomainError;
 
-/// Statuses, spelled as the seed spells them.
+/// Statuses, spelled as the contract spells them.
 #[derive(
     Debug,
     Clone,
@@ -72,7 +72,7 @@ impl Status {
         matches!(self, Self::Preprocessing | Self::Running | Self::Completed | Self::Error | Self::TimedOut)
     }
 
-    /// What a client may move a run to from this status (the spec's table).
+    /// What a client may move a run to from this status (the status table of docs/billing-runs.md).
     pub fn client_targets(self) -> &'static [Status] {
         match self {
             Self::Draft => &[Self::Scheduled, Self::Cancelled],
@@ -224,7 +224,7 @@ pub struct CalculatedFieldError {
     pub field: Option<String>,
 }
 
-/// A billing run, as every response shows it: every field of seed 002, absent optional ones as
+/// A billing run, as every response shows it: every field of the contract, absent optional ones as
 /// null and arrays as `[]`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -373,7 +373,7 @@ const CONTENT: &[&str] = &[
     "template_id",
 ];
 
-/// Limits of the spec.
+/// Limits of the contract (docs/billing-runs.md).
 const MAX_NAME: usize = 255;
 const MAX_EMAIL: usize = 254;
 const MAX_REMINDERS: usize = 1000;
@@ -802,7 +802,7 @@ impl Request {
     }
 }
 
-/// PUT semantics 3 to 6 of the spec, after validation (400, with [`Request::check_status`]) and
+/// PUT semantics 3 to 6 of docs/billing-runs.md, after validation (400, with [`Request::check_status`]) and
 /// `If-Match` (412): `sys_version`, the lock, the status transition and what content may change,
 /// each 409 when refused.
 pub fn apply_put(current: &BillingRun, put: &Put<'_>) -> Result<PutOutcome, DomainError> {

@@ -1,7 +1,7 @@
-//! TMF678 Customer Bill Management v4 (spec/customer-bills.md): customer bills, on-demand bill
+//! TMF678 Customer Bill Management v4 (docs/customer-bills.md): customer bills, on-demand bill
 //! requests and applied customer billing rates, shaped exactly as the official TMF678 v4 schemas
 //! (`CustomerBill`, `CustomerBillOnDemand`, `AppliedCustomerBillingRate`, `Money`, ...), the
-//! Oracle BRM state rule of seed 003, and the assembly of an on-demand bill from rated charges.
+//! Oracle BRM state rule (a bill moves only between inProgress and onHold), and the assembly of an on-demand bill from rated charges.
 //! Money is exact: values are decimals parsed from the number's text, summed unrounded and
 //! rounded once to cents, half away from zero.
 
@@ -26,7 +26,7 @@ pub const BASE_PATH: &str = "/brm/customerBillManagement/v4";
 /// The longest id a client may give (a billing account's, a party's), and any other text.
 pub const MAX_ID: usize = 256;
 pub const MAX_TEXT: usize = 4000;
-/// Arrays in a resource (00-platform.md).
+/// Arrays in a resource: at most this many entries, as every family bounds them.
 pub const MAX_ENTRIES: usize = 1000;
 
 /// How long after its bill date a bill is due.

@@ -1,4 +1,4 @@
-//! Who is calling: the authorizer's context as a value (00-platform.md, Identity).
+//! Who is calling: the authorizer's context as a value (`userId`, `tenants`, `scopes`; docs/auth.md).
 
 use serde::{Deserialize, Serialize};
 

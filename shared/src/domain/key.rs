@@ -1,5 +1,5 @@
 //! Keys that say what they are. A kind of resource declares its id type (an integer from a
-//! counter, or a UUID); every kind belongs to one tenant (00-platform.md, Tenancy), so a [`Key`]
+//! counter, or a UUID); every kind belongs to one tenant (docs/tenants.md), so a [`Key`]
 //! cannot be made without its [`TenantId`], and with an id of the kind's type only. The store
 //! builds every item key and index partition from these, each starting with the tenant, so no
 //! key of one tenant can name another tenant's item.

@@ -5,7 +5,9 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Deserializer, Serializer};
 use serde_json::{Number, Value};
 
-/// How many integer and fraction digits a client's number may have (00-platform.md).
+/// How many integer and fraction digits a client's number may have (money: 15 and 6,
+/// quantities: 12 and 6), so that every computed amount stays within
+/// +/-999,999,999,999,999.99 and no sum can overflow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bounds {
     pub integer_digits: u32,

@@ -1,4 +1,4 @@
-//! The three API-key endpoints (spec/authorizer.md, "API keys over HTTP"): a tenant's
+//! The three API-key endpoints (docs/auth.md, "API keys over HTTP"): a tenant's
 //! administrator creates, lists and revokes the tenant's keys. A bearer JWT with `billing:admin`
 //! only (an API key cannot manage keys); a key is made for the request's tenant alone, with no
 //! scope the caller lacks. Keys are issued as `billflow-admin` issues them ([`crate::api_keys`]).

@@ -1,4 +1,4 @@
-//! The five billing-run endpoints (spec/billing-runs.md): tenant-scoped, UUID-keyed, full
+//! The five billing-run endpoints (docs/billing-runs.md): tenant-scoped, UUID-keyed, full
 //! replacement by PUT with `sys_version`. The path's tenant must be among the caller's tenants
 //! (403), and it is the tenant of every key and list partition read, so no request can reach
 //! another tenant's runs.
@@ -105,7 +105,7 @@ pub async fn create(deps: &Deps, req: Request) -> Response<Body> {
     .await
 }
 
-/// `PUT /billingRuns/{tenantId}/{id}`: full replacement under the spec's PUT semantics. Refusals
+/// `PUT /billingRuns/{tenantId}/{id}`: full replacement under the PUT semantics of docs/billing-runs.md. Refusals
 /// in its order: 401, 403, 404, 400, 412, 409.
 pub async fn update(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {

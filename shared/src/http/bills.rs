@@ -1,4 +1,4 @@
-//! The five bill endpoints (spec/bills.md). Callers authenticate with `x-api-key`; the
+//! The five bill endpoints (docs/bills.md). Callers authenticate with `x-api-key`; the
 //! authorizer (or the dev server) turns the key into the same caller context as a token.
 
 use lambda_http::http::StatusCode;
@@ -185,7 +185,7 @@ pub async fn create(deps: &Deps, req: Request) -> Response<Body> {
     .await
 }
 
-/// `PATCH /bills/{billId}`: a partial object under the eight rules of spec/bills.md.
+/// `PATCH /bills/{billId}`: a partial object under the eight rules of `domain::bill::apply_update` (docs/bills.md).
 pub async fn update(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
         let (principal, tenant) = acting(deps, &req, SCOPE_WRITE)?;

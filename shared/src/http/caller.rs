@@ -1,5 +1,5 @@
-//! The caller, read from the authorizer's context on the request (00-platform.md, Identity), and
-//! the tenant the request acts in (Tenancy): the only way a handler gets a store.
+//! The caller, read from the authorizer's context on the request (`userId`, `tenants`, `scopes`,
+//! `authType`), and the tenant the request acts in (docs/tenants.md): the only way a handler gets a store.
 
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};

@@ -1,4 +1,4 @@
-//! The TMF678 customer-bill endpoints (spec/customer-bills.md), under
+//! The TMF678 customer-bill endpoints (docs/customer-bills.md), under
 //! `/brm/customerBillManagement/v4`: customer bills (list, get, PATCH of `state`), on-demand bill
 //! requests (create, list, get) and applied customer billing rates (create, list, get). Every
 //! error is a TMF Error. Ids are UUIDs; a path id that is not one is 404 (TMF ids are opaque).

@@ -241,7 +241,7 @@ fn given_a_new_run_then_every_field_is_present_and_reminders_get_ids() {
     fields.sort_unstable();
     let mut keys_sorted = keys.clone();
     keys_sorted.sort_unstable();
-    assert_eq!(keys_sorted, fields, "every field of the seed, and only those");
+    assert_eq!(keys_sorted, fields, "every field of the contract, and only those");
     assert_eq!(
         (out["status"].as_str(), out["sys_version"].as_u64(), out["sys_locked"].as_bool()),
         (Some("draft"), Some(1), Some(false))
