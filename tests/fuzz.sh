@@ -2,7 +2,7 @@
 # The schema-driven fuzz run of `make test`: schemathesis (PyPI, in .tools/venv) against the dev
 # server on the embedded store, every operation of its /openapi.json, a bounded number of examples
 # each (FUZZ_EXAMPLES, default 20) with a fixed seed (FUZZ_SEED) so that CI is repeatable. It runs
-# every check of schemathesis but positive_data_acceptance (README, Tests, says why), and fails as
+# every check of schemathesis but positive_data_acceptance (docs/tests.md says why), and fails as
 # well on a panic, an internal error or any ERROR line in the server's log.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

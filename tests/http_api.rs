@@ -1,5 +1,5 @@
 //! Black-box tests: the bill-run API over HTTP through the dev server, on the embedded store and
-//! on DynamoDB Local. Every endpoint, every error status docs/bill-runs.md names, the whole stage path
+//! on DynamoDB Local. Every endpoint, every error status docs/api.md names, the whole stage path
 //! of both kinds of run, and concurrent PATCHes that must lose no update.
 
 use billflow_tests::{on_both_stores, spawn_app, Backend, TestApp};

@@ -500,7 +500,7 @@ fn json_body(schema: &str) -> Value {
     json!({"required": true, "content": {"application/json": media}})
 }
 
-/// A valid request body of each create, as the README's examples send them.
+/// A valid request body of each create, as the examples of docs/ send them.
 fn example(schema: &str) -> Option<Value> {
     Some(match schema {
         "BillRunCreate" => json!({"name": "Jan 2024", "billingCycleId": 1, "periodStartDate": "2024-01-01",

@@ -672,7 +672,7 @@ fn allowed_from(kind: RunKind, p: &Progress) -> String {
     )
 }
 
-/// Decides a status request against the status table of docs/bill-runs.md: the new progress, or a
+/// Decides a status request against the stage path of docs/bill-runs.md: the new progress, or a
 /// refusal (400 for a stage a client may never ask for, 409 for one the state forbids).
 pub fn transition(
     kind: RunKind,
