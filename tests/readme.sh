@@ -7,19 +7,10 @@
 # it can be pasted again.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-server="${CARGO_TARGET_DIR:-$root/target}/debug/billflow-dev"
-[ -x "$server" ] || { echo "$server is not built: run 'cargo build --workspace --all-targets'" >&2; exit 1; }
+source "$root/tests/dev-server.sh"
 work=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-PORT=$port DEV_CREDENTIALS_FILE="$work/dev-credentials.json" WORKER_STEP_DELAY_MS=0 "$server" >"$work/server.log" 2>&1 &
-pid=$!
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do
-  grep -q '^press Ctrl-C' "$work/server.log" && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-done
-grep -q '^press Ctrl-C' "$work/server.log" || { echo "the dev server did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
+trap 'stop_dev_server; rm -rf "$work"' EXIT
+start_dev_server "$work/server.log" DEV_CREDENTIALS_FILE="$work/dev-credentials.json"
 # The export lines the README tells the reader to paste.
 grep '^export ' "$work/server.log" >"$work/credentials.sh"
 python3 - "$root/README.md" "$work" "$port" <<'PY'

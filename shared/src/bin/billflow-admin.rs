@@ -47,7 +47,7 @@ fn list(text: &str) -> Vec<String> {
 async fn store(endpoint: Option<&str>) -> Result<DynamoStore, String> {
     use aws_sdk_dynamodb::config::ProvideCredentials;
     use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-    let table = std::env::var("TABLE_NAME").ok().filter(|t| !t.is_empty()).unwrap_or_else(|| "billflow".into());
+    let table = table_name();
     let config = DynamoStore::env_config().await;
     let Some(region) = config.region().map(ToString::to_string) else {
         return Err("no AWS region: set AWS_REGION (or AWS_ENDPOINT_URL_DYNAMODB for DynamoDB Local)".into());
@@ -78,78 +78,19 @@ async fn store(endpoint: Option<&str>) -> Result<DynamoStore, String> {
 
 async fn run(args: &[String], endpoint: Option<&str>) -> Result<(), String> {
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
-    let store = || store(endpoint);
     match words.as_slice() {
-        ["table", "create"] => {
-            if endpoint.is_none() {
-                return Err("table create is for DynamoDB Local (set AWS_ENDPOINT_URL_DYNAMODB); in AWS the stack owns the table".into());
-            }
-            let table = std::env::var("TABLE_NAME").ok().filter(|t| !t.is_empty()).unwrap_or_else(|| "billflow".into());
-            let store = DynamoStore::from_env(table.clone()).await;
-            store.create_table_if_missing().await.map_err(|e| format!("cannot create the table {table:?}: {e}"))?;
-            println!("table {table} is ready");
-            Ok(())
-        }
+        ["table", "create"] => create_table(endpoint).await,
         ["api-key", "create", options @ ..] => {
-            let mut user_id = None;
-            let (mut tenants, mut scopes, mut expires, mut description) = (Vec::new(), Vec::new(), None, None);
-            let mut rest = options.iter();
-            while let Some(option) = rest.next() {
-                let mut value = || rest.next().copied().ok_or_else(|| format!("{option} needs a value\n{USAGE}"));
-                match *option {
-                    "--user-id" => {
-                        user_id = Some(value()?.parse::<u64>().map_err(|_| "--user-id takes an integer".to_owned())?)
-                    }
-                    "--tenants" => tenants = list(value()?),
-                    "--scopes" => scopes = list(value()?),
-                    "--expires-in" => {
-                        let text = value()?;
-                        let life = parse_duration(text);
-                        expires = Some(life.ok_or_else(|| {
-                            format!("--expires-in takes <n>s, <n>m, <n>h or <n>d (at most 3650d), not {text:?}")
-                        })?)
-                    }
-                    "--description" => description = Some(value()?.to_owned()),
-                    other => return Err(format!("unknown option {other}\n{USAGE}")),
-                }
-            }
-            let user_id = user_id.ok_or_else(|| format!("--user-id is required\n{USAGE}"))?;
-            if scopes.is_empty() {
-                return Err(format!("--scopes is required\n{USAGE}"));
-            }
-            if tenants.is_empty() {
-                return Err(format!("--tenants is required: a key acts in its tenants only\n{USAGE}"));
-            }
-            let new = NewKey { caller: Principal { user_id, tenants, scopes }, description, expires_in: expires };
-            let issued = new.issue().map_err(|e| format!("cannot make the key: {e}"))?;
-            store().await?.put_api_key(&issued.record).await.map_err(|e| format!("cannot store the key: {e}"))?;
+            let issued = new_key(options)?.issue().map_err(|e| format!("cannot make the key: {e}"))?;
+            let store = store(endpoint).await?;
+            store.put_api_key(&issued.record).await.map_err(|e| format!("cannot store the key: {e}"))?;
             println!("key_id: {}", issued.record.key_id);
             println!("api_key: {}", issued.key);
             Ok(())
         }
-        ["api-key", "list"] => {
-            let keys = store().await?.api_keys().await.map_err(|e| format!("cannot list the keys: {e}"))?;
-            let now = now_epoch();
-            println!("key_id\tuser\ttenants\tscopes\tcreated\texpires\tstate\tdescription");
-            for key in keys {
-                let view = KeyView::of(&key, now);
-                let date = |at: Option<String>| at.map_or_else(|| "-".to_owned(), |t| t[..10.min(t.len())].to_owned());
-                println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                    view.key_id,
-                    view.user_id,
-                    view.tenants.join(","),
-                    view.scopes.join(","),
-                    date(Some(view.created)),
-                    date(view.expires),
-                    view.state,
-                    view.description.unwrap_or_default()
-                );
-            }
-            Ok(())
-        }
+        ["api-key", "list"] => list_keys(&store(endpoint).await?).await,
         ["api-key", "revoke", key_id] => {
-            let store = store().await?;
+            let store = store(endpoint).await?;
             let key = store.api_key_by_id(key_id).await.map_err(|e| e.to_string())?;
             let key = key.ok_or_else(|| format!("no API key {key_id}"))?;
             store.revoke_api_key(&key, now_epoch()).await.map_err(|e| e.to_string())?;
@@ -158,4 +99,78 @@ async fn run(args: &[String], endpoint: Option<&str>) -> Result<(), String> {
         }
         _ => Err(USAGE.to_owned()),
     }
+}
+
+/// `TABLE_NAME`, `billflow` by default.
+fn table_name() -> String {
+    std::env::var("TABLE_NAME").ok().filter(|t| !t.is_empty()).unwrap_or_else(|| "billflow".into())
+}
+
+async fn create_table(endpoint: Option<&str>) -> Result<(), String> {
+    if endpoint.is_none() {
+        return Err(
+            "table create is for DynamoDB Local (set AWS_ENDPOINT_URL_DYNAMODB); in AWS the stack owns the table"
+                .into(),
+        );
+    }
+    let table = table_name();
+    let store = DynamoStore::from_env(table.clone()).await;
+    store.create_table_if_missing().await.map_err(|e| format!("cannot create the table {table:?}: {e}"))?;
+    println!("table {table} is ready");
+    Ok(())
+}
+
+/// The key `api-key create`'s options ask for.
+fn new_key(options: &[&str]) -> Result<NewKey, String> {
+    let mut user_id = None;
+    let (mut tenants, mut scopes, mut expires_in, mut description) = (Vec::new(), Vec::new(), None, None);
+    let mut rest = options.iter();
+    while let Some(option) = rest.next() {
+        let mut value = || rest.next().copied().ok_or_else(|| format!("{option} needs a value\n{USAGE}"));
+        match *option {
+            "--user-id" => {
+                user_id = Some(value()?.parse::<u64>().map_err(|_| "--user-id takes an integer".to_owned())?)
+            }
+            "--tenants" => tenants = list(value()?),
+            "--scopes" => scopes = list(value()?),
+            "--expires-in" => {
+                let text = value()?;
+                expires_in = Some(parse_duration(text).ok_or_else(|| {
+                    format!("--expires-in takes <n>s, <n>m, <n>h or <n>d (at most 3650d), not {text:?}")
+                })?)
+            }
+            "--description" => description = Some(value()?.to_owned()),
+            other => return Err(format!("unknown option {other}\n{USAGE}")),
+        }
+    }
+    let user_id = user_id.ok_or_else(|| format!("--user-id is required\n{USAGE}"))?;
+    if scopes.is_empty() {
+        return Err(format!("--scopes is required\n{USAGE}"));
+    }
+    if tenants.is_empty() {
+        return Err(format!("--tenants is required: a key acts in its tenants only\n{USAGE}"));
+    }
+    Ok(NewKey { caller: Principal { user_id, tenants, scopes }, description, expires_in })
+}
+
+async fn list_keys(store: &DynamoStore) -> Result<(), String> {
+    let keys = store.api_keys().await.map_err(|e| format!("cannot list the keys: {e}"))?;
+    let now = now_epoch();
+    println!("key_id\tuser\ttenants\tscopes\tcreated\texpires\tstate\tdescription");
+    let date = |at: Option<String>| at.map_or_else(|| "-".to_owned(), |t| t.chars().take(10).collect());
+    for key in keys {
+        let view = KeyView::of(&key, now);
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            view.key_id,
+            view.user_id,
+            view.tenants.join(","),
+            view.scopes.join(","),
+            date(Some(view.created)),
+            date(view.expires),
+            view.state,
+            view.description.unwrap_or_default()
+        );
+    }
+    Ok(())
 }

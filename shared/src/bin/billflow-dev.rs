@@ -38,22 +38,7 @@ async fn serve(endpoint: Option<String>) -> Result<(), Box<dyn std::error::Error
         }
         None => (Arc::new(MemoryStore::new()), "embedded in-memory store".into()),
     };
-    let fresh = std::env::var("DEV_FRESH_CREDENTIALS").is_ok_and(|v| v == "1");
-    let kept = std::env::var("DEV_CREDENTIALS_FILE").unwrap_or_else(|_| ".tools/dev-credentials.json".into());
-    let credentials = dev::DevCredentials::load_or_make(std::path::Path::new(&kept), fresh)
-        .map_err(|e| format!("cannot keep the dev credentials in {kept}: {e}"))?;
-    let auth = Auth::from_env(credentials.jwt_secret.as_bytes());
-    let token = auth.token(&dev::dev_principal(), Duration::from_secs(30 * 24 * 3600));
-    let admin_token = auth.token(&dev::dev_admin(), Duration::from_secs(30 * 24 * 3600));
-    let two_tenants = auth.token(&dev::dev_two_tenants(), Duration::from_secs(30 * 24 * 3600));
-    let api_key = std::env::var("DEV_API_KEY").ok().filter(|k| !k.is_empty()).unwrap_or(credentials.api_key);
-    // A table kept across runs (DynamoDB) may hold the key already.
-    let hash = shared::http::caller::api_key_hash(&api_key);
-    if store.api_key(&hash).await.map_err(|e| format!("cannot read the dev API key: {e}"))?.is_none() {
-        dev::seed_api_key(&store, &api_key, &dev::dev_principal())
-            .await
-            .map_err(|e| format!("cannot store the dev API key: {e}"))?;
-    }
+    let (auth, api_key, kept) = credentials(&store).await?;
     let step_delay = match std::env::var("WORKER_STEP_DELAY_MS") {
         Ok(ms) => {
             Duration::from_millis(ms.parse().map_err(|_| format!("WORKER_STEP_DELAY_MS must be a number, got {ms:?}"))?)
@@ -61,22 +46,46 @@ async fn serve(endpoint: Option<String>) -> Result<(), Box<dyn std::error::Error
         Err(_) => Duration::from_millis(100),
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let server = dev::start(Config { addr, store, worker: true, step_delay, auth }).await?;
+    let server = dev::start(Config { addr, store, worker: true, step_delay, auth: auth.clone() }).await?;
     println!("billflow dev server on {} ({described})", server.url());
-    println!("OpenAPI document: {0}/openapi.json, to browse and try: {0}/docs", server.url());
-    println!("dev token (user 1, tenant dev, billing:read billing:write), for /bill-runs, /adhoc-bill-runs, /billingRuns/dev and /brm/customerBillManagement/v4:");
-    println!("export TOKEN={token}");
-    println!("dev admin token (user 2, tenant dev, also billing:admin: locks billing runs, manages /api-keys):");
-    println!("export ADMIN_TOKEN={admin_token}");
-    println!("dev API key for /bills (x-api-key; user 1, tenant dev):");
-    println!("export API_KEY={api_key}");
-    println!("a token of two tenants (user 3, tenants dev and other, billing:read billing:write): name the tenant of each request in X-Tenant-Id, e.g.");
-    println!("export TWO_TENANTS_TOKEN={two_tenants}");
-    println!("curl -H \"Authorization: Bearer $TWO_TENANTS_TOKEN\" -H 'X-Tenant-Id: other' {}/bill-runs", server.url());
-    println!("(the tokens and the key stay valid across restarts: they are kept in {kept}; DEV_FRESH_CREDENTIALS=1 makes new ones)");
+    print_credentials(&server.url(), &auth, &api_key, &kept);
     println!("press Ctrl-C to stop");
     tokio::signal::ctrl_c().await?;
     println!("stopping");
     server.stop().await;
     Ok(())
+}
+
+/// The dev server's signer and API key, kept across restarts (`DEV_CREDENTIALS_FILE`, made anew with
+/// `DEV_FRESH_CREDENTIALS=1`; `AUTH_JWT_SECRET` and `DEV_API_KEY` override), the key stored unless a
+/// kept table holds it already; and where they are kept.
+async fn credentials(store: &SharedRepository) -> Result<(Auth, String, String), String> {
+    let fresh = std::env::var("DEV_FRESH_CREDENTIALS").is_ok_and(|v| v == "1");
+    let kept = std::env::var("DEV_CREDENTIALS_FILE").unwrap_or_else(|_| ".tools/dev-credentials.json".into());
+    let credentials = dev::DevCredentials::load_or_make(std::path::Path::new(&kept), fresh)
+        .map_err(|e| format!("cannot keep the dev credentials in {kept}: {e}"))?;
+    let api_key = std::env::var("DEV_API_KEY").ok().filter(|k| !k.is_empty()).unwrap_or(credentials.api_key);
+    let hash = shared::http::caller::api_key_hash(&api_key);
+    if store.api_key(&hash).await.map_err(|e| format!("cannot read the dev API key: {e}"))?.is_none() {
+        dev::seed_api_key(store, &api_key, &dev::dev_principal())
+            .await
+            .map_err(|e| format!("cannot store the dev API key: {e}"))?;
+    }
+    Ok((Auth::from_env(credentials.jwt_secret.as_bytes()), api_key, kept))
+}
+
+/// What `make run` prints: every credential with its caller and tenant, ready to paste.
+fn print_credentials(url: &str, auth: &Auth, api_key: &str, kept: &str) {
+    let month = Duration::from_secs(30 * 24 * 3600);
+    println!("OpenAPI document: {url}/openapi.json, to browse and try: {url}/docs");
+    println!("dev token (user 1, tenant dev, billing:read billing:write), for /bill-runs, /adhoc-bill-runs, /billingRuns/dev and /brm/customerBillManagement/v4:");
+    println!("export TOKEN={}", auth.token(&dev::dev_principal(), month));
+    println!("dev admin token (user 2, tenant dev, also billing:admin: locks billing runs, manages /api-keys):");
+    println!("export ADMIN_TOKEN={}", auth.token(&dev::dev_admin(), month));
+    println!("dev API key for /bills (x-api-key; user 1, tenant dev):");
+    println!("export API_KEY={api_key}");
+    println!("a token of two tenants (user 3, tenants dev and other, billing:read billing:write): name the tenant of each request in X-Tenant-Id, e.g.");
+    println!("export TWO_TENANTS_TOKEN={}", auth.token(&dev::dev_two_tenants(), month));
+    println!("curl -H \"Authorization: Bearer $TWO_TENANTS_TOKEN\" -H 'X-Tenant-Id: other' {url}/bill-runs");
+    println!("(the tokens and the key stay valid across restarts: they are kept in {kept}; DEV_FRESH_CREDENTIALS=1 makes new ones)");
 }
