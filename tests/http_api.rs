@@ -515,7 +515,32 @@ async fn adjusting_the_schedule(backend: Backend) {
     app.stop().await;
 }
 
+/// A patch bomb (copies of the whole document into itself), too many operations and the extremes
+/// of `periods` are each a 400 naming what is wrong; the run is unchanged and the server answers on.
+async fn patch_bombs_and_extreme_numbers_are_refused(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let created = app.post("/bill-runs", &jan(1)).await;
+    assert_eq!(created.status, 201);
+    let bomb: Vec<Value> = (0..40).map(|i| json!({"op": "copy", "from": "", "path": format!("/x{i}")})).collect();
+    let refused = app.patch("/bill-runs/1", &Value::Array(bomb)).await;
+    assert_problem(&refused, 400);
+    assert!(pointers(&refused)[0].starts_with('/'), "the operation that passed the bound: {:?}", refused.body);
+    let many = vec![json!({"op": "test", "path": "/name", "value": "Jan 2024"}); 101];
+    let refused = app.patch("/bill-runs/1", &Value::Array(many)).await;
+    assert_problem(&refused, 400);
+    assert_eq!(pointers(&refused), vec![String::new()]);
+    for periods in ["-9223372036854775808", "9223372036854775807", "18446744073709551616", "-0", "1e3", "1201"] {
+        let moved = app.send(app.request("POST", &format!("/adjust-bill-run-schedule/1?periods={periods}"))).await;
+        assert_problem(&moved, 400);
+        assert_eq!(pointers(&moved), vec!["/periods".to_owned()], "{periods}");
+    }
+    let after = app.get("/bill-runs/1").await;
+    assert_eq!((after.status, &after.body), (200, &created.body), "nothing changed");
+    app.stop().await;
+}
+
 on_both_stores!(
+    patch_bombs_and_extreme_numbers_are_refused,
     create_get_and_list,
     create_refuses_bad_input,
     callers_need_credentials_and_scopes,

@@ -709,7 +709,8 @@ fn tmf_schemas() -> Map<String, Value> {
 
 fn json_patch_schema() -> Value {
     json!({
-        "type": "array", "description": "RFC 6902 JSON Patch (bounded by the 1 MiB body)",
+        "type": "array", "maxItems": crate::domain::patch::MAX_OPERATIONS,
+        "description": "RFC 6902 JSON Patch: at most 100 operations, none growing the document past 350 KB",
         "items": {"type": "object", "required": ["op", "path"],
             "properties": {
                 "op": {"enum": ["add", "remove", "replace", "move", "copy", "test"]},

@@ -860,7 +860,8 @@ pub fn apply_patch<R: Run>(current: &R, patch: &Patch, caller: u64) -> Result<Pa
 /// Parses `periods`: a non-zero integer within +/-1,200.
 pub fn parse_periods(text: Option<&str>) -> Result<i64, DomainError> {
     match text.map(str::parse::<i64>) {
-        Some(Ok(n)) if n != 0 && n.abs() <= MAX_PERIODS => Ok(n),
+        // A range, not `abs()`: `i64::MIN.abs()` overflows.
+        Some(Ok(n)) if n != 0 && (-MAX_PERIODS..=MAX_PERIODS).contains(&n) => Ok(n),
         _ => Err(DomainError::field(
             "/periods",
             format!("periods must be a non-zero integer from -{MAX_PERIODS} to {MAX_PERIODS}"),

@@ -749,6 +749,10 @@ pub fn parse_bill_patch(body: &Value, form: PatchForm) -> Result<Option<BillStat
             map.get("state").map(|value| state(value, "/state")).transpose()
         }
         (PatchForm::Json, Value::Array(operations)) => {
+            if operations.len() > super::patch::MAX_OPERATIONS {
+                let most = super::patch::MAX_OPERATIONS;
+                return Err(DomainError::field("", format!("a JSON Patch has at most {most} operations")));
+            }
             let mut target = None;
             for (i, operation) in operations.iter().enumerate() {
                 let pointer = format!("/{i}");

@@ -20,6 +20,11 @@ mod proptests;
 
 use serde::Serialize;
 
+/// The largest stored form of a resource (its JSON text and the worker's state beside it):
+/// DynamoDB's item limit is 400 KB, and the rest is left for the store's own attributes. The
+/// store refuses a larger one (413), and a JSON Patch may not grow a document past it.
+pub const MAX_RESOURCE_BYTES: usize = 350 * 1024;
+
 /// One problem with one field of the input, located by JSON Pointer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {

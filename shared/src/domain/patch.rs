@@ -4,9 +4,12 @@
 
 use serde_json::{Map, Value};
 
-use super::DomainError;
+use super::{DomainError, MAX_RESOURCE_BYTES};
 
 const OPS: [&str; 6] = ["add", "remove", "replace", "move", "copy", "test"];
+
+/// Most operations one patch may carry.
+pub const MAX_OPERATIONS: usize = 100;
 
 /// A parsed patch, plus the top-level members its operations write to.
 #[derive(Debug, Clone)]
@@ -22,6 +25,9 @@ impl Patch {
         let Value::Array(items) = body else {
             return Err(DomainError::field("", "the body must be a JSON array of JSON Patch operations"));
         };
+        if items.len() > MAX_OPERATIONS {
+            return Err(DomainError::field("", format!("a JSON Patch has at most {MAX_OPERATIONS} operations")));
+        }
         let mut targets = Vec::new();
         for (index, item) in items.iter().enumerate() {
             let at = format!("/{index}");
@@ -59,18 +65,53 @@ impl Patch {
         self.targets.iter().any(|t| t == name)
     }
 
-    /// Applies every operation or none. A failing `test` is a conflict (409); an operation on a
-    /// missing path is invalid input (400), named by index.
+    /// Applies every operation or none, one at a time. A failing `test` is a conflict (409); an
+    /// operation on a missing path is invalid input (400), named by index; so is one that grows
+    /// the document past [`MAX_RESOURCE_BYTES`] (no such document could be stored), refused as
+    /// soon as it does, so that a patch of `copy` operations doubling the document stops at the
+    /// bound instead of allocating without one.
     pub fn apply(&self, document: &Value) -> Result<Value, DomainError> {
         let mut patched = document.clone();
-        json_patch::patch(&mut patched, &self.ops).map_err(|e| match e.kind {
-            json_patch::PatchErrorKind::TestFailed => {
-                DomainError::conflict(format!("test operation {} failed", e.operation))
+        for (index, op) in self.ops.0.iter().enumerate() {
+            json_patch::patch(&mut patched, std::slice::from_ref(op)).map_err(|e| match e.kind {
+                json_patch::PatchErrorKind::TestFailed => {
+                    DomainError::conflict(format!("test operation {index} failed"))
+                }
+                _ => DomainError::field(format!("/{index}"), format!("cannot apply operation: {}", e.kind)),
+            })?;
+            let grows = matches!(
+                op,
+                json_patch::PatchOperation::Add(_)
+                    | json_patch::PatchOperation::Replace(_)
+                    | json_patch::PatchOperation::Copy(_)
+            );
+            if grows && encoded_len(&patched) > MAX_RESOURCE_BYTES {
+                return Err(DomainError::field(
+                    format!("/{index}"),
+                    format!("the operation grows the document past {MAX_RESOURCE_BYTES} bytes"),
+                ));
             }
-            _ => DomainError::field(format!("/{}", e.operation), format!("cannot apply operation: {}", e.kind)),
-        })?;
+        }
         Ok(patched)
     }
+}
+
+/// The length of a value's JSON text, counted without building it.
+fn encoded_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` to a counter cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 fn pointer<'a>(op: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
@@ -135,6 +176,32 @@ mod tests {
         .unwrap();
         assert!(matches!(patch.apply(&doc), Err(DomainError::Conflict(_))));
         assert_eq!(doc, json!({"a": 1, "b": 2}));
+    }
+
+    #[test]
+    fn given_more_than_100_operations_then_the_patch_is_refused() {
+        let op = json!({"op": "replace", "path": "/a", "value": 1});
+        assert!(Patch::parse(&Value::Array(vec![op.clone(); MAX_OPERATIONS])).is_ok());
+        match Patch::parse(&Value::Array(vec![op; MAX_OPERATIONS + 1])) {
+            Err(DomainError::Invalid { errors, .. }) => assert_eq!(errors[0].pointer, ""),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn given_copies_that_double_the_document_then_the_patch_stops_at_the_bound() {
+        let doc = json!({"name": "x".repeat(1000)});
+        let ops: Vec<Value> = (0..40).map(|i| json!({"op": "copy", "from": "", "path": format!("/x{i}")})).collect();
+        let patch = Patch::parse(&Value::Array(ops)).unwrap();
+        match patch.apply(&doc) {
+            // 1 KB doubled: the 9th copy passes 350 KB.
+            Err(DomainError::Invalid { errors, .. }) => assert_eq!(errors[0].pointer, "/8"),
+            other => panic!("expected 400, got {:?}", other.map(|v| encoded_len(&v))),
+        }
+        let big = json!([{"op": "add", "path": "/blob", "value": "y".repeat(MAX_RESOURCE_BYTES)}]);
+        assert!(Patch::parse(&big).unwrap().apply(&doc).is_err(), "one add past the bound");
+        let fits = json!([{"op": "add", "path": "/blob", "value": "y".repeat(1000)}]);
+        assert!(Patch::parse(&fits).unwrap().apply(&doc).is_ok());
     }
 
     #[test]

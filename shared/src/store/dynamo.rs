@@ -81,6 +81,18 @@ fn custom_https_endpoint() -> bool {
         .any(|url| url.to_string_lossy().trim().to_ascii_lowercase().starts_with("https://"))
 }
 
+/// Every store call's time bounds, shorter than a function's 10 s: a connection within 1 s, an
+/// attempt within 2 s, and a call (the SDK's retries of throttles and transient errors included)
+/// within 5 s; then it is `Unavailable` (503 with Retry-After), never a function timed out.
+pub fn timeouts() -> aws_sdk_dynamodb::config::timeout::TimeoutConfig {
+    use std::time::Duration;
+    aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(5))
+        .build()
+}
+
 /// The local endpoint `AWS_ENDPOINT_URL_DYNAMODB` names, if any; with one, the region and
 /// credentials DynamoDB Local accepts (any) are set where they are not given, so that the dev
 /// server, `billflow-admin` and `make watch` need nothing but the endpoint. Call it before any
@@ -115,6 +127,7 @@ impl DynamoStore {
     pub async fn env_config() -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .http_client(http_client(custom_https_endpoint()))
+            .timeout_config(timeouts())
             .load()
             .await
     }
@@ -138,6 +151,7 @@ impl DynamoStore {
             .credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new())
             .use_fips(flag("AWS_USE_FIPS_ENDPOINT"))
             .use_dual_stack(flag("AWS_USE_DUALSTACK_ENDPOINT"))
+            .timeout_config(timeouts())
             .http_client(http_client(custom_https_endpoint()));
         config.set_endpoint_url(endpoint);
         Self::new(Client::from_conf(config.build()), table)

@@ -269,9 +269,8 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// The largest stored form of a resource (its JSON text and the worker's state): DynamoDB's item
-/// limit is 400 KB, and the rest is left for the store's own attributes.
-pub const MAX_ITEM_BYTES: usize = 350 * 1024;
+/// The largest stored form of a resource ([`crate::domain::MAX_RESOURCE_BYTES`]).
+pub const MAX_ITEM_BYTES: usize = crate::domain::MAX_RESOURCE_BYTES;
 
 /// Refuses a resource whose stored form would pass [`MAX_ITEM_BYTES`]: both stores call this, so
 /// they agree on every size.
