@@ -304,11 +304,7 @@ async fn handle(state: &State, req: hyper::Request<Incoming>) -> hyper::Response
                     .with_path_parameters(decoded(params))
                     .with_query_string_parameters(query)
                     .with_request_context(RequestContext::ApiGatewayV2(context));
-                match routes::dispatch(route.function, &state.deps, request).await {
-                    Some(response) => return to_hyper(response),
-                    None => ApiError::internal(format!("route {} has no handler", route.function))
-                        .into_response(&request_id, route.errors),
-                }
+                return to_hyper((route.handler)(&state.deps, request).await);
             }
         },
     };
