@@ -6,8 +6,9 @@ use serde_json::Value;
 
 use super::caller::acting;
 use super::error::{ApiError, ApiResult, ErrorFormat};
-use super::idempotency::{create_or_replay, Idempotency};
-use super::request::{check_if_match, json_body, json_patch_body, path_id};
+use super::handler::{self, Create, TenantFrom};
+use super::idempotency::create_or_replay;
+use super::request::{check_if_match, json_patch_body, path_id};
 use super::response::{json_response, resource_response, respond_to, with_header};
 use super::Deps;
 use crate::domain::bill_run::{self, apply_patch, AdhocBillRun, BillRun, Changes, Patched, Run, SummaryStatus};
@@ -110,7 +111,7 @@ impl RunResource for AdhocBillRun {
 }
 
 async fn load<R: RunResource>(repo: &Repo<'_, R>, id: &Id) -> ApiResult<Versioned<R>> {
-    repo.get(id.clone()).await?.ok_or_else(|| ApiError::NotFound(format!("no {} with id {id}", R::RUN_KIND.noun())))
+    handler::load(repo, id, R::RUN_KIND.noun()).await
 }
 
 /// Reads the run's group guard and refuses (409) when another member of the group collides.
@@ -160,15 +161,12 @@ pub async fn get<R: RunResource>(deps: &Deps, req: Request) -> Response<Body> {
 /// `POST /bill-runs`, `POST /adhoc-bill-runs`: 201 with Location; honours `Idempotency-Key`.
 pub async fn create<R: RunResource>(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        let (principal, tenant) = acting(deps, &req, SCOPE_WRITE)?;
-        let body = json_body(&req)?;
+        let Create { principal, tenant, body, idempotency } =
+            match Create::begin(deps, &req, TenantFrom::Credential, R::PATH).await? {
+                Ok(create) => create,
+                Err(replay) => return Ok(replay),
+            };
         let repo = tenant.repo::<R>();
-        let idempotency = Idempotency::from_request(&req, &principal, R::PATH, &body)?;
-        if let Some(idem) = &idempotency {
-            if let Some(replay) = idem.replay_stored(&tenant).await? {
-                return Ok(replay);
-            }
-        }
         let new = R::parse_new(&body, dates::today())?;
         let id = OnceCell::new();
         let (repo, new, id, idempotency, principal) = (&repo, &new, &id, &idempotency, &principal);

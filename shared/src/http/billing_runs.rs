@@ -11,7 +11,8 @@ use time::OffsetDateTime;
 use super::caller::acting_in_path;
 use super::cursor::{page_body, page_limit, start_after, Cursor};
 use super::error::{ApiError, ApiResult, ErrorFormat};
-use super::idempotency::{create_or_replay, Idempotency};
+use super::handler::{self, Create, TenantFrom};
+use super::idempotency::create_or_replay;
 use super::request::{check_if_match, json_body, path_id};
 use super::response::{no_content, resource_response, respond_to, text_response};
 use super::Deps;
@@ -31,7 +32,7 @@ const ID_PARAM: &str = "id";
 const RECURRING_PARAM: &str = "recurring_billing_run_id";
 
 async fn load(repo: &Repo<'_, BillingRun>, id: &Id) -> ApiResult<Versioned<BillingRun>> {
-    repo.get(id.clone()).await?.ok_or_else(|| ApiError::NotFound(format!("no billing run {id} in this tenant")))
+    handler::load(repo, id, "billing run").await
 }
 
 fn run_event(by: u64, action: &str, before: Option<Status>, after: Option<Status>, fields: Vec<String>) -> AuditEvent {
@@ -81,15 +82,12 @@ pub async fn get(deps: &Deps, req: Request) -> Response<Body> {
 /// `POST /billingRuns/{tenantId}`: 201 with Location; `Idempotency-Key` scoped by tenant.
 pub async fn create(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        let (principal, tenant) = acting_in_path(deps, &req, SCOPE_WRITE)?;
-        let body = json_body(&req)?;
+        let Create { principal, tenant, body, idempotency } =
+            match Create::begin(deps, &req, TenantFrom::Path, "/billingRuns").await? {
+                Ok(create) => create,
+                Err(replay) => return Ok(replay),
+            };
         let repo = tenant.repo::<BillingRun>();
-        let idempotency = Idempotency::from_request(&req, &principal, "/billingRuns", &body)?;
-        if let Some(idem) = &idempotency {
-            if let Some(replay) = idem.replay_stored(&tenant).await? {
-                return Ok(replay);
-            }
-        }
         let request = parse_request(&body, Mode::Create)?;
         let id = uuid::Uuid::new_v4();
         let run = BillingRun::create(request, id, &principal.user_id.to_string(), OffsetDateTime::now_utc());

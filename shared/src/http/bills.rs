@@ -9,7 +9,8 @@ use time::OffsetDateTime;
 use super::bill_runs::is_positive_integer;
 use super::caller::acting;
 use super::error::{ApiError, ApiResult, ErrorFormat};
-use super::idempotency::{create_or_replay, Idempotency};
+use super::handler::{self, Create, TenantFrom};
+use super::idempotency::create_or_replay;
 use super::request::{check_if_match, json_body, path_id};
 use super::response::{json_response, no_content, resource_response, respond_to, with_header};
 use super::Deps;
@@ -69,7 +70,7 @@ pub const LIST: ListSpec = ListSpec {
 };
 
 async fn load(repo: &Repo<'_, Bill>, id: &Id) -> ApiResult<Versioned<Bill>> {
-    repo.get(id.clone()).await?.ok_or_else(|| ApiError::NotFound(format!("no bill with id {id}")))
+    handler::load(repo, id, "bill").await
 }
 
 /// A run's status, with a check that it stays as read, when it exists in the bill's tenant
@@ -143,16 +144,13 @@ pub async fn get(deps: &Deps, req: Request) -> Response<Body> {
 /// run, and the bill joins it only while the run stays as it was read.
 pub async fn create(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        let (principal, tenant) = acting(deps, &req, SCOPE_WRITE)?;
-        let body = json_body(&req)?;
+        let Create { principal, tenant, body, idempotency } =
+            match Create::begin(deps, &req, TenantFrom::Credential, PATH).await? {
+                Ok(create) => create,
+                Err(replay) => return Ok(replay),
+            };
         let repo = tenant.repo::<Bill>();
         let store = &tenant;
-        let idempotency = Idempotency::from_request(&req, &principal, PATH, &body)?;
-        if let Some(idem) = &idempotency {
-            if let Some(replay) = idem.replay_stored(store).await? {
-                return Ok(replay);
-            }
-        }
         let new = NewBill::parse(&body)?;
         let reserved = OnceCell::new();
         let (repo, new, reserved, idempotency, by) = (&repo, &new, &reserved, &idempotency, principal.user_id);

@@ -9,8 +9,9 @@ use serde_json::Value;
 
 use super::caller::acting;
 use super::error::{ApiError, ApiResult, ErrorFormat};
-use super::idempotency::{create_or_replay, Idempotency};
-use super::request::{body_bytes, check_if_match, json_body, media_type, parse_json};
+use super::handler::{load, Create, TenantFrom};
+use super::idempotency::create_or_replay;
+use super::request::{body_bytes, check_if_match, media_type, parse_json};
 use super::response::{resource_response, respond_to, text_response, with_header};
 use super::Deps;
 use crate::domain::customer_bill::{
@@ -32,10 +33,6 @@ const FORMAT: ErrorFormat = ErrorFormat::Tmf;
 fn path_uuid(req: &Request, what: &str) -> ApiResult<Id> {
     let raw = req.path_parameters_ref().and_then(|p| p.first("id")).unwrap_or_default();
     uuid::Uuid::try_parse(raw).map(Id::Uuid).map_err(|_| ApiError::NotFound(format!("no {what} {raw:?}")))
-}
-
-async fn load<R: Resource>(repo: &Repo<'_, R>, id: &Id, what: &str) -> ApiResult<Versioned<R>> {
-    repo.get(id.clone()).await?.ok_or_else(|| ApiError::NotFound(format!("no {what} {id}")))
 }
 
 /// A single resource, or the attributes `fields` selects (with `id`, `href` and `@type`).
@@ -250,15 +247,12 @@ pub async fn get_on_demand(deps: &Deps, req: Request) -> Response<Body> {
 /// the account's hold are written in one transaction.
 pub async fn create_on_demand(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        let (principal, tenant) = acting(deps, &req, SCOPE_WRITE)?;
-        let body = json_body(&req)?;
+        let Create { principal, tenant, body, idempotency } =
+            match Create::begin(deps, &req, TenantFrom::Credential, "/customerBillOnDemand").await? {
+                Ok(create) => create,
+                Err(replay) => return Ok(replay),
+            };
         let store = &tenant;
-        let idempotency = Idempotency::from_request(&req, &principal, "/customerBillOnDemand", &body)?;
-        if let Some(idem) = &idempotency {
-            if let Some(replay) = idem.replay_stored(store).await? {
-                return Ok(replay);
-            }
-        }
         let request = parse_on_demand(&body, new_id(), datetime::now())?;
         let (request, idempotency, user) = (&request, &idempotency, principal.user_id);
         with_retries(move || async move {
@@ -307,15 +301,12 @@ pub async fn get_rate(deps: &Deps, req: Request) -> Response<Body> {
 /// `POST /appliedCustomerBillingRate`: records a rated charge, unbilled (201 + Location).
 pub async fn create_rate(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
-        let (principal, tenant) = acting(deps, &req, SCOPE_WRITE)?;
-        let body = json_body(&req)?;
+        let Create { principal, tenant, body, idempotency } =
+            match Create::begin(deps, &req, TenantFrom::Credential, "/appliedCustomerBillingRate").await? {
+                Ok(create) => create,
+                Err(replay) => return Ok(replay),
+            };
         let store = &tenant;
-        let idempotency = Idempotency::from_request(&req, &principal, "/appliedCustomerBillingRate", &body)?;
-        if let Some(idem) = &idempotency {
-            if let Some(replay) = idem.replay_stored(store).await? {
-                return Ok(replay);
-            }
-        }
         let rate = parse_rate(&body, new_id(), datetime::now())?;
         let (rate, idempotency, user) = (&rate, &idempotency, principal.user_id);
         with_retries(move || async move {

@@ -12,6 +12,7 @@ pub mod caller;
 pub mod cursor;
 pub mod customer_bills;
 pub mod error;
+pub mod handler;
 pub mod idempotency;
 pub mod request;
 pub mod response;
