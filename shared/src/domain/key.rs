@@ -267,6 +267,22 @@ mod proptests {
             }
         }
 
+        /// A path id of any text, integers at and past the extremes of u64 included, parses to an
+        /// id of the kind's type or is refused, and never panics.
+        #[test]
+        fn path_ids_parse_or_refuse(
+            text in prop_oneof![".{0,40}", "-?[0-9]{1,25}", any::<u64>().prop_map(|n| n.to_string()),
+                proptest::sample::select(vec![u64::MAX.to_string(), "18446744073709551616".into(), "-0".into(), "+1".into()])],
+        ) {
+            if let Some(Id::Int(n)) = Id::parse(IdType::Counter, &text) {
+                prop_assert!(text.bytes().all(|b| b.is_ascii_digit()));
+                prop_assert_eq!(text.trim_start_matches('0').parse::<u64>().unwrap_or(0), n);
+            }
+            if let Some(Id::Uuid(u)) = Id::parse(IdType::Uuid, &text) {
+                prop_assert_eq!(uuid::Uuid::try_parse(&text).ok(), Some(u));
+            }
+        }
+
         /// Any text either is a tenant id that cannot carry a separator, or is refused.
         #[test]
         fn tenant_ids_parse_or_refuse_without_panicking(text in ".{0,80}") {

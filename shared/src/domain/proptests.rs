@@ -156,6 +156,31 @@ fn leaf() -> impl Strategy<Value = Value> {
 }
 
 /// Arbitrary JSON, nested up to 8 levels.
+/// Query and path text that is an integer at or past the extremes of the integer types (and the
+/// near misses a parser must refuse), which arbitrary text all but never draws.
+fn extreme_integer_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            i64::MIN.to_string(),
+            i64::MAX.to_string(),
+            u64::MAX.to_string(),
+            "18446744073709551616".to_owned(),
+            "-9223372036854775809".to_owned(),
+            "-0".to_owned(),
+            "+0".to_owned(),
+            "0".to_owned(),
+            "00000000000000000000001".to_owned(),
+            "1e309".to_owned(),
+            "-1".to_owned(),
+            usize::MAX.to_string(),
+            u32::MAX.to_string(),
+            i32::MIN.to_string(),
+        ]),
+        any::<i64>().prop_map(|n| n.to_string()),
+        any::<u64>().prop_map(|n| n.to_string()),
+    ]
+}
+
 fn any_json() -> impl Strategy<Value = Value> {
     leaf().prop_recursive(8, 256, 8, |inner| {
         prop_oneof![
@@ -322,7 +347,7 @@ proptest! {
     #[test]
     fn tmf_list_queries_never_panic(pairs in prop::collection::vec((prop::sample::select(vec!["offset", "limit",
         "fields", "state", "id", "billingAccount.id", "amountDue.value", "taxItem.taxAmount.unit", "bogus",
-        "billingAccount."]), ".{0,20}"), 0..5)) {
+        "billingAccount."]), prop_oneof![".{0,20}", extreme_integer_text()]), 0..5)) {
         use super::tmf_query::TmfQuery;
         refused_or(TmfQuery::parse(pairs.iter().map(|(k, v)| (*k, v.as_str())), super::customer_bill::BILL_SHAPE), |query| {
             let bill = json!({"id": "1", "href": "/x", "@type": "CustomerBill", "state": "onHold",
@@ -432,7 +457,7 @@ proptest! {
 
     #[test]
     fn list_queries_never_panic(pairs in prop::collection::vec((prop::sample::select(vec!["page", "pageSize",
-        "sort", "fields", "status", "includeArchived", "bogus"]), ".{0,20}"), 0..5)) {
+        "sort", "fields", "status", "includeArchived", "bogus"]), prop_oneof![".{0,20}", extreme_integer_text()]), 0..5)) {
         const SPEC: ListSpec = ListSpec {
             sortable: &["id", "name"],
             filters: &[filter("status", "/status", |v| v == "OPEN")],
