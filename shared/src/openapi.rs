@@ -1031,32 +1031,7 @@ fn own_schemas() -> Vec<(&'static str, Value)> {
         ("sys_version", integer(1)),
         ("template_id", nullable_string()),
     ]);
-    // Create and PUT take the run's shape: content fields, and on PUT the id, status, sys_locked
-    // and sys_version; server-owned fields may be sent back and are ignored. A request's nested
-    // options need only what the parser needs (a response always carries every member).
-    let mut request_run = billing_run.clone();
-    let nested = |name: &str, required: &[&str]| requiring(&billing_run["properties"][name], required);
-    let mut reminder_options = nested("expiring_credit_card_reminder_options", &[]);
-    reminder_options["properties"]["reminders"]["items"] = requiring(
-        &billing_run["properties"]["expiring_credit_card_reminder_options"]["properties"]["reminders"]["items"],
-        &["card_expiration_date_end", "card_expiration_date_start", "notice_id"],
-    );
-    request_run["properties"]["expiring_credit_card_reminder_options"] = reminder_options;
-    request_run["properties"]["installment_schedule_options"] =
-        nested("installment_schedule_options", &["date_range_end", "date_range_start"]);
-    request_run["properties"]["statement_options"] = nested("statement_options", &[]);
-    let mut billing_run_create = request_run.clone();
-    billing_run_create["required"] = json!([
-        "business_unit_id",
-        "name",
-        "expiring_credit_card_reminder_options",
-        "installment_schedule_cancellation_options",
-        "installment_schedule_options",
-        "installment_schedule_reminder_options",
-        "statement_options"
-    ]);
-    let mut billing_run_put = request_run;
-    billing_run_put["required"] = json!(["id", "business_unit_id", "name", "status", "sys_version"]);
+    let (billing_run_create, billing_run_put) = billing_run_requests(&billing_run);
     let page = json!({"type": "object", "additionalProperties": false, "required": ["Count", "Items"],
     "properties": {
         "Count": integer(0),
@@ -1092,6 +1067,37 @@ fn own_schemas() -> Vec<(&'static str, Value)> {
         ("BillingRunPut", billing_run_put),
         ("BillingRunPage", page),
     ]
+}
+
+/// The create and PUT schemas of a billing run: the run's shape, with the content fields required,
+/// and on PUT the id, status and sys_version; server-owned fields may be sent back and are
+/// ignored. A request's nested options need only what the parser needs (a response always carries
+/// every member).
+fn billing_run_requests(billing_run: &Value) -> (Value, Value) {
+    let mut request_run = billing_run.clone();
+    let nested = |name: &str, required: &[&str]| requiring(&billing_run["properties"][name], required);
+    let mut reminder_options = nested("expiring_credit_card_reminder_options", &[]);
+    reminder_options["properties"]["reminders"]["items"] = requiring(
+        &billing_run["properties"]["expiring_credit_card_reminder_options"]["properties"]["reminders"]["items"],
+        &["card_expiration_date_end", "card_expiration_date_start", "notice_id"],
+    );
+    request_run["properties"]["expiring_credit_card_reminder_options"] = reminder_options;
+    request_run["properties"]["installment_schedule_options"] =
+        nested("installment_schedule_options", &["date_range_end", "date_range_start"]);
+    request_run["properties"]["statement_options"] = nested("statement_options", &[]);
+    let mut create = request_run.clone();
+    create["required"] = json!([
+        "business_unit_id",
+        "name",
+        "expiring_credit_card_reminder_options",
+        "installment_schedule_cancellation_options",
+        "installment_schedule_options",
+        "installment_schedule_reminder_options",
+        "statement_options"
+    ]);
+    let mut put = request_run;
+    put["required"] = json!(["id", "business_unit_id", "name", "status", "sys_version"]);
+    (create, put)
 }
 
 #[cfg(test)]
