@@ -304,7 +304,11 @@ async fn handle(state: &State, req: hyper::Request<Incoming>) -> hyper::Response
                     .with_path_parameters(decoded(params))
                     .with_query_string_parameters(query)
                     .with_request_context(RequestContext::ApiGatewayV2(context));
-                return to_hyper((route.handler)(&state.deps, request).await);
+                match routes::handler(&route) {
+                    Some(handler) => return to_hyper(handler(&state.deps, request).await),
+                    None => ApiError::internal(format!("route {} has no handler", route.function))
+                        .into_response(&request_id, route.errors),
+                }
             }
         },
     };

@@ -21,9 +21,10 @@ pub enum Auth {
 }
 
 /// A route's handler, as the dev server calls it (a Lambda's `main` calls the function itself).
+/// Kept apart from [`Route`], so that what reads the table alone (the authorizer) links none.
 pub type Handler = for<'a> fn(&'a Deps, Request) -> Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>>;
 
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     pub method: &'static str,
     /// Path template with `{param}` segments, as API Gateway writes it.
@@ -33,22 +34,6 @@ pub struct Route {
     pub auth: Auth,
     /// How the route's family writes its error bodies.
     pub errors: ErrorFormat,
-    pub handler: Handler,
-}
-
-/// A route is its method and path (the table serves each once).
-impl PartialEq for Route {
-    fn eq(&self, other: &Self) -> bool {
-        (self.method, self.path) == (other.method, other.path)
-    }
-}
-
-impl Eq for Route {}
-
-impl std::fmt::Debug for Route {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {} ({})", self.method, self.path, self.function)
-    }
 }
 
 /// A handler function as a [`Handler`].
@@ -61,16 +46,16 @@ macro_rules! handler {
     }};
 }
 
-const fn route(method: &'static str, path: &'static str, function: &'static str, handler: Handler) -> Route {
-    Route { method, path, function, auth: Auth::Bearer, errors: ErrorFormat::Problem, handler }
+const fn route(method: &'static str, path: &'static str, function: &'static str) -> Route {
+    Route { method, path, function, auth: Auth::Bearer, errors: ErrorFormat::Problem }
 }
 
-const fn tmf(method: &'static str, path: &'static str, function: &'static str, handler: Handler) -> Route {
-    Route { method, path, function, auth: Auth::Bearer, errors: ErrorFormat::Tmf, handler }
+const fn tmf(method: &'static str, path: &'static str, function: &'static str) -> Route {
+    Route { method, path, function, auth: Auth::Bearer, errors: ErrorFormat::Tmf }
 }
 
-const fn keyed(method: &'static str, path: &'static str, function: &'static str, handler: Handler) -> Route {
-    Route { method, path, function, auth: Auth::ApiKey, errors: ErrorFormat::Problem, handler }
+const fn keyed(method: &'static str, path: &'static str, function: &'static str) -> Route {
+    Route { method, path, function, auth: Auth::ApiKey, errors: ErrorFormat::Problem }
 }
 
 /// A path under TMF678's base path.
@@ -80,90 +65,53 @@ macro_rules! tmf_path {
     };
 }
 
-pub const ROUTES: &[Route] = &[
-    route("GET", "/bill-runs", "list-bill-runs", handler!(bill_runs::list::<BillRun>)),
-    route("POST", "/bill-runs", "create-bill-run", handler!(bill_runs::create::<BillRun>)),
-    route("GET", "/bill-runs/{bill_run_id}", "get-bill-run", handler!(bill_runs::get::<BillRun>)),
-    route("PATCH", "/bill-runs/{bill_run_id}", "update-bill-run", handler!(bill_runs::update::<BillRun>)),
-    route(
-        "POST",
-        "/adjust-bill-run-schedule/{bill_run_id}",
-        "adjust-bill-run-schedule",
-        handler!(bill_runs::adjust_schedule),
-    ),
-    route("GET", "/adhoc-bill-runs", "list-adhoc-bill-runs", handler!(bill_runs::list::<AdhocBillRun>)),
-    route("POST", "/adhoc-bill-runs", "create-adhoc-bill-run", handler!(bill_runs::create::<AdhocBillRun>)),
-    route(
-        "GET",
-        "/adhoc-bill-runs/{adhoc_bill_run_id}",
-        "get-adhoc-bill-run",
-        handler!(bill_runs::get::<AdhocBillRun>),
-    ),
-    route(
-        "PATCH",
-        "/adhoc-bill-runs/{adhoc_bill_run_id}",
-        "update-adhoc-bill-run",
-        handler!(bill_runs::update::<AdhocBillRun>),
-    ),
-    keyed("GET", "/bills", "list-bills", handler!(bills::list)),
-    keyed("POST", "/bills", "create-bill", handler!(bills::create)),
-    keyed("GET", "/bills/{billId}", "get-bill", handler!(bills::get)),
-    keyed("PATCH", "/bills/{billId}", "update-bill", handler!(bills::update)),
-    keyed("DELETE", "/bills/{billId}", "delete-bill", handler!(bills::delete)),
-    route("GET", "/billingRuns/{tenantId}", "list-billing-runs", handler!(billing_runs::list)),
-    route("POST", "/billingRuns/{tenantId}", "create-billing-run", handler!(billing_runs::create)),
-    route("GET", "/billingRuns/{tenantId}/{id}", "get-billing-run", handler!(billing_runs::get)),
-    route("PUT", "/billingRuns/{tenantId}/{id}", "update-billing-run", handler!(billing_runs::update)),
-    route("DELETE", "/billingRuns/{tenantId}/{id}", "delete-billing-run", handler!(billing_runs::delete)),
-    route(
-        "GET",
-        "/billingRuns/{tenantId}/recurringBillingRun/{recurring_billing_run_id}",
-        "list-billing-runs",
-        handler!(billing_runs::list),
-    ),
-    tmf("GET", tmf_path!("customerBill"), "list-customer-bills", handler!(customer_bills::list_bills)),
-    tmf("GET", tmf_path!("customerBill/{id}"), "get-customer-bill", handler!(customer_bills::get_bill)),
-    tmf("PATCH", tmf_path!("customerBill/{id}"), "patch-customer-bill", handler!(customer_bills::patch_bill)),
-    tmf(
-        "POST",
-        tmf_path!("customerBillOnDemand"),
-        "create-customer-bill-on-demand",
-        handler!(customer_bills::create_on_demand),
-    ),
-    tmf(
-        "GET",
-        tmf_path!("customerBillOnDemand"),
-        "list-customer-bill-on-demand",
-        handler!(customer_bills::list_on_demand),
-    ),
-    tmf(
-        "GET",
-        tmf_path!("customerBillOnDemand/{id}"),
-        "get-customer-bill-on-demand",
-        handler!(customer_bills::get_on_demand),
-    ),
-    tmf(
-        "GET",
-        tmf_path!("appliedCustomerBillingRate"),
-        "list-applied-customer-billing-rates",
-        handler!(customer_bills::list_rates),
-    ),
-    tmf(
-        "GET",
-        tmf_path!("appliedCustomerBillingRate/{id}"),
-        "get-applied-customer-billing-rate",
-        handler!(customer_bills::get_rate),
-    ),
-    tmf(
-        "POST",
-        tmf_path!("appliedCustomerBillingRate"),
-        "create-applied-customer-billing-rate",
-        handler!(customer_bills::create_rate),
-    ),
-    route("POST", "/api-keys", "create-api-key", handler!(api_keys::create)),
-    route("GET", "/api-keys", "list-api-keys", handler!(api_keys::list)),
-    route("DELETE", "/api-keys/{key_id}", "revoke-api-key", handler!(api_keys::revoke)),
-];
+/// The route table and each route's handler, from one declaration: [`ROUTES`], and [`handler`].
+macro_rules! routes {
+    ($($kind:ident($($route:expr),+) => $handler:expr,)+) => {
+        pub const ROUTES: &[Route] = &[$($kind($($route),+)),+];
+
+        /// The handler of a route of [`ROUTES`] (`None` for any other route).
+        pub fn handler(route: &Route) -> Option<Handler> {
+            const HANDLERS: &[Handler] = &[$(handler!($handler)),+];
+            ROUTES.iter().position(|r| r == route).map(|i| HANDLERS[i])
+        }
+    };
+}
+
+routes! {
+    route("GET", "/bill-runs", "list-bill-runs") => bill_runs::list::<BillRun>,
+    route("POST", "/bill-runs", "create-bill-run") => bill_runs::create::<BillRun>,
+    route("GET", "/bill-runs/{bill_run_id}", "get-bill-run") => bill_runs::get::<BillRun>,
+    route("PATCH", "/bill-runs/{bill_run_id}", "update-bill-run") => bill_runs::update::<BillRun>,
+    route("POST", "/adjust-bill-run-schedule/{bill_run_id}", "adjust-bill-run-schedule") => bill_runs::adjust_schedule,
+    route("GET", "/adhoc-bill-runs", "list-adhoc-bill-runs") => bill_runs::list::<AdhocBillRun>,
+    route("POST", "/adhoc-bill-runs", "create-adhoc-bill-run") => bill_runs::create::<AdhocBillRun>,
+    route("GET", "/adhoc-bill-runs/{adhoc_bill_run_id}", "get-adhoc-bill-run") => bill_runs::get::<AdhocBillRun>,
+    route("PATCH", "/adhoc-bill-runs/{adhoc_bill_run_id}", "update-adhoc-bill-run") => bill_runs::update::<AdhocBillRun>,
+    keyed("GET", "/bills", "list-bills") => bills::list,
+    keyed("POST", "/bills", "create-bill") => bills::create,
+    keyed("GET", "/bills/{billId}", "get-bill") => bills::get,
+    keyed("PATCH", "/bills/{billId}", "update-bill") => bills::update,
+    keyed("DELETE", "/bills/{billId}", "delete-bill") => bills::delete,
+    route("GET", "/billingRuns/{tenantId}", "list-billing-runs") => billing_runs::list,
+    route("POST", "/billingRuns/{tenantId}", "create-billing-run") => billing_runs::create,
+    route("GET", "/billingRuns/{tenantId}/{id}", "get-billing-run") => billing_runs::get,
+    route("PUT", "/billingRuns/{tenantId}/{id}", "update-billing-run") => billing_runs::update,
+    route("DELETE", "/billingRuns/{tenantId}/{id}", "delete-billing-run") => billing_runs::delete,
+    route("GET", "/billingRuns/{tenantId}/recurringBillingRun/{recurring_billing_run_id}", "list-billing-runs") => billing_runs::list,
+    tmf("GET", tmf_path!("customerBill"), "list-customer-bills") => customer_bills::list_bills,
+    tmf("GET", tmf_path!("customerBill/{id}"), "get-customer-bill") => customer_bills::get_bill,
+    tmf("PATCH", tmf_path!("customerBill/{id}"), "patch-customer-bill") => customer_bills::patch_bill,
+    tmf("POST", tmf_path!("customerBillOnDemand"), "create-customer-bill-on-demand") => customer_bills::create_on_demand,
+    tmf("GET", tmf_path!("customerBillOnDemand"), "list-customer-bill-on-demand") => customer_bills::list_on_demand,
+    tmf("GET", tmf_path!("customerBillOnDemand/{id}"), "get-customer-bill-on-demand") => customer_bills::get_on_demand,
+    tmf("GET", tmf_path!("appliedCustomerBillingRate"), "list-applied-customer-billing-rates") => customer_bills::list_rates,
+    tmf("GET", tmf_path!("appliedCustomerBillingRate/{id}"), "get-applied-customer-billing-rate") => customer_bills::get_rate,
+    tmf("POST", tmf_path!("appliedCustomerBillingRate"), "create-applied-customer-billing-rate") => customer_bills::create_rate,
+    route("POST", "/api-keys", "create-api-key") => api_keys::create,
+    route("GET", "/api-keys", "list-api-keys") => api_keys::list,
+    route("DELETE", "/api-keys/{key_id}", "revoke-api-key") => api_keys::revoke,
+}
 
 /// Functions with no route: triggered by events, not HTTP.
 pub const EVENT_FUNCTIONS: &[&str] = &["bill-run-worker", "authorizer"];
@@ -256,7 +204,8 @@ mod tests {
         let deps = Deps::new(std::sync::Arc::new(crate::store::memory::MemoryStore::new()));
         for route in ROUTES {
             // A request without the authorizer's context: every handler answers 401 itself.
-            let answer = rt.block_on((route.handler)(&deps, Request::default()));
+            let handler = handler(route).expect("every route has its handler");
+            let answer = rt.block_on(handler(&deps, Request::default()));
             assert_eq!(answer.status(), 401, "{route:?}");
         }
     }
