@@ -247,6 +247,7 @@ async fn handle(state: &State, req: hyper::Request<Incoming>) -> hyper::Response
     let (parts, body) = req.into_parts();
     let method = parts.method.as_str().to_owned();
     let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().map(str::to_owned);
     if method == "GET" {
         if let Some((content_type, bytes)) = docs(&path) {
             let mut response = hyper::Response::new(Full::new(bytes));
@@ -277,32 +278,10 @@ async fn handle(state: &State, req: hyper::Request<Incoming>) -> hyper::Response
                         None
                     }
                 };
-                let query: HashMap<String, Vec<String>> = form_urlencoded::parse(
-                    parts.uri.query().unwrap_or_default().as_bytes(),
-                )
-                .fold(HashMap::new(), |mut map, (k, v)| {
-                    map.entry(k.into_owned()).or_default().push(v.into_owned());
-                    map
-                });
-                let mut http = ApiGatewayV2httpRequestContextHttpDescription::default();
-                http.method = parts.method.clone();
-                http.path = Some(path.clone());
-                let mut context = ApiGatewayV2httpRequestContext::default();
-                context.route_key = Some(format!("{} {}", route.method, route.path));
-                context.request_id = Some(request_id.clone());
-                context.http = http;
-                context.authorizer = identity.map(|identity| {
-                    let mut authorizer = ApiGatewayRequestAuthorizer::default();
-                    if let serde_json::Value::Object(fields) = identity.context() {
-                        authorizer.fields = fields.into_iter().collect();
-                    }
-                    authorizer
-                });
-                let mut request =
-                    lambda_http::http::Request::from_parts(parts, Body::from(collected.to_bytes().to_vec()));
-                request = request
+                let context = gateway_context(&route, &parts, &path, &request_id, identity);
+                let request = lambda_http::http::Request::from_parts(parts, Body::from(collected.to_bytes().to_vec()))
                     .with_path_parameters(decoded(params))
-                    .with_query_string_parameters(query)
+                    .with_query_string_parameters(query_parameters(query.as_deref()))
                     .with_request_context(RequestContext::ApiGatewayV2(context));
                 match routes::handler(&route) {
                     Some(handler) => return to_hyper(handler(&state.deps, request).await),
@@ -318,6 +297,40 @@ async fn handle(state: &State, req: hyper::Request<Incoming>) -> hyper::Response
         response.headers_mut().insert("x-request-id", value);
     }
     response
+}
+
+/// A query string's parameters, each with every value it was given, as API Gateway passes them.
+fn query_parameters(query: Option<&str>) -> HashMap<String, Vec<String>> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes()).fold(HashMap::new(), |mut map, (k, v)| {
+        map.entry(k.into_owned()).or_default().push(v.into_owned());
+        map
+    })
+}
+
+/// The request context API Gateway would pass for `route`, with the authorizer's context of a
+/// verified caller (none for a denied one).
+fn gateway_context(
+    route: &routes::Route,
+    parts: &hyper::http::request::Parts,
+    path: &str,
+    request_id: &str,
+    identity: Option<crate::auth::Identity>,
+) -> ApiGatewayV2httpRequestContext {
+    let mut http = ApiGatewayV2httpRequestContextHttpDescription::default();
+    http.method = parts.method.clone();
+    http.path = Some(path.to_owned());
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.route_key = Some(format!("{} {}", route.method, route.path));
+    context.request_id = Some(request_id.to_owned());
+    context.http = http;
+    context.authorizer = identity.map(|identity| {
+        let mut authorizer = ApiGatewayRequestAuthorizer::default();
+        if let serde_json::Value::Object(fields) = identity.context() {
+            authorizer.fields = fields.into_iter().collect();
+        }
+        authorizer
+    });
+    context
 }
 
 /// The OpenAPI document and its browsable page (Swagger UI, vendored in `shared/static/`): served
