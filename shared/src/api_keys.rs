@@ -56,11 +56,7 @@ impl NewKey {
         if self.caller.scopes.is_empty() {
             errors.push(FieldError::new("/scopes", "must name at least one scope"));
         }
-        for (i, scope) in self.caller.scopes.iter().enumerate() {
-            if !SCOPES.contains(&scope.as_str()) {
-                errors.push(FieldError::new(format!("/scopes/{i}"), format!("must be one of {}", SCOPES.join(", "))));
-            }
-        }
+        errors.extend(unknown_scopes(&self.caller.scopes));
         if self.description.as_ref().is_some_and(|d| d.chars().count() > MAX_DESCRIPTION) {
             errors.push(FieldError::new("/description", format!("has at most {MAX_DESCRIPTION} characters")));
         }
@@ -186,12 +182,19 @@ fn scopes(check: &mut Check, obj: &Obj<'_>) -> Vec<String> {
     if scopes.is_empty() && check.errors.is_empty() {
         check.fail(obj.pointer("scopes"), "must name at least one scope");
     }
-    for (i, scope) in scopes.iter().enumerate() {
-        if !SCOPES.contains(&scope.as_str()) {
-            check.fail(format!("{}/{i}", obj.pointer("scopes")), format!("must be one of {}", SCOPES.join(", ")));
-        }
-    }
+    check.errors.extend(unknown_scopes(&scopes));
     scopes
+}
+
+/// A refusal, named `/scopes/<i>`, of each scope that is none of [`SCOPES`].
+fn unknown_scopes(scopes: &[String]) -> Vec<FieldError> {
+    let rule = format!("must be one of {}", SCOPES.join(", "));
+    scopes
+        .iter()
+        .enumerate()
+        .filter(|(_, scope)| !SCOPES.contains(&scope.as_str()))
+        .map(|(i, _)| FieldError::new(format!("/scopes/{i}"), rule.clone()))
+        .collect()
 }
 
 /// How a key is shown: never the key or its hash.

@@ -47,7 +47,7 @@ fn list(text: &str) -> Vec<String> {
 async fn store(endpoint: Option<&str>) -> Result<DynamoStore, String> {
     use aws_sdk_dynamodb::config::ProvideCredentials;
     use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-    let table = table_name();
+    let table = shared::store::dynamo::tool_table_name();
     let config = DynamoStore::env_config().await;
     let Some(region) = config.region().map(ToString::to_string) else {
         return Err("no AWS region: set AWS_REGION (or AWS_ENDPOINT_URL_DYNAMODB for DynamoDB Local)".into());
@@ -101,11 +101,6 @@ async fn run(args: &[String], endpoint: Option<&str>) -> Result<(), String> {
     }
 }
 
-/// `TABLE_NAME`, `billflow` by default.
-fn table_name() -> String {
-    std::env::var("TABLE_NAME").ok().filter(|t| !t.is_empty()).unwrap_or_else(|| "billflow".into())
-}
-
 async fn create_table(endpoint: Option<&str>) -> Result<(), String> {
     if endpoint.is_none() {
         return Err(
@@ -113,7 +108,7 @@ async fn create_table(endpoint: Option<&str>) -> Result<(), String> {
                 .into(),
         );
     }
-    let table = table_name();
+    let table = shared::store::dynamo::tool_table_name();
     let store = DynamoStore::from_env(table.clone()).await;
     store.create_table_if_missing().await.map_err(|e| format!("cannot create the table {table:?}: {e}"))?;
     println!("table {table} is ready");

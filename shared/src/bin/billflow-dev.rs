@@ -28,7 +28,7 @@ async fn serve(endpoint: Option<String>) -> Result<(), Box<dyn std::error::Error
     };
     let (store, described): (SharedRepository, String) = match endpoint {
         Some(endpoint) => {
-            let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| "billflow".into());
+            let table = shared::store::dynamo::tool_table_name();
             let store = DynamoStore::from_env(table.clone()).await;
             store
                 .create_table_if_missing()

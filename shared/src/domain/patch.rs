@@ -11,6 +11,15 @@ const OPS: [&str; 6] = ["add", "remove", "replace", "move", "copy", "test"];
 /// Most operations one patch may carry.
 pub const MAX_OPERATIONS: usize = 100;
 
+/// Refuses a patch of more than [`MAX_OPERATIONS`] operations (400 naming the body); every
+/// family's JSON Patch is held to it.
+pub fn check_operation_count(operations: usize) -> Result<(), DomainError> {
+    if operations > MAX_OPERATIONS {
+        return Err(DomainError::field("", format!("a JSON Patch has at most {MAX_OPERATIONS} operations")));
+    }
+    Ok(())
+}
+
 /// A parsed patch, plus the top-level members its operations write to.
 #[derive(Debug, Clone)]
 pub struct Patch {
@@ -25,9 +34,7 @@ impl Patch {
         let Value::Array(items) = body else {
             return Err(DomainError::field("", "the body must be a JSON array of JSON Patch operations"));
         };
-        if items.len() > MAX_OPERATIONS {
-            return Err(DomainError::field("", format!("a JSON Patch has at most {MAX_OPERATIONS} operations")));
-        }
+        check_operation_count(items.len())?;
         let mut targets = Vec::new();
         for (index, item) in items.iter().enumerate() {
             let at = format!("/{index}");

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::caller::{acting, by_bearer};
 use super::cursor::{page_body, page_limit, start_after, Cursor};
 use super::error::{ApiError, ApiResult, ErrorFormat};
-use super::request::json_body;
+use super::request::{json_body, unknown_parameters};
 use super::response::{no_content, respond_to, text_response, with_header};
 use super::Deps;
 use crate::api_keys::{is_key_id, parse_request, KeyView};
@@ -73,12 +73,7 @@ pub async fn create(deps: &Deps, req: Request) -> Response<Body> {
 pub async fn list(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
         let (_, tenant) = admin(deps, &req)?;
-        let params = req.query_string_parameters_ref();
-        if let Some((name, _)) =
-            params.into_iter().flat_map(|p| p.iter()).find(|(n, _)| !matches!(*n, "limit" | "exclusiveStartKey"))
-        {
-            return Err(ApiError::field(&format!("/{name}"), "unknown query parameter"));
-        }
+        unknown_parameters(&req, &["limit", "exclusiveStartKey"])?;
         let limit = page_limit(&req)?;
         let after = start_after(&req, tenant.id(), LIST)?;
         let mut keys = tenant.api_keys(after.as_deref(), limit + 1).await?;

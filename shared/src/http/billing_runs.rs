@@ -13,7 +13,7 @@ use super::cursor::{page_body, page_limit, start_after, Cursor};
 use super::error::{ApiError, ApiResult, ErrorFormat};
 use super::handler::{self, Create, TenantFrom};
 use super::idempotency::create_or_replay;
-use super::request::{check_if_match, json_body, path_id};
+use super::request::{check_if_match, json_body, path_id, unknown_parameters};
 use super::response::{no_content, resource_response, respond_to, text_response};
 use super::Deps;
 use crate::domain::billing_run::{
@@ -53,14 +53,6 @@ fn projection(req: &Request) -> ApiResult<Option<Vec<&'static str>>> {
         })
         .collect::<ApiResult<Vec<_>>>()
         .map(Some)
-}
-
-fn unknown_parameters(req: &Request, known: &[&str]) -> ApiResult<()> {
-    let params = req.query_string_parameters_ref();
-    match params.into_iter().flat_map(|p| p.iter()).find(|(name, _)| !known.contains(name)) {
-        Some((name, _)) => Err(ApiError::field(&format!("/{name}"), "unknown query parameter")),
-        None => Ok(()),
-    }
 }
 
 /// `GET /billingRuns/{tenantId}/{id}` (`fields` = a projection; `id` always included).

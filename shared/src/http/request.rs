@@ -36,6 +36,15 @@ pub fn path_id(req: &Request, name: &str, ids: IdType) -> ApiResult<Id> {
     }
 }
 
+/// 400 for a query parameter the route does not take, named by pointer.
+pub fn unknown_parameters(req: &Request, known: &[&str]) -> ApiResult<()> {
+    let params = req.query_string_parameters_ref();
+    match params.into_iter().flat_map(|p| p.iter()).find(|(name, _)| !known.contains(name)) {
+        Some((name, _)) => Err(ApiError::field(&format!("/{name}"), "unknown query parameter")),
+        None => Ok(()),
+    }
+}
+
 pub fn header_str<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }

@@ -93,6 +93,12 @@ pub fn timeouts() -> aws_sdk_dynamodb::config::timeout::TimeoutConfig {
         .build()
 }
 
+/// The table the operator's tools use (the dev server, `billflow-admin`): `TABLE_NAME`, or
+/// `billflow` when it is unset or empty. Functions require `TABLE_NAME` (`runtime`).
+pub fn tool_table_name() -> String {
+    std::env::var("TABLE_NAME").ok().filter(|t| !t.is_empty()).unwrap_or_else(|| "billflow".into())
+}
+
 /// The local endpoint `AWS_ENDPOINT_URL_DYNAMODB` names, if any; with one, the region and
 /// credentials DynamoDB Local accepts (any) are set where they are not given, so that the dev
 /// server, `billflow-admin` and `make watch` need nothing but the endpoint. Call it before any
@@ -375,6 +381,51 @@ impl DynamoStore {
             .map_err(sdk)
     }
 
+    /// At most `limit` items of one partition of the index `name` (GSI1, GSI2), in sort-key order
+    /// (descending if asked), after the sort key `after`. A response stops at 1 MB: it is followed
+    /// until `limit` items or the partition's end.
+    async fn query_index(
+        &self,
+        name: &str,
+        partition: String,
+        after: Option<&str>,
+        limit: usize,
+        descending: bool,
+    ) -> StoreResult<Vec<Item>> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let wanted = limit.saturating_sub(found.len());
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(name)
+                .expression_attribute_names("#pk", format!("{name}PK"))
+                .expression_attribute_values(":pk", s(partition.clone()))
+                .scan_index_forward(!descending)
+                .limit(i32::try_from(wanted).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take());
+            query = match after {
+                Some(after) => {
+                    let condition =
+                        if descending { "#pk = :pk AND #sk < :after" } else { "#pk = :pk AND #sk > :after" };
+                    query
+                        .key_condition_expression(condition)
+                        .expression_attribute_names("#sk", format!("{name}SK"))
+                        .expression_attribute_values(":after", s(after))
+                }
+                None => query.key_condition_expression("#pk = :pk"),
+            };
+            let out = query.send().await.map_err(sdk)?;
+            found.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if found.len() < limit => start = Some(key),
+                _ => return Ok(found),
+            }
+        }
+    }
+
     async fn count_of(&self, pk: String, sk: &str) -> StoreResult<u64> {
         let item = self.get_item(pk, sk).await?;
         Ok(item.and_then(|i| i.get("itemCount").and_then(as_u64)).unwrap_or(0))
@@ -572,43 +623,9 @@ impl Repository for DynamoStore {
             Some(group) => ("GSI2", partition::group(kind, tenant, group)),
             None => ("GSI1", partition::list(kind, tenant)),
         };
-        let mut found = Vec::new();
-        let mut start = None;
-        // A response stops at 1 MB: follow it until `limit` items or the partition's end.
-        loop {
-            let wanted = index.limit.saturating_sub(found.len());
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(name)
-                .expression_attribute_names("#pk", format!("{name}PK"))
-                .expression_attribute_values(":pk", s(partition.clone()))
-                .scan_index_forward(!index.descending)
-                .limit(i32::try_from(wanted).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take());
-            query = match index.after {
-                Some(after) => {
-                    let condition =
-                        if index.descending { "#pk = :pk AND #sk < :after" } else { "#pk = :pk AND #sk > :after" };
-                    query
-                        .key_condition_expression(condition)
-                        .expression_attribute_names("#sk", format!("{name}SK"))
-                        .expression_attribute_values(":after", s(after))
-                }
-                None => query.key_condition_expression("#pk = :pk"),
-            };
-            let out = query.send().await.map_err(sdk)?;
-            for item in out.items.unwrap_or_default() {
-                found.push(stored_from_index(kind, tenant, item)?);
-            }
-            match out.last_evaluated_key {
-                Some(key) if found.len() < index.limit => start = Some(key),
-                _ => return Ok(found),
-            }
-        }
+        let items = self.query_index(name, partition, index.after, index.limit, index.descending).await?;
+        items.into_iter().map(|item| stored_from_index(kind, tenant, item)).collect()
     }
-
     async fn group_count(&self, kind: Kind, tenant: &TenantId, group: &str) -> StoreResult<u64> {
         self.count_of(group_pk(kind, tenant, group), "COUNT").await
     }
@@ -708,37 +725,9 @@ impl Repository for DynamoStore {
         after: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<ApiKeyRecord>> {
-        let (condition, after) = match after {
-            Some(after) => ("GSI1PK = :pk AND GSI1SK > :after", Some(s(after))),
-            None => ("GSI1PK = :pk", None),
-        };
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name("GSI1")
-            .key_condition_expression(condition)
-            .expression_attribute_values(":pk", s(partition::api_keys(tenant)))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
-        if let Some(after) = after {
-            query = query.expression_attribute_values(":after", after);
-        }
-        let mut found = Vec::new();
-        let mut start = None;
-        // A response stops at 1 MB (a key item is at most a few KB): follow it to `limit` keys.
-        loop {
-            let wanted = i32::try_from(limit.saturating_sub(found.len())).unwrap_or(i32::MAX);
-            let out = query.clone().limit(wanted).set_exclusive_start_key(start.take()).send().await.map_err(sdk)?;
-            for item in out.items.unwrap_or_default() {
-                found.push(api_key_record(item)?);
-            }
-            match out.last_evaluated_key {
-                Some(key) if found.len() < limit => start = Some(key),
-                _ => return Ok(found),
-            }
-        }
+        let items = self.query_index("GSI1", partition::api_keys(tenant), after, limit, false).await?;
+        items.into_iter().map(api_key_record).collect()
     }
-
     async fn revoke_api_key(&self, key: &ApiKeyRecord, at: i64) -> StoreResult<()> {
         let update = |pk: String, condition: &str, values: Item| -> StoreResult<TransactWriteItem> {
             let update = DynamoUpdate::builder()

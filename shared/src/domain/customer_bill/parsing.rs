@@ -223,10 +223,7 @@ pub fn parse_bill_patch(body: &Value, form: PatchForm) -> Result<Option<BillStat
             map.get("state").map(|value| state(value, "/state")).transpose()
         }
         (PatchForm::Json, Value::Array(operations)) => {
-            if operations.len() > crate::domain::patch::MAX_OPERATIONS {
-                let most = crate::domain::patch::MAX_OPERATIONS;
-                return Err(DomainError::field("", format!("a JSON Patch has at most {most} operations")));
-            }
+            crate::domain::patch::check_operation_count(operations.len())?;
             let mut target = None;
             for (i, operation) in operations.iter().enumerate() {
                 let pointer = format!("/{i}");
