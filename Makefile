@@ -15,7 +15,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # Where cargo puts builds (CARGO_TARGET_DIR when set).
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
-.PHONY: run run-dynamodb watch invoke test tools lint package bench bench-scale bench-on-demand api-key clean
+.PHONY: run run-dynamodb watch invoke test tools lint package bench bench-lists bench-scale bench-on-demand api-key clean
 
 ## Start the dev server on http://127.0.0.1:3000 (PORT overrides) with the embedded store.
 run:
@@ -100,6 +100,14 @@ bench: $(DYNAMODB_LOCAL) $(CARGO_LAMBDA)
 	cargo build --release -p billflow-tests --bin bench
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" tests/with-dynamodb-local.sh \
 	  $(TARGET_DIR)/release/bench --runs $(RUNS) --build $(TARGET_DIR)/bench-build
+	$(MAKE) bench-lists
+
+## List requests against a tenant of 1,000 and of 20,000 bills and rates on DynamoDB Local (each
+## size a fresh DynamoDB Local): each documented single filter, the default order, a deep page, an
+## order and a TMF filter no index serves; median times, their ratio and the items each read.
+bench-lists: $(DYNAMODB_LOCAL)
+	cargo build --release -p billflow-tests --bin bench-lists
+	tests/with-dynamodb-local.sh $(TARGET_DIR)/release/bench-lists --dynamodb 1000 20000
 
 ## The stage worker at scale, release build: runs of 1,000, 4,000 and 16,000 bills on the embedded
 ## store, then 1,000 and 4,000 on DynamoDB Local; seconds and bills/s per stage, and the per-bill ratio.

@@ -8,7 +8,9 @@ use billflow_tests::{fresh_store, on_both_stores, Backend};
 use serde_json::{json, Value};
 use shared::domain::identity::Principal;
 use shared::domain::key::{Id, IdType, Key, Kind, TenantId};
-use shared::domain::list::{filter, ListQuery, ListSpec};
+use shared::domain::list::{facets, filter, ListQuery, ListSpec};
+use shared::domain::resource::Resource;
+use shared::store::repo::{Listed, Tenant};
 use shared::store::{
     guard_key, ApiKeyRecord, AuditEvent, Delete, IdempotencyRecord, NewItem, Page, SharedRepository, StoreError,
     Update, VersionCheck, Write, MAX_ITEM_BYTES,
@@ -24,6 +26,41 @@ const SPEC: ListSpec = ListSpec {
     fields: &["id", "name", "status"],
     archived: None,
 };
+
+/// A kind's items as the suite writes them: JSON documents listed by [`SPEC`].
+macro_rules! document_kind {
+    ($name:ident, $kind:expr, $id:expr) => {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        struct $name(Value);
+        impl Resource for $name {
+            const KIND: Kind = $kind;
+            const LIST: Option<&'static ListSpec> = Some(&SPEC);
+            fn id(&self) -> Id {
+                $id(&self.0["id"])
+            }
+        }
+    };
+}
+document_kind!(RunDoc, RUN, |id: &Value| Id::Int(id.as_u64().unwrap_or(0)));
+document_kind!(OtherDoc, OTHER, |id: &Value| Id::Int(id.as_u64().unwrap_or(0)));
+document_kind!(TenantDoc, TENANT_RUN, |id: &Value| Id::Uuid(
+    id.as_str().and_then(|s| s.parse().ok()).unwrap_or_default()
+));
+
+/// The groups of a document in `group`, by slot: its group, then its facets by [`SPEC`].
+fn groups_of(group: Option<&str>, body: &Value) -> Vec<Option<String>> {
+    std::iter::once(group.map(str::to_owned)).chain(facets(&SPEC, body)).collect()
+}
+
+/// A page of kind `R` of `tenant` and the number of matches, through the tenant's `Repo`.
+async fn list<R: Resource>(store: &SharedRepository, tenant: &TenantId, pairs: &[(&str, &str)]) -> (Vec<Value>, u64) {
+    let query = ListQuery::parse(pairs.iter().copied(), &SPEC).unwrap();
+    match Tenant::new(store.as_ref(), tenant.clone()).repo::<R>().list(&query).await.unwrap() {
+        Listed::Page(page, total) => (page, total),
+        Listed::TooBroad(count) => panic!("refused: {count} items"),
+    }
+}
 
 fn event(action: &str) -> AuditEvent {
     AuditEvent {
@@ -58,7 +95,7 @@ fn new_item(key: Key, body: Value, group: Option<&str>) -> NewItem {
         order: key.id().sort_key(),
         key,
         body: body.to_string(),
-        group: group.map(str::to_owned),
+        groups: groups_of(group, &body),
         work_pending: false,
         guard: None,
         check: None,
@@ -71,14 +108,17 @@ fn item(id: u64, name: &str, group: Option<&str>) -> NewItem {
     new_item(run_key(id), json!({"id": id, "name": name, "status": "OPEN", "tags": [], "note": null}), group)
 }
 
+/// A change of item `id` to `body`, whose groups stay as they were (a test that moves an item
+/// between groups sets `previous_groups`).
 fn update(id: u64, expected_version: u64, body: Value) -> Update {
+    let groups = groups_of(None, &body);
     Update {
         key: run_key(id),
         order: Id::Int(id).sort_key(),
         expected_version,
         body: body.to_string(),
-        group: None,
-        previous_group: None,
+        previous_groups: groups.clone(),
+        groups,
         work_pending: true,
         guard: None,
         check: None,
@@ -212,7 +252,7 @@ async fn group_pages_start_after_a_cursor_and_counts_follow_creates_and_deletes(
     let ids = |page: &[shared::store::Stored]| page.iter().map(|s| s.key.id().as_int().unwrap()).collect::<Vec<_>>();
     let scope = home();
     fn even(after: Option<&str>, limit: usize) -> Page<'_> {
-        Page { group: Some("EVEN"), after, limit, descending: false }
+        Page { group: Some("EVEN"), after, limit, ..Page::default() }
     }
     let page = store.page(RUN, &scope, &even(None, 4)).await.unwrap();
     assert_eq!(ids(&page), vec![2, 4, 6, 8], "a page stops at its limit, in id order (10 after 8 and 9)");
@@ -220,7 +260,7 @@ async fn group_pages_start_after_a_cursor_and_counts_follow_creates_and_deletes(
     assert_eq!(ids(&page), vec![10, 12], "and starts after its cursor");
     assert!(store.page(RUN, &scope, &even(Some(&Id::Int(12).sort_key()), 4)).await.unwrap().is_empty());
     // Descending over the whole kind (GSI1), and over a group, from a cursor.
-    let newest = Page { group: None, after: None, limit: 3, descending: true };
+    let newest = Page { limit: 3, descending: true, ..Page::default() };
     assert_eq!(ids(&store.page(RUN, &scope, &newest).await.unwrap()), vec![12, 11, 10]);
     let after_ten = Id::Int(10).sort_key();
     let older = Page { after: Some(&after_ten), ..newest };
@@ -235,7 +275,7 @@ async fn group_pages_start_after_a_cursor_and_counts_follow_creates_and_deletes(
         key: run_key(4),
         order: Id::Int(4).sort_key(),
         expected_version: 1,
-        group: Some("EVEN".into()),
+        groups: vec![Some("EVEN".into())],
         check: None,
         event: event("delete"),
     };
@@ -245,10 +285,10 @@ async fn group_pages_start_after_a_cursor_and_counts_follow_creates_and_deletes(
     assert_eq!(store.group_count(RUN, &tenant("a"), "EVEN").await.unwrap(), 0, "a group lives in its scope");
     // An update that changes an item's group moves it, and both counts follow.
     let mut moved = update(6, 1, json!({"id": 6}));
-    (moved.previous_group, moved.group) = (Some("EVEN".into()), Some("ODD".into()));
+    (moved.previous_groups, moved.groups) = (vec![Some("EVEN".into())], vec![Some("ODD".into())]);
     store.update(moved).await.unwrap();
     assert_eq!(ids(&store.page(RUN, &scope, &even(None, 10)).await.unwrap()), vec![2, 8, 10, 12]);
-    let odd = Page { group: Some("ODD"), after: None, limit: 10, descending: false };
+    let odd = Page { group: Some("ODD"), limit: 10, ..Page::default() };
     assert_eq!(ids(&store.page(RUN, &scope, &odd).await.unwrap()), vec![1, 3, 5, 6, 7, 9, 11]);
     assert_eq!(
         (store.group_count(RUN, &scope, "EVEN").await.unwrap(), store.group_count(RUN, &scope, "ODD").await.unwrap()),
@@ -296,23 +336,31 @@ async fn lists_page_sort_filter_and_count(backend: Backend) {
         store.create(item(id, name, None)).await.unwrap();
     }
     let current = store.get(&run_key(4)).await.unwrap().unwrap();
-    store.update(update(4, current.version, json!({"id": 4, "name": "c", "status": "CLOSED"}))).await.unwrap();
-    let query = |pairs: &[(&str, &str)]| ListQuery::parse(pairs.iter().copied(), &SPEC).unwrap();
+    let closed = json!({"id": 4, "name": "c", "status": "CLOSED"});
+    let mut change = update(4, current.version, closed.clone());
+    (change.previous_groups, change.groups) = (groups_of(None, &body(&current)), groups_of(None, &closed));
+    store.update(change).await.unwrap();
     let ids = |items: &[Value]| items.iter().map(|i| i["id"].as_u64().unwrap()).collect::<Vec<_>>();
-    let list = |q: ListQuery| {
-        let store = store.clone();
-        async move { store.list(RUN, &home(), &q).await.unwrap() }
-    };
-
-    let (page, total) = list(query(&[("pageSize", "2"), ("page", "2")])).await;
+    let reads = store.items_read();
+    let (page, total) = list::<RunDoc>(&store, &home(), &[("pageSize", "2"), ("page", "2")]).await;
     assert_eq!((ids(&page), total), (vec![3, 4], 5));
-    let (page, total) = list(query(&[("pageSize", "2"), ("page", "4")])).await;
+    assert!(store.items_read() - reads <= 2 + 2 + 1, "a page reads the offset's keys, its items and a count");
+    let (page, total) = list::<RunDoc>(&store, &home(), &[("pageSize", "2"), ("page", "4")]).await;
     assert_eq!((ids(&page), total), (vec![], 5));
-    let (page, _) = list(query(&[("sort", "name:desc")])).await;
+    let (page, total) = list::<RunDoc>(&store, &home(), &[("sort", "id:desc"), ("pageSize", "2")]).await;
+    assert_eq!((ids(&page), total), (vec![5, 4], 5));
+    let (page, _) = list::<RunDoc>(&store, &home(), &[("sort", "name:desc")]).await;
     assert_eq!(ids(&page), vec![5, 1, 4, 2, 3]);
-    let (page, total) = list(query(&[("status", "CLOSED")])).await;
+    // A filter reads its own index partition: the count moved with the change.
+    let reads = store.items_read();
+    let (page, total) = list::<RunDoc>(&store, &home(), &[("status", "CLOSED")]).await;
     assert_eq!((ids(&page), total), (vec![4], 1));
-    let (page, total) = store.list(OTHER, &home(), &query(&[])).await.unwrap();
+    assert!(store.items_read() - reads <= 2, "one count and one item");
+    let (page, total) = list::<RunDoc>(&store, &home(), &[("status", "OPEN"), ("pageSize", "3"), ("page", "2")]).await;
+    assert_eq!((ids(&page), total), (vec![5], 4));
+    let (page, total) = list::<RunDoc>(&store, &home(), &[("status", "in:OPEN,CLOSED"), ("sort", "name")]).await;
+    assert_eq!((ids(&page), total), (vec![3, 2, 4, 1, 5], 5));
+    let (page, total) = list::<OtherDoc>(&store, &home(), &[]).await;
     assert_eq!((page.len(), total), (0, 0));
 }
 
@@ -379,7 +427,7 @@ async fn deletes_are_conditional_and_keep_the_trail(backend: Backend) {
         key: run_key(id),
         order: Id::Int(id).sort_key(),
         expected_version: version,
-        group: None,
+        groups: Vec::new(),
         check: None,
         event: event("delete"),
     };
@@ -389,8 +437,7 @@ async fn deletes_are_conditional_and_keep_the_trail(backend: Backend) {
     assert!(matches!(store.delete(delete(1, 1)).await, Err(StoreError::Conflict)), "already gone");
     let actions: Vec<String> = store.events(&run_key(1)).await.unwrap().into_iter().map(|e| e.action).collect();
     assert_eq!(actions, vec!["create", "delete"]);
-    let query = ListQuery::parse(std::iter::empty(), &SPEC).unwrap();
-    let (page, total) = store.list(RUN, &home(), &query).await.unwrap();
+    let (page, total) = list::<RunDoc>(&store, &home(), &[]).await;
     assert_eq!((page.len(), total), (1, 1), "the count follows deletes");
 }
 
@@ -473,7 +520,7 @@ async fn no_write_spans_two_tenants(backend: Backend) {
         key: tenant_key("b", b),
         order: Id::Uuid(b).sort_key(),
         expected_version: 1,
-        group: None,
+        groups: Vec::new(),
         check: Some(VersionCheck { key: tenant_key("a", a), version: 1 }),
         event: event("delete"),
     };
@@ -508,17 +555,17 @@ async fn the_same_id_in_two_tenants_is_two_items_and_nothing_crosses_a_tenant(ba
             .await
             .unwrap();
     }
-    let query = |pairs: &[(&str, &str)]| ListQuery::parse(pairs.iter().copied(), &SPEC).unwrap();
     let tenants_in =
         |items: &[Value]| items.iter().map(|i| i["tenant"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
-    let (page, total) = store.list(TENANT_RUN, &tenant("a"), &query(&[])).await.unwrap();
+    let (page, total) = list::<TenantDoc>(&store, &tenant("a"), &[]).await;
     assert_eq!((tenants_in(&page), total), (vec!["a".to_owned(); 6], 6));
-    let (page, total) =
-        store.list(TENANT_RUN, &tenant("b"), &query(&[("pageSize", "2"), ("page", "1")])).await.unwrap();
+    let (page, total) = list::<TenantDoc>(&store, &tenant("b"), &[("pageSize", "2"), ("page", "1")]).await;
     assert_eq!((tenants_in(&page), total), (vec!["b".to_owned()], 1));
-    let (page, _) = store.list(TENANT_RUN, &tenant("a"), &query(&[("pageSize", "4"), ("page", "2")])).await.unwrap();
+    let (page, _) = list::<TenantDoc>(&store, &tenant("a"), &[("pageSize", "4"), ("page", "2")]).await;
     assert_eq!(tenants_in(&page), vec!["a".to_owned(); 2], "the second page of a holds a's items only");
-    let (page, total) = store.list(TENANT_RUN, &tenant("c"), &query(&[])).await.unwrap();
+    let (page, total) = list::<TenantDoc>(&store, &tenant("b"), &[("status", "draft")]).await;
+    assert_eq!((tenants_in(&page), total), (vec!["b".to_owned()], 1), "filter partitions are per tenant");
+    let (page, total) = list::<TenantDoc>(&store, &tenant("c"), &[]).await;
     assert_eq!((page.len(), total), (0, 0));
 }
 
@@ -566,7 +613,7 @@ async fn creates_and_changes_share_one_transaction(backend: Backend) {
     store.create(item(40, "taken", None)).await.unwrap();
     let moved = |id: u64| {
         let mut change = update(id, 1, json!({"id": id, "name": "billed"}));
-        (change.previous_group, change.group) = (Some("UNBILLED".into()), Some("BILLED".into()));
+        (change.previous_groups, change.groups) = (vec![Some("UNBILLED".into())], vec![Some("BILLED".into())]);
         Write::Update(change)
     };
     // A create that collides spoils the whole transaction.

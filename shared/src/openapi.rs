@@ -252,8 +252,6 @@ fn change_of(function: &str) -> Option<(&'static str, &'static str, Value, &'sta
 
 /// The operation of a route, or `None` for a function this module does not know.
 fn operation(route: &Route) -> Option<Value> {
-    use crate::domain::bill_run::{AdhocBillRun, BillRun};
-    use crate::http::bill_runs::RunResource;
     if let Some(c) = CREATES.iter().find(|c| c.function == route.function) {
         return Some(render(route, Op::create(c.summary, c.tag, c.body, c.resource, c.links)));
     }
@@ -261,22 +259,22 @@ fn operation(route: &Route) -> Option<Value> {
         return Some(render(route, Op::change(summary, tag, body, resource)));
     }
     let op = match route.function {
-        "list-bill-runs" => {
-            Op::new("List bill runs", "bill runs").query(list_params(&BillRun::LIST)).ok(200, list_of("BillRunFields"))
-        }
+        "list-bill-runs" => Op::new("List bill runs", "bill runs")
+            .query(list_params(&crate::domain::bill_run::RUN_LIST))
+            .ok(200, list_of("BillRunFields")),
         "get-bill-run" => Op::new("Get a bill run", "bill runs").ok(200, resource("BillRun")).errors(READ),
         "adjust-bill-run-schedule" => Op::new("Move an OPEN bill run's dates by whole periods", "bill runs")
             .query(vec![periods_param()])
             .ok(200, resource("BillRun"))
             .errors(&[404, 409]),
         "list-adhoc-bill-runs" => Op::new("List adhoc bill runs", "adhoc bill runs")
-            .query(list_params(&AdhocBillRun::LIST))
+            .query(list_params(&crate::domain::bill_run::ADHOC_LIST))
             .ok(200, list_of("AdhocBillRunFields")),
         "get-adhoc-bill-run" => {
             Op::new("Get an adhoc bill run", "adhoc bill runs").ok(200, resource("AdhocBillRun")).errors(READ)
         }
         "list-bills" => {
-            Op::new("List bills", "bills").query(list_params(&crate::http::bills::LIST)).ok(200, list_of("BillFields"))
+            Op::new("List bills", "bills").query(list_params(&crate::domain::bill::LIST)).ok(200, list_of("BillFields"))
         }
         "get-bill" => Op::new("Get a bill", "bills").ok(200, resource("Bill")).errors(READ),
         "delete-bill" => Op::new("Delete a DRAFT bill, or archive any other", "bills")

@@ -2,6 +2,7 @@
 //! percentage of a base amount. The model, create validation, the eight PATCH rules, and what
 //! each bill-run stage does to a bill, all as pure functions.
 
+use super::list::{filter, is_positive_integer, ListSpec};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -142,11 +143,49 @@ impl Resource for Bill {
         Id::Int(self.id)
     }
 
+    const LIST: Option<&'static ListSpec> = Some(&LIST);
+
     /// The bills of one run, for the stage worker.
     fn group(&self) -> Option<String> {
         self.run().map(|(kind, id)| kind.bill_group(id))
     }
 }
+
+/// What `GET /bills` filters, sorts and selects; `isArchived` bills are hidden unless asked for.
+pub const LIST: ListSpec = ListSpec {
+    sortable: &["id", "billNumber", "dueDate", "issueDate", "createdAt", "amount"],
+    filters: &[
+        filter("status", "/status", |v| v.parse::<BillStatus>().is_ok()),
+        filter("billRunId", "/billRunId", is_positive_integer),
+        filter("accountId", "/account/id", is_positive_integer),
+        filter("calculationMethod", "/calculationMethod", |v| v.parse::<CalculationMethod>().is_ok()),
+    ],
+    fields: &[
+        "id",
+        "billNumber",
+        "status",
+        "amount",
+        "amountPaid",
+        "calculationMethod",
+        "createdAt",
+        "updatedAt",
+        "description",
+        "type",
+        "basedOnId",
+        "basedOnUid",
+        "dueDate",
+        "issueDate",
+        "isArchived",
+        "percentage",
+        "baseAmount",
+        "account",
+        "record",
+        "billRunId",
+        "billRunKind",
+        "lineItems",
+    ],
+    archived: Some("isArchived"),
+};
 
 /// The fields PATCH may name; anything else is 400.
 pub const UPDATABLE: [&str; 7] =

@@ -1,6 +1,7 @@
 //! Bill runs and adhoc bill runs: the models, their validation, the state machine of
 //! docs/bill-runs.md and the stage worker's steps, all as pure functions.
 
+use super::list::{filter, is_positive_integer, ListSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::Date;
@@ -272,8 +273,74 @@ pub trait Run: Resource + Clone + std::fmt::Debug + PartialEq + 'static {
     fn set_report(&mut self, report: &Report);
 }
 
+fn is_bill_run_status(v: &str) -> bool {
+    v.parse::<BillRunStatus>().is_ok()
+}
+
+fn is_summary_status(v: &str) -> bool {
+    v.parse::<SummaryStatus>().is_ok()
+}
+
+/// What `GET /bill-runs` filters, sorts and selects.
+pub const RUN_LIST: ListSpec = ListSpec {
+    sortable: &["id", "name", "created", "invoiceDate", "periodStartDate"],
+    filters: &[
+        filter("billRunStatus", "/billRunStatus", is_bill_run_status),
+        filter("summaryStatus", "/summaryStatus", is_summary_status),
+        filter("billingCycleId", "/billingCycleId", is_positive_integer),
+    ],
+    fields: &[
+        "id",
+        "name",
+        "sortableName",
+        "billingCycleId",
+        "created",
+        "periodStartDate",
+        "periodEndDate",
+        "invoiceDate",
+        "includeUsageUntilDate",
+        "billRunStatus",
+        "summaryStatus",
+        "summaryStatusPercentage",
+        "billingUserAdminId",
+        "parallel",
+        "paused",
+        "revenueInMajorCurrency",
+        "usageSuspenseCount",
+        "rentalSuspenseCount",
+        "maxInvoiceValue",
+        "maxInvoiceCustomerId",
+    ],
+    archived: None,
+};
+
+/// What `GET /adhoc-bill-runs` filters, sorts and selects.
+pub const ADHOC_LIST: ListSpec = ListSpec {
+    sortable: &["id", "name", "created", "invoiceDate"],
+    filters: &[
+        filter("billRunStatus", "/billRunStatus", is_bill_run_status),
+        filter("summaryStatus", "/summaryStatus", is_summary_status),
+    ],
+    fields: &[
+        "id",
+        "name",
+        "nickname",
+        "created",
+        "invoiceDate",
+        "billRunStatus",
+        "summaryStatus",
+        "summaryStatusPercentage",
+        "billingUserAdminId",
+        "revenueInMajorCurrency",
+        "adhocProductInventoryIds",
+        "rentalProductInventoryIds",
+    ],
+    archived: None,
+};
+
 impl Resource for BillRun {
     const KIND: Kind = Kind::new("BILL_RUN", IdType::Counter);
+    const LIST: Option<&'static ListSpec> = Some(&RUN_LIST);
 
     fn id(&self) -> Id {
         Id::Int(self.id)
@@ -291,6 +358,7 @@ impl Resource for BillRun {
 
 impl Resource for AdhocBillRun {
     const KIND: Kind = Kind::new("ADHOC_BILL_RUN", IdType::Counter);
+    const LIST: Option<&'static ListSpec> = Some(&ADHOC_LIST);
 
     fn id(&self) -> Id {
         Id::Int(self.id)

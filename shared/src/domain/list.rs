@@ -16,6 +16,11 @@ pub struct FilterField {
     pub valid: fn(&str) -> bool,
 }
 
+/// A filter value that is an integer id (1 or more).
+pub fn is_positive_integer(v: &str) -> bool {
+    v.parse::<u64>().is_ok_and(|n| n > 0)
+}
+
 pub const fn filter(name: &'static str, pointer: &'static str, valid: fn(&str) -> bool) -> FilterField {
     FilterField { name, pointer, valid }
 }
@@ -57,6 +62,61 @@ pub struct ListQuery {
 }
 
 pub const MAX_PAGE_SIZE: u64 = 1000;
+/// The most items a list reads to sort or combine filters that no single index serves.
+pub const MAX_BOUNDED_READ: u64 = 1000;
+/// The group of the items an archived flag does not hide.
+const VISIBLE: &str = "~visible";
+
+/// An index partition a list reads: the kind's whole list, or one group slot's partition
+/// (slot 0 the resource's own group, slot `i` the `i`-th filter of its [`ListSpec`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    All,
+    Group(usize, String),
+}
+
+/// How a list is served (see [`ListQuery::plan`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// One partition, in id order: skip the offset's keys, read the page; its count is the total.
+    Index { source: Source, descending: bool },
+    /// Each choice is a union of partitions holding every match: the store reads the smallest
+    /// whole when it holds at most [`MAX_BOUNDED_READ`] items, and refuses the query otherwise.
+    Bounded { choices: Vec<Vec<Source>> },
+}
+
+fn visible_slot(spec: &ListSpec) -> usize {
+    spec.filters.len() + 1
+}
+
+/// The group name of a filter's value (archived items apart when the kind hides them).
+fn facet(name: &str, value: &str, archived: bool) -> String {
+    format!("{name}={value}{}", if archived { "~archived" } else { "" })
+}
+
+/// The groups an item is in by `spec`, slot 1 onwards: one per filter (none when it has no value
+/// there), then whether its archived flag hides it.
+pub fn facets(spec: &ListSpec, item: &Value) -> Vec<Option<String>> {
+    let archived = spec.archived.is_some_and(|field| item.get(field) == Some(&Value::Bool(true)));
+    let mut groups: Vec<Option<String>> = spec
+        .filters
+        .iter()
+        .map(|f| filter_value(item.pointer(f.pointer)).map(|v| facet(f.name, &v, archived)))
+        .collect();
+    if spec.archived.is_some() {
+        groups.push((!archived).then(|| VISIBLE.to_owned()));
+    }
+    groups
+}
+
+/// The text a filter compares with an item's value (none for null or absent).
+fn filter_value(value: Option<&Value>) -> Option<String> {
+    match value {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Null) | None => None,
+        Some(other) => Some(other.to_string()),
+    }
+}
 pub const DEFAULT_PAGE_SIZE: u64 = 100;
 
 impl ListQuery {
@@ -109,11 +169,67 @@ impl ListQuery {
         Ok(query)
     }
 
-    /// The default order (id ascending) with no filter: served straight from the index.
-    pub fn is_plain(&self) -> bool {
-        self.filters.is_empty()
-            && self.hide_flagged.is_none()
-            && self.sort.iter().all(|k| k.field == "id" && !k.descending)
+    /// How the store serves this query within its bound: one index partition in id order when
+    /// that is all it asks for, else the union of the partitions of one of its filters (or the
+    /// whole list), read whole when it holds at most [`MAX_BOUNDED_READ`] items.
+    pub fn plan(&self, spec: &ListSpec) -> Plan {
+        let base = match (spec.archived, &self.hide_flagged) {
+            (Some(_), Some(_)) => Source::Group(visible_slot(spec), VISIBLE.to_owned()),
+            _ => Source::All,
+        };
+        let by_filter: Vec<Vec<Source>> = self
+            .filters
+            .iter()
+            .filter_map(|f| {
+                let slot = spec.filters.iter().position(|s| s.pointer == f.pointer)? + 1;
+                let name = &spec.filters[slot - 1].name;
+                let archived: &[bool] = match (spec.archived, &self.hide_flagged) {
+                    (Some(_), None) => &[false, true],
+                    _ => &[false],
+                };
+                let parts =
+                    f.any_of.iter().flat_map(|v| archived.iter().map(move |&a| Source::Group(slot, facet(name, v, a))));
+                Some(parts.collect())
+            })
+            .collect();
+        match (self.id_order(), by_filter.as_slice()) {
+            (Some(descending), []) => Plan::Index { source: base, descending },
+            (Some(descending), [parts]) if parts.len() == 1 => Plan::Index { source: parts[0].clone(), descending },
+            _ => Plan::Bounded { choices: std::iter::once(vec![base]).chain(by_filter).collect() },
+        }
+    }
+
+    /// Whether it lists in id order, and descending: what an index serves.
+    fn id_order(&self) -> Option<bool> {
+        match self.sort.as_slice() {
+            [] => Some(false),
+            [key] if key.field == "id" => Some(key.descending),
+            _ => None,
+        }
+    }
+
+    /// The 400 of a query that no index serves and whose narrowest choice holds `count` items,
+    /// naming the parameter that takes it off the index.
+    pub fn too_broad(&self, spec: &ListSpec, count: u64) -> DomainError {
+        let name_of = |f: &Filter| spec.filters.iter().find(|s| s.pointer == f.pointer).map_or("sort", |s| s.name);
+        let parameter = if self.id_order().is_none() {
+            "sort"
+        } else if let Some(f) = self.filters.iter().find(|f| f.any_of.len() > 1) {
+            name_of(f)
+        } else if let Some(f) = self.filters.get(1) {
+            name_of(f)
+        } else {
+            "includeArchived"
+        };
+        let single: Vec<&str> = spec.filters.iter().map(|f| f.name).collect();
+        DomainError::field(
+            format!("/{parameter}"),
+            format!(
+                "this list would sort or combine {count} items, over the {MAX_BOUNDED_READ} a request reads: \
+                 use the id order with at most one filter of one value ({}), or narrow it with a filter",
+                single.join(", ")
+            ),
+        )
     }
 
     /// Index of the page's first item in the full ordered list.
@@ -125,14 +241,7 @@ impl ListQuery {
         if self.hide_flagged.as_ref().is_some_and(|p| item.pointer(p) == Some(&Value::Bool(true))) {
             return false;
         }
-        self.filters.iter().all(|f| {
-            let actual = match item.pointer(&f.pointer) {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Null) | None => return false,
-                Some(other) => other.to_string(),
-            };
-            f.any_of.contains(&actual)
-        })
+        self.filters.iter().all(|f| filter_value(item.pointer(&f.pointer)).is_some_and(|v| f.any_of.contains(&v)))
     }
 
     /// Filters, sorts (ties by id) and cuts out the page. Returns the page and the match count.
@@ -277,6 +386,59 @@ mod tests {
         }
     }
 
+    fn plan(pairs: &[(&str, &str)]) -> Plan {
+        parse(pairs).unwrap().plan(&SPEC)
+    }
+
+    #[test]
+    fn given_the_id_order_and_at_most_one_value_then_one_index_partition_serves_it() {
+        let index =
+            |slot: usize, name: &str, descending| Plan::Index { source: Source::Group(slot, name.into()), descending };
+        assert_eq!(plan(&[("includeArchived", "true")]), Plan::Index { source: Source::All, descending: false });
+        assert_eq!(plan(&[]), index(4, "~visible", false), "archived items hidden: the visible group");
+        assert_eq!(plan(&[("status", "OPEN")]), index(1, "status=OPEN", false));
+        assert_eq!(plan(&[("owner", "8"), ("sort", "id:desc")]), index(3, "owner=8", true));
+        assert_eq!(plan(&[("cycle", "in:2")]), index(2, "cycle=2", false));
+    }
+
+    #[test]
+    fn given_other_orders_or_combinations_then_the_choices_hold_every_match() {
+        let group = |slot: usize, name: &str| Source::Group(slot, name.into());
+        let visible = || vec![group(4, "~visible")];
+        let bounded = |choices: Vec<Vec<Source>>| Plan::Bounded { choices };
+        assert_eq!(plan(&[("sort", "name")]), bounded(vec![visible()]));
+        assert_eq!(
+            plan(&[("status", "in:OPEN,CLOSED")]),
+            bounded(vec![visible(), vec![group(1, "status=OPEN"), group(1, "status=CLOSED")]])
+        );
+        assert_eq!(
+            plan(&[("status", "OPEN"), ("cycle", "2")]),
+            bounded(vec![visible(), vec![group(1, "status=OPEN")], vec![group(2, "cycle=2")]])
+        );
+        assert_eq!(
+            plan(&[("status", "OPEN"), ("includeArchived", "true")]),
+            bounded(vec![vec![Source::All], vec![group(1, "status=OPEN"), group(1, "status=OPEN~archived")]]),
+            "archived items are in groups of their own"
+        );
+        let refused = |pairs: &[(&str, &str)]| match parse(pairs).unwrap().too_broad(&SPEC, 5000) {
+            DomainError::Invalid { errors, .. } => errors[0].pointer.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(refused(&[("sort", "name")]), "/sort");
+        assert_eq!(refused(&[("status", "in:OPEN,CLOSED")]), "/status");
+        assert_eq!(refused(&[("status", "OPEN"), ("cycle", "2")]), "/cycle");
+        assert_eq!(refused(&[("status", "OPEN"), ("includeArchived", "true")]), "/includeArchived");
+    }
+
+    #[test]
+    fn given_an_item_then_its_facets_are_its_filter_values_and_visibility() {
+        let open = json!({"id": 1, "status": "OPEN", "cycle": 2, "owner": {"id": 8}});
+        let f = |s: &str| Some(s.to_owned());
+        assert_eq!(facets(&SPEC, &open), vec![f("status=OPEN"), f("cycle=2"), f("owner=8"), f("~visible")]);
+        let gone = json!({"id": 2, "status": "OPEN", "gone": true});
+        assert_eq!(facets(&SPEC, &gone), vec![f("status=OPEN~archived"), None, None, None]);
+    }
+
     #[test]
     fn given_items_then_filters_sort_and_pages_apply() {
         let items = vec![
@@ -299,9 +461,6 @@ mod tests {
         assert_eq!(q.apply(items.clone()).1, 3);
         let q = parse(&[("cycle", "in:2,3")]).unwrap();
         assert_eq!(ids(&q), vec![2, 3, 5]);
-        assert!(!q.is_plain());
-        assert!(parse(&[("sort", "id"), ("includeArchived", "true")]).unwrap().is_plain());
-        assert!(!parse(&[("sort", "id")]).unwrap().is_plain(), "hiding archived items is a filter");
         let q = parse(&[("fields", "name")]).unwrap();
         assert_eq!(q.project(items[0].clone()), json!({"id": 1, "name": "b"}));
         let q = parse(&[("owner", "8")]).unwrap();

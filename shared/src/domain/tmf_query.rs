@@ -7,6 +7,7 @@
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
+use super::list::{Source, MAX_BOUNDED_READ};
 use super::money::from_number;
 use super::DomainError;
 
@@ -24,6 +25,17 @@ pub const MAX_VALUES: usize = 100;
 
 /// Always returned, whatever `fields` asks for.
 const ALWAYS: &[&str] = &["id", "href", "@type"];
+
+/// How a TMF list is served (see [`TmfQuery::plan`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TmfPlan {
+    /// These ids, each read by key, then filtered.
+    Ids(Vec<String>),
+    /// One index partition, newest first: skip the offset, read the page; its count is the total.
+    Index(Source),
+    /// These partitions read whole (at most [`MAX_BOUNDED_READ`] items), filtered and paged.
+    Bounded(Vec<Source>),
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttributeFilter {
@@ -108,6 +120,48 @@ impl TmfQuery {
     /// The values a filter on `name` accepts, when there is one (the first, if repeated).
     pub fn filter(&self, name: &str) -> Option<&[String]> {
         self.filters.iter().find(|f| f.name == name).map(|f| f.any_of.as_slice())
+    }
+
+    /// How the list is served within its bound: by `id` (at most [`MAX_VALUES`] reads), by one
+    /// `billingAccount.id` alone from that account's index partition (`account` names it), and
+    /// any other filter from the partitions its `billingAccount.id` values (or the whole list)
+    /// name, read whole when they hold at most [`MAX_BOUNDED_READ`] items.
+    pub fn plan(&self, account: fn(&str) -> Source) -> TmfPlan {
+        let distinct = |values: &[String]| {
+            let mut values = values.to_vec();
+            values.sort();
+            values.dedup();
+            values
+        };
+        if let Some(ids) = self.filter("id") {
+            return TmfPlan::Ids(distinct(ids));
+        }
+        let sources: Vec<Source> = match self.filter("billingAccount.id") {
+            Some(accounts) => distinct(accounts).iter().map(|a| account(a)).collect(),
+            None => vec![Source::All],
+        };
+        let by_account_alone = self.filters.iter().all(|f| f.name == "billingAccount.id");
+        match sources.as_slice() {
+            [one] if by_account_alone => TmfPlan::Index(one.clone()),
+            _ => TmfPlan::Bounded(sources),
+        }
+    }
+
+    /// The 400 of a bounded list whose partitions hold `count` items, naming the filter that
+    /// takes it off the index.
+    pub fn too_broad(&self, count: u64) -> DomainError {
+        let name = self
+            .filters
+            .iter()
+            .find(|f| f.name != "billingAccount.id")
+            .map_or("billingAccount.id", |f| f.name.as_str());
+        DomainError::field(
+            format!("/{name}"),
+            format!(
+                "this filter would be checked on {count} items, over the {MAX_BOUNDED_READ} a request reads: \
+                 filter by id, or by one billingAccount.id (alone or with other filters) as well"
+            ),
+        )
     }
 
     /// Whether an item passes every filter.

@@ -2,20 +2,18 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
-use serde_json::Value;
 
 use super::caller::acting;
 use super::error::{ApiError, ApiResult, ErrorFormat};
 use super::handler::{self, Create, TenantFrom};
 use super::idempotency::create_or_replay;
 use super::request::{check_if_match, json_patch_body, path_id};
-use super::response::{json_response, resource_response, respond_to, with_header};
+use super::response::{resource_response, respond_to};
 use super::Deps;
-use crate::domain::bill_run::{self, apply_patch, AdhocBillRun, BillRun, Changes, Patched, Run, SummaryStatus};
+use crate::domain::bill_run::{self, apply_patch, AdhocBillRun, BillRun, Changes, Patched, Run};
 use crate::domain::dates;
 use crate::domain::identity::{SCOPE_READ, SCOPE_WRITE};
 use crate::domain::key::Id;
-use crate::domain::list::{filter, ListQuery, ListSpec};
 use crate::domain::patch::Patch;
 use crate::domain::resource::Resource;
 use crate::retry::with_retries;
@@ -32,82 +30,16 @@ pub trait RunResource: Run {
     const PATH: &'static str;
     /// The path parameter of the id, as the route table names it.
     const ID_PARAM: &'static str;
-    const LIST: ListSpec;
-}
-
-fn is_bill_run_status(v: &str) -> bool {
-    v.parse::<bill_run::BillRunStatus>().is_ok()
-}
-
-fn is_summary_status(v: &str) -> bool {
-    v.parse::<SummaryStatus>().is_ok()
-}
-
-pub(crate) fn is_positive_integer(v: &str) -> bool {
-    v.parse::<u64>().is_ok_and(|n| n > 0)
 }
 
 impl RunResource for BillRun {
     const PATH: &'static str = "/bill-runs";
     const ID_PARAM: &'static str = "bill_run_id";
-    const LIST: ListSpec = ListSpec {
-        sortable: &["id", "name", "created", "invoiceDate", "periodStartDate"],
-        filters: &[
-            filter("billRunStatus", "/billRunStatus", is_bill_run_status),
-            filter("summaryStatus", "/summaryStatus", is_summary_status),
-            filter("billingCycleId", "/billingCycleId", is_positive_integer),
-        ],
-        fields: &[
-            "id",
-            "name",
-            "sortableName",
-            "billingCycleId",
-            "created",
-            "periodStartDate",
-            "periodEndDate",
-            "invoiceDate",
-            "includeUsageUntilDate",
-            "billRunStatus",
-            "summaryStatus",
-            "summaryStatusPercentage",
-            "billingUserAdminId",
-            "parallel",
-            "paused",
-            "revenueInMajorCurrency",
-            "usageSuspenseCount",
-            "rentalSuspenseCount",
-            "maxInvoiceValue",
-            "maxInvoiceCustomerId",
-        ],
-        archived: None,
-    };
 }
 
 impl RunResource for AdhocBillRun {
     const PATH: &'static str = "/adhoc-bill-runs";
     const ID_PARAM: &'static str = "adhoc_bill_run_id";
-    const LIST: ListSpec = ListSpec {
-        sortable: &["id", "name", "created", "invoiceDate"],
-        filters: &[
-            filter("billRunStatus", "/billRunStatus", is_bill_run_status),
-            filter("summaryStatus", "/summaryStatus", is_summary_status),
-        ],
-        fields: &[
-            "id",
-            "name",
-            "nickname",
-            "created",
-            "invoiceDate",
-            "billRunStatus",
-            "summaryStatus",
-            "summaryStatusPercentage",
-            "billingUserAdminId",
-            "revenueInMajorCurrency",
-            "adhocProductInventoryIds",
-            "rentalProductInventoryIds",
-        ],
-        archived: None,
-    };
 }
 
 async fn load<R: RunResource>(repo: &Repo<'_, R>, id: &Id) -> ApiResult<Versioned<R>> {
@@ -137,15 +69,7 @@ async fn check_group<R: RunResource>(repo: &Repo<'_, R>, run: &R) -> ApiResult<O
 
 /// `GET /bill-runs`, `GET /adhoc-bill-runs`
 pub async fn list<R: RunResource>(deps: &Deps, req: Request) -> Response<Body> {
-    respond_to(&req, FORMAT, async {
-        let (_, tenant) = acting(deps, &req, SCOPE_READ)?;
-        let params = req.query_string_parameters_ref();
-        let query = ListQuery::parse(params.into_iter().flat_map(|p| p.iter()), &R::LIST)?;
-        let (items, total) = tenant.repo::<R>().list(&query).await?;
-        let items: Vec<Value> = items.into_iter().map(|i| query.project(i)).collect();
-        Ok(with_header(json_response(StatusCode::OK, &items), "x-total-count", &total.to_string()))
-    })
-    .await
+    respond_to(&req, FORMAT, handler::list::<R>(deps, &req)).await
 }
 
 /// `GET /bill-runs/{bill_run_id}`, `GET /adhoc-bill-runs/{adhoc_bill_run_id}`

@@ -141,7 +141,7 @@ pub async fn delete(deps: &Deps, req: Request) -> Response<Body> {
             check_if_match(req, current.version)?;
             current.value.check_delete()?;
             let event = run_event(user, "delete", Some(current.value.status), None, Vec::new());
-            repo.tenant().delete(repo.delete_of(&current, event)).await?;
+            repo.tenant().delete(repo.delete_of(&current, event)?).await?;
             Ok(no_content())
         })
         .await
@@ -181,7 +181,13 @@ pub async fn list(deps: &Deps, req: Request) -> Response<Body> {
         let list = recurring.as_deref().map_or_else(|| "all".to_owned(), |r| format!("recurring:{r}"));
         let after = start_after(&req, tenant.id(), &list)?;
         let group = recurring.as_deref().map(recurring_group);
-        let index = Page { group: group.as_deref(), after: after.as_deref(), limit: limit + 1, descending: true };
+        let index = Page {
+            group: group.as_deref(),
+            after: after.as_deref(),
+            limit: limit + 1,
+            descending: true,
+            ..Page::default()
+        };
         let page = tenant.repo::<BillingRun>().page(&index).await?;
         let more = page.len() > limit;
         let evaluated = &page[..page.len().min(limit)];

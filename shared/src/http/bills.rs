@@ -2,23 +2,21 @@
 //! authorizer (or the dev server) turns the key into the same caller context as a token.
 
 use lambda_http::http::StatusCode;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::bill_runs::is_positive_integer;
 use super::caller::acting;
 use super::error::{ApiError, ApiResult, ErrorFormat};
 use super::handler::{self, Create, TenantFrom};
 use super::idempotency::create_or_replay;
 use super::request::{check_if_match, json_body, path_id};
-use super::response::{json_response, no_content, resource_response, respond_to, with_header};
+use super::response::{no_content, resource_response, respond_to};
 use super::Deps;
-use crate::domain::bill::{apply_update, new_lines_in, Bill, BillStatus, CalculationMethod, NewBill, Removal};
+use crate::domain::bill::{apply_update, new_lines_in, Bill, NewBill, Removal};
 use crate::domain::bill_run::{AdhocBillRun, BillRun, BillRunStatus, Run, RunKind};
 use crate::domain::identity::{SCOPE_READ, SCOPE_WRITE};
 use crate::domain::key::Id;
-use crate::domain::list::{filter, ListQuery, ListSpec};
 use crate::domain::patch::changed_members;
 use crate::domain::resource::Resource;
 use crate::retry::with_retries;
@@ -33,41 +31,6 @@ const ID_PARAM: &str = "billId";
 /// The counters of bill numbers and line item ids (bill ids use the kind's own).
 const BILL_NUMBERS: &str = "BILL_NUMBER";
 const LINE_ITEMS: &str = "LINE_ITEM";
-
-pub const LIST: ListSpec = ListSpec {
-    sortable: &["id", "billNumber", "dueDate", "issueDate", "createdAt", "amount"],
-    filters: &[
-        filter("status", "/status", |v| v.parse::<BillStatus>().is_ok()),
-        filter("billRunId", "/billRunId", is_positive_integer),
-        filter("accountId", "/account/id", is_positive_integer),
-        filter("calculationMethod", "/calculationMethod", |v| v.parse::<CalculationMethod>().is_ok()),
-    ],
-    fields: &[
-        "id",
-        "billNumber",
-        "status",
-        "amount",
-        "amountPaid",
-        "calculationMethod",
-        "createdAt",
-        "updatedAt",
-        "description",
-        "type",
-        "basedOnId",
-        "basedOnUid",
-        "dueDate",
-        "issueDate",
-        "isArchived",
-        "percentage",
-        "baseAmount",
-        "account",
-        "record",
-        "billRunId",
-        "billRunKind",
-        "lineItems",
-    ],
-    archived: Some("isArchived"),
-};
 
 async fn load(repo: &Repo<'_, Bill>, id: &Id) -> ApiResult<Versioned<Bill>> {
     handler::load(repo, id, "bill").await
@@ -119,15 +82,7 @@ fn bill_event(by: u64, action: &str, before: Option<&Bill>, after: Option<&Bill>
 
 /// `GET /bills`
 pub async fn list(deps: &Deps, req: Request) -> Response<Body> {
-    respond_to(&req, FORMAT, async {
-        let (_, tenant) = acting(deps, &req, SCOPE_READ)?;
-        let params = req.query_string_parameters_ref();
-        let query = ListQuery::parse(params.into_iter().flat_map(|p| p.iter()), &LIST)?;
-        let (items, total) = tenant.repo::<Bill>().list(&query).await?;
-        let items: Vec<Value> = items.into_iter().map(|i| query.project(i)).collect();
-        Ok(with_header(json_response(StatusCode::OK, &items), "x-total-count", &total.to_string()))
-    })
-    .await
+    respond_to(&req, FORMAT, handler::list::<Bill>(deps, &req)).await
 }
 
 /// `GET /bills/{billId}`
@@ -230,7 +185,7 @@ pub async fn delete(deps: &Deps, req: Request) -> Response<Body> {
             let (check, run_status) = bill_run_state(repo.tenant(), &current.value).await?;
             match current.value.removal(run_status, OffsetDateTime::now_utc())? {
                 Removal::Delete => {
-                    let mut delete = repo.delete_of(&current, bill_event(by, "delete", Some(&current.value), None));
+                    let mut delete = repo.delete_of(&current, bill_event(by, "delete", Some(&current.value), None))?;
                     delete.check = check;
                     repo.tenant().delete(delete).await?;
                     Ok(no_content())

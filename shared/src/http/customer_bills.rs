@@ -15,16 +15,16 @@ use super::request::{body_bytes, check_if_match, media_type, parse_json};
 use super::response::{resource_response, respond_to, text_response, with_header};
 use super::Deps;
 use crate::domain::customer_bill::{
-    datetime, new_id, parse_bill_patch, parse_on_demand, parse_rate, rate_group, AccountBilling, AppliedRate,
-    CustomerBill, OnDemand, PatchForm, BILL_SHAPE, ON_DEMAND_SHAPE, RATE_SHAPE,
+    datetime, new_id, parse_bill_patch, parse_on_demand, parse_rate, AccountBilling, AppliedRate, CustomerBill,
+    OnDemand, PatchForm, BILL_SHAPE, ON_DEMAND_SHAPE, RATE_SHAPE,
 };
 use crate::domain::identity::{SCOPE_READ, SCOPE_WRITE};
 use crate::domain::key::Id;
+use crate::domain::list::{Source, MAX_BOUNDED_READ};
 use crate::domain::resource::Resource;
-use crate::domain::tmf_query::{Shape, TmfQuery};
+use crate::domain::tmf_query::{Shape, TmfPlan, TmfQuery};
 use crate::retry::with_retries;
-use crate::store::repo::{Repo, Versioned};
-use crate::store::{AuditEvent, Page, Write};
+use crate::store::{AuditEvent, Write};
 
 /// Customer bills answer errors as TMF Errors.
 const FORMAT: ErrorFormat = ErrorFormat::Tmf;
@@ -64,90 +64,67 @@ async fn get<R: Resource>(
     .await
 }
 
-/// The items a list's filters can reach without reading the whole collection: by `id` (gets),
-/// or by `billingAccount.id` (the accounts' groups); `None` when neither filter is given.
-async fn reachable<R: Resource>(
-    repo: &Repo<'_, R>,
-    query: &TmfQuery,
-    groups: fn(&str) -> Vec<String>,
-) -> ApiResult<Option<Vec<Versioned<R>>>> {
-    let distinct = |values: &[String]| {
-        let mut values = values.to_vec();
-        values.sort();
-        values.dedup();
-        values
-    };
-    if let Some(ids) = query.filter("id") {
-        let mut found = Vec::new();
-        for id in distinct(ids).iter().filter_map(|id| uuid::Uuid::try_parse(id).ok()) {
-            if let Some(stored) = repo.get(Id::Uuid(id)).await? {
-                found.push(stored);
-            }
-        }
-        return Ok(Some(found));
-    }
-    if let Some(accounts) = query.filter("billingAccount.id") {
-        let mut found = Vec::new();
-        for group in distinct(accounts).iter().flat_map(|account| groups(account)) {
-            found.extend(repo.group(&group).await?);
-        }
-        return Ok(Some(found));
-    }
-    Ok(None)
-}
-
-/// A TMF list: a JSON array, newest first, with `X-Result-Count` and `X-Total-Count`. Without
-/// filters a page is one index query of `offset + limit` items and the total a kept count; a
-/// filter on `id` or `billingAccount.id` reads only those items; other filters read the kind's
-/// index partition (a Query, never a Scan).
+/// A TMF list: a JSON array, newest first, with `X-Result-Count` and `X-Total-Count`, read as
+/// [`TmfQuery::plan`] says: by id, from one account's index partition (a page of keys skipped
+/// and one page read, the total a kept count), or from at most
+/// [`MAX_BOUNDED_READ`](crate::domain::list::MAX_BOUNDED_READ) items, else 400.
 async fn list<R: Resource>(
     deps: &Deps,
     req: Request,
     shape: &'static [(&'static str, Shape)],
-    groups: fn(&str) -> Vec<String>,
+    account: fn(&str) -> Source,
 ) -> Response<Body> {
     respond_to(&req, FORMAT, async {
         let (_, tenant) = acting(deps, &req, SCOPE_READ)?;
         let params = req.query_string_parameters_ref();
         let query = TmfQuery::parse(params.into_iter().flat_map(|p| p.iter()), shape)?;
         let repo = tenant.repo::<R>();
-        let end = query.offset.saturating_add(query.limit);
-        let (page, total): (Vec<Value>, u64) = match reachable(&repo, &query, groups).await? {
-            None if query.filters.is_empty() => {
-                let total = repo.count().await?;
-                if u64::try_from(query.offset).map_or(true, |offset| offset >= total) {
-                    // Past the end: nothing to read.
+        let mut items = Vec::new();
+        match query.plan(account) {
+            TmfPlan::Index(source) => {
+                let total = repo.size(&source).await?;
+                let offset = u64::try_from(query.offset).unwrap_or(u64::MAX);
+                if offset >= total {
                     return Ok(list_response(&query, Vec::new(), total));
                 }
-                let index = Page { group: None, after: None, limit: end, descending: true };
-                let items = repo.page(&index).await?;
-                let page = items.into_iter().skip(query.offset).map(|s| body_value(&s)).collect::<ApiResult<_>>()?;
-                (page, total)
+                let page = repo.read(&source, offset, query.limit, true).await?;
+                let page = page.iter().map(|stored| json_of(&stored.body)).collect::<ApiResult<_>>()?;
+                return Ok(list_response(&query, page, total));
             }
-            reached => {
-                let mut items = match reached {
-                    Some(items) => items,
-                    None => {
-                        let index = Page { group: None, after: None, limit: usize::MAX, descending: true };
-                        repo.page(&index).await?
-                    }
-                };
-                // Newest first: ids are time-ordered.
-                items.sort_by_key(|s| std::cmp::Reverse(s.key.id().sort_key()));
-                let mut matching = Vec::new();
-                for stored in &items {
-                    let value = body_value(stored)?;
-                    if query.matches(&value) {
-                        matching.push(value);
-                    }
+            TmfPlan::Ids(ids) => {
+                for id in ids.iter().filter_map(|id| uuid::Uuid::try_parse(id).ok()) {
+                    items.extend(repo.get(Id::Uuid(id)).await?.map(|found| json_of(&found.body)));
                 }
-                let total = matching.len() as u64;
-                (matching.into_iter().skip(query.offset).take(query.limit).collect(), total)
             }
-        };
+            TmfPlan::Bounded(sources) => {
+                let mut count = 0u64;
+                for source in &sources {
+                    count = count.saturating_add(repo.size(source).await?);
+                }
+                if count > MAX_BOUNDED_READ {
+                    return Err(query.too_broad(count).into());
+                }
+                for source in &sources {
+                    let read = repo.read(source, 0, MAX_BOUNDED_READ as usize, true).await?;
+                    items.extend(read.iter().map(|stored| json_of(&stored.body)));
+                }
+            }
+        }
+        let (page, total) = matching(&query, items.into_iter().collect::<ApiResult<_>>()?);
         Ok(list_response(&query, page, total))
     })
     .await
+}
+
+/// The items that pass the query's filters, newest first (ids are time-ordered), paged, and
+/// how many passed.
+fn matching(query: &TmfQuery, mut items: Vec<Value>) -> (Vec<Value>, u64) {
+    let order = |item: &Value| item.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+    items.sort_by_key(|item| std::cmp::Reverse(order(item)));
+    items.dedup_by_key(|item| order(item));
+    items.retain(|item| query.matches(item));
+    let total = items.len() as u64;
+    (items.into_iter().skip(query.offset).take(query.limit).collect(), total)
 }
 
 /// A page as a TMF list: the selected attributes of each item, and both counts.
@@ -159,8 +136,9 @@ fn list_response(query: &TmfQuery, page: Vec<Value>, total: u64) -> Response<Bod
     with_header(response, "x-total-count", &total.to_string())
 }
 
-fn body_value<R>(stored: &Versioned<R>) -> ApiResult<Value> {
-    serde_json::from_str(&stored.body).map_err(ApiError::internal)
+/// A stored resource's JSON text as a value.
+fn json_of(body: &str) -> ApiResult<Value> {
+    serde_json::from_str(body).map_err(ApiError::internal)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -170,7 +148,7 @@ const BILL: &str = "customer bill";
 
 /// `GET /customerBill`
 pub async fn list_bills(deps: &Deps, req: Request) -> Response<Body> {
-    list::<CustomerBill>(deps, req, BILL_SHAPE, |account| vec![account.to_owned()]).await
+    list::<CustomerBill>(deps, req, BILL_SHAPE, |account| Source::Group(0, account.to_owned())).await
 }
 
 /// `GET /customerBill/{id}`
@@ -234,7 +212,7 @@ const ON_DEMAND: &str = "customer bill on demand";
 
 /// `GET /customerBillOnDemand`
 pub async fn list_on_demand(deps: &Deps, req: Request) -> Response<Body> {
-    list::<OnDemand>(deps, req, ON_DEMAND_SHAPE, |account| vec![account.to_owned()]).await
+    list::<OnDemand>(deps, req, ON_DEMAND_SHAPE, |account| Source::Group(0, account.to_owned())).await
 }
 
 /// `GET /customerBillOnDemand/{id}`
@@ -287,10 +265,9 @@ pub async fn create_on_demand(deps: &Deps, req: Request) -> Response<Body> {
 
 const RATE: &str = "applied customer billing rate";
 
-/// `GET /appliedCustomerBillingRate` (an account's rates are two groups: unbilled and billed)
+/// `GET /appliedCustomerBillingRate` (an account's rates, billed or not, are group slot 1)
 pub async fn list_rates(deps: &Deps, req: Request) -> Response<Body> {
-    list::<AppliedRate>(deps, req, RATE_SHAPE, |account| vec![rate_group(account, false), rate_group(account, true)])
-        .await
+    list::<AppliedRate>(deps, req, RATE_SHAPE, |account| Source::Group(1, AppliedRate::account_group(account))).await
 }
 
 /// `GET /appliedCustomerBillingRate/{id}`

@@ -23,25 +23,64 @@
 //! the record, so that a tenant's list is one Query.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete as DynamoDelete, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType, StreamSpecification,
     StreamViewType, TransactWriteItem, Update as DynamoUpdate,
 };
 use aws_sdk_dynamodb::Client;
-use serde_json::Value;
 
 use super::{
-    now_epoch, partition, ApiKeyRecord, AuditEvent, Delete, Guard, IdempotencyRecord, Page, Repository, StoreError,
-    StoreResult, Stored, VersionCheck, Write,
+    group_moves, now_epoch, partition, ApiKeyRecord, AuditEvent, Delete, Guard, IdempotencyRecord, NewItem, Page,
+    Repository, StoreError, StoreResult, Stored, Update, VersionCheck, Write,
 };
 use crate::domain::key::{Key, Kind, TenantId};
-use crate::domain::list::ListQuery;
 
 type Item = HashMap<String, AttributeValue>;
+
+/// Where in an index partition a query reads.
+#[derive(Debug, Clone, Copy)]
+struct Range<'a> {
+    after: Option<&'a str>,
+    skip: u64,
+    limit: usize,
+    descending: bool,
+}
+
+/// What one change of a write leaves: the item as stored, and the guard and check it carries.
+type Written = (Stored, Option<Guard>, Option<VersionCheck>);
+
+/// A transaction being built. Counts move by the sum of its changes (DynamoDB takes each item
+/// once), added last.
+#[derive(Default)]
+struct Transaction {
+    items: Vec<TransactWriteItem>,
+    counts: BTreeMap<(String, &'static str), i64>,
+    /// Where the idempotency records are (a failed condition there is IdempotencyKeyTaken).
+    idempotency_at: Vec<usize>,
+}
+
+impl Transaction {
+    fn count(&mut self, pk: String, sk: &'static str, by: i64) {
+        *self.counts.entry((pk, sk)).or_default() += by;
+    }
+
+    /// The counts of an item's move from the groups `before` to `after`, slot by slot.
+    fn move_groups(&mut self, key: &Key, before: &[Option<String>], after: &[Option<String>]) {
+        for (group, by) in group_moves(before, after) {
+            self.count(group_pk(key.kind(), key.tenant(), &group), "COUNT", by);
+        }
+    }
+}
+
+/// The table's indexes: GSI1 lists a kind, GSI2 to GSI7 are the group slots.
+pub const INDEXES: [&str; 7] = ["GSI1", "GSI2", "GSI3", "GSI4", "GSI5", "GSI6", "GSI7"];
 
 /// DynamoDB's limit of items in one transaction.
 const MAX_TRANSACTION_ITEMS: usize = 100;
@@ -50,6 +89,8 @@ const MAX_TRANSACTION_ITEMS: usize = 100;
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// Items and index keys read (see [`Repository::items_read`]).
+    reads: Arc<AtomicU64>,
 }
 
 /// The root certificates of Amazon Trust Services (Amazon Root CA 1 to 4 and Starfield Services
@@ -117,7 +158,7 @@ pub fn local_endpoint_defaults() -> Option<String> {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self { client, table: table.into(), reads: Arc::default() }
     }
 
     /// A client from the standard AWS SDK environment and its whole credential chain (profiles,
@@ -197,8 +238,7 @@ impl DynamoStore {
             .billing_mode(BillingMode::PayPerRequest)
             .key_schema(key("PK", KeyType::Hash).map_err(internal)?)
             .key_schema(key("SK", KeyType::Range).map_err(internal)?)
-            .global_secondary_indexes(gsi("GSI1")?)
-            .global_secondary_indexes(gsi("GSI2")?)
+            .set_global_secondary_indexes(Some(INDEXES.iter().map(|name| gsi(name)).collect::<StoreResult<_>>()?))
             .stream_specification(
                 StreamSpecification::builder()
                     .stream_enabled(true)
@@ -206,8 +246,11 @@ impl DynamoStore {
                     .build()
                     .map_err(internal)?,
             );
-        for name in ["PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK"] {
-            request = request.attribute_definitions(attr(name).map_err(internal)?);
+        for name in ["PK".to_owned(), "SK".to_owned()]
+            .into_iter()
+            .chain(INDEXES.iter().flat_map(|index| [format!("{index}PK"), format!("{index}SK")]))
+        {
+            request = request.attribute_definitions(attr(&name).map_err(internal)?);
         }
         match request.send().await {
             Ok(_) => Ok(()),
@@ -271,15 +314,6 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// The counts a create (+1) or delete (-1) moves: the kind's in its tenant, and its group's.
-    fn counts(&self, key: &Key, group: &Option<String>, by: i64) -> StoreResult<Vec<TransactWriteItem>> {
-        let mut writes = vec![self.count(counter_pk(key.tenant(), key.kind().name), "COUNTER", by)?];
-        if let Some(group) = group {
-            writes.push(self.count(group_pk(key.kind(), key.tenant(), group), "COUNT", by)?);
-        }
-        Ok(writes)
-    }
-
     fn event_put(&self, key: &Key, version: u64, event: &AuditEvent) -> StoreResult<TransactWriteItem> {
         let mut item = to_attributes(event)?;
         item.insert("PK".into(), s(key.partition()));
@@ -293,7 +327,7 @@ impl DynamoStore {
         order: &str,
         version: u64,
         body: &str,
-        group: &Option<String>,
+        groups: &[Option<String>],
         work_pending: bool,
         state: &Option<String>,
     ) -> Item {
@@ -311,11 +345,70 @@ impl DynamoStore {
         if let Some(state) = state {
             item.insert("workerState".into(), s(state));
         }
-        if let Some(group) = group {
-            item.insert("GSI2PK".into(), s(partition::group(kind, tenant, group)));
-            item.insert("GSI2SK".into(), s(order));
+        for (slot, group) in groups.iter().enumerate() {
+            if let Some(group) = group {
+                item.insert(format!("GSI{}PK", slot + 2), s(partition::group(kind, tenant, group)));
+                item.insert(format!("GSI{}SK", slot + 2), s(order));
+            }
         }
         item
+    }
+
+    /// A create's items: the resource, its event, its idempotency record; its counts to `tx`.
+    fn add_create(&self, tx: &mut Transaction, item: NewItem) -> StoreResult<Written> {
+        let (key, tenant) = (&item.key, item.key.tenant());
+        let resource = Self::resource_item(key, &item.order, 1, &item.body, &item.groups, item.work_pending, &None);
+        tx.items.push(self.put(resource, "attribute_not_exists(PK)", Item::new())?);
+        tx.items.push(self.event_put(key, 1, &item.event)?);
+        tx.count(counter_pk(tenant, key.kind().name), "COUNTER", 1);
+        tx.move_groups(key, &[], &item.groups);
+        if let Some(record) = &item.idempotency {
+            let mut attributes = to_attributes(record)?;
+            let pk = format!("IDEMPOTENCY#{}", partition::idempotency(tenant, &record.key));
+            attributes.insert("PK".into(), s(pk));
+            attributes.insert("SK".into(), s("IDEMPOTENCY"));
+            tx.idempotency_at.push(tx.items.len());
+            tx.items.push(self.put(
+                attributes,
+                "attribute_not_exists(PK) OR expiresAt < :now",
+                Item::from([(":now".to_owned(), number(now_epoch()))]),
+            )?);
+        }
+        Ok((Stored { key: item.key, version: 1, body: item.body, state: None }, item.guard, item.check))
+    }
+
+    /// A change's items: the resource if still at the version read, and its event; the counts of
+    /// the groups it moves between to `tx`.
+    fn add_update(&self, tx: &mut Transaction, update: Update) -> StoreResult<Written> {
+        let version = update.expected_version + 1;
+        let resource = Self::resource_item(
+            &update.key,
+            &update.order,
+            version,
+            &update.body,
+            &update.groups,
+            update.work_pending,
+            &update.state,
+        );
+        let seen = Item::from([(":seen".to_owned(), number(update.expected_version))]);
+        tx.items.push(self.put(resource, "version = :seen", seen)?);
+        tx.items.push(self.event_put(&update.key, version, &update.event)?);
+        tx.move_groups(&update.key, &update.previous_groups, &update.groups);
+        let stored = Stored { key: update.key, version, body: update.body, state: update.state };
+        Ok((stored, update.guard, update.check))
+    }
+
+    /// Adds the transaction's counts and writes it.
+    async fn commit(&self, mut tx: Transaction) -> StoreResult<()> {
+        for ((pk, sk), by) in std::mem::take(&mut tx.counts) {
+            if by != 0 {
+                tx.items.push(self.count(pk, sk, by)?);
+            }
+        }
+        if tx.items.len() > MAX_TRANSACTION_ITEMS {
+            return Err(internal(format!("a transaction of {} items, over {MAX_TRANSACTION_ITEMS}", tx.items.len())));
+        }
+        self.transact(tx.items, &tx.idempotency_at).await
     }
 
     async fn transact(&self, items: Vec<TransactWriteItem>, idempotency_at: &[usize]) -> StoreResult<()> {
@@ -362,68 +455,83 @@ impl DynamoStore {
             .send()
             .await
             .map_err(sdk)?;
+        self.read(1);
         Ok(out.item)
     }
 
+    /// Every item of one index partition.
     async fn query_all(&self, index: &str, partition: String) -> StoreResult<Vec<Item>> {
-        self.client
-            .query()
-            .table_name(&self.table)
-            .index_name(index)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", format!("{index}PK"))
-            .expression_attribute_values(":pk", s(partition))
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(sdk)
+        self.query_index(index, partition, Range { after: None, skip: 0, limit: usize::MAX, descending: false }).await
     }
 
-    /// At most `limit` items of one partition of the index `name` (GSI1, GSI2), in sort-key order
-    /// (descending if asked), after the sort key `after`. A response stops at 1 MB: it is followed
-    /// until `limit` items or the partition's end.
-    async fn query_index(
-        &self,
-        name: &str,
-        partition: String,
-        after: Option<&str>,
-        limit: usize,
-        descending: bool,
-    ) -> StoreResult<Vec<Item>> {
-        let mut found = Vec::new();
+    /// A query of one partition of the index `name` in sort-key order (descending if asked),
+    /// after the sort key `after` when there is one.
+    fn index_query(&self, name: &str, partition: &str, after: Option<&str>, descending: bool) -> QueryFluentBuilder {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(name)
+            .expression_attribute_names("#pk", format!("{name}PK"))
+            .expression_attribute_values(":pk", s(partition))
+            .scan_index_forward(!descending);
+        match after {
+            Some(after) => query
+                .key_condition_expression(if descending {
+                    "#pk = :pk AND #sk < :after"
+                } else {
+                    "#pk = :pk AND #sk > :after"
+                })
+                .expression_attribute_names("#sk", format!("{name}SK"))
+                .expression_attribute_values(":after", s(after)),
+            None => query.key_condition_expression("#pk = :pk"),
+        }
+    }
+
+    /// At most `range.limit` items of one partition of the index `name` (GSI1 to GSI7), past
+    /// `range.skip` items whose keys alone are read (at most 1,000 a query). A response stops at
+    /// 1 MB: it is followed until the limit or the partition's end.
+    async fn query_index(&self, name: &str, partition: String, range: Range<'_>) -> StoreResult<Vec<Item>> {
         let mut start = None;
+        let mut to_skip = range.skip;
+        while to_skip > 0 {
+            let out = self
+                .index_query(name, &partition, range.after, range.descending)
+                .projection_expression("PK")
+                .limit(i32::try_from(to_skip.min(1000)).unwrap_or(1000))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk)?;
+            self.read(out.count());
+            to_skip = to_skip.saturating_sub(u64::try_from(out.count()).unwrap_or(0));
+            match out.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(Vec::new()),
+            }
+        }
+        let mut found = Vec::new();
         loop {
-            let wanted = limit.saturating_sub(found.len());
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(name)
-                .expression_attribute_names("#pk", format!("{name}PK"))
-                .expression_attribute_values(":pk", s(partition.clone()))
-                .scan_index_forward(!descending)
+            let wanted = range.limit.saturating_sub(found.len());
+            let out = self
+                .index_query(name, &partition, range.after, range.descending)
                 .limit(i32::try_from(wanted).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take());
-            query = match after {
-                Some(after) => {
-                    let condition =
-                        if descending { "#pk = :pk AND #sk < :after" } else { "#pk = :pk AND #sk > :after" };
-                    query
-                        .key_condition_expression(condition)
-                        .expression_attribute_names("#sk", format!("{name}SK"))
-                        .expression_attribute_values(":after", s(after))
-                }
-                None => query.key_condition_expression("#pk = :pk"),
-            };
-            let out = query.send().await.map_err(sdk)?;
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk)?;
+            self.read(out.count());
             found.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
-                Some(key) if found.len() < limit => start = Some(key),
+                Some(key) if found.len() < range.limit => start = Some(key),
                 _ => return Ok(found),
             }
         }
+    }
+
+    /// Counts what a call read.
+    fn read(&self, items: i32) {
+        self.reads.fetch_add(u64::try_from(items).unwrap_or(0), Ordering::Relaxed);
     }
 
     async fn count_of(&self, pk: String, sk: &str) -> StoreResult<u64> {
@@ -459,83 +567,22 @@ impl Repository for DynamoStore {
 
     async fn write(&self, writes: Vec<Write>) -> StoreResult<Vec<Stored>> {
         Write::check_all(&writes)?;
-        let mut items = Vec::with_capacity(writes.len() * 2 + 4);
-        // Counts move by the sum of a transaction's changes: DynamoDB takes each item once.
-        let mut counts: BTreeMap<(String, &'static str), i64> = BTreeMap::new();
-        let mut idempotency_at = Vec::new();
+        let mut tx = Transaction::default();
         let mut saved = Vec::with_capacity(writes.len());
         for write in writes {
-            let (guard, check) = match write {
-                Write::Create(item) => {
-                    let (key, tenant) = (&item.key, item.key.tenant());
-                    let resource =
-                        Self::resource_item(key, &item.order, 1, &item.body, &item.group, item.work_pending, &None);
-                    items.push(self.put(resource, "attribute_not_exists(PK)", Item::new())?);
-                    items.push(self.event_put(key, 1, &item.event)?);
-                    *counts.entry((counter_pk(tenant, key.kind().name), "COUNTER")).or_default() += 1;
-                    if let Some(group) = &item.group {
-                        *counts.entry((group_pk(key.kind(), tenant, group), "COUNT")).or_default() += 1;
-                    }
-                    if let Some(record) = &item.idempotency {
-                        let mut attributes = to_attributes(record)?;
-                        let pk = format!("IDEMPOTENCY#{}", partition::idempotency(tenant, &record.key));
-                        attributes.insert("PK".into(), s(pk));
-                        attributes.insert("SK".into(), s("IDEMPOTENCY"));
-                        idempotency_at.push(items.len());
-                        items.push(self.put(
-                            attributes,
-                            "attribute_not_exists(PK) OR expiresAt < :now",
-                            Item::from([(":now".to_owned(), number(now_epoch()))]),
-                        )?);
-                    }
-                    saved.push(Stored { key: item.key, version: 1, body: item.body, state: None });
-                    (item.guard, item.check)
-                }
-                Write::Update(update) => {
-                    let version = update.expected_version + 1;
-                    let resource = Self::resource_item(
-                        &update.key,
-                        &update.order,
-                        version,
-                        &update.body,
-                        &update.group,
-                        update.work_pending,
-                        &update.state,
-                    );
-                    items.push(self.put(
-                        resource,
-                        "version = :seen",
-                        Item::from([(":seen".to_owned(), number(update.expected_version))]),
-                    )?);
-                    items.push(self.event_put(&update.key, version, &update.event)?);
-                    if update.group != update.previous_group {
-                        let (kind, tenant) = (update.key.kind(), update.key.tenant());
-                        for (group, by) in [(&update.previous_group, -1), (&update.group, 1)] {
-                            if let Some(group) = group {
-                                *counts.entry((group_pk(kind, tenant, group), "COUNT")).or_default() += by;
-                            }
-                        }
-                    }
-                    saved.push(Stored { key: update.key, version, body: update.body, state: update.state });
-                    (update.guard, update.check)
-                }
+            let (stored, guard, check) = match write {
+                Write::Create(item) => self.add_create(&mut tx, item)?,
+                Write::Update(update) => self.add_update(&mut tx, update)?,
             };
             if let Some(guard) = &guard {
-                items.push(self.guard_write(guard)?);
+                tx.items.push(self.guard_write(guard)?);
             }
             if let Some(check) = &check {
-                items.push(self.version_check(check)?);
+                tx.items.push(self.version_check(check)?);
             }
+            saved.push(stored);
         }
-        for ((pk, sk), by) in counts {
-            if by != 0 {
-                items.push(self.count(pk, sk, by)?);
-            }
-        }
-        if items.len() > MAX_TRANSACTION_ITEMS {
-            return Err(internal(format!("a transaction of {} items, over {MAX_TRANSACTION_ITEMS}", items.len())));
-        }
-        self.transact(items, &idempotency_at).await?;
+        self.commit(tx).await?;
         Ok(saved)
     }
 
@@ -549,68 +596,23 @@ impl Repository for DynamoStore {
             .expression_attribute_values(":seen", number(delete.expected_version))
             .build()
             .map_err(internal)?;
-        let mut writes = vec![
-            TransactWriteItem::builder().delete(removal).build(),
-            self.event_put(&delete.key, delete.expected_version + 1, &delete.event)?,
-        ];
-        writes.extend(self.counts(&delete.key, &delete.group, -1)?);
+        let mut tx = Transaction::default();
+        tx.items.push(TransactWriteItem::builder().delete(removal).build());
+        tx.items.push(self.event_put(&delete.key, delete.expected_version + 1, &delete.event)?);
+        tx.count(counter_pk(delete.key.tenant(), delete.key.kind().name), "COUNTER", -1);
+        tx.move_groups(&delete.key, &delete.groups, &[]);
         if let Some(check) = &delete.check {
-            writes.push(self.version_check(check)?);
+            tx.items.push(self.version_check(check)?);
         }
-        self.transact(writes, &[]).await
-    }
-
-    async fn list(&self, kind: Kind, tenant: &TenantId, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
-        let list = partition::list(kind, tenant);
-        if !query.is_plain() {
-            // Filters and other orders read the kind's index partition of this tenant (a Query,
-            // never a Scan).
-            let items = self.query_all("GSI1", list).await?;
-            let docs = items.iter().map(body_json).collect::<StoreResult<Vec<_>>>()?;
-            return Ok(query.apply(docs));
-        }
-        // The default order straight from GSI1: skip `offset` index keys, then read one page.
-        let total = self.count_of(counter_pk(tenant, kind.name), "COUNTER").await?;
-        let mut start: Option<Item> = None;
-        let mut to_skip = query.offset();
-        while to_skip > 0 {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("GSI1")
-                .key_condition_expression("GSI1PK = :pk")
-                .expression_attribute_values(":pk", s(list.clone()))
-                .projection_expression("PK")
-                .limit(i32::try_from(to_skip.min(1000)).unwrap_or(1000))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(sdk)?;
-            to_skip = to_skip.saturating_sub(out.count() as u64);
-            match out.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok((Vec::new(), total)),
-            }
-        }
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name("GSI1")
-            .key_condition_expression("GSI1PK = :pk")
-            .expression_attribute_values(":pk", s(list))
-            .limit(i32::try_from(query.page_size).unwrap_or(1000))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(sdk)?;
-        let docs = out.items().iter().map(body_json).collect::<StoreResult<_>>()?;
-        Ok((docs, total))
+        self.commit(tx).await
     }
 
     async fn count(&self, kind: Kind, tenant: &TenantId) -> StoreResult<u64> {
         self.count_of(counter_pk(tenant, kind.name), "COUNTER").await
+    }
+
+    fn items_read(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     async fn group(&self, kind: Kind, tenant: &TenantId, group: &str) -> StoreResult<Vec<Stored>> {
@@ -620,10 +622,11 @@ impl Repository for DynamoStore {
 
     async fn page(&self, kind: Kind, tenant: &TenantId, index: &Page<'_>) -> StoreResult<Vec<Stored>> {
         let (name, partition) = match index.group {
-            Some(group) => ("GSI2", partition::group(kind, tenant, group)),
-            None => ("GSI1", partition::list(kind, tenant)),
+            Some(group) => (format!("GSI{}", index.slot + 2), partition::group(kind, tenant, group)),
+            None => ("GSI1".to_owned(), partition::list(kind, tenant)),
         };
-        let items = self.query_index(name, partition, index.after, index.limit, index.descending).await?;
+        let range = Range { after: index.after, skip: index.skip, limit: index.limit, descending: index.descending };
+        let items = self.query_index(&name, partition, range).await?;
         items.into_iter().map(|item| stored_from_index(kind, tenant, item)).collect()
     }
     async fn group_count(&self, kind: Kind, tenant: &TenantId, group: &str) -> StoreResult<u64> {
@@ -725,7 +728,8 @@ impl Repository for DynamoStore {
         after: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<ApiKeyRecord>> {
-        let items = self.query_index("GSI1", partition::api_keys(tenant), after, limit, false).await?;
+        let range = Range { after, skip: 0, limit, descending: false };
+        let items = self.query_index("GSI1", partition::api_keys(tenant), range).await?;
         items.into_iter().map(api_key_record).collect()
     }
     async fn revoke_api_key(&self, key: &ApiKeyRecord, at: i64) -> StoreResult<()> {
@@ -789,11 +793,6 @@ fn api_key_record(mut item: Item) -> StoreResult<ApiKeyRecord> {
         item.remove(name);
     }
     from_attributes(item)
-}
-
-fn body_json(item: &Item) -> StoreResult<Value> {
-    let body = item.get("body").and_then(|v| v.as_s().ok()).ok_or_else(|| internal("item without body"))?;
-    serde_json::from_str(body).map_err(internal)
 }
 
 fn counter_pk(tenant: &TenantId, name: &str) -> String {
@@ -890,11 +889,21 @@ mod tests {
         let key = Key::new(KIND, tenant.clone(), Id::Uuid(uuid::Uuid::new_v4())).unwrap();
         // A resource with fields named like the store's attributes.
         let body = r#"{"version":"mine","PK":"x","entity":1,"amount":999999999999.123456}"#;
-        let item = DynamoStore::resource_item(&key, "o", 7, body, &Some("G".into()), true, &Some("{}".into()));
+        let item = DynamoStore::resource_item(
+            &key,
+            "o",
+            7,
+            body,
+            &[Some("G".into()), None, Some("F".into())],
+            true,
+            &Some("{}".into()),
+        );
         assert_eq!(item["version"], number(7));
         assert_eq!(item["PK"], s(key.partition()));
         assert!(item["GSI1PK"].as_s().unwrap().starts_with("T#acme#THING"));
         assert_eq!(item["GSI2PK"], s("T#acme#THING#G"));
+        assert!(!item.contains_key("GSI3PK"), "an empty slot leaves its index");
+        assert_eq!((&item["GSI4PK"], &item["GSI4SK"]), (&s("T#acme#THING#F"), &s("o")));
         let back = stored_from_index(KIND, &tenant, item).unwrap();
         assert_eq!((back.key, back.version, back.body.as_str(), back.state.as_deref()), (key, 7, body, Some("{}")));
     }

@@ -4,17 +4,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use serde_json::Value;
 
 use super::{
-    now_epoch, partition, ApiKeyRecord, AuditEvent, Delete, Guard, IdempotencyRecord, NewItem, Page, Repository,
-    StoreError, StoreResult, Stored, Update, VersionCheck, Write,
+    group_moves, now_epoch, partition, ApiKeyRecord, AuditEvent, Delete, Guard, IdempotencyRecord, NewItem, Page,
+    Repository, StoreError, StoreResult, Stored, Update, VersionCheck, Write,
 };
 use crate::domain::key::{Key, Kind, TenantId};
-use crate::domain::list::ListQuery;
 
 #[derive(Debug, Clone)]
 struct Row {
@@ -66,20 +65,19 @@ impl State {
         Ok(())
     }
 
-    /// Moves an item from its previous group to its new one, with both groups' counts.
-    fn move_group(&mut self, update: &Update) {
-        let (kind, tenant) = (update.key.kind(), update.key.tenant());
-        if let Some(old) = &update.previous_group {
-            let old = partition::group(kind, tenant, old);
-            self.groups.remove(&(old.clone(), update.order.clone()));
-            if let Some(count) = self.group_counts.get_mut(&old) {
-                *count = count.saturating_sub(1);
-            }
-        }
-        if let Some(new) = &update.group {
-            let new = partition::group(kind, tenant, new);
-            *self.group_counts.entry(new.clone()).or_default() += 1;
-            self.groups.insert((new, update.order.clone()), update.key.clone());
+    /// Puts an item in a group, with the group's count.
+    fn enter(&mut self, key: &Key, group: &str, order: &str) {
+        let group = partition::group(key.kind(), key.tenant(), group);
+        *self.group_counts.entry(group.clone()).or_default() += 1;
+        self.groups.insert((group, order.to_owned()), key.clone());
+    }
+
+    /// Takes an item out of a group, with the group's count.
+    fn leave(&mut self, key: &Key, group: &str, order: &str) {
+        let group = partition::group(key.kind(), key.tenant(), group);
+        self.groups.remove(&(group.clone(), order.to_owned()));
+        if let Some(count) = self.group_counts.get_mut(&group) {
+            *count = count.saturating_sub(1);
         }
     }
 
@@ -94,10 +92,8 @@ impl State {
         let list = partition::list(kind, &tenant);
         *self.item_counts.entry(list.clone()).or_default() += 1;
         self.lists.insert((list, item.order.clone()), item.key.clone());
-        if let Some(group) = &item.group {
-            let group = partition::group(kind, &tenant, group);
-            *self.group_counts.entry(group.clone()).or_default() += 1;
-            self.groups.insert((group, item.order.clone()), item.key.clone());
+        for group in item.groups.iter().flatten() {
+            self.enter(&item.key, group, &item.order);
         }
         self.events.entry(item.key.clone()).or_default().push(item.event);
         let row = Row { version: 1, body: item.body, state: None };
@@ -108,8 +104,12 @@ impl State {
 
     /// Applies a checked change.
     fn replace(&mut self, update: Update) -> Stored {
-        if update.group != update.previous_group {
-            self.move_group(&update);
+        for (group, by) in group_moves(&update.previous_groups, &update.groups) {
+            if by < 0 {
+                self.leave(&update.key, &group, &update.order);
+            } else {
+                self.enter(&update.key, &group, &update.order);
+            }
         }
         self.bump(update.guard);
         self.events.entry(update.key.clone()).or_default().push(update.event);
@@ -152,6 +152,8 @@ impl State {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    /// Items and index keys read (see [`Repository::items_read`]).
+    reads: AtomicU64,
 }
 
 impl MemoryStore {
@@ -164,10 +166,6 @@ impl MemoryStore {
     }
 }
 
-fn decode(body: &str) -> StoreResult<Value> {
-    serde_json::from_str(body).map_err(|e| StoreError::Internal(format!("stored body is not JSON: {e}")))
-}
-
 #[async_trait]
 impl Repository for MemoryStore {
     async fn next_ids(&self, tenant: &TenantId, counter: &str, n: u64) -> StoreResult<u64> {
@@ -178,7 +176,12 @@ impl Repository for MemoryStore {
     }
 
     async fn get(&self, key: &Key) -> StoreResult<Option<Stored>> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         Ok(self.lock()?.rows.get(key).map(|row| row.stored(key)))
+    }
+
+    fn items_read(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     async fn write(&self, writes: Vec<Write>) -> StoreResult<Vec<Stored>> {
@@ -233,24 +236,11 @@ impl Repository for MemoryStore {
         if let Some(count) = state.item_counts.get_mut(&list) {
             *count = count.saturating_sub(1);
         }
-        if let Some(group) = &delete.group {
-            let group = partition::group(kind, &tenant, group);
-            state.groups.remove(&(group.clone(), sort));
-            if let Some(count) = state.group_counts.get_mut(&group) {
-                *count = count.saturating_sub(1);
-            }
+        for group in delete.groups.iter().flatten() {
+            state.leave(&delete.key, group, &sort);
         }
         state.events.entry(delete.key).or_default().push(delete.event);
         Ok(())
-    }
-
-    async fn list(&self, kind: Kind, tenant: &TenantId, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
-        let state = self.lock()?;
-        let items = State::keys(&state.lists, partition::list(kind, tenant), None, false)
-            .filter_map(|key| state.rows.get(key))
-            .map(|row| decode(&row.body))
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(query.apply(items))
     }
 
     async fn count(&self, kind: Kind, tenant: &TenantId) -> StoreResult<u64> {
@@ -267,10 +257,15 @@ impl Repository for MemoryStore {
             Some(group) => (&state.groups, partition::group(kind, tenant, group)),
             None => (&state.lists, partition::list(kind, tenant)),
         };
-        Ok(State::keys(map, partition, index.after, index.descending)
+        let skip = usize::try_from(index.skip).unwrap_or(usize::MAX);
+        let page: Vec<Stored> = State::keys(map, partition, index.after, index.descending)
+            .skip(skip)
             .take(index.limit)
             .filter_map(|key| state.rows.get(key).map(|row| row.stored(key)))
-            .collect())
+            .collect();
+        let keys = index.skip.min(u64::try_from(state.rows.len()).unwrap_or(u64::MAX));
+        self.reads.fetch_add(keys + page.len() as u64, Ordering::Relaxed);
+        Ok(page)
     }
 
     async fn group_count(&self, kind: Kind, tenant: &TenantId, group: &str) -> StoreResult<u64> {

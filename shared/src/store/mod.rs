@@ -22,11 +22,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::domain::identity::Principal;
 use crate::domain::key::{Key, Kind, TenantId};
-use crate::domain::list::ListQuery;
 
 /// A resource as stored: its key, the version every write is conditional on, its JSON text, and
 /// the worker's private state beside it (never shown to clients).
@@ -115,8 +113,9 @@ pub struct NewItem {
     /// Its place in the kind's list and group indexes (`Resource::order`).
     pub order: String,
     pub body: String,
-    /// The secondary group it belongs to (e.g. its billing cycle).
-    pub group: Option<String>,
+    /// The groups it is in, by slot ([`Resource::groups`](crate::domain::resource::Resource::groups)):
+    /// slot `i` is the table's GSI`i+2`, each group with a kept count.
+    pub groups: Vec<Option<String>>,
     pub work_pending: bool,
     pub guard: Option<Guard>,
     pub check: Option<VersionCheck>,
@@ -200,10 +199,10 @@ pub struct Update {
     pub order: String,
     pub expected_version: u64,
     pub body: String,
-    /// The item's group after the change.
-    pub group: Option<String>,
-    /// Its group before: when it differs, the store moves the item and both groups' counts.
-    pub previous_group: Option<String>,
+    /// The item's groups after the change, by slot.
+    pub groups: Vec<Option<String>>,
+    /// Its groups before: where one differs, the store moves the item and both groups' counts.
+    pub previous_groups: Vec<Option<String>>,
     pub work_pending: bool,
     pub guard: Option<Guard>,
     pub check: Option<VersionCheck>,
@@ -219,8 +218,8 @@ pub struct Delete {
     /// Its place in the indexes, so that the embedded store can drop it there.
     pub order: String,
     pub expected_version: u64,
-    /// The item's group, so that the group's count follows.
-    pub group: Option<String>,
+    /// The item's groups, by slot, so that their counts follow.
+    pub groups: Vec<Option<String>>,
     pub check: Option<VersionCheck>,
     pub event: AuditEvent,
 }
@@ -304,16 +303,13 @@ pub trait Repository: Send + Sync {
     }
     /// Removes a resource (its audit trail stays). Conflict as for `write`.
     async fn delete(&self, delete: Delete) -> StoreResult<()>;
-    /// One page of `kind` of `tenant`, in the query's order, and the number of matches. The items
-    /// are the resources' JSON.
-    async fn list(&self, kind: Kind, tenant: &TenantId, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)>;
     /// How many items of `kind` `tenant` has (kept by creates and deletes; one read).
     async fn count(&self, kind: Kind, tenant: &TenantId) -> StoreResult<u64>;
     /// Every member of a small group (e.g. the runs of one billing cycle), in index order.
     async fn group(&self, kind: Kind, tenant: &TenantId, group: &str) -> StoreResult<Vec<Stored>>;
     /// At most `limit` items of `kind` of `tenant` (of one `group`, or all), in index order
-    /// (descending if asked), starting after the order key `after`: one query that reads those
-    /// items and no others.
+    /// (descending if asked), starting after the order key `after` and past `skip` items (whose
+    /// keys alone are read): the items and keys it reads are those and no others.
     async fn page(&self, kind: Kind, tenant: &TenantId, index: &Page<'_>) -> StoreResult<Vec<Stored>>;
     /// How many members a group has (kept by creates and deletes; one read).
     async fn group_count(&self, kind: Kind, tenant: &TenantId, group: &str) -> StoreResult<u64>;
@@ -321,6 +317,9 @@ pub trait Repository: Send + Sync {
     async fn guard(&self, key: &str) -> StoreResult<Guard>;
     /// A live (unexpired) idempotency record of `tenant`.
     async fn idempotency(&self, tenant: &TenantId, key: &str) -> StoreResult<Option<IdempotencyRecord>>;
+    /// How many items and index keys this store has read since it was made (what the bench
+    /// reports per request).
+    fn items_read(&self) -> u64;
     /// The audit trail of one resource, oldest first.
     async fn events(&self, key: &Key) -> StoreResult<Vec<AuditEvent>>;
     /// Stores an API key (its hash, never the key), listed under each of its tenants (at most
@@ -349,8 +348,13 @@ pub trait Repository: Send + Sync {
 /// Where a [`Repository::page`] reads.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Page<'a> {
-    /// One group's members (GSI2), or else every item of the kind of the tenant (GSI1).
+    /// One group's members (of `slot`'s index), or else every item of the kind of the tenant
+    /// (GSI1).
     pub group: Option<&'a str>,
+    /// The group slot (0: the resource's own group, GSI2; `i`: GSI`i+2`).
+    pub slot: usize,
+    /// Items to pass over first (their keys only are read).
+    pub skip: u64,
     /// The order key to start after.
     pub after: Option<&'a str>,
     pub limit: usize,
@@ -405,9 +409,26 @@ impl ApiKeyRecord {
     }
 }
 
+/// The groups an item leaves (-1) and enters (+1) when its groups, by slot, go from `before` to
+/// `after` (a create from none, a delete to none).
+pub fn group_moves(before: &[Option<String>], after: &[Option<String>]) -> Vec<(String, i64)> {
+    let at = |groups: &[Option<String>], slot: usize| groups.get(slot).cloned().flatten();
+    let mut moves = Vec::new();
+    for slot in 0..before.len().max(after.len()) {
+        let (was, is) = (at(before, slot), at(after, slot));
+        if was != is {
+            moves.extend(was.map(|group| (group, -1)));
+            moves.extend(is.map(|group| (group, 1)));
+        }
+    }
+    moves
+}
+
 /// Most changes one transaction may carry: DynamoDB allows 100 items, and each change writes two
 /// (the item and its event), plus one guard or check.
 pub const MAX_WRITE: usize = 49;
+/// Group slots a resource may have: GSI2 to GSI7.
+pub const GROUP_SLOTS: usize = 6;
 
 pub type SharedRepository = Arc<dyn Repository>;
 

@@ -14,7 +14,7 @@ use super::{
     StoreResult, Stored, Update, VersionCheck, Write,
 };
 use crate::domain::key::{Id, IdType, Key, TenantId};
-use crate::domain::list::ListQuery;
+use crate::domain::list::{ListQuery, Plan, Source, MAX_BOUNDED_READ};
 use crate::domain::resource::Resource;
 
 /// A resource as read: the value, its key and version, its stored JSON text (what a GET
@@ -50,6 +50,29 @@ pub fn decode<R: Resource>(stored: Stored) -> StoreResult<Versioned<R>> {
 /// A resource's JSON text, as it is stored and answered.
 pub fn encode<T: serde::Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Internal(format!("cannot encode a resource: {e}")))
+}
+
+/// The group slots of a resource, checked against the table's indexes.
+fn groups_of<R: Resource>(value: &R) -> StoreResult<Vec<Option<String>>> {
+    let groups = value.groups().map_err(|e| StoreError::Internal(format!("cannot index a resource: {e}")))?;
+    if groups.len() > super::GROUP_SLOTS {
+        return Err(StoreError::Internal(format!("{} has {} group slots", R::KIND.name, groups.len())));
+    }
+    Ok(groups)
+}
+
+/// A stored resource's JSON.
+fn json(stored: &Stored) -> StoreResult<Value> {
+    serde_json::from_str(&stored.body)
+        .map_err(|e| StoreError::Internal(format!("stored {} is unreadable: {e}", stored.key)))
+}
+
+/// A list's answer: a page and the number of matches, or a query no index serves whose narrowest
+/// choice holds this many items (a 400 naming the parameter, [`ListQuery::too_broad`]).
+#[derive(Debug)]
+pub enum Listed {
+    Page(Vec<Value>, u64),
+    TooBroad(u64),
 }
 
 /// One tenant's view of the store.
@@ -188,7 +211,7 @@ impl<'a, R: Resource> Repo<'a, R> {
             key: self.key(value.id())?,
             order: value.order(),
             body: encode(value)?,
-            group: value.group(),
+            groups: groups_of(value)?,
             work_pending: value.work_pending(),
             guard: None,
             check: None,
@@ -205,8 +228,8 @@ impl<'a, R: Resource> Repo<'a, R> {
             order: current.value.order(),
             expected_version: current.version,
             body: encode(next)?,
-            group: next.group(),
-            previous_group: current.value.group(),
+            groups: groups_of(next)?,
+            previous_groups: groups_of(&current.value)?,
             work_pending: next.work_pending(),
             guard: None,
             check: None,
@@ -215,15 +238,15 @@ impl<'a, R: Resource> Repo<'a, R> {
         })
     }
 
-    pub fn delete_of(&self, current: &Versioned<R>, event: AuditEvent) -> Delete {
-        Delete {
+    pub fn delete_of(&self, current: &Versioned<R>, event: AuditEvent) -> StoreResult<Delete> {
+        Ok(Delete {
             key: current.key.clone(),
             order: current.value.order(),
             expected_version: current.version,
-            group: current.value.group(),
+            groups: groups_of(&current.value)?,
             check: None,
             event,
-        }
+        })
     }
 
     /// The current guard of one of this kind's groups.
@@ -231,8 +254,64 @@ impl<'a, R: Resource> Repo<'a, R> {
         self.tenant.store.guard(&guard_key(R::KIND, &self.tenant.id, group)).await
     }
 
-    pub async fn list(&self, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
-        self.tenant.store.list(R::KIND, &self.tenant.id, query).await
+    /// One page of the kind's list and the number of matches, read as [`ListQuery::plan`] says:
+    /// from one index partition, or from at most [`MAX_BOUNDED_READ`] items of the narrowest
+    /// choice, or refused ([`Listed::TooBroad`]) before anything but counts is read.
+    pub async fn list(&self, query: &ListQuery) -> StoreResult<Listed> {
+        let spec = R::LIST.ok_or_else(|| StoreError::Internal(format!("{} has no list", R::KIND.name)))?;
+        match query.plan(spec) {
+            Plan::Index { source, descending } => {
+                let total = self.size(&source).await?;
+                if query.offset() >= total {
+                    return Ok(Listed::Page(Vec::new(), total));
+                }
+                let limit = usize::try_from(query.page_size).unwrap_or(usize::MAX);
+                let page = self.read(&source, query.offset(), limit, descending).await?;
+                Ok(Listed::Page(page.iter().map(json).collect::<StoreResult<_>>()?, total))
+            }
+            Plan::Bounded { choices } => {
+                let mut sized = Vec::with_capacity(choices.len());
+                for choice in choices {
+                    let mut count = 0u64;
+                    for source in &choice {
+                        count = count.saturating_add(self.size(source).await?);
+                    }
+                    sized.push((count, choice));
+                }
+                let Some((count, narrowest)) = sized.into_iter().min_by_key(|(count, _)| *count) else {
+                    return Ok(Listed::Page(Vec::new(), 0));
+                };
+                if count > MAX_BOUNDED_READ {
+                    return Ok(Listed::TooBroad(count));
+                }
+                let mut items = Vec::new();
+                for source in &narrowest {
+                    for stored in self.read(source, 0, MAX_BOUNDED_READ as usize, false).await? {
+                        items.push(json(&stored)?);
+                    }
+                }
+                let (page, total) = query.apply(items);
+                Ok(Listed::Page(page, total))
+            }
+        }
+    }
+
+    /// How many items an index partition holds (a kept count).
+    pub async fn size(&self, source: &Source) -> StoreResult<u64> {
+        match source {
+            Source::All => self.count().await,
+            Source::Group(_, group) => self.group_count(group).await,
+        }
+    }
+
+    /// At most `limit` items of an index partition, past the first `skip`.
+    pub async fn read(&self, source: &Source, skip: u64, limit: usize, descending: bool) -> StoreResult<Vec<Stored>> {
+        let (group, slot) = match source {
+            Source::All => (None, 0),
+            Source::Group(slot, group) => (Some(group.as_str()), *slot),
+        };
+        let index = Page { group, slot, skip, after: None, limit, descending };
+        self.tenant.store.page(R::KIND, &self.tenant.id, &index).await
     }
 
     /// How many items of this kind the tenant has (a kept count).

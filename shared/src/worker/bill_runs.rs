@@ -109,7 +109,7 @@ async fn plan<R: Run>(runs: &Repo<'_, R>, current: &Versioned<R>) -> StoreResult
             },
         };
         let after = (at.cursor > 0).then(|| Id::Int(at.cursor).sort_key());
-        let index = Page { group: Some(&group), after: after.as_deref(), limit: BATCH + 1, descending: false };
+        let index = Page { group: Some(&group), after: after.as_deref(), limit: BATCH + 1, ..Page::default() };
         let page = bills.page(&index).await?;
         let now = OffsetDateTime::now_utc();
         let (mut taken, mut bytes) = (0, 0);

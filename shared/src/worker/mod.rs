@@ -20,11 +20,9 @@ pub use aws_lambda_events::dynamodb::Event as StreamEvent;
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use serde_dynamo::AttributeValue;
-use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::domain::key::{Key, Kind, TenantId};
-use crate::domain::list::ListQuery;
 use crate::store::repo::Tenant;
 use crate::store::{
     ApiKeyRecord, AuditEvent, Change, Delete, Guard, IdempotencyRecord, Page, Repository, SharedRepository,
@@ -193,8 +191,8 @@ impl Repository for Notifying {
     async fn delete(&self, delete: Delete) -> StoreResult<()> {
         self.inner.delete(delete).await
     }
-    async fn list(&self, kind: Kind, tenant: &TenantId, query: &ListQuery) -> StoreResult<(Vec<Value>, u64)> {
-        self.inner.list(kind, tenant, query).await
+    fn items_read(&self) -> u64 {
+        self.inner.items_read()
     }
     async fn count(&self, kind: Kind, tenant: &TenantId) -> StoreResult<u64> {
         self.inner.count(kind, tenant).await

@@ -271,6 +271,18 @@ impl Resource for AppliedRate {
     fn group(&self) -> Option<String> {
         Some(rate_group(&self.billing_account.id, self.is_billed))
     }
+
+    /// Slot 1: all of an account's rates, billed or not (what a list by `billingAccount.id` reads).
+    fn groups(&self) -> Result<Vec<Option<String>>, serde_json::Error> {
+        Ok(vec![self.group(), Some(Self::account_group(&self.billing_account.id))])
+    }
+}
+
+impl AppliedRate {
+    /// The group (slot 1) of every rate of an account.
+    pub fn account_group(account: &str) -> String {
+        format!("account#{account}")
+    }
 }
 
 /// The group of an account's rates, billed or not.
