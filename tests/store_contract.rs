@@ -8,7 +8,7 @@ use billflow_tests::{fresh_store, on_both_stores, Backend};
 use serde_json::{json, Value};
 use shared::domain::identity::Principal;
 use shared::domain::key::{Id, IdType, Key, Kind, TenantId};
-use shared::domain::list::{facets, filter, ListQuery, ListSpec};
+use shared::domain::list::{facets, filter, ListQuery, ListSpec, Values};
 use shared::domain::resource::Resource;
 use shared::store::repo::{Listed, Tenant};
 use shared::store::{
@@ -22,7 +22,7 @@ const TENANT_RUN: Kind = Kind::new("TENANT_RUN", IdType::Uuid);
 
 const SPEC: ListSpec = ListSpec {
     sortable: &["id", "name"],
-    filters: &[filter("status", "/status", |_| true)],
+    filters: &[filter("status", "/status", Values::Names(|| vec!["OPEN", "CLOSED", "draft"]))],
     fields: &["id", "name", "status"],
     archived: None,
 };

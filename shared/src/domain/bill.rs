@@ -2,7 +2,7 @@
 //! percentage of a base amount. The model, create validation, the eight PATCH rules, and what
 //! each bill-run stage does to a bill, all as pure functions.
 
-use super::list::{filter, is_positive_integer, ListSpec};
+use super::list::{filter, names, ListSpec, Values};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -155,10 +155,10 @@ impl Resource for Bill {
 pub const LIST: ListSpec = ListSpec {
     sortable: &["id", "billNumber", "dueDate", "issueDate", "createdAt", "amount"],
     filters: &[
-        filter("status", "/status", |v| v.parse::<BillStatus>().is_ok()),
-        filter("billRunId", "/billRunId", is_positive_integer),
-        filter("accountId", "/account/id", is_positive_integer),
-        filter("calculationMethod", "/calculationMethod", |v| v.parse::<CalculationMethod>().is_ok()),
+        filter("status", "/status", Values::Names(names::<BillStatus>)),
+        filter("billRunId", "/billRunId", Values::PositiveIntegers),
+        filter("accountId", "/account/id", Values::PositiveIntegers),
+        filter("calculationMethod", "/calculationMethod", Values::Names(names::<CalculationMethod>)),
     ],
     fields: &[
         "id",

@@ -1,7 +1,7 @@
 //! Bill runs and adhoc bill runs: the models, their validation, the state machine of
 //! docs/bill-runs.md and the stage worker's steps, all as pure functions.
 
-use super::list::{filter, is_positive_integer, ListSpec};
+use super::list::{filter, names, ListSpec, Values};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::Date;
@@ -273,21 +273,13 @@ pub trait Run: Resource + Clone + std::fmt::Debug + PartialEq + 'static {
     fn set_report(&mut self, report: &Report);
 }
 
-fn is_bill_run_status(v: &str) -> bool {
-    v.parse::<BillRunStatus>().is_ok()
-}
-
-fn is_summary_status(v: &str) -> bool {
-    v.parse::<SummaryStatus>().is_ok()
-}
-
 /// What `GET /bill-runs` filters, sorts and selects.
 pub const RUN_LIST: ListSpec = ListSpec {
     sortable: &["id", "name", "created", "invoiceDate", "periodStartDate"],
     filters: &[
-        filter("billRunStatus", "/billRunStatus", is_bill_run_status),
-        filter("summaryStatus", "/summaryStatus", is_summary_status),
-        filter("billingCycleId", "/billingCycleId", is_positive_integer),
+        filter("billRunStatus", "/billRunStatus", Values::Names(names::<BillRunStatus>)),
+        filter("summaryStatus", "/summaryStatus", Values::Names(names::<SummaryStatus>)),
+        filter("billingCycleId", "/billingCycleId", Values::PositiveIntegers),
     ],
     fields: &[
         "id",
@@ -318,8 +310,8 @@ pub const RUN_LIST: ListSpec = ListSpec {
 pub const ADHOC_LIST: ListSpec = ListSpec {
     sortable: &["id", "name", "created", "invoiceDate"],
     filters: &[
-        filter("billRunStatus", "/billRunStatus", is_bill_run_status),
-        filter("summaryStatus", "/summaryStatus", is_summary_status),
+        filter("billRunStatus", "/billRunStatus", Values::Names(names::<BillRunStatus>)),
+        filter("summaryStatus", "/summaryStatus", Values::Names(names::<SummaryStatus>)),
     ],
     fields: &[
         "id",

@@ -7,13 +7,45 @@ use serde_json::{Map, Value};
 
 use super::DomainError;
 
-/// A filter parameter: its name, the JSON Pointer of the value it matches, and the check each
-/// of its values must pass.
+/// A filter parameter: its name, the JSON Pointer of the value it matches, and the values it
+/// takes (what the parser checks and the OpenAPI document states).
 #[derive(Debug)]
 pub struct FilterField {
     pub name: &'static str,
     pub pointer: &'static str,
-    pub valid: fn(&str) -> bool,
+    pub values: Values,
+}
+
+/// The values of a filter.
+#[derive(Debug, Clone, Copy)]
+pub enum Values {
+    /// One of these names (an enum's).
+    Names(fn() -> Vec<&'static str>),
+    /// An integer id, 1 or more.
+    PositiveIntegers,
+}
+
+impl Values {
+    pub fn accepts(&self, value: &str) -> bool {
+        match self {
+            Self::Names(names) => names().contains(&value),
+            Self::PositiveIntegers => is_positive_integer(value),
+        }
+    }
+
+    /// The pattern of the parameter: one value, or `in:` and several, comma-separated.
+    pub fn pattern(&self) -> String {
+        let one = match self {
+            Self::Names(names) => format!("({})", names().join("|")),
+            Self::PositiveIntegers => "[1-9][0-9]{0,18}".to_owned(),
+        };
+        format!("^(in:)?{one}(,{one})*$")
+    }
+}
+
+/// The serialized names of an enum's variants.
+pub fn names<T: strum::VariantArray + Copy + Into<&'static str>>() -> Vec<&'static str> {
+    T::VARIANTS.iter().map(|v| (*v).into()).collect()
 }
 
 /// A filter value that is an integer id (1 or more).
@@ -21,8 +53,14 @@ pub fn is_positive_integer(v: &str) -> bool {
     v.parse::<u64>().is_ok_and(|n| n > 0)
 }
 
-pub const fn filter(name: &'static str, pointer: &'static str, valid: fn(&str) -> bool) -> FilterField {
-    FilterField { name, pointer, valid }
+pub const fn filter(name: &'static str, pointer: &'static str, values: Values) -> FilterField {
+    FilterField { name, pointer, values }
+}
+
+/// A comma-separated list of `names` as a pattern (`sort`'s `:asc`/`:desc` when `directed`).
+pub fn list_pattern(names: &[&str], directed: bool) -> String {
+    let one = format!("({}){}", names.join("|"), if directed { "(:(asc|desc))?" } else { "" });
+    format!("^{one}(,{one})*$")
 }
 
 /// What a resource's list endpoint supports.
@@ -151,7 +189,7 @@ impl ListQuery {
                     Some(f) => {
                         let values: Vec<String> =
                             value.strip_prefix("in:").unwrap_or(value).split(',').map(str::to_owned).collect();
-                        if let Some(bad) = values.iter().find(|v| !(f.valid)(v)) {
+                        if let Some(bad) = values.iter().find(|v| !f.values.accepts(v)) {
                             return Err(DomainError::field(
                                 format!("/{name}"),
                                 format!("invalid filter value {bad:?}"),
@@ -352,9 +390,9 @@ mod tests {
     const SPEC: ListSpec = ListSpec {
         sortable: &["id", "name"],
         filters: &[
-            filter("status", "/status", |v| ["OPEN", "CLOSED"].contains(&v)),
-            filter("cycle", "/cycle", |v| v.parse::<u64>().is_ok()),
-            filter("owner", "/owner/id", |v| v.parse::<u64>().is_ok()),
+            filter("status", "/status", Values::Names(|| vec!["OPEN", "CLOSED"])),
+            filter("cycle", "/cycle", Values::PositiveIntegers),
+            filter("owner", "/owner/id", Values::PositiveIntegers),
         ],
         fields: &["id", "name", "status", "cycle"],
         archived: Some("gone"),

@@ -11,7 +11,7 @@ use time::Date;
 
 use super::bill::{apply_update, Bill, NewBill};
 use super::bill_run::{apply_patch, parse_periods, AdhocBillRun, BillRun, NewAdhocBillRun, NewBillRun, Run};
-use super::list::{filter, ListQuery, ListSpec};
+use super::list::{filter, ListQuery, ListSpec, Values};
 use super::money::MAX_AMOUNT;
 use super::patch::Patch;
 use super::DomainError;
@@ -460,7 +460,7 @@ proptest! {
         "sort", "fields", "status", "includeArchived", "bogus"]), prop_oneof![".{0,20}", extreme_integer_text()]), 0..5)) {
         const SPEC: ListSpec = ListSpec {
             sortable: &["id", "name"],
-            filters: &[filter("status", "/status", |v| v == "OPEN")],
+            filters: &[filter("status", "/status", Values::Names(|| vec!["OPEN"]))],
             fields: &["id", "name", "status"],
             archived: Some("isArchived"),
         };
