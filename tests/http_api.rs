@@ -260,7 +260,8 @@ async fn patch_semantics(backend: Backend) {
         .await;
     assert_problem(&reply, 409);
     assert_eq!(app.get("/bill-runs/1").await.body["paused"], true, "a failed test changes nothing");
-    assert_problem(&app.patch("/bill-runs/1", &json!([replace("/nope/deeper", json!(1))])).await, 400);
+    // A path the run does not have: the patch conflicts with the run as it is (RFC 5789), like a failed test.
+    assert_problem(&app.patch("/bill-runs/1", &json!([replace("/nope/deeper", json!(1))])).await, 409);
     for (op, pointer) in [
         (replace("/name", json!("Renamed")), "/name"),
         (replace("/billingCycleId", json!(9)), "/billingCycleId"),

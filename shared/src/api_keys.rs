@@ -120,19 +120,27 @@ fn api_key_record(
     }
 }
 
-/// `90d`, `12h`, `30m` or `45s` (more than 0, at most [`MAX_LIFE`]).
+/// `90d`, `12h`, `30m` or `45s`: more than 0, at most [`MAX_LIFE`], with no leading zero and at
+/// most 8 digits of seconds, 6 of minutes, 4 of hours or 4 of days, as [`DURATION_PATTERN`]
+/// states it.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let unit = text.chars().last()?;
-    let n: u64 = text[..text.len() - unit.len_utf8()].parse().ok().filter(|_| text.as_bytes()[0].is_ascii_digit())?;
-    let seconds = match unit {
-        's' => Some(n),
-        'm' => n.checked_mul(60),
-        'h' => n.checked_mul(3600),
-        'd' => n.checked_mul(86_400),
-        _ => None,
-    }?;
-    Some(Duration::from_secs(seconds)).filter(|life| !life.is_zero() && *life <= MAX_LIFE)
+    let digits = &text[..text.len() - unit.len_utf8()];
+    let (per_unit, max_digits) = match unit {
+        's' => (1, 8),
+        'm' => (60, 6),
+        'h' => (3600, 4),
+        'd' => (86_400, 4),
+        _ => return None,
+    };
+    let plain = !digits.is_empty() && digits.len() <= max_digits && !digits.starts_with('0');
+    let n: u64 = digits.parse().ok().filter(|_| plain && digits.bytes().all(|b| b.is_ascii_digit()))?;
+    Some(Duration::from_secs(n.checked_mul(per_unit)?)).filter(|life| *life <= MAX_LIFE)
 }
+
+/// What [`parse_duration`] takes, as a JSON Schema pattern (the days spelled out up to 3650).
+pub const DURATION_PATTERN: &str =
+    "^([1-9][0-9]{0,7}s|[1-9][0-9]{0,5}m|[1-9][0-9]{0,3}h|([1-9][0-9]{0,2}|[12][0-9]{3}|3[0-5][0-9]{2}|36[0-4][0-9]|3650)d)$";
 
 /// A key of `tenant` as `POST /api-keys` asks for it: `{"userId"?, "scopes", "description"?,
 /// "expiresIn"?}`, for `caller` (whose user id is the default). Whether the caller may grant the
@@ -258,6 +266,25 @@ mod tests {
         assert_eq!(parse_duration("90d"), Some(Duration::from_secs(90 * 86_400)));
         assert_eq!(parse_duration("12h"), Some(Duration::from_secs(12 * 3600)));
         assert_eq!(parse_duration("3650d"), Some(MAX_LIFE));
+        let pattern = |text: &str| {
+            // The pattern's alternatives, checked by hand for the cases below.
+            let (digits, unit) = text.split_at(text.len() - 1);
+            let max = match unit {
+                "s" => 8,
+                "m" => 6,
+                "h" => 4,
+                "d" => 4,
+                _ => 0,
+            };
+            !digits.is_empty()
+                && digits.len() <= max
+                && !digits.starts_with('0')
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && (unit != "d" || digits.parse::<u64>().is_ok_and(|d| d <= 3650))
+        };
+        for text in ["1s", "99999999s", "999999m", "9999h", "3650d", "3651d", "0001d", "100000000s", "8760h"] {
+            assert_eq!(parse_duration(text).is_some(), pattern(text), "{text}");
+        }
         for bad in ["", "d", "0d", "5w", "-1d", "+1d", "3651d", "99999999999999999999d", "1é", "é"] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }

@@ -16,7 +16,8 @@ use std::sync::OnceLock;
 use serde_json::{json, Map, Value};
 
 use crate::domain::bill_run::{MAX_INVENTORY_IDS, MAX_PERIODS};
-use crate::domain::list::{ListSpec, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::domain::customer_bill::{BILL_SHAPE, ON_DEMAND_SHAPE, RATE_SHAPE};
+use crate::domain::list::{list_pattern, names, ListSpec, Values, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::http::ErrorFormat;
 use crate::routes::{Auth, Route, ROUTES};
 
@@ -297,33 +298,37 @@ fn operation(route: &Route) -> Option<Value> {
             "content": {"application/json": {"schema": schema_ref("BillingRunPage")}}}),
         ),
         "get-billing-run" => Op::new("Get a billing run", "billing runs")
-            .query(vec![fields_param()])
+            .query(vec![fields_param(crate::domain::billing_run::FIELDS)])
             .ok(200, resource("BillingRunFields"))
             .errors(READ),
         "delete-billing-run" => Op::new("Delete a draft or cancelled billing run", "billing runs")
             .ok(204, json!({"description": "Deleted", "headers": request_id_header()}))
             .errors(&[404, 409, 412])
             .if_match(),
-        "list-customer-bills" => tmf_list("List customer bills", "CustomerBill"),
-        "get-customer-bill" => tmf_get("Get a customer bill", "CustomerBill"),
+        "list-customer-bills" => tmf_list("List customer bills", "CustomerBill", BILL_SHAPE),
+        "get-customer-bill" => tmf_get("Get a customer bill", "CustomerBill", BILL_SHAPE),
         "patch-customer-bill" => Op::new("Put a customer bill on hold, or back in progress", TMF_TAG)
             .body(json!({"required": true, "content": {
                 "application/merge-patch+json": {"schema": schema_ref("CustomerBill_Update"),
                     "example": {"state": "onHold"}},
                 "application/json": {"schema": schema_ref("CustomerBill_Update")},
-                "application/json-patch+json": {"schema": schema_ref("JsonPatch"),
+                "application/json-patch+json": {"schema": schema_ref("CustomerBill_JsonPatch"),
                     "example": [{"op": "replace", "path": "/state", "value": "inProgress"}]},
             }}))
             .ok(200, resource("CustomerBill"))
             .errors(CHANGE)
             .if_match(),
-        "list-customer-bill-on-demand" => tmf_list("List on-demand bill requests", "CustomerBillOnDemand"),
-        "get-customer-bill-on-demand" => tmf_get("Get an on-demand bill request", "CustomerBillOnDemand"),
+        "list-customer-bill-on-demand" => {
+            tmf_list("List on-demand bill requests", "CustomerBillOnDemand", ON_DEMAND_SHAPE)
+        }
+        "get-customer-bill-on-demand" => {
+            tmf_get("Get an on-demand bill request", "CustomerBillOnDemand", ON_DEMAND_SHAPE)
+        }
         "list-applied-customer-billing-rates" => {
-            tmf_list("List applied customer billing rates", "AppliedCustomerBillingRate")
+            tmf_list("List applied customer billing rates", "AppliedCustomerBillingRate", RATE_SHAPE)
         }
         "get-applied-customer-billing-rate" => {
-            tmf_get("Get an applied customer billing rate", "AppliedCustomerBillingRate")
+            tmf_get("Get an applied customer billing rate", "AppliedCustomerBillingRate", RATE_SHAPE)
         }
         _ => api_key_operation(route.function)?,
     };
@@ -391,7 +396,8 @@ fn api_key_schemas() -> Vec<(&'static str, Value)> {
             ("description", json!({"type": "string", "minLength": 1, "maxLength": MAX_DESCRIPTION})),
             (
                 "expiresIn",
-                json!({"type": "string", "pattern": "^[0-9]+[smhd]$",
+                json!({"type": "string",
+                "pattern": crate::api_keys::DURATION_PATTERN,
                 "description": "`<n>s`, `<n>m`, `<n>h` or `<n>d`, more than 0 and at most 3650d"}),
             ),
         ],
@@ -411,7 +417,7 @@ const TMF_TAG: &str = "customer bills (TMF678)";
 fn billing_run_list_params() -> Vec<Value> {
     let mut params = page_params();
     params.insert(1, json!({"name": "status", "in": "query", "description": "`status` or `in:a,b`: the runs of the page read with these statuses",
-            "schema": {"type": "string", "minLength": 1}}));
+            "schema": {"type": "string", "pattern": Values::Names(names::<crate::domain::billing_run::Status>).pattern()}}));
     params
 }
 
@@ -433,12 +439,12 @@ fn periods_param() -> Value {
     })
 }
 
-fn tmf_list(summary: &'static str, schema: &'static str) -> Op {
+fn tmf_list(summary: &'static str, schema: &'static str, shape: TmfShape) -> Op {
     Op::new(summary, TMF_TAG)
         .query(vec![
             json!({"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}}),
             json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}),
-            fields_param(),
+            fields_param(&attributes(shape)),
         ])
         .ok(
             200,
@@ -454,13 +460,20 @@ fn tmf_list(summary: &'static str, schema: &'static str) -> Op {
         )
 }
 
-fn tmf_get(summary: &'static str, schema: &'static str) -> Op {
-    Op::new(summary, TMF_TAG).query(vec![fields_param()]).ok(200, resource(schema)).errors(READ)
+fn tmf_get(summary: &'static str, schema: &'static str, shape: TmfShape) -> Op {
+    Op::new(summary, TMF_TAG).query(vec![fields_param(&attributes(shape))]).ok(200, resource(schema)).errors(READ)
 }
 
-fn fields_param() -> Value {
-    json!({"name": "fields", "in": "query", "description": "Comma-separated attributes to return (the id always comes)",
-        "schema": {"type": "string", "minLength": 1}})
+type TmfShape = &'static [(&'static str, crate::domain::tmf_query::Shape)];
+
+/// The top-level attributes of a TMF resource (what `fields` may name).
+fn attributes(shape: TmfShape) -> Vec<&'static str> {
+    shape.iter().map(|(name, _)| *name).collect()
+}
+
+fn fields_param(fields: &[&str]) -> Value {
+    json!({"name": "fields", "in": "query", "description": format!("Comma-separated attributes to return (the id always comes), of: {}", fields.join(", ")),
+        "schema": {"type": "string", "pattern": list_pattern(fields, false)}})
 }
 
 fn list_params(spec: &ListSpec) -> Vec<Value> {
@@ -469,15 +482,15 @@ fn list_params(spec: &ListSpec) -> Vec<Value> {
         json!({"name": "pageSize", "in": "query",
             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE}}),
         json!({"name": "sort", "in": "query",
-            "description": format!("Comma-separated `field` or `field:desc`, of: {}", spec.sortable.join(", ")),
-            "schema": {"type": "string", "minLength": 1}}),
-        json!({"name": "fields", "in": "query",
-            "description": format!("Comma-separated fields to return, of: {}", spec.fields.join(", ")),
-            "schema": {"type": "string", "minLength": 1}}),
+            "description": format!("Comma-separated `field` or `field:desc`, of: {}. An order other than id's is served \
+                when the narrowest filter given holds at most 1,000 items, else 400", spec.sortable.join(", ")),
+            "schema": {"type": "string", "pattern": list_pattern(spec.sortable, true)}}),
+        fields_param(spec.fields),
     ];
     for filter in spec.filters {
         params.push(json!({"name": filter.name, "in": "query",
-            "description": "A value, or `in:v1,v2` for any of several", "schema": {"type": "string", "minLength": 1}}));
+            "description": "A value, or `in:v1,v2` for any of several (served from this filter's index with one value)",
+            "schema": {"type": "string", "pattern": filter.values.pattern()}}));
     }
     if let Some(flag) = spec.archived {
         params.push(json!({"name": "includeArchived", "in": "query",
@@ -605,7 +618,7 @@ fn render(route: &Route, op: Op) -> Value {
     if op.idempotent_create {
         parameters.push(json!({"name": "Idempotency-Key", "in": "header",
             "description": "The same key with the same body answers the first response again (200); with another body, 422",
-            "schema": {"type": "string", "minLength": 1, "maxLength": 256}}));
+            "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"}}));
     }
     if op.if_match {
         parameters.push(json!({"name": "If-Match", "in": "header",
@@ -704,8 +717,21 @@ fn tmf_schemas() -> Map<String, Value> {
     }
     create["description"] = json!("A rated charge to record: AppliedCustomerBillingRate without what the server owns");
     create["required"] = json!(["billingAccount", "taxExcludedAmount"]);
+    // Money as a charge must state it: a unit and a value.
+    create["properties"]["taxExcludedAmount"] = json!({"allOf": [schema_ref("Money")], "required": ["unit", "value"]});
+    create["additionalProperties"] = json!(false);
     definitions.insert("AppliedCustomerBillingRate_Create".into(), create);
+    // An on-demand request names its account; what the server owns stays out.
+    let on_demand = &mut definitions["CustomerBillOnDemand_Create"];
+    if let Some(properties) = on_demand["properties"].as_object_mut() {
+        for owned in crate::domain::customer_bill::ON_DEMAND_SERVER_OWNED {
+            properties.remove(*owned);
+        }
+    }
+    on_demand["required"] = json!(["billingAccount"]);
+    on_demand["additionalProperties"] = json!(false);
     definitions.insert("JsonPatch".into(), json_patch_schema());
+    definitions.extend(customer_bill_patches());
     // TMF678's hub and attachment definitions no operation here uses: left out, so that the
     // document holds no schema nothing refers to.
     for unused in [
@@ -722,16 +748,47 @@ fn tmf_schemas() -> Map<String, Value> {
     definitions
 }
 
+/// What a PATCH of a customer bill may say: its state, on hold or back in progress (TMF678's
+/// CustomerBill_Update lists every attribute, but the rest are the server's), as a merge patch or
+/// a JSON Patch of `/state`.
+fn customer_bill_patches() -> [(String, Value); 2] {
+    let state = json!({"enum": ["inProgress", "onHold", "InProgress", "OnHold"]});
+    let update = (
+        "CustomerBill_Update".to_owned(),
+        json!({"type": "object", "additionalProperties": false, "properties": {
+            "state": state, "@type": {"const": "CustomerBill"}, "@baseType": {"type": "string"},
+            "@schemaLocation": {"type": "string", "format": "uri"},
+        }}),
+    );
+    let json_patch = (
+        "CustomerBill_JsonPatch".to_owned(),
+        json!({"type": "array", "maxItems": crate::domain::patch::MAX_OPERATIONS, "items": {
+            "type": "object", "required": ["op", "path", "value"],
+            "properties": {"op": {"enum": ["replace", "add"]}, "path": {"const": "/state"}, "value": state},
+        }}),
+    );
+    [update, json_patch]
+}
+
 fn json_patch_schema() -> Value {
+    // RFC 6901 JSON Pointers; RFC 6902: members an operation does not define are ignored (`from`
+    // of an add), so the schema allows them too.
+    let pointer = json!({"type": "string", "pattern": "^(/([^/~]|~[01])*)*$"});
+    let op = |ops: &[&str], required: &[&str]| {
+        let mut properties = json!({"op": {"enum": ops}, "path": pointer, "from": {}, "value": {}});
+        if required.contains(&"from") {
+            properties["from"] = pointer.clone();
+        }
+        json!({"type": "object", "required": required, "properties": properties})
+    };
     json!({
         "type": "array", "maxItems": crate::domain::patch::MAX_OPERATIONS,
         "description": "RFC 6902 JSON Patch: at most 100 operations, none growing the document past 350 KB",
-        "items": {"type": "object", "required": ["op", "path"],
-            "properties": {
-                "op": {"enum": ["add", "remove", "replace", "move", "copy", "test"]},
-                // RFC 6902: members an operation does not define are ignored (`from` of an add).
-                "path": {"type": "string"}, "from": {}, "value": {},
-            }},
+        "items": {"oneOf": [
+            op(&["add", "replace", "test"], &["op", "path", "value"]),
+            op(&["remove"], &["op", "path"]),
+            op(&["move", "copy"], &["op", "path", "from"]),
+        ]},
     })
 }
 
@@ -791,10 +848,6 @@ fn projection(schema: &Value) -> Value {
     let mut schema = schema.clone();
     schema["required"] = json!(["id"]);
     schema
-}
-
-fn names<T: strum::VariantArray + Copy + Into<&'static str>>() -> Vec<&'static str> {
-    T::VARIANTS.iter().map(|v| (*v).into()).collect()
 }
 
 fn own_schemas() -> Vec<(&'static str, Value)> {
@@ -938,36 +991,40 @@ fn own_schemas() -> Vec<(&'static str, Value)> {
     );
 
     let restriction = nullable(enumeration(&names::<Restriction>()));
-    let strings = json!({"type": "array", "maxItems": 100, "items": {"type": "string"}});
+    // Ids as the parser bounds them: 1 to 100 characters.
+    let id_text = json!({"type": "string", "minLength": 1, "maxLength": crate::domain::check::MAX_ID});
+    let strings = json!({"type": "array", "maxItems": 100, "items": id_text});
     let reminder = exact(&[
         ("card_expiration_date_end", string()),
         ("card_expiration_date_start", string()),
         ("id", integer(0)),
         ("name", nullable_string()),
-        ("notice_id", string()),
+        ("notice_id", id_text.clone()),
     ]);
     let reminders = exact(&[
         ("order_type_restriction", restriction.clone()),
         ("order_types", strings.clone()),
         ("reminders", json!({"type": "array", "items": reminder})),
     ]);
-    let cancellation = exact(&[("date_range_end", string()), ("date_range_start", string())]);
+    // A date `YYYY-MM-DD` or an RFC 3339 date-time, as the parser takes them.
+    let day = json!({"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}]});
+    let cancellation = exact(&[("date_range_end", day.clone()), ("date_range_start", day.clone())]);
     let installments = exact(&[
         ("card_type_restriction", restriction.clone()),
         ("card_types", strings.clone()),
-        ("date_range_end", string()),
-        ("date_range_start", string()),
+        ("date_range_end", day.clone()),
+        ("date_range_start", day),
         ("do_not_send_standard_email_confirmations", json!({"type": ["boolean", "null"]})),
-        ("failure_notice_id", nullable_string()),
+        ("failure_notice_id", nullable(id_text.clone())),
         ("payment_type_restriction", restriction.clone()),
         ("payment_types", strings.clone()),
-        ("success_notice_id", nullable_string()),
+        ("success_notice_id", nullable(id_text.clone())),
     ]);
     let statements = exact(&[
         ("business_unit_ids", strings),
         ("business_unit_restriction", restriction),
         ("customer_type", nullable(enumeration(&names::<CustomerType>()))),
-        ("statement_template_id", nullable_string()),
+        ("statement_template_id", nullable(id_text.clone())),
     ]);
     let count = json!({"type": ["integer", "null"], "minimum": 0});
     let statistic = exact(&[
@@ -1072,7 +1129,16 @@ fn own_schemas() -> Vec<(&'static str, Value)> {
 /// ignored. A request's nested options need only what the parser needs (a response always carries
 /// every member).
 fn billing_run_requests(billing_run: &Value) -> (Value, Value) {
+    use crate::domain::check::MAX_ID;
     let mut request_run = billing_run.clone();
+    // What the parser bounds: ids of 1 to 100 characters, names of 1 to 255.
+    for (name, max) in
+        [("business_unit_id", MAX_ID), ("name", 255), ("recurring_billing_run_id", MAX_ID), ("template_id", MAX_ID)]
+    {
+        let text = json!({"type": "string", "minLength": 1, "maxLength": max});
+        let nullable = request_run["properties"][name]["anyOf"].is_array();
+        request_run["properties"][name] = if nullable { json!({"anyOf": [text, {"type": "null"}]}) } else { text };
+    }
     let nested = |name: &str, required: &[&str]| requiring(&billing_run["properties"][name], required);
     let mut reminder_options = nested("expiring_credit_card_reminder_options", &[]);
     reminder_options["properties"]["reminders"]["items"] = requiring(
@@ -1094,7 +1160,11 @@ fn billing_run_requests(billing_run: &Value) -> (Value, Value) {
         "statement_options"
     ]);
     let mut put = request_run;
-    put["required"] = json!(["id", "business_unit_id", "name", "status", "sys_version"]);
+    let mut required = create["required"].clone();
+    if let Some(list) = required.as_array_mut() {
+        list.extend([json!("id"), json!("status"), json!("sys_version")]);
+    }
+    put["required"] = required;
     (create, put)
 }
 

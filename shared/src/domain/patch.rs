@@ -84,7 +84,9 @@ impl Patch {
                 json_patch::PatchErrorKind::TestFailed => {
                     DomainError::conflict(format!("test operation {index} failed"))
                 }
-                _ => DomainError::field(format!("/{index}"), format!("cannot apply operation: {}", e.kind)),
+                // RFC 5789: a patch that cannot apply to the resource as it is (a path that is not
+                // there) conflicts with its state, as a failed `test` does.
+                _ => DomainError::conflict(format!("operation {index} cannot apply to the resource: {}", e.kind)),
             })?;
             let grows = matches!(
                 op,
@@ -212,9 +214,9 @@ mod tests {
     }
 
     #[test]
-    fn given_a_missing_path_when_applied_then_invalid() {
+    fn given_a_path_the_document_lacks_when_applied_then_it_conflicts_with_its_state() {
         let patch = Patch::parse(&json!([{"op": "replace", "path": "/nope/deeper", "value": 5}])).unwrap();
-        assert!(matches!(patch.apply(&json!({"a": 1})), Err(DomainError::Invalid { .. })));
+        assert!(matches!(patch.apply(&json!({"a": 1})), Err(DomainError::Conflict(_))));
     }
 
     #[test]

@@ -168,7 +168,7 @@ pub fn parse_rate(body: &Value, id: Uuid, now: OffsetDateTime) -> Result<Applied
 }
 
 pub(super) const ON_DEMAND_FIELDS: &[&str] = &["billingAccount", "name", "description", "relatedParty"];
-pub(super) const ON_DEMAND_SERVER_OWNED: &[&str] = &["id", "href", "state", "lastUpdate", "customerBill"];
+pub(crate) const ON_DEMAND_SERVER_OWNED: &[&str] = &["id", "href", "state", "lastUpdate", "customerBill"];
 
 /// A `POST /customerBillOnDemand` body as a new request, `inProgress`.
 pub fn parse_on_demand(body: &Value, id: Uuid, now: OffsetDateTime) -> Result<OnDemand, DomainError> {
