@@ -259,7 +259,15 @@ fn operation(route: &Route) -> Option<Value> {
     if let Some((summary, tag, body, resource)) = change_of(route.function) {
         return Some(render(route, Op::change(summary, tag, body, resource)));
     }
-    let op = match route.function {
+    let op = elevate_operation(route)
+        .or_else(|| customer_bill_operation(route.function))
+        .or_else(|| api_key_operation(route.function))?;
+    Some(render(route, op))
+}
+
+/// The reads and deletes of bill runs, adhoc bill runs, bills and billing runs.
+fn elevate_operation(route: &Route) -> Option<Op> {
+    Some(match route.function {
         "list-bill-runs" => Op::new("List bill runs", "bill runs")
             .query(list_params(&crate::domain::bill_run::RUN_LIST))
             .ok(200, list_of("BillRunFields")),
@@ -305,6 +313,13 @@ fn operation(route: &Route) -> Option<Value> {
             .ok(204, json!({"description": "Deleted", "headers": request_id_header()}))
             .errors(&[404, 409, 412])
             .if_match(),
+        _ => return None,
+    })
+}
+
+/// The TMF678 reads and the customer bill's PATCH.
+fn customer_bill_operation(function: &str) -> Option<Op> {
+    Some(match function {
         "list-customer-bills" => tmf_list("List customer bills", "CustomerBill", BILL_SHAPE),
         "get-customer-bill" => tmf_get("Get a customer bill", "CustomerBill", BILL_SHAPE),
         "patch-customer-bill" => Op::new("Put a customer bill on hold, or back in progress", TMF_TAG)
@@ -330,9 +345,8 @@ fn operation(route: &Route) -> Option<Value> {
         "get-applied-customer-billing-rate" => {
             tmf_get("Get an applied customer billing rate", "AppliedCustomerBillingRate", RATE_SHAPE)
         }
-        _ => api_key_operation(route.function)?,
-    };
-    Some(render(route, op))
+        _ => return None,
+    })
 }
 
 const API_KEYS_TAG: &str = "API keys";
@@ -851,9 +865,25 @@ fn projection(schema: &Value) -> Value {
 }
 
 fn own_schemas() -> Vec<(&'static str, Value)> {
-    use crate::domain::bill::{BillStatus, BillType, CalculationMethod};
-    use crate::domain::bill_run::{BillRunStatus, RunKind, SummaryStatus};
-    use crate::domain::billing_run::{CustomerType, Restriction, Status};
+    let problem = json!({
+        "type": "object", "additionalProperties": false, "required": ["type", "title", "status", "detail"],
+        "description": "RFC 9457 problem details",
+        "properties": {
+            "type": {"type": "string"}, "title": {"type": "string"},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599}, "detail": {"type": "string"},
+            "errors": {"type": "array", "items": exact(&[("pointer", string()), ("detail", string())])},
+        },
+    });
+    let mut schemas = vec![("Problem", problem)];
+    schemas.extend(run_schemas());
+    schemas.extend(bill_schemas());
+    schemas.extend(billing_run_schemas());
+    schemas
+}
+
+/// Bill runs: the resource, its projection and its create.
+fn run_schemas() -> Vec<(&'static str, Value)> {
+    use crate::domain::bill_run::{BillRunStatus, SummaryStatus};
     let run_status = enumeration(&names::<BillRunStatus>());
     let summary_status = enumeration(&names::<SummaryStatus>());
     let bill_run = exact(&[
@@ -878,6 +908,28 @@ fn own_schemas() -> Vec<(&'static str, Value)> {
         ("maxInvoiceValue", json!({"type": ["number", "null"]})),
         ("maxInvoiceCustomerId", json!({"type": ["integer", "null"]})),
     ]);
+    let run_name = json!({"type": "string", "pattern": "^[A-Za-z0-9 _./-]{1,22}$"});
+    let bill_run_create = open(
+        &[
+            ("name", run_name.clone()),
+            ("billingCycleId", integer(1)),
+            ("periodStartDate", date()),
+            ("periodEndDate", date()),
+            ("invoiceDate", date()),
+            ("includeUsageUntilDate", nullable(date())),
+            ("parallel", json!({"type": "boolean"})),
+            ("paused", json!({"type": "boolean"})),
+        ],
+        &["name", "billingCycleId", "periodStartDate", "periodEndDate", "invoiceDate"],
+    );
+    let mut schemas =
+        vec![("BillRunFields", projection(&bill_run)), ("BillRun", bill_run), ("BillRunCreate", bill_run_create)];
+    schemas.extend(adhoc_run_schemas(run_status, summary_status, run_name));
+    schemas
+}
+
+/// Adhoc bill runs: the resource, its projection and its create.
+fn adhoc_run_schemas(run_status: Value, summary_status: Value, run_name: Value) -> Vec<(&'static str, Value)> {
     let inventory_ids = json!({"type": "array", "maxItems": MAX_INVENTORY_IDS, "items": integer(1)});
     let adhoc_run = exact(&[
         ("id", integer(1)),
@@ -893,20 +945,6 @@ fn own_schemas() -> Vec<(&'static str, Value)> {
         ("adhocProductInventoryIds", inventory_ids.clone()),
         ("rentalProductInventoryIds", inventory_ids.clone()),
     ]);
-    let run_name = json!({"type": "string", "pattern": "^[A-Za-z0-9 _./-]{1,22}$"});
-    let bill_run_create = open(
-        &[
-            ("name", run_name.clone()),
-            ("billingCycleId", integer(1)),
-            ("periodStartDate", date()),
-            ("periodEndDate", date()),
-            ("invoiceDate", date()),
-            ("includeUsageUntilDate", nullable(date())),
-            ("parallel", json!({"type": "boolean"})),
-            ("paused", json!({"type": "boolean"})),
-        ],
-        &["name", "billingCycleId", "periodStartDate", "periodEndDate", "invoiceDate"],
-    );
     let adhoc_create = open(
         &[
             ("name", run_name),
@@ -918,6 +956,17 @@ fn own_schemas() -> Vec<(&'static str, Value)> {
         &["name", "invoiceDate"],
     );
 
+    vec![
+        ("AdhocBillRunFields", projection(&adhoc_run)),
+        ("AdhocBillRun", adhoc_run),
+        ("AdhocBillRunCreate", adhoc_create),
+    ]
+}
+
+/// Bills: the resource with its account and lines, its projection, its create and its update.
+fn bill_schemas() -> Vec<(&'static str, Value)> {
+    use crate::domain::bill::{BillStatus, BillType, CalculationMethod};
+    use crate::domain::bill_run::RunKind;
     let account = exact(&[("id", integer(1)), ("name", string())]);
     let line_item = exact(&[
         ("id", integer(1)),
@@ -953,6 +1002,21 @@ fn own_schemas() -> Vec<(&'static str, Value)> {
         ("lineItems", json!({"type": "array", "items": schema_ref("LineItem")})),
     ]);
     // A line as a request sends it: `id` only for a kept line, `amount` ignored (computed).
+    let (bill_create, bill_update) = bill_requests(&line_item);
+    vec![
+        ("Account", account),
+        ("LineItem", line_item),
+        ("BillFields", projection(&bill)),
+        ("Bill", bill),
+        ("BillCreate", bill_create),
+        ("BillUpdate", bill_update),
+    ]
+}
+
+/// A bill's create and update, whose lines are `line_item` as a request sends it.
+fn bill_requests(line_item: &Value) -> (Value, Value) {
+    use crate::domain::bill::{BillStatus, BillType, CalculationMethod};
+    use crate::domain::bill_run::RunKind;
     let mut line_input = line_item.clone();
     line_input["properties"]["id"] = nullable(integer(1));
     line_input["required"] = json!(["catalogItemId", "quantity", "unitPrice"]);
@@ -990,54 +1054,34 @@ fn own_schemas() -> Vec<(&'static str, Value)> {
         &[],
     );
 
-    let restriction = nullable(enumeration(&names::<Restriction>()));
-    // Ids as the parser bounds them: 1 to 100 characters.
-    let id_text = json!({"type": "string", "minLength": 1, "maxLength": crate::domain::check::MAX_ID});
-    let strings = json!({"type": "array", "maxItems": 100, "items": id_text});
-    let reminder = exact(&[
-        ("card_expiration_date_end", string()),
-        ("card_expiration_date_start", string()),
-        ("id", integer(0)),
-        ("name", nullable_string()),
-        ("notice_id", id_text.clone()),
-    ]);
-    let reminders = exact(&[
-        ("order_type_restriction", restriction.clone()),
-        ("order_types", strings.clone()),
-        ("reminders", json!({"type": "array", "items": reminder})),
-    ]);
-    // A date `YYYY-MM-DD` or an RFC 3339 date-time, as the parser takes them.
-    let day = json!({"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}]});
-    let cancellation = exact(&[("date_range_end", day.clone()), ("date_range_start", day.clone())]);
-    let installments = exact(&[
-        ("card_type_restriction", restriction.clone()),
-        ("card_types", strings.clone()),
-        ("date_range_end", day.clone()),
-        ("date_range_start", day),
-        ("do_not_send_standard_email_confirmations", json!({"type": ["boolean", "null"]})),
-        ("failure_notice_id", nullable(id_text.clone())),
-        ("payment_type_restriction", restriction.clone()),
-        ("payment_types", strings.clone()),
-        ("success_notice_id", nullable(id_text.clone())),
-    ]);
-    let statements = exact(&[
-        ("business_unit_ids", strings),
-        ("business_unit_restriction", restriction),
-        ("customer_type", nullable(enumeration(&names::<CustomerType>()))),
-        ("statement_template_id", nullable(id_text.clone())),
-    ]);
-    let count = json!({"type": ["integer", "null"], "minimum": 0});
-    let statistic = exact(&[
-        ("action", string()),
-        ("error", count.clone()),
-        ("excluded", count.clone()),
-        ("pending", count.clone()),
-        ("processing", count.clone()),
-        ("successful", count.clone()),
-        ("total", count),
-    ]);
+    (bill_create, bill_update)
+}
+
+/// Billing runs: the resource, its projection, its create, its PUT and a page of a list.
+fn billing_run_schemas() -> Vec<(&'static str, Value)> {
+    let billing_run = billing_run_resource();
+    let (billing_run_create, billing_run_put) = billing_run_requests(&billing_run);
+    let page = json!({"type": "object", "additionalProperties": false, "required": ["Count", "Items"],
+    "properties": {
+        "Count": integer(0),
+        "Items": {"type": "array", "items": schema_ref("BillingRun")},
+        "LastEvaluatedKey": {"type": "string", "description": "Pass back as `exclusiveStartKey` for the next page"},
+    }});
+    vec![
+        ("BillingRunFields", projection(&billing_run)),
+        ("BillingRun", billing_run),
+        ("BillingRunCreate", billing_run_create),
+        ("BillingRunPut", billing_run_put),
+        ("BillingRunPage", page),
+    ]
+}
+
+/// A billing run as the API answers it.
+fn billing_run_resource() -> Value {
+    use crate::domain::billing_run::Status;
+    let (reminders, cancellation, installments, statements, statistic) = billing_run_options();
     let nullable_bool = json!({"type": ["boolean", "null"]});
-    let billing_run = exact(&[
+    exact(&[
         ("business_unit_id", string()),
         ("cancel_installment_schedules", nullable_bool.clone()),
         ("error", nullable_string()),
@@ -1085,43 +1129,59 @@ fn own_schemas() -> Vec<(&'static str, Value)> {
         ("sys_snapshot_base_version", json!({"type": ["integer", "null"], "minimum": 0})),
         ("sys_version", integer(1)),
         ("template_id", nullable_string()),
+    ])
+}
+
+/// A billing run's options: reminders, cancellations, installments, statements, and a statistic.
+fn billing_run_options() -> (Value, Value, Value, Value, Value) {
+    use crate::domain::billing_run::{CustomerType, Restriction};
+    let restriction = nullable(enumeration(&names::<Restriction>()));
+    // Ids as the parser bounds them: 1 to 100 characters.
+    let id_text = json!({"type": "string", "minLength": 1, "maxLength": crate::domain::check::MAX_ID});
+    let strings = json!({"type": "array", "maxItems": 100, "items": id_text});
+    let reminder = exact(&[
+        ("card_expiration_date_end", string()),
+        ("card_expiration_date_start", string()),
+        ("id", integer(0)),
+        ("name", nullable_string()),
+        ("notice_id", id_text.clone()),
     ]);
-    let (billing_run_create, billing_run_put) = billing_run_requests(&billing_run);
-    let page = json!({"type": "object", "additionalProperties": false, "required": ["Count", "Items"],
-    "properties": {
-        "Count": integer(0),
-        "Items": {"type": "array", "items": schema_ref("BillingRun")},
-        "LastEvaluatedKey": {"type": "string", "description": "Pass back as `exclusiveStartKey` for the next page"},
-    }});
-    let problem = json!({
-        "type": "object", "additionalProperties": false, "required": ["type", "title", "status", "detail"],
-        "description": "RFC 9457 problem details",
-        "properties": {
-            "type": {"type": "string"}, "title": {"type": "string"},
-            "status": {"type": "integer", "minimum": 400, "maximum": 599}, "detail": {"type": "string"},
-            "errors": {"type": "array", "items": exact(&[("pointer", string()), ("detail", string())])},
-        },
-    });
-    vec![
-        ("Problem", problem),
-        ("BillRunFields", projection(&bill_run)),
-        ("BillRun", bill_run),
-        ("BillRunCreate", bill_run_create),
-        ("AdhocBillRunFields", projection(&adhoc_run)),
-        ("AdhocBillRun", adhoc_run),
-        ("AdhocBillRunCreate", adhoc_create),
-        ("Account", account),
-        ("LineItem", line_item),
-        ("BillFields", projection(&bill)),
-        ("Bill", bill),
-        ("BillCreate", bill_create),
-        ("BillUpdate", bill_update),
-        ("BillingRunFields", projection(&billing_run)),
-        ("BillingRun", billing_run),
-        ("BillingRunCreate", billing_run_create),
-        ("BillingRunPut", billing_run_put),
-        ("BillingRunPage", page),
-    ]
+    let reminders = exact(&[
+        ("order_type_restriction", restriction.clone()),
+        ("order_types", strings.clone()),
+        ("reminders", json!({"type": "array", "items": reminder})),
+    ]);
+    // A date `YYYY-MM-DD` or an RFC 3339 date-time, as the parser takes them.
+    let day = json!({"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}]});
+    let cancellation = exact(&[("date_range_end", day.clone()), ("date_range_start", day.clone())]);
+    let installments = exact(&[
+        ("card_type_restriction", restriction.clone()),
+        ("card_types", strings.clone()),
+        ("date_range_end", day.clone()),
+        ("date_range_start", day),
+        ("do_not_send_standard_email_confirmations", json!({"type": ["boolean", "null"]})),
+        ("failure_notice_id", nullable(id_text.clone())),
+        ("payment_type_restriction", restriction.clone()),
+        ("payment_types", strings.clone()),
+        ("success_notice_id", nullable(id_text.clone())),
+    ]);
+    let statements = exact(&[
+        ("business_unit_ids", strings),
+        ("business_unit_restriction", restriction),
+        ("customer_type", nullable(enumeration(&names::<CustomerType>()))),
+        ("statement_template_id", nullable(id_text.clone())),
+    ]);
+    let count = json!({"type": ["integer", "null"], "minimum": 0});
+    let statistic = exact(&[
+        ("action", string()),
+        ("error", count.clone()),
+        ("excluded", count.clone()),
+        ("pending", count.clone()),
+        ("processing", count.clone()),
+        ("successful", count.clone()),
+        ("total", count),
+    ]);
+    (reminders, cancellation, installments, statements, statistic)
 }
 
 /// The create and PUT schemas of a billing run: the run's shape, with the content fields required,
