@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
 use super::Job;
 use crate::domain::bill::{stage_effect, Bill, Report};
@@ -81,6 +81,38 @@ pub async fn step<R: Run>(tenant: &Tenant<'_>, id: &Id, seen_version: Option<u64
 }
 
 /// The writes of one step: the run first, then the bills it changes.
+/// Applies `stage` to the first bills of `page` (at most [`BATCH`], and about [`BATCH_BYTES`] of
+/// writes): the updates of the bills it changed, and how many it took; `at` moves past each.
+fn step_bills(
+    bills: &Repo<'_, Bill>,
+    page: &[Versioned<Bill>],
+    stage: SummaryStatus,
+    invoice_date: Date,
+    at: &mut StageState,
+) -> StoreResult<(usize, Vec<Update>)> {
+    let now = OffsetDateTime::now_utc();
+    let (mut taken, mut bytes, mut writes) = (0, 0, Vec::new());
+    for bill in page.iter().take(BATCH) {
+        if taken > 0 && bytes >= BATCH_BYTES {
+            break;
+        }
+        match stage_effect(stage, &bill.value, invoice_date, now) {
+            Some(changed) => {
+                at.report.add(&changed);
+                let update =
+                    bills.update_of(bill, &changed, AuditEvent::new(None, format!("worker {}", stage.name())))?;
+                bytes += update.body.len();
+                writes.push(update);
+            }
+            None => at.report.add(&bill.value),
+        }
+        at.cursor = bill.value.id;
+        taken += 1;
+    }
+    at.done += taken as u64;
+    Ok((taken, writes))
+}
+
 async fn plan<R: Run>(runs: &Repo<'_, R>, current: &Versioned<R>) -> StoreResult<Option<Vec<Update>>> {
     let mut run = current.value.clone();
     let before = run.progress();
@@ -111,26 +143,8 @@ async fn plan<R: Run>(runs: &Repo<'_, R>, current: &Versioned<R>) -> StoreResult
         let after = (at.cursor > 0).then(|| Id::Int(at.cursor).sort_key());
         let index = Page { group: Some(&group), after: after.as_deref(), limit: BATCH + 1, ..Page::default() };
         let page = bills.page(&index).await?;
-        let now = OffsetDateTime::now_utc();
-        let (mut taken, mut bytes) = (0, 0);
-        for bill in page.iter().take(BATCH) {
-            if taken > 0 && bytes >= BATCH_BYTES {
-                break;
-            }
-            match stage_effect(stage, &bill.value, run.invoice_date(), now) {
-                Some(changed) => {
-                    at.report.add(&changed);
-                    let update =
-                        bills.update_of(bill, &changed, AuditEvent::new(None, format!("worker {}", stage.name())))?;
-                    bytes += update.body.len();
-                    bill_writes.push(update);
-                }
-                None => at.report.add(&bill.value),
-            }
-            at.cursor = bill.value.id;
-            taken += 1;
-        }
-        at.done += taken as u64;
+        let (taken, changed) = step_bills(&bills, &page, stage, run.invoice_date(), &mut at)?;
+        bill_writes = changed;
         if taken == page.len() {
             if stage == SummaryStatus::Reporting {
                 run.set_report(&at.report);

@@ -123,6 +123,44 @@ fn failure(request: &Versioned<OnDemand>, cause: &dyn std::fmt::Display) -> Stri
     "billing failed unexpectedly; no bill was made".to_owned()
 }
 
+/// The scan: tallies one page of the account's unbilled rates, and at their end checks that the
+/// bill will fit an item before any rate is touched, then starts billing. `Err` holds the step's
+/// writes when the step ends here (the next page, or the request refused).
+async fn scan(
+    store: &Tenant<'_>,
+    current: &Versioned<OnDemand>,
+    unbilled: &str,
+    mut at: Progress,
+) -> StoreResult<Result<Progress, Vec<Write>>> {
+    let rates = store.repo::<AppliedRate>();
+    let account = &current.value.billing_account.id;
+    let index = Page { group: Some(unbilled), after: at.cursor.as_deref(), limit: SCAN_BATCH + 1, ..Page::default() };
+    let page = rates.page(&index).await?;
+    for rate in page.iter().take(SCAN_BATCH) {
+        if let Err(refusal) = at.tally.add(&rate.value) {
+            return end(store, current, RequestState::Rejected, &refusal.to_string()).await.map(Err);
+        }
+        at.cursor = Some(rate.value.order());
+    }
+    if page.len() > SCAN_BATCH {
+        return Ok(Err(vec![progress(store, current, &at, "scan")?]));
+    }
+    if at.tally.count == 0 {
+        let reason = Refusal::NoRates(account.clone()).to_string();
+        return end(store, current, RequestState::Rejected, &reason).await.map(Err);
+    }
+    // The bill, and the tally kept beside the request, must fit an item: known before any
+    // rate is touched (tax items are at most 1,000, but their categories may be long).
+    let now = datetime::now();
+    let preview = NewBill { id: new_id(), document: new_id(), bill_no: u64::MAX, request: &current.value, now };
+    let size = at.tally.bill(preview).map(|bill| encode(&bill)).unwrap_or_else(|_| Ok(String::new()))?.len();
+    if size > MAX_ITEM_BYTES / 2 {
+        let reason = format!("the bill would be {size} bytes, too large to store: too many or too long tax items");
+        return end(store, current, RequestState::Rejected, &reason).await.map(Err);
+    }
+    Ok(Ok(Progress { bill: Some(new_id()), cursor: None, end: at.cursor, tally: Tally::default() }))
+}
+
 /// The writes of one step.
 async fn plan(store: &Tenant<'_>, current: &Versioned<OnDemand>) -> StoreResult<Vec<Write>> {
     let rates = store.repo::<AppliedRate>();
@@ -130,31 +168,10 @@ async fn plan(store: &Tenant<'_>, current: &Versioned<OnDemand>) -> StoreResult<
     let unbilled = rate_group(account, false);
     let mut at: Progress = current.state().unwrap_or_default();
     if at.bill.is_none() {
-        let index =
-            Page { group: Some(&unbilled), after: at.cursor.as_deref(), limit: SCAN_BATCH + 1, ..Page::default() };
-        let page = rates.page(&index).await?;
-        for rate in page.iter().take(SCAN_BATCH) {
-            if let Err(refusal) = at.tally.add(&rate.value) {
-                return end(store, current, RequestState::Rejected, &refusal.to_string()).await;
-            }
-            at.cursor = Some(rate.value.order());
-        }
-        if page.len() > SCAN_BATCH {
-            return Ok(vec![progress(store, current, &at, "scan")?]);
-        }
-        if at.tally.count == 0 {
-            return end(store, current, RequestState::Rejected, &Refusal::NoRates(account.clone()).to_string()).await;
-        }
-        // The bill, and the tally kept beside the request, must fit an item: known before any
-        // rate is touched (tax items are at most 1,000, but their categories may be long).
-        let now = datetime::now();
-        let preview = NewBill { id: new_id(), document: new_id(), bill_no: u64::MAX, request: &current.value, now };
-        let size = at.tally.bill(preview).map(|bill| encode(&bill)).unwrap_or_else(|_| Ok(String::new()))?.len();
-        if size > MAX_ITEM_BYTES / 2 {
-            let reason = format!("the bill would be {size} bytes, too large to store: too many or too long tax items");
-            return end(store, current, RequestState::Rejected, &reason).await;
-        }
-        at = Progress { bill: Some(new_id()), cursor: None, end: at.cursor, tally: Tally::default() };
+        at = match scan(store, current, &unbilled, at).await? {
+            Ok(at) => at,
+            Err(writes) => return Ok(writes),
+        };
     }
     let bill = at.bill.unwrap_or_else(new_id);
     let index = Page { group: Some(&unbilled), after: at.cursor.as_deref(), limit: BILL_BATCH + 1, ..Page::default() };
