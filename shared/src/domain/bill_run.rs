@@ -732,15 +732,9 @@ fn allowed_from(kind: RunKind, p: &Progress) -> String {
     )
 }
 
-/// Decides a status request against the stage path of docs/bill-runs.md: the new progress, or a
-/// refusal (400 for a stage a client may never ask for, 409 for one the state forbids).
-pub fn transition(
-    kind: RunKind,
-    current: &Progress,
-    request: StatusRequest,
-    caller: u64,
-) -> Result<Progress, DomainError> {
-    let refuse = |why: &str| DomainError::conflict(format!("{why}: {}", allowed_from(kind, current)));
+/// What a request may never ask, whatever the run's state (400): a stage the system sets (but
+/// PROPERTIES with a reopen), draft invoices of an adhoc run, or FINALIZED.
+fn check_request(kind: RunKind, request: &StatusRequest) -> Result<(), DomainError> {
     if let Some(stage) = request.summary_status {
         let reopening = request.bill_run_status == Some(BillRunStatus::Open) && stage == SummaryStatus::Properties;
         if stage.system_only() && !reopening {
@@ -753,6 +747,19 @@ pub fn transition(
     if request.bill_run_status == Some(BillRunStatus::Finalized) {
         return Err(DomainError::field("/billRunStatus", "FINALIZED is set by the system only"));
     }
+    Ok(())
+}
+
+/// Decides a status request against the stage path of docs/bill-runs.md: the new progress, or a
+/// refusal (400 for a stage a client may never ask for, 409 for one the state forbids).
+pub fn transition(
+    kind: RunKind,
+    current: &Progress,
+    request: StatusRequest,
+    caller: u64,
+) -> Result<Progress, DomainError> {
+    let refuse = |why: &str| DomainError::conflict(format!("{why}: {}", allowed_from(kind, current)));
+    check_request(kind, &request)?;
     if current.bill_run_status == BillRunStatus::Finalized {
         return Err(refuse("a FINALIZED run accepts no change"));
     }
@@ -850,6 +857,30 @@ impl Changes {
     }
 }
 
+/// Refuses (400, each named) a patched member that the run does not have, that is read-only,
+/// or whose new value is invalid.
+fn check_changed<R: Run>(
+    changed: &[String],
+    before: &Map<String, Value>,
+    after: &Map<String, Value>,
+) -> Result<(), DomainError> {
+    let mut errors = Vec::new();
+    for name in changed {
+        if !before.contains_key(name) {
+            errors.push(FieldError::new(format!("/{name}"), "unknown field"));
+        } else if !R::WRITABLE.contains(&name.as_str()) {
+            errors.push(FieldError::new(format!("/{name}"), "read-only field"));
+        } else if let Err(e) = R::check_field(name, &after[name]) {
+            errors.push(e);
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(DomainError::fields(errors))
+    }
+}
+
 /// Steps 2 to 5 of "PATCH semantics": apply, check fields, check the state, decide the transition.
 pub fn apply_patch<R: Run>(current: &R, patch: &Patch, caller: u64) -> Result<Patched<R>, DomainError> {
     let original = serde_json::to_value(current).map_err(|e| DomainError::invalid(e.to_string()))?;
@@ -862,19 +893,7 @@ pub fn apply_patch<R: Run>(current: &R, patch: &Patch, caller: u64) -> Result<Pa
         after.entry(name.clone()).or_insert(Value::Null);
     }
     let changed = changed_members(&before, &after);
-    let mut errors = Vec::new();
-    for name in &changed {
-        if !before.contains_key(name) {
-            errors.push(FieldError::new(format!("/{name}"), "unknown field"));
-        } else if !R::WRITABLE.contains(&name.as_str()) {
-            errors.push(FieldError::new(format!("/{name}"), "read-only field"));
-        } else if let Err(e) = R::check_field(name, &after[name]) {
-            errors.push(e);
-        }
-    }
-    if !errors.is_empty() {
-        return Err(DomainError::fields(errors));
-    }
+    check_changed::<R>(&changed, &before, &after)?;
 
     let progress = current.progress();
     let new_status = after["billRunStatus"].as_str().and_then(|v| v.parse().ok()).unwrap_or(progress.bill_run_status);

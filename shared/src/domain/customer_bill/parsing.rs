@@ -98,14 +98,13 @@ pub(super) const RATE_FIELDS: &[&str] = &[
 pub(crate) const RATE_SERVER_OWNED: &[&str] =
     &["id", "href", "isBilled", "bill", "state", "lastUpdate", "customerBill"];
 
-/// A `POST /appliedCustomerBillingRate` body as a new, unbilled rate.
-pub fn parse_rate(body: &Value, id: Uuid, now: OffsetDateTime) -> Result<AppliedRate, DomainError> {
-    let map = members(body, RATE_FIELDS, RATE_SERVER_OWNED, RATE_TYPE)?;
-    let billing_account: EntityRef = required(map, "billingAccount")?;
-    billing_account.check("/billingAccount")?;
-    let excluded: Money = required(map, "taxExcludedAmount")?;
-    excluded.check("/taxExcludedAmount")?;
-    let applied_tax: Vec<AppliedTax> = member(map, "appliedTax")?.unwrap_or_default();
+/// The tax-included amount of a rate: the excluded amount plus its taxes (each in the rate's
+/// unit, rates within bounds), computed, or as sent when it is exactly that.
+fn included_amount(
+    map: &Map<String, Value>,
+    excluded: &Money,
+    applied_tax: &[AppliedTax],
+) -> Result<Money, DomainError> {
     // Every computed amount lies within the bounds, the included one even without taxes (an
     // input of 15+6 digits can pass 999,999,999,999,999.99).
     let mut included = money::amount(Some(excluded.value));
@@ -123,7 +122,7 @@ pub fn parse_rate(body: &Value, id: Uuid, now: OffsetDateTime) -> Result<Applied
     let included = included.ok_or_else(|| {
         DomainError::field("/taxIncludedAmount", "the excluded amount and the taxes sum beyond 999,999,999,999,999.99")
     })?;
-    let tax_included_amount = match member::<Money>(map, "taxIncludedAmount")? {
+    Ok(match member::<Money>(map, "taxIncludedAmount")? {
         None => Money::new(&excluded.unit, included),
         Some(sent) => {
             sent.check("/taxIncludedAmount")?;
@@ -135,7 +134,18 @@ pub fn parse_rate(body: &Value, id: Uuid, now: OffsetDateTime) -> Result<Applied
             }
             sent
         }
-    };
+    })
+}
+
+/// A `POST /appliedCustomerBillingRate` body as a new, unbilled rate.
+pub fn parse_rate(body: &Value, id: Uuid, now: OffsetDateTime) -> Result<AppliedRate, DomainError> {
+    let map = members(body, RATE_FIELDS, RATE_SERVER_OWNED, RATE_TYPE)?;
+    let billing_account: EntityRef = required(map, "billingAccount")?;
+    billing_account.check("/billingAccount")?;
+    let excluded: Money = required(map, "taxExcludedAmount")?;
+    excluded.check("/taxExcludedAmount")?;
+    let applied_tax: Vec<AppliedTax> = member(map, "appliedTax")?.unwrap_or_default();
+    let tax_included_amount = included_amount(map, &excluded, &applied_tax)?;
     let text = |name: &str| -> Result<Option<String>, DomainError> { member(map, name) };
     let date = match member::<String>(map, "date")? {
         None => now,
