@@ -460,157 +460,24 @@ pub fn parse_request(body: &Value, mode: Mode) -> Result<Request, DomainError> {
         return Err(DomainError::field("", "the body must be a JSON object"));
     };
     let mut check = Check { errors: Vec::new() };
-    for key in map.keys() {
-        let known =
-            CONTENT.contains(&key.as_str()) || matches!(key.as_str(), "id" | "status" | "sys_locked" | "sys_version");
-        if !known && !server_owned(key) {
-            check.fail(format!("/{key}"), "unknown field");
-        }
-    }
+    check_known(&mut check, map);
     let root = Obj { map, at: String::new() };
-    let id = match (mode, root.get("id")) {
-        (Mode::Create, Some(_)) => {
-            check.fail("/id".into(), "the server makes the id: leave it out");
-            None
-        }
-        (Mode::Create, None) => None,
-        (Mode::Put, None) => {
-            check.fail("/id".into(), "is required");
-            None
-        }
-        (Mode::Put, Some(v)) => {
-            let id = v.as_str().and_then(|s| uuid::Uuid::try_parse(s).ok());
-            if id.is_none() {
-                check.fail("/id".into(), "must be a UUID");
-            }
-            id
-        }
-    };
-    let status = match (mode, root.get("status")) {
-        (Mode::Create, None) => None,
-        (Mode::Put, None) => {
-            check.fail("/status".into(), "is required");
-            None
-        }
-        (_, Some(v)) => match v.as_str().and_then(|s| s.parse::<Status>().ok()) {
-            None => {
-                check.fail("/status".into(), "must be one of draft, scheduled, ready for execution, scheduled for execution, preprocessing, running, completed, error, timed out, cancelled");
-                None
-            }
-            Some(s) if mode == Mode::Create && !matches!(s, Status::Draft | Status::Scheduled) => {
-                check.fail("/status".into(), "a new run is draft or scheduled");
-                None
-            }
-            Some(s) => Some(s),
-        },
-    };
+    let id = parse_id(&mut check, &root, mode);
+    let status = parse_status(&mut check, &root, mode);
     let sys_locked = check.boolean(&root, "sys_locked");
-    let sys_version = root.get("sys_version").and_then(|v| {
-        let n = v.as_u64();
-        if n.is_none() {
-            check.fail("/sys_version".into(), "must be a non-negative integer");
-        }
-        n
-    });
+    let sys_version = parse_version(&mut check, &root);
 
     let business_unit_id = check.text(&root, "business_unit_id", true, MAX_ID);
     let name = check.text(&root, "name", true, MAX_NAME);
-    let notification_email = root.get("notification_email").and_then(|v| match v.as_str() {
-        Some(s) if is_email(s) => Some(s.to_owned()),
-        _ => {
-            check.fail(
-                "/notification_email".into(),
-                format!("must be an email address of at most {MAX_EMAIL} characters"),
-            );
-            None
-        }
-    });
+    let notification_email = parse_email(&mut check, &root);
     let recurring_billing_run_id = check.text(&root, "recurring_billing_run_id", false, MAX_ID);
     let template_id = check.text(&root, "template_id", false, MAX_ID);
-    let preprocessing = check.date(&root, "scheduled_preprocessing_date", false);
-    let run = check.date(&root, "scheduled_run_date", false);
-    check.pair(&root, &preprocessing, &run, "scheduled_run_date");
-    if status == Some(Status::Scheduled) {
-        for (name, value) in [("scheduled_preprocessing_date", &preprocessing), ("scheduled_run_date", &run)] {
-            if value.is_none() && root.get(name).is_none() {
-                check.fail(format!("/{name}"), "is required for a scheduled run");
-            }
-        }
-    }
-    if status == Some(Status::ScheduledForExecution) && run.is_none() && root.get("scheduled_run_date").is_none() {
-        check.fail("/scheduled_run_date".into(), "is required for a run scheduled for execution");
-    }
-
-    let reminders = check.required(&root, "expiring_credit_card_reminder_options").and_then(|v| {
-        let obj = check.object(
-            v,
-            "/expiring_credit_card_reminder_options".into(),
-            &["order_type_restriction", "order_types", "reminders"],
-            &[],
-        )?;
-        let order_type_restriction = check.parsed(&obj, "order_type_restriction", RESTRICTIONS);
-        let order_types = check.strings(&obj, "order_types");
-        let reminders = parse_reminders(&mut check, &obj);
-        Some(ExpiringCardReminderOptions { order_type_restriction, order_types, reminders })
-    });
-    let cancellation = check.required(&root, "installment_schedule_cancellation_options").and_then(|v| {
-        let obj = check.object(
-            v,
-            "/installment_schedule_cancellation_options".into(),
-            &["date_range_start", "date_range_end"],
-            &[],
-        )?;
-        let start = check.date(&obj, "date_range_start", true);
-        let end = check.date(&obj, "date_range_end", true);
-        check.pair(&obj, &start, &end, "date_range_end");
-        Some(CancellationOptions { date_range_end: end?.0, date_range_start: start?.0 })
-    });
-    let schedule = check.required(&root, "installment_schedule_options").and_then(|v| {
-        let allowed = [
-            "card_type_restriction",
-            "card_types",
-            "date_range_end",
-            "date_range_start",
-            "do_not_send_standard_email_confirmations",
-            "failure_notice_id",
-            "payment_type_restriction",
-            "payment_types",
-            "success_notice_id",
-        ];
-        let obj = check.object(v, "/installment_schedule_options".into(), &allowed, &[])?;
-        let start = check.date(&obj, "date_range_start", true);
-        let end = check.date(&obj, "date_range_end", true);
-        check.pair(&obj, &start, &end, "date_range_end");
-        let options = InstallmentScheduleOptions {
-            card_type_restriction: check.parsed(&obj, "card_type_restriction", RESTRICTIONS),
-            card_types: check.strings(&obj, "card_types"),
-            date_range_end: String::new(),
-            date_range_start: String::new(),
-            do_not_send_standard_email_confirmations: check.boolean(&obj, "do_not_send_standard_email_confirmations"),
-            failure_notice_id: check.text(&obj, "failure_notice_id", false, MAX_ID),
-            payment_type_restriction: check.parsed(&obj, "payment_type_restriction", RESTRICTIONS),
-            payment_types: check.strings(&obj, "payment_types"),
-            success_notice_id: check.text(&obj, "success_notice_id", false, MAX_ID),
-        };
-        Some(InstallmentScheduleOptions { date_range_end: end?.0, date_range_start: start?.0, ..options })
-    });
-    let reminder_options = check.required(&root, "installment_schedule_reminder_options").and_then(|v| match v {
-        Value::Object(map) if v.to_string().len() <= MAX_REMINDER_OPTIONS_BYTES => Some(map.clone()),
-        _ => {
-            check.fail("/installment_schedule_reminder_options".into(), "must be a JSON object of at most 10 KB");
-            None
-        }
-    });
-    let statement = check.required(&root, "statement_options").and_then(|v| {
-        let allowed = ["business_unit_ids", "business_unit_restriction", "customer_type", "statement_template_id"];
-        let obj = check.object(v, "/statement_options".into(), &allowed, &[])?;
-        Some(StatementOptions {
-            business_unit_ids: check.strings(&obj, "business_unit_ids"),
-            business_unit_restriction: check.parsed(&obj, "business_unit_restriction", RESTRICTIONS),
-            customer_type: check.parsed(&obj, "customer_type", "both, contact, organization"),
-            statement_template_id: check.text(&obj, "statement_template_id", false, MAX_ID),
-        })
-    });
+    let (preprocessing, run) = parse_schedule(&mut check, &root, status);
+    let reminders = parse_card_reminders(&mut check, &root);
+    let cancellation = parse_cancellation(&mut check, &root);
+    let schedule = parse_installments(&mut check, &root);
+    let reminder_options = parse_reminder_object(&mut check, &root);
+    let statement = parse_statement(&mut check, &root);
     let cancel_installment_schedules = check.boolean(&root, "cancel_installment_schedules");
     let process_installment_schedules = check.boolean(&root, "process_installment_schedules");
     let send_expiring_credit_card_reminders = check.boolean(&root, "send_expiring_credit_card_reminders");
@@ -645,6 +512,197 @@ pub fn parse_request(body: &Value, mode: Mode) -> Result<Request, DomainError> {
         sys_locked,
         sys_version,
         id,
+    })
+}
+
+/// Refuses (400) each member a billing run does not have.
+fn check_known(check: &mut Check, map: &Map<String, Value>) {
+    for key in map.keys() {
+        let known =
+            CONTENT.contains(&key.as_str()) || matches!(key.as_str(), "id" | "status" | "sys_locked" | "sys_version");
+        if !known && !server_owned(key) {
+            check.fail(format!("/{key}"), "unknown field");
+        }
+    }
+}
+
+/// `sys_version`: the version a PUT read.
+fn parse_version(check: &mut Check, root: &Obj<'_>) -> Option<u64> {
+    root.get("sys_version").and_then(|v| {
+        let n = v.as_u64();
+        if n.is_none() {
+            check.fail("/sys_version".into(), "must be a non-negative integer");
+        }
+        n
+    })
+}
+
+/// `notification_email`: an email address, when given.
+fn parse_email(check: &mut Check, root: &Obj<'_>) -> Option<String> {
+    root.get("notification_email").and_then(|v| match v.as_str() {
+        Some(s) if is_email(s) => Some(s.to_owned()),
+        _ => {
+            check.fail(
+                "/notification_email".into(),
+                format!("must be an email address of at most {MAX_EMAIL} characters"),
+            );
+            None
+        }
+    })
+}
+
+/// `installment_schedule_reminder_options`: any JSON object of at most 10 KB.
+fn parse_reminder_object(check: &mut Check, root: &Obj<'_>) -> Option<Map<String, Value>> {
+    check.required(root, "installment_schedule_reminder_options").and_then(|v| match v {
+        Value::Object(map) if v.to_string().len() <= MAX_REMINDER_OPTIONS_BYTES => Some(map.clone()),
+        _ => {
+            check.fail("/installment_schedule_reminder_options".into(), "must be a JSON object of at most 10 KB");
+            None
+        }
+    })
+}
+
+/// The body's `id`: left out of a create, the run's UUID in a PUT.
+fn parse_id(check: &mut Check, root: &Obj<'_>, mode: Mode) -> Option<uuid::Uuid> {
+    match (mode, root.get("id")) {
+        (Mode::Create, Some(_)) => {
+            check.fail("/id".into(), "the server makes the id: leave it out");
+            None
+        }
+        (Mode::Create, None) => None,
+        (Mode::Put, None) => {
+            check.fail("/id".into(), "is required");
+            None
+        }
+        (Mode::Put, Some(v)) => {
+            let id = v.as_str().and_then(|s| uuid::Uuid::try_parse(s).ok());
+            if id.is_none() {
+                check.fail("/id".into(), "must be a UUID");
+            }
+            id
+        }
+    }
+}
+
+/// The body's `status`: a create's is draft or scheduled, a PUT must send one.
+fn parse_status(check: &mut Check, root: &Obj<'_>, mode: Mode) -> Option<Status> {
+    match (mode, root.get("status")) {
+        (Mode::Create, None) => None,
+        (Mode::Put, None) => {
+            check.fail("/status".into(), "is required");
+            None
+        }
+        (_, Some(v)) => match v.as_str().and_then(|s| s.parse::<Status>().ok()) {
+            None => {
+                check.fail("/status".into(), "must be one of draft, scheduled, ready for execution, scheduled for execution, preprocessing, running, completed, error, timed out, cancelled");
+                None
+            }
+            Some(s) if mode == Mode::Create && !matches!(s, Status::Draft | Status::Scheduled) => {
+                check.fail("/status".into(), "a new run is draft or scheduled");
+                None
+            }
+            Some(s) => Some(s),
+        },
+    }
+}
+
+/// A date as sent and as read.
+type Dated = Option<(String, OffsetDateTime)>;
+
+/// The scheduled dates, in order, and present when the status needs them.
+fn parse_schedule(check: &mut Check, root: &Obj<'_>, status: Option<Status>) -> (Dated, Dated) {
+    let preprocessing = check.date(root, "scheduled_preprocessing_date", false);
+    let run = check.date(root, "scheduled_run_date", false);
+    check.pair(root, &preprocessing, &run, "scheduled_run_date");
+    if status == Some(Status::Scheduled) {
+        for (name, value) in [("scheduled_preprocessing_date", &preprocessing), ("scheduled_run_date", &run)] {
+            if value.is_none() && root.get(name).is_none() {
+                check.fail(format!("/{name}"), "is required for a scheduled run");
+            }
+        }
+    }
+    if status == Some(Status::ScheduledForExecution) && run.is_none() && root.get("scheduled_run_date").is_none() {
+        check.fail("/scheduled_run_date".into(), "is required for a run scheduled for execution");
+    }
+    (preprocessing, run)
+}
+
+/// `expiring_credit_card_reminder_options`.
+fn parse_card_reminders(check: &mut Check, root: &Obj<'_>) -> Option<ExpiringCardReminderOptions> {
+    check.required(root, "expiring_credit_card_reminder_options").and_then(|v| {
+        let obj = check.object(
+            v,
+            "/expiring_credit_card_reminder_options".into(),
+            &["order_type_restriction", "order_types", "reminders"],
+            &[],
+        )?;
+        let order_type_restriction = check.parsed(&obj, "order_type_restriction", RESTRICTIONS);
+        let order_types = check.strings(&obj, "order_types");
+        let reminders = parse_reminders(check, &obj);
+        Some(ExpiringCardReminderOptions { order_type_restriction, order_types, reminders })
+    })
+}
+
+/// `installment_schedule_cancellation_options`: a date range, in order.
+fn parse_cancellation(check: &mut Check, root: &Obj<'_>) -> Option<CancellationOptions> {
+    check.required(root, "installment_schedule_cancellation_options").and_then(|v| {
+        let obj = check.object(
+            v,
+            "/installment_schedule_cancellation_options".into(),
+            &["date_range_start", "date_range_end"],
+            &[],
+        )?;
+        let start = check.date(&obj, "date_range_start", true);
+        let end = check.date(&obj, "date_range_end", true);
+        check.pair(&obj, &start, &end, "date_range_end");
+        Some(CancellationOptions { date_range_end: end?.0, date_range_start: start?.0 })
+    })
+}
+
+/// `installment_schedule_options`: a date range, in order, and what the schedules are for.
+fn parse_installments(check: &mut Check, root: &Obj<'_>) -> Option<InstallmentScheduleOptions> {
+    check.required(root, "installment_schedule_options").and_then(|v| {
+        let allowed = [
+            "card_type_restriction",
+            "card_types",
+            "date_range_end",
+            "date_range_start",
+            "do_not_send_standard_email_confirmations",
+            "failure_notice_id",
+            "payment_type_restriction",
+            "payment_types",
+            "success_notice_id",
+        ];
+        let obj = check.object(v, "/installment_schedule_options".into(), &allowed, &[])?;
+        let start = check.date(&obj, "date_range_start", true);
+        let end = check.date(&obj, "date_range_end", true);
+        check.pair(&obj, &start, &end, "date_range_end");
+        let options = InstallmentScheduleOptions {
+            card_type_restriction: check.parsed(&obj, "card_type_restriction", RESTRICTIONS),
+            card_types: check.strings(&obj, "card_types"),
+            date_range_end: String::new(),
+            date_range_start: String::new(),
+            do_not_send_standard_email_confirmations: check.boolean(&obj, "do_not_send_standard_email_confirmations"),
+            failure_notice_id: check.text(&obj, "failure_notice_id", false, MAX_ID),
+            payment_type_restriction: check.parsed(&obj, "payment_type_restriction", RESTRICTIONS),
+            payment_types: check.strings(&obj, "payment_types"),
+            success_notice_id: check.text(&obj, "success_notice_id", false, MAX_ID),
+        };
+        Some(InstallmentScheduleOptions { date_range_end: end?.0, date_range_start: start?.0, ..options })
+    })
+}
+
+/// `statement_options`.
+fn parse_statement(check: &mut Check, root: &Obj<'_>) -> Option<StatementOptions> {
+    check.required(root, "statement_options").and_then(|v| {
+        let allowed = ["business_unit_ids", "business_unit_restriction", "customer_type", "statement_template_id"];
+        let obj = check.object(v, "/statement_options".into(), &allowed, &[])?;
+        Some(StatementOptions {
+            business_unit_ids: check.strings(&obj, "business_unit_ids"),
+            business_unit_restriction: check.parsed(&obj, "business_unit_restriction", RESTRICTIONS),
+            customer_type: check.parsed(&obj, "customer_type", "both, contact, organization"),
+            statement_template_id: check.text(&obj, "statement_template_id", false, MAX_ID),
+        })
     })
 }
 
