@@ -311,6 +311,85 @@ pub struct LineInput {
     pub unit_cost: Option<Decimal>,
 }
 
+/// An optional member: absent or null is `None`; a value `parse` refuses is an error at `at`.
+fn optional<T>(
+    errors: &mut Vec<FieldError>,
+    at: String,
+    value: Option<&Value>,
+    parse: impl FnOnce(&Value) -> Option<T>,
+    refusal: &str,
+) -> Option<T> {
+    match value {
+        None | Some(Value::Null) => None,
+        Some(v) => {
+            let parsed = parse(v);
+            if parsed.is_none() {
+                errors.push(FieldError::new(at, refusal));
+            }
+            parsed
+        }
+    }
+}
+
+/// Line `i` of a request's `lineItems`, or `None` with its errors added to `errors`.
+fn parse_line(i: usize, item: &Value, errors: &mut Vec<FieldError>) -> Option<LineInput> {
+    let at = |name: &str| format!("/lineItems/{i}/{name}");
+    let Value::Object(line) = item else {
+        errors.push(FieldError::new(format!("/lineItems/{i}"), "must be an object"));
+        return None;
+    };
+    let known = ["id", "catalogItemId", "description", "quantity", "unitPrice", "unitCost", "amount"];
+    let unknown = line.keys().filter(|key| !known.contains(&key.as_str()));
+    errors.extend(unknown.map(|key| FieldError::new(at(key), "unknown field")));
+    let id = optional(
+        errors,
+        at("id"),
+        line.get("id"),
+        |v| positive_id(Some(v)),
+        "must be the positive id of a line of this bill",
+    );
+    let catalog_item_id = positive_id(line.get("catalogItemId"));
+    if catalog_item_id.is_none() {
+        errors.push(FieldError::new(at("catalogItemId"), "is required: a positive integer"));
+    }
+    let text = |v: &Value| v.as_str().filter(|s| s.chars().count() <= MAX_DESCRIPTION).map(str::to_owned);
+    let description = optional(
+        errors,
+        at("description"),
+        line.get("description"),
+        text,
+        "must be a string of at most 4000 characters",
+    );
+    let quantity = line.get("quantity").and_then(|q| money::bounded(q, QUANTITY)).filter(|q| *q > Decimal::ZERO);
+    if quantity.is_none() {
+        errors.push(FieldError::new(at("quantity"), format!("is required: greater than 0, {}", QUANTITY.describe())));
+    }
+    let unit_price = line.get("unitPrice").and_then(|p| money::bounded(p, MONEY));
+    if unit_price.is_none() {
+        errors.push(FieldError::new(
+            at("unitPrice"),
+            format!("is required: {} (negative for discounts)", MONEY.describe()),
+        ));
+    }
+    let cost = |v: &Value| money::bounded(v, MONEY).filter(|c| *c > Decimal::ZERO);
+    let refusal = format!("must be greater than 0, {}", MONEY.describe());
+    let unit_cost = optional(errors, at("unitCost"), line.get("unitCost"), cost, &refusal);
+    if let (Some(quantity), Some(unit_price)) = (quantity, unit_price) {
+        if line_amount(quantity, unit_price).is_none() {
+            errors.push(FieldError::new(at("amount"), "quantity x unitPrice lies outside +/-999,999,999,999,999.99"));
+            return None;
+        }
+    }
+    Some(LineInput {
+        id,
+        catalog_item_id: catalog_item_id?,
+        description,
+        quantity: quantity?,
+        unit_price: unit_price?,
+        unit_cost,
+    })
+}
+
 /// Parses `lineItems`: at least one line, each checked and named by index.
 pub fn parse_lines(value: &Value) -> Result<Vec<LineInput>, DomainError> {
     let Some(items) = value.as_array() else {
@@ -323,76 +402,8 @@ pub fn parse_lines(value: &Value) -> Result<Vec<LineInput>, DomainError> {
         return Err(rule(2, "/lineItems", "a bill has at most 1000 line items"));
     }
     let mut errors = Vec::new();
-    let mut lines = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let at = |name: &str| format!("/lineItems/{i}/{name}");
-        let Value::Object(line) = item else {
-            errors.push(FieldError::new(format!("/lineItems/{i}"), "must be an object"));
-            continue;
-        };
-        for key in line.keys() {
-            if !["id", "catalogItemId", "description", "quantity", "unitPrice", "unitCost", "amount"]
-                .contains(&key.as_str())
-            {
-                errors.push(FieldError::new(at(key), "unknown field"));
-            }
-        }
-        let id = match line.get("id") {
-            None | Some(Value::Null) => None,
-            Some(v) => match positive_id(Some(v)) {
-                Some(id) => Some(id),
-                None => {
-                    errors.push(FieldError::new(at("id"), "must be the positive id of a line of this bill"));
-                    None
-                }
-            },
-        };
-        let catalog_item_id = positive_id(line.get("catalogItemId"));
-        if catalog_item_id.is_none() {
-            errors.push(FieldError::new(at("catalogItemId"), "is required: a positive integer"));
-        }
-        let description = match line.get("description") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.chars().count() <= MAX_DESCRIPTION => Some(s.clone()),
-            Some(_) => {
-                errors.push(FieldError::new(at("description"), "must be a string of at most 4000 characters"));
-                None
-            }
-        };
-        let quantity = line.get("quantity").and_then(|q| money::bounded(q, QUANTITY)).filter(|q| *q > Decimal::ZERO);
-        if quantity.is_none() {
-            errors
-                .push(FieldError::new(at("quantity"), format!("is required: greater than 0, {}", QUANTITY.describe())));
-        }
-        let unit_price = line.get("unitPrice").and_then(|p| money::bounded(p, MONEY));
-        if unit_price.is_none() {
-            errors.push(FieldError::new(
-                at("unitPrice"),
-                format!("is required: {} (negative for discounts)", MONEY.describe()),
-            ));
-        }
-        let unit_cost = match line.get("unitCost") {
-            None | Some(Value::Null) => None,
-            Some(v) => match money::bounded(v, MONEY).filter(|c| *c > Decimal::ZERO) {
-                Some(c) => Some(c),
-                None => {
-                    errors
-                        .push(FieldError::new(at("unitCost"), format!("must be greater than 0, {}", MONEY.describe())));
-                    None
-                }
-            },
-        };
-        if let (Some(quantity), Some(unit_price)) = (quantity, unit_price) {
-            if line_amount(quantity, unit_price).is_none() {
-                errors
-                    .push(FieldError::new(at("amount"), "quantity x unitPrice lies outside +/-999,999,999,999,999.99"));
-                continue;
-            }
-        }
-        if let (Some(catalog_item_id), Some(quantity), Some(unit_price)) = (catalog_item_id, quantity, unit_price) {
-            lines.push(LineInput { id, catalog_item_id, description, quantity, unit_price, unit_cost });
-        }
-    }
+    let lines: Vec<LineInput> =
+        items.iter().enumerate().filter_map(|(i, item)| parse_line(i, item, &mut errors)).collect();
     if errors.is_empty() {
         Ok(lines)
     } else {
