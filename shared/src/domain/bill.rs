@@ -5,7 +5,7 @@
 use super::list::{filter, names, ListSpec, Values};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use time::{Date, OffsetDateTime, UtcOffset};
 
 use super::bill_run::{BillRunStatus, RunKind, SummaryStatus};
@@ -491,6 +491,103 @@ const CREATE_FIELDS: [&str; 15] = [
     "status",
 ];
 
+/// A new bill's lines, percentage and base amount.
+type Pricing = (Vec<LineInput>, Option<Decimal>, Option<Decimal>);
+/// A new bill's account, record and run.
+type References = (Option<Account>, Option<RecordRef>, Option<(RunKind, u64)>);
+
+/// How a new bill is priced: its lines, or its percentage of a base amount (rules 2 and 3).
+fn parse_pricing(f: &Map<String, Value>, method: CalculationMethod) -> Result<Pricing, DomainError> {
+    let present = |name: &str| f.get(name).filter(|v| !v.is_null());
+    Ok(match method {
+        CalculationMethod::LineItems => {
+            if present("percentage").is_some() || present("baseAmount").is_some() {
+                return Err(rule(3, "/percentage", "percentage and baseAmount are only for PERCENTAGE bills"));
+            }
+            (parse_lines(present("lineItems").unwrap_or(&Value::Null))?, None, None)
+        }
+        CalculationMethod::Percentage => {
+            if present("lineItems").is_some() {
+                return Err(rule(2, "/lineItems", "lineItems are only for LINE_ITEMS bills"));
+            }
+            let pct = parse_percentage(present("percentage").unwrap_or(&Value::Null))?;
+            let base = present("baseAmount")
+                .and_then(|b| money::bounded(b, MONEY))
+                .filter(|b| *b >= Decimal::ZERO)
+                .ok_or_else(|| {
+                    field("baseAmount", format!("is required for PERCENTAGE bills: 0 or more, {}", MONEY.describe()))
+                })?;
+            (Vec::new(), Some(pct), Some(cents(base)))
+        }
+    })
+}
+
+/// A new bill's issue: `issueDate` with `status` ISSUED, for LINE_ITEMS bills only, not after
+/// `dueDate` (rules 4, 5 and 6).
+fn parse_issue(
+    f: &Map<String, Value>,
+    method: CalculationMethod,
+    due_date: OffsetDateTime,
+) -> Result<Option<(OffsetDateTime, BillStatus)>, DomainError> {
+    let present = |name: &str| f.get(name).filter(|v| !v.is_null());
+    let issue = match (present("issueDate"), present("status")) {
+        (None, None) => None,
+        (None, Some(_)) => return Err(rule(5, "/status", "status may only be given together with issueDate")),
+        (Some(_), _) if method != CalculationMethod::LineItems => {
+            return Err(rule(4, "/issueDate", "issueDate is only for LINE_ITEMS bills"))
+        }
+        (Some(_), None) => return Err(rule(4, "/status", "with issueDate, status must be given too")),
+        (Some(date), Some(status)) => {
+            let date = parse_date_time(date, "/issueDate")?;
+            match status.as_str().and_then(|s| s.parse().ok()) {
+                Some(BillStatus::Issued) => Some((date, BillStatus::Issued)),
+                Some(BillStatus::Draft) => return Err(rule(4, "/status", "with issueDate, status must not be DRAFT")),
+                _ => return Err(rule(5, "/status", "a client may only set status ISSUED")),
+            }
+        }
+    };
+    if let Some((issued, _)) = issue {
+        if due_date < issued {
+            return Err(rule(6, "/dueDate", "dueDate must not be before issueDate"));
+        }
+    }
+    Ok(issue)
+}
+
+/// A new bill's references: its account, its record and the run it joins.
+fn parse_references(f: &Map<String, Value>) -> Result<References, DomainError> {
+    let present = |name: &str| f.get(name).filter(|v| !v.is_null());
+    let account = match present("account") {
+        None => None,
+        Some(v) => Some(
+            serde_json::from_value::<Account>(v.clone())
+                .ok()
+                .filter(|a| a.id > 0)
+                .ok_or_else(|| field("account", "must be {\"id\": positive integer, \"name\": string} or null"))?,
+        ),
+    };
+    let record = match present("record") {
+        None => None,
+        Some(v) => Some(
+            serde_json::from_value::<RecordRef>(v.clone())
+                .ok()
+                .filter(|r| r.id > 0)
+                .ok_or_else(|| field("record", "must be {\"id\": positive integer, \"title\": string} or null"))?,
+        ),
+    };
+    let kind = match present("billRunKind") {
+        None => RunKind::Regular,
+        Some(v) => serde_json::from_value::<RunKind>(v.clone())
+            .map_err(|_| field("billRunKind", "must be REGULAR or ADHOC"))?,
+    };
+    let bill_run = match present("billRunId") {
+        None if present("billRunKind").is_some() => return Err(field("billRunKind", "goes with billRunId")),
+        None => None,
+        Some(v) => Some((kind, positive_id(Some(v)).ok_or_else(|| field("billRunId", "must be a positive integer"))?)),
+    };
+    Ok((account, record, bill_run))
+}
+
 impl NewBill {
     pub fn parse(body: &Value) -> Result<Self, DomainError> {
         let Value::Object(f) = body else {
@@ -510,56 +607,11 @@ impl NewBill {
             .and_then(|m| m.parse::<CalculationMethod>().ok())
             .ok_or_else(|| rule(1, "/calculationMethod", "calculationMethod is required: LINE_ITEMS or PERCENTAGE"))?;
         let due_date = parse_date_time(present("dueDate").ok_or_else(|| field("dueDate", "is required"))?, "/dueDate")?;
-        let (lines, percentage, base_amount) = match calculation_method {
-            CalculationMethod::LineItems => {
-                if present("percentage").is_some() || present("baseAmount").is_some() {
-                    return Err(rule(3, "/percentage", "percentage and baseAmount are only for PERCENTAGE bills"));
-                }
-                (parse_lines(present("lineItems").unwrap_or(&Value::Null))?, None, None)
-            }
-            CalculationMethod::Percentage => {
-                if present("lineItems").is_some() {
-                    return Err(rule(2, "/lineItems", "lineItems are only for LINE_ITEMS bills"));
-                }
-                let pct = parse_percentage(present("percentage").unwrap_or(&Value::Null))?;
-                let base = present("baseAmount")
-                    .and_then(|b| money::bounded(b, MONEY))
-                    .filter(|b| *b >= Decimal::ZERO)
-                    .ok_or_else(|| {
-                        field(
-                            "baseAmount",
-                            format!("is required for PERCENTAGE bills: 0 or more, {}", MONEY.describe()),
-                        )
-                    })?;
-                (Vec::new(), Some(pct), Some(cents(base)))
-            }
-        };
+        let (lines, percentage, base_amount) = parse_pricing(f, calculation_method)?;
         if lines.iter().any(|l| l.id.is_some()) {
             return Err(field("lineItems", "new lines have no id"));
         }
-        let issue = match (present("issueDate"), present("status")) {
-            (None, None) => None,
-            (None, Some(_)) => return Err(rule(5, "/status", "status may only be given together with issueDate")),
-            (Some(_), _) if calculation_method != CalculationMethod::LineItems => {
-                return Err(rule(4, "/issueDate", "issueDate is only for LINE_ITEMS bills"))
-            }
-            (Some(_), None) => return Err(rule(4, "/status", "with issueDate, status must be given too")),
-            (Some(date), Some(status)) => {
-                let date = parse_date_time(date, "/issueDate")?;
-                match status.as_str().and_then(|s| s.parse().ok()) {
-                    Some(BillStatus::Issued) => Some((date, BillStatus::Issued)),
-                    Some(BillStatus::Draft) => {
-                        return Err(rule(4, "/status", "with issueDate, status must not be DRAFT"))
-                    }
-                    _ => return Err(rule(5, "/status", "a client may only set status ISSUED")),
-                }
-            }
-        };
-        if let Some((issued, _)) = issue {
-            if due_date < issued {
-                return Err(rule(6, "/dueDate", "dueDate must not be before issueDate"));
-            }
-        }
+        let issue = parse_issue(f, calculation_method, due_date)?;
         let description = parse_description(f.get("description").unwrap_or(&Value::Null))?;
         let bill_type = match present("type") {
             None => None,
@@ -573,36 +625,7 @@ impl NewBill {
                 Some(v) => v.as_i64().map(Some).ok_or_else(|| field(name, "must be an integer or null")),
             }
         };
-        let account = match present("account") {
-            None => None,
-            Some(v) => Some(
-                serde_json::from_value::<Account>(v.clone())
-                    .ok()
-                    .filter(|a| a.id > 0)
-                    .ok_or_else(|| field("account", "must be {\"id\": positive integer, \"name\": string} or null"))?,
-            ),
-        };
-        let record = match present("record") {
-            None => None,
-            Some(v) => Some(
-                serde_json::from_value::<RecordRef>(v.clone())
-                    .ok()
-                    .filter(|r| r.id > 0)
-                    .ok_or_else(|| field("record", "must be {\"id\": positive integer, \"title\": string} or null"))?,
-            ),
-        };
-        let kind = match present("billRunKind") {
-            None => RunKind::Regular,
-            Some(v) => serde_json::from_value::<RunKind>(v.clone())
-                .map_err(|_| field("billRunKind", "must be REGULAR or ADHOC"))?,
-        };
-        let bill_run = match present("billRunId") {
-            None if present("billRunKind").is_some() => return Err(field("billRunKind", "goes with billRunId")),
-            None => None,
-            Some(v) => {
-                Some((kind, positive_id(Some(v)).ok_or_else(|| field("billRunId", "must be a positive integer"))?))
-            }
-        };
+        let (account, record, bill_run) = parse_references(f)?;
         Ok(Self {
             calculation_method,
             due_date,
