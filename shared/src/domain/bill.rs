@@ -686,29 +686,8 @@ impl NewBill {
 // ---------------------------------------------------------------------------------------------
 // PATCH: the eight rules
 
-/// Applies a partial update under rules 1 to 8. `Ok(None)` when nothing changes (nothing is
-/// written). `new_line_ids` supplies ids for lines sent without one.
-pub fn apply_update(
-    bill: &Bill,
-    body: &Value,
-    run_finalized: bool,
-    new_line_ids: &mut dyn Iterator<Item = u64>,
-    now: OffsetDateTime,
-) -> Result<Option<Bill>, DomainError> {
-    let Value::Object(f) = body else {
-        return Err(DomainError::field("", "the body must be a JSON object"));
-    };
-    let unknown: Vec<FieldError> = f
-        .keys()
-        .filter(|k| !UPDATABLE.contains(&k.as_str()))
-        .map(|k| FieldError::new(format!("/{k}"), "cannot be updated: read-only or unknown field"))
-        .collect();
-    if !unknown.is_empty() {
-        return Err(DomainError::fields(unknown));
-    }
-    let mut next = bill.clone();
-
-    // Rule 1: the method, with the new method's data in the same request.
+/// Rule 1: the method, with the new method's data in the same request.
+fn update_method(f: &Map<String, Value>, bill: &Bill, next: &mut Bill) -> Result<(), DomainError> {
     if let Some(value) = f.get("calculationMethod") {
         let method = value
             .as_str()
@@ -731,23 +710,12 @@ pub fn apply_update(
             next.calculation_method = method;
         }
     }
-    let method = next.calculation_method;
+    Ok(())
+}
 
-    // Rule 2: lines replace the whole list, on LINE_ITEMS bills only.
-    if let Some(value) = f.get("lineItems") {
-        if method != CalculationMethod::LineItems {
-            return Err(rule(2, "/lineItems", "lineItems are only for LINE_ITEMS bills"));
-        }
-        next.line_items = build_lines(parse_lines(value)?, &bill.line_items, new_line_ids)?;
-    }
-    // Rule 3: percentage on PERCENTAGE bills only, 0 to 100.
-    if let Some(value) = f.get("percentage") {
-        if method != CalculationMethod::Percentage {
-            return Err(rule(3, "/percentage", "percentage is only for PERCENTAGE bills"));
-        }
-        next.percentage = Some(parse_percentage(value)?);
-    }
-    // Rules 4 and 5: issueDate and status together, on LINE_ITEMS bills, status ISSUED only.
+/// Rules 4 and 5: issueDate and status together, on LINE_ITEMS bills, status ISSUED only.
+fn update_issue(f: &Map<String, Value>, bill: &Bill, run_finalized: bool, next: &mut Bill) -> Result<(), DomainError> {
+    let method = next.calculation_method;
     match (f.get("issueDate"), f.get("status")) {
         (None, None) => {}
         (None, Some(_)) => return Err(rule(5, "/status", "status may only be given together with issueDate")),
@@ -779,19 +747,11 @@ pub fn apply_update(
             next.status = BillStatus::Issued;
         }
     }
-    // Rule 6: date-times, and dueDate not before issueDate.
-    if let Some(value) = f.get("dueDate") {
-        next.due_date = parse_date_time(value, "/dueDate")?;
-    }
-    if next.issue_date.is_some_and(|issued| next.due_date < issued) {
-        return Err(rule(6, "/dueDate", "dueDate must not be before issueDate"));
-    }
-    // Rule 7: description, or null to clear it.
-    if let Some(value) = f.get("description") {
-        next.description = parse_description(value)?;
-    }
+    Ok(())
+}
 
-    let next = next.recomputed()?;
+/// Rule 8: what may change in which state. Whether anything changed (refused when it may not).
+fn check_changes(bill: &Bill, next: &Bill, run_finalized: bool) -> Result<bool, DomainError> {
     let pricing_changed = next.calculation_method != bill.calculation_method
         || next.line_items != bill.line_items
         || next.percentage != bill.percentage
@@ -799,9 +759,8 @@ pub fn apply_update(
     let terms_changed = next.description != bill.description || next.due_date != bill.due_date;
     let issue_changed = next.status != bill.status || next.issue_date != bill.issue_date;
     if !pricing_changed && !terms_changed && !issue_changed {
-        return Ok(None);
+        return Ok(false);
     }
-    // Rule 8: what may change in which state.
     if bill.frozen(run_finalized) {
         let why = if run_finalized {
             "its bill run is FINALIZED".to_owned()
@@ -817,6 +776,65 @@ pub fn apply_update(
     }
     if terms_changed && !matches!(bill.status, BillStatus::Draft | BillStatus::Issued) {
         return Err(rule(8, "", "description and dueDate change only while the bill is DRAFT or ISSUED"));
+    }
+    Ok(true)
+}
+
+/// Applies a partial update under rules 1 to 8. `Ok(None)` when nothing changes (nothing is
+/// written). `new_line_ids` supplies ids for lines sent without one.
+pub fn apply_update(
+    bill: &Bill,
+    body: &Value,
+    run_finalized: bool,
+    new_line_ids: &mut dyn Iterator<Item = u64>,
+    now: OffsetDateTime,
+) -> Result<Option<Bill>, DomainError> {
+    let Value::Object(f) = body else {
+        return Err(DomainError::field("", "the body must be a JSON object"));
+    };
+    let unknown: Vec<FieldError> = f
+        .keys()
+        .filter(|k| !UPDATABLE.contains(&k.as_str()))
+        .map(|k| FieldError::new(format!("/{k}"), "cannot be updated: read-only or unknown field"))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(DomainError::fields(unknown));
+    }
+    let mut next = bill.clone();
+
+    update_method(f, bill, &mut next)?;
+    let method = next.calculation_method;
+
+    // Rule 2: lines replace the whole list, on LINE_ITEMS bills only.
+    if let Some(value) = f.get("lineItems") {
+        if method != CalculationMethod::LineItems {
+            return Err(rule(2, "/lineItems", "lineItems are only for LINE_ITEMS bills"));
+        }
+        next.line_items = build_lines(parse_lines(value)?, &bill.line_items, new_line_ids)?;
+    }
+    // Rule 3: percentage on PERCENTAGE bills only, 0 to 100.
+    if let Some(value) = f.get("percentage") {
+        if method != CalculationMethod::Percentage {
+            return Err(rule(3, "/percentage", "percentage is only for PERCENTAGE bills"));
+        }
+        next.percentage = Some(parse_percentage(value)?);
+    }
+    update_issue(f, bill, run_finalized, &mut next)?;
+    // Rule 6: date-times, and dueDate not before issueDate.
+    if let Some(value) = f.get("dueDate") {
+        next.due_date = parse_date_time(value, "/dueDate")?;
+    }
+    if next.issue_date.is_some_and(|issued| next.due_date < issued) {
+        return Err(rule(6, "/dueDate", "dueDate must not be before issueDate"));
+    }
+    // Rule 7: description, or null to clear it.
+    if let Some(value) = f.get("description") {
+        next.description = parse_description(value)?;
+    }
+
+    let next = next.recomputed()?;
+    if !check_changes(bill, &next, run_finalized)? {
+        return Ok(None);
     }
     let mut next = next;
     next.updated_at = now;
