@@ -271,6 +271,12 @@ pub trait Run: Resource + Clone + std::fmt::Debug + PartialEq + 'static {
     fn invoice_date(&self) -> Date;
     /// Records REPORTING's figures.
     fn set_report(&mut self, report: &Report);
+    /// What finishing `stage` over the run's bills records on the run: REPORTING's figures.
+    fn finish_stage(&mut self, stage: SummaryStatus, report: &Report) {
+        if stage == SummaryStatus::Reporting {
+            self.set_report(report);
+        }
+    }
 }
 
 /// What `GET /bill-runs` filters, sorts and selects.
@@ -361,6 +367,32 @@ impl Resource for AdhocBillRun {
     }
 }
 
+/// What both kinds of run store the same way: their progress (status, stage, percentage, who
+/// closed them) and the checks of the fields they share.
+macro_rules! progress_of_a_run {
+    () => {
+        fn progress(&self) -> Progress {
+            Progress {
+                bill_run_status: self.bill_run_status,
+                summary_status: self.summary_status,
+                summary_status_percentage: self.summary_status_percentage,
+                billing_user_admin_id: self.billing_user_admin_id,
+            }
+        }
+
+        fn set_progress(&mut self, p: Progress) {
+            self.bill_run_status = p.bill_run_status;
+            self.summary_status = p.summary_status;
+            self.summary_status_percentage = p.summary_status_percentage;
+            self.billing_user_admin_id = p.billing_user_admin_id;
+        }
+
+        fn check_field(name: &str, value: &Value) -> Result<(), FieldError> {
+            check_common_field(name, value)
+        }
+    };
+}
+
 impl Run for BillRun {
     const RUN_KIND: RunKind = RunKind::Regular;
     const WRITABLE: &'static [&'static str] =
@@ -392,25 +424,7 @@ impl Run for BillRun {
         self.max_invoice_customer_id = report.max_invoice_customer_id;
     }
 
-    fn progress(&self) -> Progress {
-        Progress {
-            bill_run_status: self.bill_run_status,
-            summary_status: self.summary_status,
-            summary_status_percentage: self.summary_status_percentage,
-            billing_user_admin_id: self.billing_user_admin_id,
-        }
-    }
-
-    fn set_progress(&mut self, p: Progress) {
-        self.bill_run_status = p.bill_run_status;
-        self.summary_status = p.summary_status;
-        self.summary_status_percentage = p.summary_status_percentage;
-        self.billing_user_admin_id = p.billing_user_admin_id;
-    }
-
-    fn check_field(name: &str, value: &Value) -> Result<(), FieldError> {
-        check_common_field(name, value)
-    }
+    progress_of_a_run!();
 }
 
 impl Run for AdhocBillRun {
@@ -449,25 +463,7 @@ impl Run for AdhocBillRun {
         self.revenue_in_major_currency = report.revenue_in_major_currency();
     }
 
-    fn progress(&self) -> Progress {
-        Progress {
-            bill_run_status: self.bill_run_status,
-            summary_status: self.summary_status,
-            summary_status_percentage: self.summary_status_percentage,
-            billing_user_admin_id: self.billing_user_admin_id,
-        }
-    }
-
-    fn set_progress(&mut self, p: Progress) {
-        self.bill_run_status = p.bill_run_status;
-        self.summary_status = p.summary_status;
-        self.summary_status_percentage = p.summary_status_percentage;
-        self.billing_user_admin_id = p.billing_user_admin_id;
-    }
-
-    fn check_field(name: &str, value: &Value) -> Result<(), FieldError> {
-        check_common_field(name, value)
-    }
+    progress_of_a_run!();
 }
 
 /// Field checks shared by creates and patches of both kinds.

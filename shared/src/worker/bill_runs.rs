@@ -146,9 +146,7 @@ async fn plan<R: Run>(runs: &Repo<'_, R>, current: &Versioned<R>) -> StoreResult
         let (taken, changed) = step_bills(&bills, &page, stage, run.invoice_date(), &mut at)?;
         bill_writes = changed;
         if taken == page.len() {
-            if stage == SummaryStatus::Reporting {
-                run.set_report(&at.report);
-            }
+            run.finish_stage(stage, &at.report);
             before.worker_step().unwrap_or(before)
         } else {
             let pct = (at.done.saturating_mul(100) / at.total.max(1)).min(99) as u8;

@@ -398,3 +398,24 @@ fn whole_months_and_periods_parse_as_the_spec_says() {
         assert!(parse_periods(text).is_err(), "{text:?}");
     }
 }
+
+#[test]
+fn given_a_stage_over_the_bills_when_it_finishes_then_only_reporting_records_the_report() {
+    use crate::domain::bill::Report;
+    let report = Report {
+        revenue: rust_decimal::Decimal::new(123_456, 2),
+        max_invoice_value: Some(rust_decimal::Decimal::new(99_900, 2)),
+        max_invoice_customer_id: Some(42),
+    };
+    let mut run = regular();
+    run.finish_stage(DraftInvoices, &report);
+    assert_eq!(run, regular(), "DRAFT_INVOICES records nothing on the run");
+    run.finish_stage(Reporting, &report);
+    assert_eq!(
+        (run.revenue_in_major_currency, run.max_invoice_value, run.max_invoice_customer_id),
+        (1234, Some(rust_decimal::Decimal::new(99_900, 2)), Some(42))
+    );
+    let mut adhoc_run = adhoc();
+    adhoc_run.finish_stage(Reporting, &report);
+    assert_eq!(adhoc_run.revenue_in_major_currency, 1234, "an adhoc run keeps the revenue alone");
+}
