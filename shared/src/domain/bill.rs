@@ -554,27 +554,28 @@ fn parse_issue(
     Ok(issue)
 }
 
+/// A reference member: absent or null is `None`, else an object of `shape` with a positive id.
+fn reference<T: serde::de::DeserializeOwned>(
+    f: &Map<String, Value>,
+    name: &str,
+    id: fn(&T) -> u64,
+    shape: &str,
+) -> Result<Option<T>, DomainError> {
+    match f.get(name).filter(|v| !v.is_null()) {
+        None => Ok(None),
+        Some(v) => serde_json::from_value::<T>(v.clone())
+            .ok()
+            .filter(|r| id(r) > 0)
+            .map(Some)
+            .ok_or_else(|| field(name, format!("must be {shape} or null"))),
+    }
+}
+
 /// A new bill's references: its account, its record and the run it joins.
 fn parse_references(f: &Map<String, Value>) -> Result<References, DomainError> {
     let present = |name: &str| f.get(name).filter(|v| !v.is_null());
-    let account = match present("account") {
-        None => None,
-        Some(v) => Some(
-            serde_json::from_value::<Account>(v.clone())
-                .ok()
-                .filter(|a| a.id > 0)
-                .ok_or_else(|| field("account", "must be {\"id\": positive integer, \"name\": string} or null"))?,
-        ),
-    };
-    let record = match present("record") {
-        None => None,
-        Some(v) => Some(
-            serde_json::from_value::<RecordRef>(v.clone())
-                .ok()
-                .filter(|r| r.id > 0)
-                .ok_or_else(|| field("record", "must be {\"id\": positive integer, \"title\": string} or null"))?,
-        ),
-    };
+    let account = reference::<Account>(f, "account", |a| a.id, r#"{"id": positive integer, "name": string}"#)?;
+    let record = reference::<RecordRef>(f, "record", |r| r.id, r#"{"id": positive integer, "title": string}"#)?;
     let kind = match present("billRunKind") {
         None => RunKind::Regular,
         Some(v) => serde_json::from_value::<RunKind>(v.clone())
