@@ -147,9 +147,7 @@ pub const DURATION_PATTERN: &str =
 /// scopes is the edge's question (403), not the body's.
 pub fn parse_request(body: &Value, caller: &Principal, tenant: &TenantId) -> Result<NewKey, DomainError> {
     let mut check = Check::new();
-    let Some(obj) = check.object(body, String::new(), &["userId", "scopes", "description", "expiresIn"], &[]) else {
-        return Err(DomainError::fields(check.errors));
-    };
+    let obj = check.root(body, &["userId", "scopes", "description", "expiresIn"])?;
     for (name, _) in obj.map.iter().filter(|(_, value)| value.is_null()) {
         check.fail(obj.pointer(name), "must not be null (leave it out for the default)");
     }
@@ -172,9 +170,7 @@ pub fn parse_request(body: &Value, caller: &Principal, tenant: &TenantId) -> Res
         }
         life
     });
-    if !check.errors.is_empty() {
-        return Err(DomainError::fields(check.errors));
-    }
+    check.stop()?;
     let caller = Principal { user_id: user_id.unwrap_or_default(), tenants: vec![tenant.as_str().to_owned()], scopes };
     let new = NewKey { caller, description, expires_in };
     new.check()?;

@@ -18,6 +18,7 @@ use serde_json::{json, Map, Value};
 use crate::domain::bill_run::{MAX_INVENTORY_IDS, MAX_PERIODS};
 use crate::domain::customer_bill::{BILL_SHAPE, ON_DEMAND_SHAPE, RATE_SHAPE};
 use crate::domain::list::{list_pattern, names, ListSpec, Values, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::domain::money::{Bounds, MONEY, QUANTITY};
 use crate::http::ErrorFormat;
 use crate::routes::{Auth, Route, ROUTES};
 
@@ -456,7 +457,7 @@ fn periods_param() -> Value {
 fn tmf_list(summary: &'static str, schema: &'static str, shape: TmfShape) -> Op {
     Op::new(summary, TMF_TAG)
         .query(vec![
-            json!({"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}}),
+            json!({"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": u32::MAX, "default": 0}}),
             json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}),
             fields_param(&attributes(shape)),
         ])
@@ -734,6 +735,7 @@ fn tmf_schemas() -> Map<String, Value> {
     // Money as a charge must state it: a unit and a value.
     create["properties"]["taxExcludedAmount"] = json!({"allOf": [schema_ref("Money")], "required": ["unit", "value"]});
     create["additionalProperties"] = json!(false);
+    create["properties"]["@type"] = json!({"const": crate::domain::customer_bill::RATE_TYPE});
     definitions.insert("AppliedCustomerBillingRate_Create".into(), create);
     // An on-demand request names its account; what the server owns stays out.
     let on_demand = &mut definitions["CustomerBillOnDemand_Create"];
@@ -744,6 +746,31 @@ fn tmf_schemas() -> Map<String, Value> {
     }
     on_demand["required"] = json!(["billingAccount"]);
     on_demand["additionalProperties"] = json!(false);
+    on_demand["properties"]["@type"] = json!({"const": crate::domain::customer_bill::ON_DEMAND_TYPE});
+    // The parts of a request billflow reads member by member: what TMF678 lists, and nothing
+    // else (TMF678 leaves them open; an unknown member of one is 400 here).
+    for closed in [
+        "BillingAccountRef",
+        "ProductRef",
+        "RelatedPartyRef",
+        "Money",
+        "AppliedBillingTaxRate",
+        "TimePeriod",
+        "AppliedBillingRateCharacteristic",
+    ] {
+        definitions[closed]["additionalProperties"] = json!(false);
+    }
+    // Money as billflow reads it: an ISO 4217 code and a value within the money bounds.
+    definitions["Money"]["properties"]["unit"]["pattern"] = json!("^[A-Z]{3}$");
+    definitions["Money"]["properties"]["value"] = decimal(MONEY);
+    definitions["AppliedBillingTaxRate"]["properties"]["taxRate"] = decimal(QUANTITY);
+    // A reference's id, as billflow keeps it: 1 to 256 characters.
+    for reference in ["BillingAccountRef", "ProductRef", "RelatedPartyRef"] {
+        definitions[reference]["properties"]["id"] =
+            json!({"type": "string", "minLength": 1, "maxLength": crate::domain::customer_bill::MAX_ID});
+    }
+    // A tax billflow adds to a rate is an amount.
+    definitions["AppliedBillingTaxRate"]["required"] = json!(["taxAmount"]);
     definitions.insert("JsonPatch".into(), json_patch_schema());
     definitions.extend(customer_bill_patches());
     // TMF678's hub and attachment definitions no operation here uses: left out, so that the
@@ -822,8 +849,31 @@ fn integer(minimum: i64) -> Value {
     json!({"type": "integer", "minimum": minimum})
 }
 
-fn decimal() -> Value {
-    json!({"type": "number"})
+/// A decimal within `bounds` (docs/api.md): the integer digits as exclusive limits, the fraction
+/// digits in words. Not as `multipleOf`: validators divide in binary floating point, where 0.07
+/// is no multiple of 0.000001, so every answer with cents would fail the document.
+fn decimal(bounds: Bounds) -> Value {
+    let limit = 10_i64.pow(bounds.integer_digits);
+    json!({"type": "number", "exclusiveMinimum": -limit, "exclusiveMaximum": limit,
+        "description": format!("at most {} fraction digits", bounds.fraction_digits)})
+}
+
+/// [`decimal`] above a floor: `exclusive` for "greater than", else "at least".
+fn decimal_from(bounds: Bounds, floor: u32, exclusive: bool) -> Value {
+    let mut schema = decimal(bounds);
+    if let Some(object) = schema.as_object_mut() {
+        object.remove("exclusiveMinimum");
+        object.insert((if exclusive { "exclusiveMinimum" } else { "minimum" }).into(), json!(floor));
+    }
+    schema
+}
+
+/// 0 to 100, with a money value's fraction digits.
+fn percentage() -> Value {
+    let mut schema = decimal_from(MONEY, 0, false);
+    schema["maximum"] = json!(100);
+    schema.as_object_mut().map(|o| o.remove("exclusiveMaximum"));
+    schema
 }
 
 fn date() -> Value {
@@ -972,17 +1022,17 @@ fn bill_schemas() -> Vec<(&'static str, Value)> {
         ("id", integer(1)),
         ("catalogItemId", integer(1)),
         ("description", nullable_string()),
-        ("quantity", decimal()),
-        ("unitPrice", decimal()),
-        ("unitCost", json!({"type": ["number", "null"]})),
-        ("amount", decimal()),
+        ("quantity", decimal_from(QUANTITY, 0, true)),
+        ("unitPrice", decimal(MONEY)),
+        ("unitCost", nullable(decimal_from(MONEY, 0, true))),
+        ("amount", decimal(MONEY)),
     ]);
     let bill = exact(&[
         ("id", integer(1)),
         ("billNumber", integer(1)),
         ("status", enumeration(&names::<BillStatus>())),
-        ("amount", decimal()),
-        ("amountPaid", decimal()),
+        ("amount", decimal(MONEY)),
+        ("amountPaid", decimal(MONEY)),
         ("calculationMethod", enumeration(&names::<CalculationMethod>())),
         ("createdAt", date_time()),
         ("updatedAt", date_time()),
@@ -1026,8 +1076,8 @@ fn bill_requests(line_item: &Value) -> (Value, Value) {
             ("calculationMethod", enumeration(&names::<CalculationMethod>())),
             ("dueDate", date_time()),
             ("lineItems", lines.clone()),
-            ("percentage", json!({"type": "number", "minimum": 0, "maximum": 100})),
-            ("baseAmount", decimal()),
+            ("percentage", percentage()),
+            ("baseAmount", decimal_from(MONEY, 0, false)),
             ("description", nullable(json!({"type": "string", "maxLength": 4000}))),
             ("type", nullable(enumeration(&names::<BillType>()))),
             ("basedOnId", json!({"type": ["integer", "null"]})),
@@ -1045,7 +1095,7 @@ fn bill_requests(line_item: &Value) -> (Value, Value) {
         &[
             ("calculationMethod", enumeration(&names::<CalculationMethod>())),
             ("lineItems", lines),
-            ("percentage", json!({"type": "number", "minimum": 0, "maximum": 100})),
+            ("percentage", percentage()),
             ("dueDate", date_time()),
             ("issueDate", date_time()),
             ("status", enumeration(&[BillStatus::Issued.name()])),

@@ -5,14 +5,15 @@
 use super::list::{filter, names, ListSpec, Values};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use time::{Date, OffsetDateTime, UtcOffset};
 
 use super::bill_run::{BillRunStatus, RunKind, SummaryStatus};
+use super::check::{checked, whole, Check, Obj};
 use super::key::{Id, IdType, Kind};
 use super::money::{self, cents, number, option_number, MONEY, QUANTITY};
 use super::resource::Resource;
-use super::{DomainError, FieldError};
+use super::DomainError;
 
 #[derive(
     Debug,
@@ -263,41 +264,47 @@ fn line_amount(quantity: Decimal, unit_price: Decimal) -> Option<Decimal> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Field parsing
-
-fn field(name: &str, detail: impl Into<String>) -> DomainError {
-    DomainError::field(format!("/{name}"), detail)
-}
+// Field parsing: every member read by the domain's one validator ([`Check`]), then the rules
+// across members.
 
 fn rule(n: u8, pointer: &str, detail: &str) -> DomainError {
     DomainError::field(pointer, format!("rule {n}: {detail}"))
 }
 
+const METHOD: &str = "LINE_ITEMS or PERCENTAGE (rule 1)";
+const DATE_TIME: &str = "an ISO 8601 date-time such as 2024-02-01T00:00:00Z (rule 6)";
+const DESCRIPTION: &str = "a string of at most 4000 characters, or null (rule 7)";
+const PERCENTAGE: &str = "a number from 0 to 100 (rule 3)";
+const STATUS: &str = "ISSUED, the one status a client sets (rule 5)";
+const ACCOUNT: &str = r#"{"id": positive integer, "name": string} or null"#;
+const RECORD: &str = r#"{"id": positive integer, "title": string} or null"#;
+
 /// An ISO 8601 date-time (RFC 3339 profile, with an offset), kept in UTC.
-pub fn parse_date_time(value: &Value, pointer: &str) -> Result<OffsetDateTime, DomainError> {
+fn date_time(value: &Value) -> Option<OffsetDateTime> {
     value
         .as_str()
         .and_then(|s| OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok())
         .map(|t| t.to_offset(UtcOffset::UTC))
-        .ok_or_else(|| rule(6, pointer, "must be an ISO 8601 date-time such as 2024-02-01T00:00:00Z"))
 }
 
-fn parse_description(value: &Value) -> Result<Option<String>, DomainError> {
-    match value {
-        Value::Null => Ok(None),
-        Value::String(s) if s.chars().count() <= MAX_DESCRIPTION => Ok(Some(s.clone())),
-        _ => Err(rule(7, "/description", "must be a string of at most 4000 characters, or null")),
-    }
+fn text(value: &Value) -> Option<String> {
+    value.as_str().filter(|s| s.chars().count() <= MAX_DESCRIPTION).map(str::to_owned)
 }
 
-fn parse_percentage(value: &Value) -> Result<Decimal, DomainError> {
-    money::bounded(value, MONEY)
-        .filter(|p| *p >= Decimal::ZERO && *p <= Decimal::ONE_HUNDRED)
-        .ok_or_else(|| rule(3, "/percentage", "percentage must be a number from 0 to 100"))
+fn percentage(value: &Value) -> Option<Decimal> {
+    money::bounded(value, MONEY).filter(|p| *p >= Decimal::ZERO && *p <= Decimal::ONE_HUNDRED)
 }
 
-fn positive_id(value: Option<&Value>) -> Option<u64> {
-    value.and_then(Value::as_u64).filter(|n| *n > 0)
+fn method(value: &Value) -> Option<CalculationMethod> {
+    value.as_str()?.parse().ok()
+}
+
+fn status(value: &Value) -> Option<BillStatus> {
+    value.as_str()?.parse().ok()
+}
+
+fn positive(value: &Value) -> Option<u64> {
+    whole(value).filter(|n| *n > 0)
 }
 
 /// A line as a request gives it: `id` only for a kept line.
@@ -311,104 +318,37 @@ pub struct LineInput {
     pub unit_cost: Option<Decimal>,
 }
 
-/// An optional member: absent or null is `None`; a value `parse` refuses is an error at `at`.
-fn optional<T>(
-    errors: &mut Vec<FieldError>,
-    at: String,
-    value: Option<&Value>,
-    parse: impl FnOnce(&Value) -> Option<T>,
-    refusal: &str,
-) -> Option<T> {
-    match value {
-        None | Some(Value::Null) => None,
-        Some(v) => {
-            let parsed = parse(v);
-            if parsed.is_none() {
-                errors.push(FieldError::new(at, refusal));
-            }
-            parsed
-        }
-    }
-}
+const LINE_FIELDS: [&str; 6] = ["id", "catalogItemId", "description", "quantity", "unitPrice", "unitCost"];
 
-/// Line `i` of a request's `lineItems`, or `None` with its errors added to `errors`.
-fn parse_line(i: usize, item: &Value, errors: &mut Vec<FieldError>) -> Option<LineInput> {
-    let at = |name: &str| format!("/lineItems/{i}/{name}");
-    let Value::Object(line) = item else {
-        errors.push(FieldError::new(format!("/lineItems/{i}"), "must be an object"));
+/// Line `i` of a request's `lineItems` (its computed `amount`, if sent, is ignored).
+fn parse_line(check: &mut Check, i: usize, item: &Value) -> Option<LineInput> {
+    let line = check.object(item, format!("/lineItems/{i}"), &LINE_FIELDS, &["amount"])?;
+    let id = check.value(&line, "id", false, positive, "the positive id of a line of this bill");
+    let catalog_item_id = check.value(&line, "catalogItemId", true, positive, "a positive integer");
+    let description = check.value(&line, "description", false, text, "a string of at most 4000 characters");
+    let positive_quantity = |q: &Value| money::bounded(q, QUANTITY).filter(|q| *q > Decimal::ZERO);
+    let quantity =
+        check.value(&line, "quantity", true, positive_quantity, &format!("greater than 0, {}", QUANTITY.describe()));
+    let price = |p: &Value| money::bounded(p, MONEY);
+    let unit_price =
+        check.value(&line, "unitPrice", true, price, &format!("{} (negative for discounts)", MONEY.describe()));
+    let cost = |c: &Value| money::bounded(c, MONEY).filter(|c| *c > Decimal::ZERO);
+    let unit_cost = check.value(&line, "unitCost", false, cost, &format!("greater than 0, {}", MONEY.describe()));
+    let (quantity, unit_price) = (quantity?, unit_price?);
+    if line_amount(quantity, unit_price).is_none() {
+        check.fail(line.pointer("amount"), "quantity x unitPrice lies outside +/-999,999,999,999,999.99");
         return None;
-    };
-    let known = ["id", "catalogItemId", "description", "quantity", "unitPrice", "unitCost", "amount"];
-    let unknown = line.keys().filter(|key| !known.contains(&key.as_str()));
-    errors.extend(unknown.map(|key| FieldError::new(at(key), "unknown field")));
-    let id = optional(
-        errors,
-        at("id"),
-        line.get("id"),
-        |v| positive_id(Some(v)),
-        "must be the positive id of a line of this bill",
-    );
-    let catalog_item_id = positive_id(line.get("catalogItemId"));
-    if catalog_item_id.is_none() {
-        errors.push(FieldError::new(at("catalogItemId"), "is required: a positive integer"));
     }
-    let text = |v: &Value| v.as_str().filter(|s| s.chars().count() <= MAX_DESCRIPTION).map(str::to_owned);
-    let description = optional(
-        errors,
-        at("description"),
-        line.get("description"),
-        text,
-        "must be a string of at most 4000 characters",
-    );
-    let quantity = line.get("quantity").and_then(|q| money::bounded(q, QUANTITY)).filter(|q| *q > Decimal::ZERO);
-    if quantity.is_none() {
-        errors.push(FieldError::new(at("quantity"), format!("is required: greater than 0, {}", QUANTITY.describe())));
-    }
-    let unit_price = line.get("unitPrice").and_then(|p| money::bounded(p, MONEY));
-    if unit_price.is_none() {
-        errors.push(FieldError::new(
-            at("unitPrice"),
-            format!("is required: {} (negative for discounts)", MONEY.describe()),
-        ));
-    }
-    let cost = |v: &Value| money::bounded(v, MONEY).filter(|c| *c > Decimal::ZERO);
-    let refusal = format!("must be greater than 0, {}", MONEY.describe());
-    let unit_cost = optional(errors, at("unitCost"), line.get("unitCost"), cost, &refusal);
-    if let (Some(quantity), Some(unit_price)) = (quantity, unit_price) {
-        if line_amount(quantity, unit_price).is_none() {
-            errors.push(FieldError::new(at("amount"), "quantity x unitPrice lies outside +/-999,999,999,999,999.99"));
-            return None;
-        }
-    }
-    Some(LineInput {
-        id,
-        catalog_item_id: catalog_item_id?,
-        description,
-        quantity: quantity?,
-        unit_price: unit_price?,
-        unit_cost,
-    })
+    Some(LineInput { id, catalog_item_id: catalog_item_id?, description, quantity, unit_price, unit_cost })
 }
 
-/// Parses `lineItems`: at least one line, each checked and named by index.
-pub fn parse_lines(value: &Value) -> Result<Vec<LineInput>, DomainError> {
-    let Some(items) = value.as_array() else {
-        return Err(rule(2, "/lineItems", "lineItems must be an array of line items"));
-    };
-    if items.is_empty() {
-        return Err(rule(2, "/lineItems", "a bill needs at least one line item"));
-    }
-    if items.len() > MAX_LINES {
-        return Err(rule(2, "/lineItems", "a bill has at most 1000 line items"));
-    }
-    let mut errors = Vec::new();
-    let lines: Vec<LineInput> =
-        items.iter().enumerate().filter_map(|(i, item)| parse_line(i, item, &mut errors)).collect();
-    if errors.is_empty() {
-        Ok(lines)
-    } else {
-        Err(DomainError::fields(errors))
-    }
+/// `lineItems`: 1 to 1,000 lines (rule 2), each checked and named by index. `required`: a `null`
+/// is refused rather than read as absent (a PATCH that sends it).
+fn parse_lines(check: &mut Check, obj: &Obj<'_>, required: bool) -> Option<Vec<LineInput>> {
+    let array = |v: &'_ Value| v.as_array().filter(|lines| (1..=MAX_LINES).contains(&lines.len())).cloned();
+    let items = check.value(obj, "lineItems", required, array, "an array of 1 to 1000 line items (rule 2)")?;
+    let lines: Vec<LineInput> = items.iter().enumerate().filter_map(|(i, item)| parse_line(check, i, item)).collect();
+    (lines.len() == items.len()).then_some(lines)
 }
 
 /// How many lines of a request need new ids (so the edge can reserve them before the rules run).
@@ -452,6 +392,28 @@ fn build_lines(
     Ok(lines)
 }
 
+/// Rules 4 and 5, for a create and a PATCH alike: `issueDate` and `status` together, on
+/// LINE_ITEMS bills, status ISSUED only. The issue date asked for, if any.
+fn issue_rules(
+    method: CalculationMethod,
+    issue_date: Option<OffsetDateTime>,
+    status: Option<BillStatus>,
+) -> Result<Option<OffsetDateTime>, DomainError> {
+    match (issue_date, status) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(rule(5, "/status", "status may only be given together with issueDate")),
+        (Some(_), _) if method != CalculationMethod::LineItems => {
+            Err(rule(4, "/issueDate", "issueDate is only for LINE_ITEMS bills"))
+        }
+        (Some(_), None) => Err(rule(4, "/status", "with issueDate, status must be given too")),
+        (Some(_), Some(BillStatus::Draft)) => Err(rule(4, "/status", "with issueDate, status must not be DRAFT")),
+        (Some(date), Some(BillStatus::Issued)) => Ok(Some(date)),
+        (Some(_), Some(other)) => {
+            Err(rule(5, "/status", &format!("{} is not set by a client; only ISSUED is", other.name())))
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Create
 
@@ -493,154 +455,102 @@ const CREATE_FIELDS: [&str; 15] = [
 
 /// A new bill's lines, percentage and base amount.
 type Pricing = (Vec<LineInput>, Option<Decimal>, Option<Decimal>);
-/// A new bill's account, record and run.
-type References = (Option<Account>, Option<RecordRef>, Option<(RunKind, u64)>);
 
 /// How a new bill is priced: its lines, or its percentage of a base amount (rules 2 and 3).
-fn parse_pricing(f: &Map<String, Value>, method: CalculationMethod) -> Result<Pricing, DomainError> {
-    let present = |name: &str| f.get(name).filter(|v| !v.is_null());
-    Ok(match method {
+fn pricing(
+    method: CalculationMethod,
+    lines: Option<Vec<LineInput>>,
+    percentage: Option<Decimal>,
+    base_amount: Option<Decimal>,
+) -> Result<Pricing, DomainError> {
+    match method {
         CalculationMethod::LineItems => {
-            if present("percentage").is_some() || present("baseAmount").is_some() {
+            if percentage.is_some() || base_amount.is_some() {
                 return Err(rule(3, "/percentage", "percentage and baseAmount are only for PERCENTAGE bills"));
             }
-            (parse_lines(present("lineItems").unwrap_or(&Value::Null))?, None, None)
+            let lines = lines.ok_or_else(|| rule(2, "/lineItems", "a LINE_ITEMS bill needs lineItems"))?;
+            if lines.iter().any(|l| l.id.is_some()) {
+                return Err(DomainError::field("/lineItems", "new lines have no id"));
+            }
+            Ok((lines, None, None))
         }
         CalculationMethod::Percentage => {
-            if present("lineItems").is_some() {
+            if lines.is_some() {
                 return Err(rule(2, "/lineItems", "lineItems are only for LINE_ITEMS bills"));
             }
-            let pct = parse_percentage(present("percentage").unwrap_or(&Value::Null))?;
-            let base = present("baseAmount")
-                .and_then(|b| money::bounded(b, MONEY))
-                .filter(|b| *b >= Decimal::ZERO)
-                .ok_or_else(|| {
-                    field("baseAmount", format!("is required for PERCENTAGE bills: 0 or more, {}", MONEY.describe()))
-                })?;
-            (Vec::new(), Some(pct), Some(cents(base)))
-        }
-    })
-}
-
-/// A new bill's issue: `issueDate` with `status` ISSUED, for LINE_ITEMS bills only, not after
-/// `dueDate` (rules 4, 5 and 6).
-fn parse_issue(
-    f: &Map<String, Value>,
-    method: CalculationMethod,
-    due_date: OffsetDateTime,
-) -> Result<Option<(OffsetDateTime, BillStatus)>, DomainError> {
-    let present = |name: &str| f.get(name).filter(|v| !v.is_null());
-    let issue = match (present("issueDate"), present("status")) {
-        (None, None) => None,
-        (None, Some(_)) => return Err(rule(5, "/status", "status may only be given together with issueDate")),
-        (Some(_), _) if method != CalculationMethod::LineItems => {
-            return Err(rule(4, "/issueDate", "issueDate is only for LINE_ITEMS bills"))
-        }
-        (Some(_), None) => return Err(rule(4, "/status", "with issueDate, status must be given too")),
-        (Some(date), Some(status)) => {
-            let date = parse_date_time(date, "/issueDate")?;
-            match status.as_str().and_then(|s| s.parse().ok()) {
-                Some(BillStatus::Issued) => Some((date, BillStatus::Issued)),
-                Some(BillStatus::Draft) => return Err(rule(4, "/status", "with issueDate, status must not be DRAFT")),
-                _ => return Err(rule(5, "/status", "a client may only set status ISSUED")),
-            }
-        }
-    };
-    if let Some((issued, _)) = issue {
-        if due_date < issued {
-            return Err(rule(6, "/dueDate", "dueDate must not be before issueDate"));
+            let percentage = percentage.ok_or_else(|| rule(3, "/percentage", "a PERCENTAGE bill needs percentage"))?;
+            let base = base_amount.ok_or_else(|| {
+                DomainError::field("/baseAmount", "is required for PERCENTAGE bills: 0 or more, as a number")
+            })?;
+            Ok((Vec::new(), Some(percentage), Some(cents(base))))
         }
     }
-    Ok(issue)
 }
 
-/// A reference member: absent or null is `None`, else an object of `shape` with a positive id.
-fn reference<T: serde::de::DeserializeOwned>(
-    f: &Map<String, Value>,
-    name: &str,
-    id: fn(&T) -> u64,
-    shape: &str,
-) -> Result<Option<T>, DomainError> {
-    match f.get(name).filter(|v| !v.is_null()) {
-        None => Ok(None),
-        Some(v) => serde_json::from_value::<T>(v.clone())
-            .ok()
-            .filter(|r| id(r) > 0)
-            .map(Some)
-            .ok_or_else(|| field(name, format!("must be {shape} or null"))),
+/// A reference member (an account, a record): an object of `shape` with a positive id, or null.
+fn reference<T: serde::de::DeserializeOwned>(id: fn(&T) -> u64) -> impl Fn(&Value) -> Option<T> {
+    move |value| T::deserialize(value).ok().filter(|r| id(r) > 0)
+}
+
+fn bill_type(value: &Value) -> Option<BillType> {
+    match value.as_str()? {
+        "INVOICE" => Some(BillType::Invoice),
+        "CREDIT_NOTE" => Some(BillType::CreditNote),
+        _ => None,
     }
 }
 
-/// A new bill's references: its account, its record and the run it joins.
-fn parse_references(f: &Map<String, Value>) -> Result<References, DomainError> {
-    let present = |name: &str| f.get(name).filter(|v| !v.is_null());
-    let account = reference::<Account>(f, "account", |a| a.id, r#"{"id": positive integer, "name": string}"#)?;
-    let record = reference::<RecordRef>(f, "record", |r| r.id, r#"{"id": positive integer, "title": string}"#)?;
-    let kind = match present("billRunKind") {
-        None => RunKind::Regular,
-        Some(v) => serde_json::from_value::<RunKind>(v.clone())
-            .map_err(|_| field("billRunKind", "must be REGULAR or ADHOC"))?,
-    };
-    let bill_run = match present("billRunId") {
-        None if present("billRunKind").is_some() => return Err(field("billRunKind", "goes with billRunId")),
-        None => None,
-        Some(v) => Some((kind, positive_id(Some(v)).ok_or_else(|| field("billRunId", "must be a positive integer"))?)),
-    };
-    Ok((account, record, bill_run))
+/// The run a new bill joins: `billRunId`, with `billRunKind` (REGULAR by default).
+fn parse_run(check: &mut Check, obj: &Obj<'_>) -> Option<(RunKind, u64)> {
+    let kind = |v: &Value| RunKind::deserialize(v).ok();
+    let kind = check.value(obj, "billRunKind", false, kind, "REGULAR or ADHOC");
+    let id = check.value(obj, "billRunId", false, positive, "a positive integer");
+    if id.is_none() && kind.is_some() {
+        check.fail(obj.pointer("billRunKind"), "goes with billRunId");
+    }
+    Some((kind.unwrap_or(RunKind::Regular), id?))
 }
 
 impl NewBill {
     pub fn parse(body: &Value) -> Result<Self, DomainError> {
-        let Value::Object(f) = body else {
-            return Err(DomainError::field("", "the body must be a JSON object"));
-        };
-        let unknown: Vec<FieldError> = f
-            .keys()
-            .filter(|k| !CREATE_FIELDS.contains(&k.as_str()))
-            .map(|k| FieldError::new(format!("/{k}"), "read-only or unknown field"))
-            .collect();
-        if !unknown.is_empty() {
-            return Err(DomainError::fields(unknown));
+        let mut check = Check::new();
+        let obj = check.root(body, &CREATE_FIELDS)?;
+        let method = check.value(&obj, "calculationMethod", true, method, METHOD);
+        let due_date = check.value(&obj, "dueDate", true, date_time, DATE_TIME);
+        let lines = parse_lines(&mut check, &obj, false);
+        let percentage = check.value(&obj, "percentage", false, percentage, PERCENTAGE);
+        let base = |b: &Value| money::bounded(b, MONEY).filter(|b| *b >= Decimal::ZERO);
+        let base_amount = check.value(&obj, "baseAmount", false, base, &format!("0 or more, {}", MONEY.describe()));
+        let issue_date = check.value(&obj, "issueDate", false, date_time, DATE_TIME);
+        let status = check.value(&obj, "status", false, status, STATUS);
+        let description = check.value(&obj, "description", false, text, DESCRIPTION);
+        let bill_type = check.value(&obj, "type", false, bill_type, "INVOICE, CREDIT_NOTE or null");
+        let based_on_id = check.value(&obj, "basedOnId", false, Value::as_i64, "an integer or null");
+        let based_on_uid = check.value(&obj, "basedOnUid", false, Value::as_i64, "an integer or null");
+        let account = check.value(&obj, "account", false, reference::<Account>(|a| a.id), ACCOUNT);
+        let record = check.value(&obj, "record", false, reference::<RecordRef>(|r| r.id), RECORD);
+        let bill_run = parse_run(&mut check, &obj);
+        check.stop()?;
+        let (method, due_date) = (checked(method)?, checked(due_date)?);
+        let (lines, percentage, base_amount) = pricing(method, lines, percentage, base_amount)?;
+        let issue = issue_rules(method, issue_date, status)?;
+        if issue.is_some_and(|issued| due_date < issued) {
+            return Err(rule(6, "/dueDate", "dueDate must not be before issueDate"));
         }
-        let present = |name: &str| f.get(name).filter(|v| !v.is_null());
-        let calculation_method = present("calculationMethod")
-            .and_then(Value::as_str)
-            .and_then(|m| m.parse::<CalculationMethod>().ok())
-            .ok_or_else(|| rule(1, "/calculationMethod", "calculationMethod is required: LINE_ITEMS or PERCENTAGE"))?;
-        let due_date = parse_date_time(present("dueDate").ok_or_else(|| field("dueDate", "is required"))?, "/dueDate")?;
-        let (lines, percentage, base_amount) = parse_pricing(f, calculation_method)?;
-        if lines.iter().any(|l| l.id.is_some()) {
-            return Err(field("lineItems", "new lines have no id"));
-        }
-        let issue = parse_issue(f, calculation_method, due_date)?;
-        let description = parse_description(f.get("description").unwrap_or(&Value::Null))?;
-        let bill_type = match present("type") {
-            None => None,
-            Some(Value::String(s)) if s == "INVOICE" => Some(BillType::Invoice),
-            Some(Value::String(s)) if s == "CREDIT_NOTE" => Some(BillType::CreditNote),
-            Some(_) => return Err(field("type", "must be INVOICE, CREDIT_NOTE or null")),
-        };
-        let int_or_null = |name: &str| -> Result<Option<i64>, DomainError> {
-            match present(name) {
-                None => Ok(None),
-                Some(v) => v.as_i64().map(Some).ok_or_else(|| field(name, "must be an integer or null")),
-            }
-        };
-        let (account, record, bill_run) = parse_references(f)?;
         Ok(Self {
-            calculation_method,
+            calculation_method: method,
             due_date,
             lines,
             percentage,
             base_amount,
             description,
             bill_type,
-            based_on_id: int_or_null("basedOnId")?,
-            based_on_uid: int_or_null("basedOnUid")?,
+            based_on_id,
+            based_on_uid,
             account,
             record,
             bill_run,
-            issue,
+            issue: issue.map(|date| (date, BillStatus::Issued)),
         })
     }
 
@@ -687,67 +597,73 @@ impl NewBill {
 // ---------------------------------------------------------------------------------------------
 // PATCH: the eight rules
 
-/// Rule 1: the method, with the new method's data in the same request.
-fn update_method(f: &Map<String, Value>, bill: &Bill, next: &mut Bill) -> Result<(), DomainError> {
-    if let Some(value) = f.get("calculationMethod") {
-        let method = value
-            .as_str()
-            .and_then(|m| m.parse::<CalculationMethod>().ok())
-            .ok_or_else(|| rule(1, "/calculationMethod", "calculationMethod must be LINE_ITEMS or PERCENTAGE"))?;
-        if method != bill.calculation_method {
-            match method {
-                CalculationMethod::LineItems if !f.contains_key("lineItems") => {
-                    return Err(rule(1, "/lineItems", "changing to LINE_ITEMS needs lineItems in the same request"));
-                }
-                CalculationMethod::Percentage if !f.contains_key("percentage") => {
-                    return Err(rule(1, "/percentage", "changing to PERCENTAGE needs percentage in the same request"));
-                }
-                CalculationMethod::Percentage if bill.base_amount.is_none() => {
-                    return Err(rule(1, "/calculationMethod", "changing to PERCENTAGE needs a bill with a baseAmount"));
-                }
-                CalculationMethod::LineItems => next.percentage = None,
-                CalculationMethod::Percentage => next.line_items.clear(),
-            }
-            next.calculation_method = method;
-        }
+/// A PATCH body, each member checked alone. A member sent as `null` is refused where it cannot
+/// be cleared (all but `description`).
+struct UpdateInput {
+    method: Option<CalculationMethod>,
+    lines: Option<Vec<LineInput>>,
+    percentage: Option<Decimal>,
+    issue_date: Option<OffsetDateTime>,
+    status: Option<BillStatus>,
+    due_date: Option<OffsetDateTime>,
+    description: Option<Option<String>>,
+}
+
+impl UpdateInput {
+    fn parse(body: &Value) -> Result<Self, DomainError> {
+        let mut check = Check::new();
+        let obj = check.root(body, &UPDATABLE)?;
+        let sent = |name: &str| obj.map.contains_key(name);
+        let input = Self {
+            method: check.value(&obj, "calculationMethod", sent("calculationMethod"), method, METHOD),
+            lines: parse_lines(&mut check, &obj, sent("lineItems")),
+            percentage: check.value(&obj, "percentage", sent("percentage"), percentage, PERCENTAGE),
+            issue_date: check.value(&obj, "issueDate", sent("issueDate"), date_time, DATE_TIME),
+            status: check.value(&obj, "status", sent("status"), status, STATUS),
+            due_date: check.value(&obj, "dueDate", sent("dueDate"), date_time, DATE_TIME),
+            description: sent("description").then(|| check.value(&obj, "description", false, text, DESCRIPTION)),
+        };
+        check.stop()?;
+        Ok(input)
     }
+}
+
+/// Rule 1: the method, with the new method's data in the same request.
+fn update_method(input: &UpdateInput, bill: &Bill, next: &mut Bill) -> Result<(), DomainError> {
+    let Some(method) = input.method.filter(|m| *m != bill.calculation_method) else { return Ok(()) };
+    match method {
+        CalculationMethod::LineItems if input.lines.is_none() => {
+            return Err(rule(1, "/lineItems", "changing to LINE_ITEMS needs lineItems in the same request"));
+        }
+        CalculationMethod::Percentage if input.percentage.is_none() => {
+            return Err(rule(1, "/percentage", "changing to PERCENTAGE needs percentage in the same request"));
+        }
+        CalculationMethod::Percentage if bill.base_amount.is_none() => {
+            return Err(rule(1, "/calculationMethod", "changing to PERCENTAGE needs a bill with a baseAmount"));
+        }
+        CalculationMethod::LineItems => next.percentage = None,
+        CalculationMethod::Percentage => next.line_items.clear(),
+    }
+    next.calculation_method = method;
     Ok(())
 }
 
-/// Rules 4 and 5: issueDate and status together, on LINE_ITEMS bills, status ISSUED only.
-fn update_issue(f: &Map<String, Value>, bill: &Bill, run_finalized: bool, next: &mut Bill) -> Result<(), DomainError> {
-    let method = next.calculation_method;
-    match (f.get("issueDate"), f.get("status")) {
-        (None, None) => {}
-        (None, Some(_)) => return Err(rule(5, "/status", "status may only be given together with issueDate")),
-        (Some(_), _) if method != CalculationMethod::LineItems => {
-            return Err(rule(4, "/issueDate", "issueDate is only for LINE_ITEMS bills"));
-        }
-        (Some(_), None) => return Err(rule(4, "/status", "with issueDate, status must be given too")),
-        (Some(date), Some(status)) => {
-            match status.as_str().and_then(|s| s.parse().ok()) {
-                Some(BillStatus::Draft) => return Err(rule(4, "/status", "with issueDate, status must not be DRAFT")),
-                Some(BillStatus::Issued) => {}
-                Some(other) => {
-                    return Err(rule(5, "/status", &format!("{} is not set by a client; only ISSUED is", other.name())))
-                }
-                None => return Err(rule(5, "/status", "status must be ISSUED")),
-            }
-            let reissue = bill.status == BillStatus::Issued && bill.amount_paid.is_zero();
-            if bill.status != BillStatus::Draft && !reissue && !bill.frozen(run_finalized) {
-                return Err(rule(
-                    5,
-                    "/status",
-                    &format!(
-                        "a {} bill cannot be issued (ISSUED is set from DRAFT, or again while nothing is paid)",
-                        bill.status.name()
-                    ),
-                ));
-            }
-            next.issue_date = Some(parse_date_time(date, "/issueDate")?);
-            next.status = BillStatus::Issued;
-        }
+/// Rules 4 and 5 on a stored bill: ISSUED is set from DRAFT, or again while nothing is paid.
+fn update_issue(input: &UpdateInput, bill: &Bill, run_finalized: bool, next: &mut Bill) -> Result<(), DomainError> {
+    let Some(date) = issue_rules(next.calculation_method, input.issue_date, input.status)? else { return Ok(()) };
+    let reissue = bill.status == BillStatus::Issued && bill.amount_paid.is_zero();
+    if bill.status != BillStatus::Draft && !reissue && !bill.frozen(run_finalized) {
+        return Err(rule(
+            5,
+            "/status",
+            &format!(
+                "a {} bill cannot be issued (ISSUED is set from DRAFT, or again while nothing is paid)",
+                bill.status.name()
+            ),
+        ));
     }
+    next.issue_date = Some(date);
+    next.status = BillStatus::Issued;
     Ok(())
 }
 
@@ -790,56 +706,39 @@ pub fn apply_update(
     new_line_ids: &mut dyn Iterator<Item = u64>,
     now: OffsetDateTime,
 ) -> Result<Option<Bill>, DomainError> {
-    let Value::Object(f) = body else {
-        return Err(DomainError::field("", "the body must be a JSON object"));
-    };
-    let unknown: Vec<FieldError> = f
-        .keys()
-        .filter(|k| !UPDATABLE.contains(&k.as_str()))
-        .map(|k| FieldError::new(format!("/{k}"), "cannot be updated: read-only or unknown field"))
-        .collect();
-    if !unknown.is_empty() {
-        return Err(DomainError::fields(unknown));
-    }
+    let input = UpdateInput::parse(body)?;
     let mut next = bill.clone();
-
-    update_method(f, bill, &mut next)?;
+    update_method(&input, bill, &mut next)?;
     let method = next.calculation_method;
-
     // Rule 2: lines replace the whole list, on LINE_ITEMS bills only.
-    if let Some(value) = f.get("lineItems") {
+    if let Some(lines) = input.lines.clone() {
         if method != CalculationMethod::LineItems {
             return Err(rule(2, "/lineItems", "lineItems are only for LINE_ITEMS bills"));
         }
-        next.line_items = build_lines(parse_lines(value)?, &bill.line_items, new_line_ids)?;
+        next.line_items = build_lines(lines, &bill.line_items, new_line_ids)?;
     }
-    // Rule 3: percentage on PERCENTAGE bills only, 0 to 100.
-    if let Some(value) = f.get("percentage") {
+    // Rule 3: percentage on PERCENTAGE bills only.
+    if let Some(percentage) = input.percentage {
         if method != CalculationMethod::Percentage {
             return Err(rule(3, "/percentage", "percentage is only for PERCENTAGE bills"));
         }
-        next.percentage = Some(parse_percentage(value)?);
+        next.percentage = Some(percentage);
     }
-    update_issue(f, bill, run_finalized, &mut next)?;
-    // Rule 6: date-times, and dueDate not before issueDate.
-    if let Some(value) = f.get("dueDate") {
-        next.due_date = parse_date_time(value, "/dueDate")?;
-    }
+    update_issue(&input, bill, run_finalized, &mut next)?;
+    // Rule 6: dueDate not before issueDate.
+    next.due_date = input.due_date.unwrap_or(next.due_date);
     if next.issue_date.is_some_and(|issued| next.due_date < issued) {
         return Err(rule(6, "/dueDate", "dueDate must not be before issueDate"));
     }
     // Rule 7: description, or null to clear it.
-    if let Some(value) = f.get("description") {
-        next.description = parse_description(value)?;
+    if let Some(description) = input.description {
+        next.description = description;
     }
-
     let next = next.recomputed()?;
     if !check_changes(bill, &next, run_finalized)? {
         return Ok(None);
     }
-    let mut next = next;
-    next.updated_at = now;
-    Ok(Some(next))
+    Ok(Some(Bill { updated_at: now, ..next }))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,11 +7,12 @@ use serde_json::{Map, Value};
 use time::Date;
 
 use super::bill::Report;
+use super::check::{whole, whole_numbers, Check, Obj};
 use super::dates::{self, iso_date};
 use super::key::{Id, IdType, Kind};
 use super::patch::{changed_members, Patch};
 use super::resource::Resource;
-use super::{DomainError, FieldError};
+use super::DomainError;
 
 /// At most this many ids in each inventory id array of an adhoc run.
 pub const MAX_INVENTORY_IDS: usize = 1000;
@@ -248,7 +249,9 @@ pub struct AdhocBillRun {
     pub summary_status_percentage: u8,
     pub billing_user_admin_id: Option<u64>,
     pub revenue_in_major_currency: i64,
+    #[serde(deserialize_with = "whole_numbers")]
     pub adhoc_product_inventory_ids: Vec<u64>,
+    #[serde(deserialize_with = "whole_numbers")]
     pub rental_product_inventory_ids: Vec<u64>,
 }
 
@@ -262,7 +265,6 @@ pub trait Run: Resource + Clone + std::fmt::Debug + PartialEq + 'static {
     fn progress(&self) -> Progress;
     fn set_progress(&mut self, progress: Progress);
     /// Checks one writable field's new value (its type, enum and bounds).
-    fn check_field(name: &str, value: &Value) -> Result<(), FieldError>;
     /// Validates a create body into a run (id 0 until one is allocated).
     fn parse_new(body: &Value, created: Date) -> Result<Self, DomainError>;
     /// Whether `self` may not coexist with `other`, a member of its group.
@@ -386,10 +388,6 @@ macro_rules! progress_of_a_run {
             self.summary_status_percentage = p.summary_status_percentage;
             self.billing_user_admin_id = p.billing_user_admin_id;
         }
-
-        fn check_field(name: &str, value: &Value) -> Result<(), FieldError> {
-            check_common_field(name, value)
-        }
     };
 }
 
@@ -466,34 +464,33 @@ impl Run for AdhocBillRun {
     progress_of_a_run!();
 }
 
-/// Field checks shared by creates and patches of both kinds.
-fn check_common_field(name: &str, value: &Value) -> Result<(), FieldError> {
-    let at = format!("/{name}");
-    let ok = match name {
-        "name" => return check_name(value),
-        "nickname" => match value {
-            Value::Null => true,
-            Value::String(s) => (1..=100).contains(&s.chars().count()),
-            _ => false,
-        },
-        "invoiceDate" | "periodStartDate" | "periodEndDate" => value.as_str().and_then(dates::parse).is_some(),
-        "includeUsageUntilDate" => value.is_null() || value.as_str().and_then(dates::parse).is_some(),
+/// Checks member `name` of `obj` (a create body, or a patched run, where a removed member reads
+/// as null), for creates and patches of both kinds.
+fn check_member(check: &mut Check, obj: &Obj<'_>, name: &str) {
+    let value = obj.map.get(name).unwrap_or(&Value::Null);
+    let date = |v: &Value| v.as_str().and_then(dates::parse).is_some();
+    let valid = match name {
+        "name" => value.as_str().is_some_and(|s| {
+            (1..=22).contains(&s.chars().count()) && s.chars().all(|c| c.is_ascii_alphanumeric() || " -_./".contains(c))
+        }),
+        "nickname" => value.is_null() || value.as_str().is_some_and(|s| (1..=100).contains(&s.chars().count())),
+        "invoiceDate" | "periodStartDate" | "periodEndDate" => date(value),
+        "includeUsageUntilDate" => value.is_null() || date(value),
         "paused" | "parallel" => value.is_boolean(),
-        "billingCycleId" => value.as_u64().is_some_and(|n| n > 0),
+        "billingCycleId" => whole(value).is_some_and(|n| n > 0),
         "billRunStatus" => value.as_str().is_some_and(|v| v.parse::<BillRunStatus>().is_ok()),
         "summaryStatus" => value.as_str().is_some_and(|v| v.parse::<SummaryStatus>().is_ok()),
-        "adhocProductInventoryIds" | "rentalProductInventoryIds" => return check_ids(name, value),
-        _ => return Err(FieldError::new(at, "unknown field")),
+        "adhocProductInventoryIds" | "rentalProductInventoryIds" => return check_ids(check, obj, name, value),
+        _ => return check.fail(obj.pointer(name), "unknown field"),
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(FieldError::new(at, expectation(name)))
+    if !valid {
+        check.fail(obj.pointer(name), expectation(name));
     }
 }
 
 fn expectation(name: &str) -> &'static str {
     match name {
+        "name" => "must be 1 to 22 characters: letters, digits, space and -_./",
         "nickname" => "must be null or a string of 1 to 100 characters",
         "invoiceDate" | "periodStartDate" | "periodEndDate" => "must be a date YYYY-MM-DD",
         "includeUsageUntilDate" => "must be null or a date YYYY-MM-DD",
@@ -504,33 +501,22 @@ fn expectation(name: &str) -> &'static str {
     }
 }
 
-fn check_name(value: &Value) -> Result<(), FieldError> {
-    let valid = value.as_str().is_some_and(|s| {
-        (1..=22).contains(&s.chars().count()) && s.chars().all(|c| c.is_ascii_alphanumeric() || " -_./".contains(c))
-    });
-    if valid {
-        Ok(())
-    } else {
-        Err(FieldError::new("/name", "must be 1 to 22 characters: letters, digits, space and -_./"))
-    }
-}
-
-fn check_ids(name: &str, value: &Value) -> Result<(), FieldError> {
+/// An array of distinct positive ids, at most [`MAX_INVENTORY_IDS`].
+fn check_ids(check: &mut Check, obj: &Obj<'_>, name: &str, value: &Value) {
     let Some(items) = value.as_array() else {
-        return Err(FieldError::new(format!("/{name}"), "must be an array of positive integers"));
+        return check.fail(obj.pointer(name), "must be an array of positive integers");
     };
     if items.len() > MAX_INVENTORY_IDS {
-        return Err(FieldError::new(format!("/{name}"), format!("has at most {MAX_INVENTORY_IDS} ids")));
+        return check.fail(obj.pointer(name), format!("has at most {MAX_INVENTORY_IDS} ids"));
     }
     let mut seen = std::collections::HashSet::new();
     for (i, item) in items.iter().enumerate() {
-        match item.as_u64() {
+        match whole(item) {
             Some(n) if n > 0 && seen.insert(n) => {}
-            Some(n) if n > 0 => return Err(FieldError::new(format!("/{name}/{i}"), format!("duplicate id {n}"))),
-            _ => return Err(FieldError::new(format!("/{name}/{i}"), "must be a positive integer")),
+            Some(n) if n > 0 => check.fail(format!("{}/{i}", obj.pointer(name)), format!("duplicate id {n}")),
+            _ => check.fail(format!("{}/{i}", obj.pointer(name)), "must be a positive integer"),
         }
     }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -542,37 +528,20 @@ const REGULAR_CREATE_OPTIONAL: [&str; 3] = ["includeUsageUntilDate", "parallel",
 const ADHOC_CREATE_REQUIRED: [&str; 2] = ["name", "invoiceDate"];
 const ADHOC_CREATE_OPTIONAL: [&str; 3] = ["nickname", "adhocProductInventoryIds", "rentalProductInventoryIds"];
 
-/// Checks a create body against its field lists: every problem is reported at once.
-fn check_create_body<'a>(
-    body: &'a Value,
-    required: &[&str],
-    optional: &[&str],
-) -> Result<&'a Map<String, Value>, DomainError> {
-    let Value::Object(fields) = body else {
-        return Err(DomainError::field("", "the body must be a JSON object"));
-    };
-    let mut errors = Vec::new();
+/// Checks a create body against its member lists: every problem is reported at once.
+fn check_create_body<'a>(body: &'a Value, required: &[&str], optional: &[&str]) -> Result<Obj<'a>, DomainError> {
+    let mut check = Check::new();
+    let obj = check.root(body, &[required, optional].concat())?;
     for name in required {
-        if fields.get(*name).is_none_or(Value::is_null) {
-            errors.push(FieldError::new(format!("/{name}"), "is required"));
+        check.required(&obj, name);
+    }
+    for (name, value) in obj.map {
+        if !(value.is_null() && required.contains(&name.as_str())) {
+            check_member(&mut check, &obj, name);
         }
     }
-    for (name, value) in fields {
-        if required.contains(&name.as_str()) || optional.contains(&name.as_str()) {
-            if !value.is_null() || !required.contains(&name.as_str()) {
-                if let Err(e) = check_common_field(name, value) {
-                    errors.push(e);
-                }
-            }
-        } else {
-            errors.push(FieldError::new(format!("/{name}"), "read-only or unknown field"));
-        }
-    }
-    if errors.is_empty() {
-        Ok(fields)
-    } else {
-        Err(DomainError::fields(errors))
-    }
+    check.stop()?;
+    Ok(obj)
 }
 
 fn date_of(fields: &Map<String, Value>, name: &str) -> Option<Date> {
@@ -594,11 +563,11 @@ pub struct NewBillRun {
 
 impl NewBillRun {
     pub fn parse(body: &Value) -> Result<Self, DomainError> {
-        let f = check_create_body(body, &REGULAR_CREATE_REQUIRED, &REGULAR_CREATE_OPTIONAL)?;
+        let f = check_create_body(body, &REGULAR_CREATE_REQUIRED, &REGULAR_CREATE_OPTIONAL)?.map;
         let missing = || DomainError::invalid("invalid bill run");
         let run = Self {
             name: f.get("name").and_then(Value::as_str).ok_or_else(missing)?.to_owned(),
-            billing_cycle_id: f.get("billingCycleId").and_then(Value::as_u64).ok_or_else(missing)?,
+            billing_cycle_id: f.get("billingCycleId").and_then(whole).ok_or_else(missing)?,
             period_start_date: date_of(f, "periodStartDate").ok_or_else(missing)?,
             period_end_date: date_of(f, "periodEndDate").ok_or_else(missing)?,
             invoice_date: date_of(f, "invoiceDate").ok_or_else(missing)?,
@@ -650,12 +619,9 @@ pub struct NewAdhocBillRun {
 
 impl NewAdhocBillRun {
     pub fn parse(body: &Value) -> Result<Self, DomainError> {
-        let f = check_create_body(body, &ADHOC_CREATE_REQUIRED, &ADHOC_CREATE_OPTIONAL)?;
+        let f = check_create_body(body, &ADHOC_CREATE_REQUIRED, &ADHOC_CREATE_OPTIONAL)?.map;
         let ids = |name: &str| -> Vec<u64> {
-            f.get(name)
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_u64).collect())
-                .unwrap_or_default()
+            f.get(name).and_then(Value::as_array).map(|a| a.iter().filter_map(whole).collect()).unwrap_or_default()
         };
         Ok(Self {
             name: f.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
@@ -860,21 +826,18 @@ fn check_changed<R: Run>(
     before: &Map<String, Value>,
     after: &Map<String, Value>,
 ) -> Result<(), DomainError> {
-    let mut errors = Vec::new();
+    let mut check = Check::new();
+    let patched = Obj { map: after, at: String::new() };
     for name in changed {
         if !before.contains_key(name) {
-            errors.push(FieldError::new(format!("/{name}"), "unknown field"));
+            check.fail(patched.pointer(name), "unknown field");
         } else if !R::WRITABLE.contains(&name.as_str()) {
-            errors.push(FieldError::new(format!("/{name}"), "read-only field"));
-        } else if let Err(e) = R::check_field(name, &after[name]) {
-            errors.push(e);
+            check.fail(patched.pointer(name), "read-only field");
+        } else {
+            check_member(&mut check, &patched, name);
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(DomainError::fields(errors))
-    }
+    check.stop()
 }
 
 /// Steps 2 to 5 of "PATCH semantics": apply, check fields, check the state, decide the transition.

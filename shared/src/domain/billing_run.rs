@@ -456,12 +456,15 @@ fn server_owned(name: &str) -> bool {
 
 /// Validates a create or PUT body: every problem at once, each named by JSON Pointer.
 pub fn parse_request(body: &Value, mode: Mode) -> Result<Request, DomainError> {
+    let mut check = Check::new();
     let Value::Object(map) = body else {
         return Err(DomainError::field("", "the body must be a JSON object"));
     };
-    let mut check = Check { errors: Vec::new() };
-    check_known(&mut check, map);
-    let root = Obj { map, at: String::new() };
+    // What the server owns is ignored here (a PUT sends back what it read); the rest is known.
+    let owned: Vec<&str> = map.keys().map(String::as_str).filter(|name| server_owned(name)).collect();
+    let known = [CONTENT, &["id", "status", "sys_locked", "sys_version"]].concat();
+    let root =
+        check.object(body, String::new(), &known, &owned).ok_or_else(|| DomainError::invalid("not an object"))?;
     let id = parse_id(&mut check, &root, mode);
     let status = parse_status(&mut check, &root, mode);
     let sys_locked = check.boolean(&root, "sys_locked");
@@ -484,9 +487,7 @@ pub fn parse_request(body: &Value, mode: Mode) -> Result<Request, DomainError> {
     let send_installment_schedule_reminders = check.boolean(&root, "send_installment_schedule_reminders");
     let send_statements = check.boolean(&root, "send_statements");
 
-    if !check.errors.is_empty() {
-        return Err(DomainError::fields(check.errors));
-    }
+    check.stop()?;
     let missing = || DomainError::invalid("invalid billing run");
     Ok(Request {
         content: Content {
@@ -513,17 +514,6 @@ pub fn parse_request(body: &Value, mode: Mode) -> Result<Request, DomainError> {
         sys_version,
         id,
     })
-}
-
-/// Refuses (400) each member a billing run does not have.
-fn check_known(check: &mut Check, map: &Map<String, Value>) {
-    for key in map.keys() {
-        let known =
-            CONTENT.contains(&key.as_str()) || matches!(key.as_str(), "id" | "status" | "sys_locked" | "sys_version");
-        if !known && !server_owned(key) {
-            check.fail(format!("/{key}"), "unknown field");
-        }
-    }
 }
 
 /// `sys_version`: the version a PUT read.

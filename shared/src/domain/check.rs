@@ -1,12 +1,15 @@
 //! The one body validator of the domain: [`Check`] collects every problem of a JSON body, each
-//! named by JSON Pointer, and [`Obj`] is one object of it. Billing runs and API keys parse their
-//! bodies with it.
+//! named by JSON Pointer, and [`Obj`] is one object of it. Every family's create and patch parser
+//! reads its body with it (bills, bill runs, billing runs, customer bills, API keys); the rules
+//! across fields follow in each family's module.
 
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime, PrimitiveDateTime};
 
-use super::{dates, FieldError};
+use super::{dates, DomainError, FieldError};
 
 /// Longest id-like string in an array ([`Check::strings`]).
 pub(crate) const MAX_ID: usize = 100;
@@ -32,7 +35,7 @@ pub(crate) struct Obj<'a> {
 
 impl<'a> Obj<'a> {
     pub(crate) fn pointer(&self, name: &str) -> String {
-        format!("{}/{name}", self.at)
+        format!("{}/{}", self.at, escape(name))
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&'a Value> {
@@ -58,10 +61,27 @@ impl Check {
         };
         for key in map.keys() {
             if !allowed.contains(&key.as_str()) && !ignored.contains(&key.as_str()) {
-                self.fail(format!("{at}/{key}"), "unknown field");
+                self.fail(format!("{at}/{}", escape(key)), "read-only or unknown field");
             }
         }
         Some(Obj { map, at })
+    }
+
+    /// The body as the object at the root whose members are all `allowed`; else the refusal
+    /// (every unknown member named) before any member is read.
+    pub(crate) fn root<'a>(&mut self, body: &'a Value, allowed: &[&str]) -> Result<Obj<'a>, DomainError> {
+        let obj = self.object(body, String::new(), allowed, &[]);
+        self.stop()?;
+        obj.ok_or_else(|| DomainError::field("", "must be an object"))
+    }
+
+    /// The problems so far as one refusal (and the check emptied), or `Ok(())` if there are none.
+    pub(crate) fn stop(&mut self) -> Result<(), DomainError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(DomainError::fields(std::mem::take(&mut self.errors)))
+        }
     }
 
     pub(crate) fn required<'a>(&mut self, obj: &Obj<'a>, name: &str) -> Option<&'a Value> {
@@ -72,36 +92,59 @@ impl Check {
         value
     }
 
-    pub(crate) fn text(&mut self, obj: &Obj<'_>, name: &str, required: bool, max: usize) -> Option<String> {
+    /// Member `name` as `parse` reads it. Absent or null is `None` (a problem if `required`); a
+    /// value `parse` refuses is the problem "`name` must be `expected`".
+    pub(crate) fn value<'a, T>(
+        &mut self,
+        obj: &Obj<'a>,
+        name: &str,
+        required: bool,
+        parse: impl FnOnce(&'a Value) -> Option<T>,
+        expected: &str,
+    ) -> Option<T> {
+        let value = match obj.map.get(name) {
+            Some(Value::Null) | None if !required => return None,
+            // Sent as null where a value is required: the value is what is wrong.
+            Some(Value::Null) => {
+                self.fail(obj.pointer(name), format!("must be {expected}"));
+                return None;
+            }
+            None => return self.required(obj, name).and(None),
+            Some(value) => value,
+        };
+        let parsed = parse(value);
+        if parsed.is_none() {
+            self.fail(obj.pointer(name), format!("must be {expected}"));
+        }
+        parsed
+    }
+
+    /// Member `name` deserialized as a `T` (absent: `None`, a problem if `required`); a value of
+    /// another shape is a problem naming what serde expected.
+    pub(crate) fn member<T: DeserializeOwned>(&mut self, obj: &Obj<'_>, name: &str, required: bool) -> Option<T> {
         let value = if required { self.required(obj, name)? } else { obj.get(name)? };
-        match value.as_str() {
-            Some(s) if (1..=max).contains(&s.chars().count()) => Some(s.to_owned()),
-            _ => {
-                self.fail(obj.pointer(name), format!("must be a string of 1 to {max} characters"));
+        match T::deserialize(value) {
+            Ok(parsed) => Some(parsed),
+            Err(e) => {
+                self.fail(obj.pointer(name), e.to_string());
                 None
             }
         }
     }
 
+    pub(crate) fn text(&mut self, obj: &Obj<'_>, name: &str, required: bool, max: usize) -> Option<String> {
+        let parse = |v: &Value| v.as_str().filter(|s| (1..=max).contains(&s.chars().count())).map(str::to_owned);
+        self.value(obj, name, required, parse, &format!("a string of 1 to {max} characters"))
+    }
+
     pub(crate) fn boolean(&mut self, obj: &Obj<'_>, name: &str) -> Option<bool> {
-        let value = obj.get(name)?;
-        let b = value.as_bool();
-        if b.is_none() {
-            self.fail(obj.pointer(name), "must be true or false");
-        }
-        b
+        self.value(obj, name, false, Value::as_bool, "true or false")
     }
 
     /// A date (`YYYY-MM-DD`) or an RFC 3339 date-time, kept as sent, with its first instant.
     pub(crate) fn date(&mut self, obj: &Obj<'_>, name: &str, required: bool) -> Option<(String, OffsetDateTime)> {
-        let value = if required { self.required(obj, name)? } else { obj.get(name)? };
-        match value.as_str().and_then(instant) {
-            Some(at) => Some((value.as_str().unwrap_or_default().to_owned(), at)),
-            None => {
-                self.fail(obj.pointer(name), "must be a date YYYY-MM-DD or an RFC 3339 date-time");
-                None
-            }
-        }
+        let parse = |v: &Value| v.as_str().and_then(|s| Some((s.to_owned(), instant(s)?)));
+        self.value(obj, name, required, parse, "a date YYYY-MM-DD or an RFC 3339 date-time")
     }
 
     /// `start <= end` for a pair of dates.
@@ -120,12 +163,8 @@ impl Check {
     }
 
     pub(crate) fn parsed<T: std::str::FromStr>(&mut self, obj: &Obj<'_>, name: &str, expected: &str) -> Option<T> {
-        let value = obj.get(name)?;
-        let parsed = value.as_str().and_then(|s| s.parse().ok());
-        if parsed.is_none() {
-            self.fail(obj.pointer(name), format!("must be one of {expected}"));
-        }
-        parsed
+        let parse = |v: &Value| v.as_str().and_then(|s| s.parse().ok());
+        self.value(obj, name, false, parse, &format!("one of {expected}"))
     }
 
     pub(crate) fn strings(&mut self, obj: &Obj<'_>, name: &str) -> Vec<String> {
@@ -150,6 +189,32 @@ impl Check {
         }
         out
     }
+}
+
+/// A value a passed [`Check`] holds (its problems were refused by [`Check::stop`] before).
+pub(crate) fn checked<T>(value: Option<T>) -> Result<T, DomainError> {
+    value.ok_or_else(|| DomainError::invalid("the body is invalid"))
+}
+
+/// A non-negative integer, also when written with a zero fraction (`3.0`: JSON Schema's
+/// `integer` admits it), up to 2^53 for such a float.
+pub(crate) fn whole(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        let float = value.as_f64()?;
+        // 2^53: beyond it a float no longer holds every integer.
+        (float.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&float)).then_some(float as u64)
+    })
+}
+
+/// Deserializes an array of [`whole`] numbers (a patched run's ids, as a client wrote them).
+pub(crate) fn whole_numbers<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<u64>, D::Error> {
+    let values = Vec::<Value>::deserialize(deserializer)?;
+    values.iter().map(|v| whole(v).ok_or_else(|| serde::de::Error::custom("expected a non-negative integer"))).collect()
+}
+
+/// A member name as a JSON Pointer token (RFC 6901: `~` as `~0`, `/` as `~1`).
+pub(crate) fn escape(name: &str) -> String {
+    name.replace('~', "~0").replace('/', "~1")
 }
 
 /// The first instant (UTC) of a date or date-time.

@@ -2,6 +2,10 @@
 //! every operation is checked (and named by index when bad) before anything is applied, then the
 //! whole patch is applied atomically with the `json-patch` crate.
 
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{
+    AddOperation, CopyOperation, MoveOperation, PatchOperation, RemoveOperation, ReplaceOperation, TestOperation,
+};
 use serde_json::{Map, Value};
 
 use super::{DomainError, MAX_RESOURCE_BYTES};
@@ -36,35 +40,18 @@ impl Patch {
         };
         check_operation_count(items.len())?;
         let mut targets = Vec::new();
+        let mut ops = Vec::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
-            let at = format!("/{index}");
             let Value::Object(op) = item else {
-                return Err(DomainError::field(at, "operation must be an object"));
+                return Err(DomainError::field(format!("/{index}"), "operation must be an object"));
             };
-            let name = match op.get("op") {
-                Some(Value::String(name)) if OPS.contains(&name.as_str()) => name.as_str(),
-                _ => {
-                    return Err(DomainError::field(
-                        format!("{at}/op"),
-                        "op must be one of add, remove, replace, move, copy, test",
-                    ))
-                }
-            };
-            let path = pointer(op, "path")
-                .ok_or_else(|| DomainError::field(format!("{at}/path"), "path must be a JSON Pointer"))?;
-            if matches!(name, "move" | "copy") && pointer(op, "from").is_none() {
-                return Err(DomainError::field(format!("{at}/from"), "from must be a JSON Pointer"));
+            let op = operation(&format!("/{index}"), op)?;
+            if !matches!(op, PatchOperation::Test(_)) {
+                targets.push(top_level(op.path().as_str()));
             }
-            if matches!(name, "add" | "replace" | "test") && !op.contains_key("value") {
-                return Err(DomainError::field(format!("{at}/value"), "value is required"));
-            }
-            if name != "test" {
-                targets.push(top_level(path));
-            }
+            ops.push(op);
         }
-        let ops: json_patch::Patch = serde_json::from_value(body.clone())
-            .map_err(|e| DomainError::invalid(format!("invalid JSON Patch: {e}")))?;
-        Ok(Self { ops, targets })
+        Ok(Self { ops: json_patch::Patch(ops), targets })
     }
 
     /// Whether an operation writes the top-level member `name` (even with the value it had).
@@ -88,12 +75,7 @@ impl Patch {
                 // there) conflicts with its state, as a failed `test` does.
                 _ => DomainError::conflict(format!("operation {index} cannot apply to the resource: {}", e.kind)),
             })?;
-            let grows = matches!(
-                op,
-                json_patch::PatchOperation::Add(_)
-                    | json_patch::PatchOperation::Replace(_)
-                    | json_patch::PatchOperation::Copy(_)
-            );
+            let grows = matches!(op, PatchOperation::Add(_) | PatchOperation::Replace(_) | PatchOperation::Copy(_));
             if grows && encoded_len(&patched) > MAX_RESOURCE_BYTES {
                 return Err(DomainError::field(
                     format!("/{index}"),
@@ -123,11 +105,37 @@ fn encoded_len(value: &Value) -> usize {
     count.0
 }
 
-fn pointer<'a>(op: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    match op.get(key) {
-        Some(Value::String(p)) if p.is_empty() || p.starts_with('/') => Some(p.as_str()),
-        _ => None,
-    }
+/// One operation, built member by member (not through serde: an internally tagged enum buffers
+/// its `value`, and a number past 64 bits, which JSON allows, would then be refused).
+fn operation(at: &str, op: &Map<String, Value>) -> Result<PatchOperation, DomainError> {
+    let name = match op.get("op") {
+        Some(Value::String(name)) if OPS.contains(&name.as_str()) => name.as_str(),
+        _ => {
+            return Err(DomainError::field(
+                format!("{at}/op"),
+                "op must be one of add, remove, replace, move, copy, test",
+            ))
+        }
+    };
+    let path =
+        pointer(op, "path").ok_or_else(|| DomainError::field(format!("{at}/path"), "path must be a JSON Pointer"))?;
+    let from =
+        || pointer(op, "from").ok_or_else(|| DomainError::field(format!("{at}/from"), "from must be a JSON Pointer"));
+    let value =
+        || op.get("value").cloned().ok_or_else(|| DomainError::field(format!("{at}/value"), "value is required"));
+    Ok(match name {
+        "add" => PatchOperation::Add(AddOperation { path, value: value()? }),
+        "remove" => PatchOperation::Remove(RemoveOperation { path }),
+        "replace" => PatchOperation::Replace(ReplaceOperation { path, value: value()? }),
+        "move" => PatchOperation::Move(MoveOperation { from: from()?, path }),
+        "copy" => PatchOperation::Copy(CopyOperation { from: from()?, path }),
+        _ => PatchOperation::Test(TestOperation { path, value: value()? }),
+    })
+}
+
+/// An RFC 6901 JSON Pointer member (`""`, or `/` and escaped tokens).
+fn pointer(op: &Map<String, Value>, key: &str) -> Option<PointerBuf> {
+    op.get(key).and_then(Value::as_str).and_then(|p| PointerBuf::parse(p).ok())
 }
 
 fn top_level(path: &str) -> String {

@@ -82,8 +82,9 @@ impl TmfQuery {
             match name {
                 "offset" => {
                     query.offset = value
-                        .parse::<usize>()
-                        .map_err(|_| DomainError::field("/offset", "must be an integer of 0 or more"))?
+                        .parse::<u32>()
+                        .map_err(|_| DomainError::field("/offset", "must be an integer from 0 to 4294967295"))?
+                        as usize
                 }
                 "limit" => {
                     query.limit = value

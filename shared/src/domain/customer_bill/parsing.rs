@@ -2,6 +2,7 @@
 //! resource or refused naming the field.
 
 use super::*;
+use crate::domain::check::{checked, escape, Check, Obj};
 
 // ---------------------------------------------------------------------------------------------
 // Request bodies
@@ -10,76 +11,58 @@ use super::*;
 pub(super) const IGNORED: &[&str] = &["@baseType", "@schemaLocation"];
 
 /// The body as an object whose every member is `allowed` (or ignored); server-owned members and
-/// unknown ones are 400 naming them; `@type`, if sent, must be `at_type`.
+/// unknown ones are 400 naming them; `@type`, if sent, must be `at_type`. The whole body is
+/// held to [`bounded`] first.
 pub(super) fn members<'a>(
+    check: &mut Check,
     body: &'a Value,
     allowed: &[&str],
     server_owned: &[&str],
     at_type: &str,
-) -> Result<&'a Map<String, Value>, DomainError> {
-    let Value::Object(map) = body else { return Err(DomainError::invalid("the body must be a JSON object")) };
-    for (name, value) in map {
-        let pointer = format!("/{}", name.replace('~', "~0").replace('/', "~1"));
-        if name == "@type" {
-            if value.as_str() != Some(at_type) {
-                return Err(DomainError::field(pointer, format!("must be {at_type:?}")));
-            }
-        } else if server_owned.contains(&name.as_str()) {
-            return Err(DomainError::field(pointer, "is set by the server and cannot be sent"));
-        } else if IGNORED.contains(&name.as_str()) {
-            // Ignored, but still what TMF678 says they are.
-            if !value.is_string() {
-                return Err(DomainError::field(pointer, "must be a string"));
-            }
-        } else if !allowed.contains(&name.as_str()) {
-            return Err(DomainError::field(pointer, "is not an attribute of this request"));
-        }
+) -> Result<Obj<'a>, DomainError> {
+    bounded(check, body, "");
+    check.stop()?;
+    let known: Vec<&str> = [allowed, server_owned, IGNORED, &["@type"]].concat();
+    let obj = check.root(body, &known)?;
+    for owned in server_owned.iter().filter(|name| obj.map.contains_key(**name)) {
+        check.fail(obj.pointer(owned), "is set by the server and cannot be sent");
     }
-    bounded(body, "")?;
-    Ok(map)
+    check.value(&obj, "@type", false, |v| (v.as_str() == Some(at_type)).then_some(()), &format!("{at_type:?}"));
+    // Ignored, but still what TMF678 says they are.
+    for ignored in IGNORED {
+        check.value(&obj, ignored, false, Value::as_str, "a string");
+    }
+    check.stop()?;
+    Ok(obj)
 }
 
 /// Refuses text longer than [`MAX_TEXT`], arrays longer than [`MAX_ENTRIES`], `null`, and an
 /// `@schemaLocation` that is not a URI, anywhere in a body: no TMF678 attribute is nullable, so a
 /// `null` is a client's mistake, not an absence.
-pub(super) fn bounded(value: &Value, pointer: &str) -> Result<(), DomainError> {
+pub(super) fn bounded(check: &mut Check, value: &Value, pointer: &str) {
     match value {
-        Value::Null => Err(DomainError::field(pointer, "must not be null: leave the attribute out")),
+        Value::Null => check.fail(pointer.to_owned(), "must not be null: leave the attribute out"),
         Value::String(text) if text.chars().count() > MAX_TEXT => {
-            Err(DomainError::field(pointer, format!("must be at most {MAX_TEXT} characters")))
+            check.fail(pointer.to_owned(), format!("must be at most {MAX_TEXT} characters"))
         }
         Value::Array(items) if items.len() > MAX_ENTRIES => {
-            Err(DomainError::field(pointer, format!("must have at most {MAX_ENTRIES} entries")))
+            check.fail(pointer.to_owned(), format!("must have at most {MAX_ENTRIES} entries"))
         }
         Value::Array(items) => {
-            items.iter().enumerate().try_for_each(|(i, item)| bounded(item, &format!("{pointer}/{i}")))
+            items.iter().enumerate().for_each(|(i, item)| bounded(check, item, &format!("{pointer}/{i}")))
         }
-        Value::Object(map) => map.iter().try_for_each(|(name, item)| {
-            let at = format!("{pointer}/{}", name.replace('~', "~0").replace('/', "~1"));
+        Value::Object(map) => map.iter().for_each(|(name, item)| {
+            let at = format!("{pointer}/{}", escape(name));
             // Kept as sent on references, and TMF678's is a URI (found by schemathesis: `""` was
             // stored and answered, which no TMF client can read as one).
             if name == "@schemaLocation" && item.as_str().is_none_or(|uri| fluent_uri::Uri::parse(uri).is_err()) {
-                return Err(DomainError::field(at, "must be a URI"));
+                check.fail(at, "must be a URI");
+            } else {
+                bounded(check, item, &at);
             }
-            bounded(item, &at)
         }),
-        _ => Ok(()),
+        _ => {}
     }
-}
-
-/// Member `name` as a `T` (absent: `None`; `members` has refused `null`); a value of the wrong
-/// shape is 400 naming it.
-pub(super) fn member<T: DeserializeOwned>(map: &Map<String, Value>, name: &str) -> Result<Option<T>, DomainError> {
-    match map.get(name) {
-        None => Ok(None),
-        Some(value) => {
-            T::deserialize(value).map(Some).map_err(|e| DomainError::field(format!("/{name}"), e.to_string()))
-        }
-    }
-}
-
-pub(super) fn required<T: DeserializeOwned>(map: &Map<String, Value>, name: &str) -> Result<T, DomainError> {
-    member(map, name)?.ok_or_else(|| DomainError::field(format!("/{name}"), "is required"))
 }
 
 pub(super) const RATE_FIELDS: &[&str] = &[
@@ -100,11 +83,7 @@ pub(crate) const RATE_SERVER_OWNED: &[&str] =
 
 /// The tax-included amount of a rate: the excluded amount plus its taxes (each in the rate's
 /// unit, rates within bounds), computed, or as sent when it is exactly that.
-fn included_amount(
-    map: &Map<String, Value>,
-    excluded: &Money,
-    applied_tax: &[AppliedTax],
-) -> Result<Money, DomainError> {
+fn included_amount(sent: Option<Money>, excluded: &Money, applied_tax: &[AppliedTax]) -> Result<Money, DomainError> {
     // Every computed amount lies within the bounds, the included one even without taxes (an
     // input of 15+6 digits can pass 999,999,999,999,999.99).
     let mut included = money::amount(Some(excluded.value));
@@ -122,7 +101,7 @@ fn included_amount(
     let included = included.ok_or_else(|| {
         DomainError::field("/taxIncludedAmount", "the excluded amount and the taxes sum beyond 999,999,999,999,999.99")
     })?;
-    Ok(match member::<Money>(map, "taxIncludedAmount")? {
+    Ok(match sent {
         None => Money::new(&excluded.unit, included),
         Some(sent) => {
             sent.check("/taxIncludedAmount")?;
@@ -139,21 +118,26 @@ fn included_amount(
 
 /// A `POST /appliedCustomerBillingRate` body as a new, unbilled rate.
 pub fn parse_rate(body: &Value, id: Uuid, now: OffsetDateTime) -> Result<AppliedRate, DomainError> {
-    let map = members(body, RATE_FIELDS, RATE_SERVER_OWNED, RATE_TYPE)?;
-    let billing_account: EntityRef = required(map, "billingAccount")?;
+    let mut check = Check::new();
+    let obj = members(&mut check, body, RATE_FIELDS, RATE_SERVER_OWNED, RATE_TYPE)?;
+    let billing_account = check.member::<EntityRef>(&obj, "billingAccount", true);
+    let excluded = check.member::<Money>(&obj, "taxExcludedAmount", true);
+    let applied_tax: Vec<AppliedTax> = check.member(&obj, "appliedTax", false).unwrap_or_default();
+    let sent_included = check.member::<Money>(&obj, "taxIncludedAmount", false);
+    let date_time = |v: &Value| v.as_str().and_then(datetime::parse);
+    let date = check.value(&obj, "date", false, date_time, "an RFC 3339 date-time").unwrap_or(now);
+    let product = check.member::<EntityRef>(&obj, "product", false);
+    let (name, description, rate_type) = (
+        check.member(&obj, "name", false),
+        check.member(&obj, "description", false),
+        check.member(&obj, "type", false),
+    );
+    let period_coverage = check.member(&obj, "periodCoverage", false);
+    let characteristic = check.member(&obj, "characteristic", false).unwrap_or_default();
+    check.stop()?;
+    let (billing_account, excluded) = (checked(billing_account)?, checked(excluded)?);
     billing_account.check("/billingAccount")?;
-    let excluded: Money = required(map, "taxExcludedAmount")?;
     excluded.check("/taxExcludedAmount")?;
-    let applied_tax: Vec<AppliedTax> = member(map, "appliedTax")?.unwrap_or_default();
-    let tax_included_amount = included_amount(map, &excluded, &applied_tax)?;
-    let text = |name: &str| -> Result<Option<String>, DomainError> { member(map, name) };
-    let date = match member::<String>(map, "date")? {
-        None => now,
-        Some(text) => {
-            datetime::parse(&text).ok_or_else(|| DomainError::field("/date", "must be an RFC 3339 date-time"))?
-        }
-    };
-    let product: Option<EntityRef> = member(map, "product")?;
     if let Some(product) = &product {
         product.check("/product")?;
     }
@@ -162,18 +146,18 @@ pub fn parse_rate(body: &Value, id: Uuid, now: OffsetDateTime) -> Result<Applied
         href: format!("{BASE_PATH}/appliedCustomerBillingRate/{id}"),
         at_type: RATE_TYPE.to_owned(),
         date,
-        name: text("name")?,
-        description: text("description")?,
-        rate_type: text("type")?,
+        name,
+        description,
+        rate_type,
         is_billed: false,
         bill: None,
         billing_account,
-        period_coverage: member(map, "periodCoverage")?,
+        period_coverage,
         product,
-        characteristic: member(map, "characteristic")?.unwrap_or_default(),
+        characteristic,
+        tax_included_amount: included_amount(sent_included, &excluded, &applied_tax)?,
         applied_tax,
         tax_excluded_amount: excluded,
-        tax_included_amount,
     })
 }
 
@@ -182,10 +166,14 @@ pub(crate) const ON_DEMAND_SERVER_OWNED: &[&str] = &["id", "href", "state", "las
 
 /// A `POST /customerBillOnDemand` body as a new request, `inProgress`.
 pub fn parse_on_demand(body: &Value, id: Uuid, now: OffsetDateTime) -> Result<OnDemand, DomainError> {
-    let map = members(body, ON_DEMAND_FIELDS, ON_DEMAND_SERVER_OWNED, ON_DEMAND_TYPE)?;
-    let billing_account: EntityRef = required(map, "billingAccount")?;
+    let mut check = Check::new();
+    let obj = members(&mut check, body, ON_DEMAND_FIELDS, ON_DEMAND_SERVER_OWNED, ON_DEMAND_TYPE)?;
+    let billing_account = check.member::<EntityRef>(&obj, "billingAccount", true);
+    let related_party = check.member::<PartyRef>(&obj, "relatedParty", false);
+    let (name, description) = (check.member(&obj, "name", false), check.member(&obj, "description", false));
+    check.stop()?;
+    let billing_account = checked(billing_account)?;
     billing_account.check("/billingAccount")?;
-    let related_party: Option<PartyRef> = member(map, "relatedParty")?;
     if related_party.as_ref().is_some_and(|p| p.id.is_empty() || p.id.chars().count() > MAX_ID) {
         return Err(DomainError::field("/relatedParty/id", format!("must be 1 to {MAX_ID} characters")));
     }
@@ -193,8 +181,8 @@ pub fn parse_on_demand(body: &Value, id: Uuid, now: OffsetDateTime) -> Result<On
         id,
         href: format!("{BASE_PATH}/customerBillOnDemand/{id}"),
         at_type: ON_DEMAND_TYPE.to_owned(),
-        name: member(map, "name")?,
-        description: member(map, "description")?,
+        name,
+        description,
         billing_account,
         related_party,
         state: RequestState::InProgress,
@@ -228,9 +216,9 @@ pub fn parse_bill_patch(body: &Value, form: PatchForm) -> Result<Option<BillStat
                 .map(|(name, _)| *name)
                 .filter(|name| *name != "state" && !name.starts_with('@'))
                 .collect();
-            let map = members(body, &["state"], &server_owned, BILL_TYPE)
+            let obj = members(&mut Check::new(), body, &["state"], &server_owned, BILL_TYPE)
                 .map_err(|e| with_detail(e, "only state can be patched"))?;
-            map.get("state").map(|value| state(value, "/state")).transpose()
+            obj.map.get("state").map(|value| state(value, "/state")).transpose()
         }
         (PatchForm::Json, Value::Array(operations)) => {
             crate::domain::patch::check_operation_count(operations.len())?;
