@@ -271,11 +271,11 @@ fn rule(n: u8, pointer: &str, detail: &str) -> DomainError {
     DomainError::field(pointer, format!("rule {n}: {detail}"))
 }
 
-const METHOD: &str = "LINE_ITEMS or PERCENTAGE (rule 1)";
-const DATE_TIME: &str = "an ISO 8601 date-time such as 2024-02-01T00:00:00Z (rule 6)";
-const DESCRIPTION: &str = "a string of at most 4000 characters, or null (rule 7)";
-const PERCENTAGE: &str = "a number from 0 to 100 (rule 3)";
-const STATUS: &str = "ISSUED, the one status a client sets (rule 5)";
+const METHOD: &str = "LINE_ITEMS or PERCENTAGE";
+const DATE_TIME: &str = "an ISO 8601 date-time such as 2024-02-01T00:00:00Z";
+const DESCRIPTION: &str = "a string of at most 4000 characters, or null";
+const PERCENTAGE: &str = "a number from 0 to 100";
+const STATUS: &str = "ISSUED, the one status a client sets";
 const ACCOUNT: &str = r#"{"id": positive integer, "name": string} or null"#;
 const RECORD: &str = r#"{"id": positive integer, "title": string} or null"#;
 
@@ -346,7 +346,7 @@ fn parse_line(check: &mut Check, i: usize, item: &Value) -> Option<LineInput> {
 /// is refused rather than read as absent (a PATCH that sends it).
 fn parse_lines(check: &mut Check, obj: &Obj<'_>, required: bool) -> Option<Vec<LineInput>> {
     let array = |v: &'_ Value| v.as_array().filter(|lines| (1..=MAX_LINES).contains(&lines.len())).cloned();
-    let items = check.value(obj, "lineItems", required, array, "an array of 1 to 1000 line items (rule 2)")?;
+    let items = check.ruled(2, obj, "lineItems", required, array, "an array of 1 to 1000 line items")?;
     let lines: Vec<LineInput> = items.iter().enumerate().filter_map(|(i, item)| parse_line(check, i, item)).collect();
     (lines.len() == items.len()).then_some(lines)
 }
@@ -515,15 +515,15 @@ impl NewBill {
     pub fn parse(body: &Value) -> Result<Self, DomainError> {
         let mut check = Check::new();
         let obj = check.root(body, &CREATE_FIELDS)?;
-        let method = check.value(&obj, "calculationMethod", true, method, METHOD);
-        let due_date = check.value(&obj, "dueDate", true, date_time, DATE_TIME);
+        let method = check.ruled(1, &obj, "calculationMethod", true, method, METHOD);
+        let due_date = check.ruled(6, &obj, "dueDate", true, date_time, DATE_TIME);
         let lines = parse_lines(&mut check, &obj, false);
-        let percentage = check.value(&obj, "percentage", false, percentage, PERCENTAGE);
+        let percentage = check.ruled(3, &obj, "percentage", false, percentage, PERCENTAGE);
         let base = |b: &Value| money::bounded(b, MONEY).filter(|b| *b >= Decimal::ZERO);
         let base_amount = check.value(&obj, "baseAmount", false, base, &format!("0 or more, {}", MONEY.describe()));
-        let issue_date = check.value(&obj, "issueDate", false, date_time, DATE_TIME);
-        let status = check.value(&obj, "status", false, status, STATUS);
-        let description = check.value(&obj, "description", false, text, DESCRIPTION);
+        let issue_date = check.ruled(6, &obj, "issueDate", false, date_time, DATE_TIME);
+        let status = check.ruled(5, &obj, "status", false, status, STATUS);
+        let description = check.ruled(7, &obj, "description", false, text, DESCRIPTION);
         let bill_type = check.value(&obj, "type", false, bill_type, "INVOICE, CREDIT_NOTE or null");
         let based_on_id = check.value(&obj, "basedOnId", false, Value::as_i64, "an integer or null");
         let based_on_uid = check.value(&obj, "basedOnUid", false, Value::as_i64, "an integer or null");
@@ -615,13 +615,13 @@ impl UpdateInput {
         let obj = check.root(body, &UPDATABLE)?;
         let sent = |name: &str| obj.map.contains_key(name);
         let input = Self {
-            method: check.value(&obj, "calculationMethod", sent("calculationMethod"), method, METHOD),
+            method: check.ruled(1, &obj, "calculationMethod", sent("calculationMethod"), method, METHOD),
             lines: parse_lines(&mut check, &obj, sent("lineItems")),
-            percentage: check.value(&obj, "percentage", sent("percentage"), percentage, PERCENTAGE),
-            issue_date: check.value(&obj, "issueDate", sent("issueDate"), date_time, DATE_TIME),
-            status: check.value(&obj, "status", sent("status"), status, STATUS),
-            due_date: check.value(&obj, "dueDate", sent("dueDate"), date_time, DATE_TIME),
-            description: sent("description").then(|| check.value(&obj, "description", false, text, DESCRIPTION)),
+            percentage: check.ruled(3, &obj, "percentage", sent("percentage"), percentage, PERCENTAGE),
+            issue_date: check.ruled(6, &obj, "issueDate", sent("issueDate"), date_time, DATE_TIME),
+            status: check.ruled(5, &obj, "status", sent("status"), status, STATUS),
+            due_date: check.ruled(6, &obj, "dueDate", sent("dueDate"), date_time, DATE_TIME),
+            description: sent("description").then(|| check.ruled(7, &obj, "description", false, text, DESCRIPTION)),
         };
         check.stop()?;
         Ok(input)

@@ -269,6 +269,21 @@ pub trait Run: Resource + Clone + std::fmt::Debug + PartialEq + 'static {
     fn parse_new(body: &Value, created: Date) -> Result<Self, DomainError>;
     /// Whether `self` may not coexist with `other`, a member of its group.
     fn collides_with(&self, other: &Self) -> bool;
+    /// A run joins its group (a regular run's billing cycle) only if it collides with none of
+    /// `others`, the group's runs: else 409 naming the first it overlaps.
+    fn admit_among<'a>(&self, others: impl IntoIterator<Item = &'a Self>) -> Result<(), DomainError>
+    where
+        Self: 'a,
+    {
+        match others.into_iter().find(|other| self.collides_with(other)) {
+            Some(other) => Err(DomainError::conflict(format!(
+                "the period overlaps {} {} of the same billing cycle",
+                Self::RUN_KIND.noun(),
+                other.run_id()
+            ))),
+            None => Ok(()),
+        }
+    }
     /// The date shown on the run's invoices.
     fn invoice_date(&self) -> Date;
     /// Records REPORTING's figures.

@@ -297,6 +297,40 @@ impl Resource for BillingRun {
 }
 
 /// The store group of the runs of one recurring billing run.
+/// `fields=a,b` of a read: the projection of a run (`id` always kept); an unknown field is 400.
+pub fn parse_fields(raw: Option<&str>) -> Result<Option<Vec<&'static str>>, DomainError> {
+    let Some(raw) = raw else { return Ok(None) };
+    raw.split(',')
+        .map(|name| {
+            FIELDS
+                .iter()
+                .copied()
+                .find(|f| *f == name)
+                .ok_or_else(|| DomainError::field("/fields", format!("unknown field {name:?}")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// A list's `status` filter: `draft` or `in:draft,scheduled`; an unknown status is 400.
+pub fn parse_status_filter(raw: Option<&str>) -> Result<Option<Vec<Status>>, DomainError> {
+    let Some(raw) = raw else { return Ok(None) };
+    raw.strip_prefix("in:")
+        .unwrap_or(raw)
+        .split(',')
+        .map(|s| s.parse::<Status>().map_err(|_| DomainError::field("/status", format!("unknown status {s:?}"))))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// The recurring run a list names (`recurringBillingRun/{id}`): 1 to 100 characters.
+pub fn check_recurring_id(recurring: Option<&str>) -> Result<(), DomainError> {
+    if recurring.is_some_and(|r| !(1..=MAX_ID).contains(&r.chars().count())) {
+        return Err(DomainError::field("/recurring_billing_run_id", format!("must be 1 to {MAX_ID} characters")));
+    }
+    Ok(())
+}
+
 pub fn recurring_group(recurring_billing_run_id: &str) -> String {
     format!("RECURRING#{recurring_billing_run_id}")
 }

@@ -102,19 +102,44 @@ impl Check {
         parse: impl FnOnce(&'a Value) -> Option<T>,
         expected: &str,
     ) -> Option<T> {
+        self.read(obj, name, required, parse, "", expected)
+    }
+
+    /// [`Check::value`] for a member a numbered rule governs (bills' rules 1 to 8): each problem
+    /// says `rule n:` first.
+    pub(crate) fn ruled<'a, T>(
+        &mut self,
+        rule: u8,
+        obj: &Obj<'a>,
+        name: &str,
+        required: bool,
+        parse: impl FnOnce(&'a Value) -> Option<T>,
+        expected: &str,
+    ) -> Option<T> {
+        self.read(obj, name, required, parse, &format!("rule {rule}: "), expected)
+    }
+
+    fn read<'a, T>(
+        &mut self,
+        obj: &Obj<'a>,
+        name: &str,
+        required: bool,
+        parse: impl FnOnce(&'a Value) -> Option<T>,
+        prefix: &str,
+        expected: &str,
+    ) -> Option<T> {
         let value = match obj.map.get(name) {
             Some(Value::Null) | None if !required => return None,
-            // Sent as null where a value is required: the value is what is wrong.
-            Some(Value::Null) => {
-                self.fail(obj.pointer(name), format!("must be {expected}"));
+            None => {
+                self.fail(obj.pointer(name), format!("{prefix}is required: {expected}"));
                 return None;
             }
-            None => return self.required(obj, name).and(None),
             Some(value) => value,
         };
-        let parsed = parse(value);
+        let parsed = if value.is_null() { None } else { parse(value) };
         if parsed.is_none() {
-            self.fail(obj.pointer(name), format!("must be {expected}"));
+            // Sent as null where a value is required: the value is what is wrong.
+            self.fail(obj.pointer(name), format!("{prefix}must be {expected}"));
         }
         parsed
     }

@@ -52,15 +52,7 @@ async fn check_group<R: RunResource>(repo: &Repo<'_, R>, run: &R) -> ApiResult<O
         return Ok(None);
     };
     let guard = repo.guard(&group).await?;
-    for other in repo.group(&group).await? {
-        if run.collides_with(&other.value) {
-            return Err(ApiError::Conflict(format!(
-                "the period overlaps {} {} of the same billing cycle",
-                R::RUN_KIND.noun(),
-                other.value.run_id()
-            )));
-        }
-    }
+    run.admit_among(repo.group(&group).await?.iter().map(|other| &other.value))?;
     Ok(Some(guard))
 }
 

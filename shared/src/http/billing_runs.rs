@@ -17,7 +17,7 @@ use super::request::{check_if_match, json_body, path_id, unknown_parameters};
 use super::response::{no_content, resource_response, respond_to, text_response};
 use super::Deps;
 use crate::domain::billing_run::{
-    apply_put, parse_request, recurring_group, BillingRun, Mode, Put, PutOutcome, Status, FIELDS,
+    self, apply_put, parse_request, recurring_group, BillingRun, Mode, Put, PutOutcome, Status,
 };
 use crate::domain::identity::{SCOPE_ADMIN, SCOPE_READ, SCOPE_WRITE};
 use crate::domain::key::Id;
@@ -40,19 +40,8 @@ fn run_event(by: u64, action: &str, before: Option<Status>, after: Option<Status
     AuditEvent::new(Some(by), action).with_change(name(before), name(after), fields)
 }
 
-/// `fields=a,b`: the projection of a run (`id` always kept); an unknown field is 400.
-fn projection(req: &Request) -> ApiResult<Option<Vec<&'static str>>> {
-    let Some(raw) = req.query_string_parameters_ref().and_then(|q| q.first("fields")) else { return Ok(None) };
-    raw.split(',')
-        .map(|name| {
-            FIELDS
-                .iter()
-                .copied()
-                .find(|f| *f == name)
-                .ok_or_else(|| ApiError::field("/fields", &format!("unknown field {name:?}")))
-        })
-        .collect::<ApiResult<Vec<_>>>()
-        .map(Some)
+fn query<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.query_string_parameters_ref().and_then(|q| q.first(name))
 }
 
 /// `GET /billingRuns/{tenantId}/{id}` (`fields` = a projection; `id` always included).
@@ -61,7 +50,7 @@ pub async fn get(deps: &Deps, req: Request) -> Response<Body> {
         let (_, tenant) = acting_in_path(deps, &req, SCOPE_READ)?;
         let id = path_id(&req, ID_PARAM, BillingRun::KIND.ids)?;
         unknown_parameters(&req, &["fields"])?;
-        let fields = projection(&req)?;
+        let fields = billing_run::parse_fields(query(&req, "fields"))?;
         let run = load(&tenant.repo(), &id).await?;
         let Some(fields) = fields else { return Ok(resource_response(StatusCode::OK, &run.body, run.version)) };
         let mut body: serde_json::Map<String, Value> = serde_json::from_str(&run.body).map_err(ApiError::internal)?;
@@ -152,17 +141,6 @@ pub async fn delete(deps: &Deps, req: Request) -> Response<Body> {
 // ---------------------------------------------------------------------------------------------
 // Lists
 
-/// The `status` filter: `draft` or `in:draft,scheduled`; an unknown status is 400.
-fn status_filter(req: &Request) -> ApiResult<Option<Vec<Status>>> {
-    let Some(raw) = req.query_string_parameters_ref().and_then(|q| q.first("status")) else { return Ok(None) };
-    raw.strip_prefix("in:")
-        .unwrap_or(raw)
-        .split(',')
-        .map(|s| s.parse::<Status>().map_err(|_| ApiError::field("/status", &format!("unknown status {s:?}"))))
-        .collect::<ApiResult<Vec<_>>>()
-        .map(Some)
-}
-
 /// `GET /billingRuns/{tenantId}` and `GET /billingRuns/{tenantId}/recurringBillingRun/{id}`:
 /// `{Count, Items, LastEvaluatedKey}`, newest first. Each page is one Query of `limit + 1` items
 /// on an index partitioned by tenant; the `status` filter applies to the first `limit` of them,
@@ -173,11 +151,9 @@ pub async fn list(deps: &Deps, req: Request) -> Response<Body> {
         let (_, tenant) = acting_in_path(deps, &req, SCOPE_READ)?;
         unknown_parameters(&req, &["limit", "status", "exclusiveStartKey"])?;
         let limit = page_limit(&req)?;
-        let statuses = status_filter(&req)?;
+        let statuses = billing_run::parse_status_filter(query(&req, "status"))?;
         let recurring = req.path_parameters_ref().and_then(|p| p.first(RECURRING_PARAM)).map(str::to_owned);
-        if recurring.as_ref().is_some_and(|r| !(1..=100).contains(&r.chars().count())) {
-            return Err(ApiError::field("/recurring_billing_run_id", "must be 1 to 100 characters"));
-        }
+        billing_run::check_recurring_id(recurring.as_deref())?;
         let list = recurring.as_deref().map_or_else(|| "all".to_owned(), |r| format!("recurring:{r}"));
         let after = start_after(&req, tenant.id(), &list)?;
         let group = recurring.as_deref().map(recurring_group);

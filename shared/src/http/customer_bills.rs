@@ -237,18 +237,11 @@ pub async fn create_on_demand(deps: &Deps, req: Request) -> Response<Body> {
             let requests = store.repo::<OnDemand>();
             let accounts = store.repo::<AccountBilling>();
             let account = &request.billing_account.id;
-            let held = AccountBilling::held_by(account, Some(request.id));
+            let current = accounts.get(Id::Uuid(AccountBilling::id_of(account))).await?;
+            let held = AccountBilling::hold_for(current.as_ref().map(|c| &c.value), account, request.id)?;
             let hold = AuditEvent::new(Some(user), format!("hold for {}", request.id));
-            let hold = match accounts.get(Id::Uuid(held.id)).await? {
-                Some(current) => match current.value.on_demand {
-                    Some(other) => {
-                        return Err(ApiError::Conflict(format!(
-                            "billing account {account:?} is being billed by customerBillOnDemand {other}; \
-                             retry when it is done"
-                        )))
-                    }
-                    None => Write::Update(accounts.update_of(&current, &held, hold)?),
-                },
+            let hold = match current {
+                Some(current) => Write::Update(accounts.update_of(&current, &held, hold)?),
                 None => Write::Create(accounts.new_item(&held, hold)?),
             };
             let event = AuditEvent::new(Some(user), "create").with_change(None, Some("inProgress".into()), Vec::new());

@@ -419,3 +419,28 @@ fn given_a_stage_over_the_bills_when_it_finishes_then_only_reporting_records_the
     adhoc_run.finish_stage(Reporting, &report);
     assert_eq!(adhoc_run.revenue_in_major_currency, 1234, "an adhoc run keeps the revenue alone");
 }
+
+#[test]
+fn given_a_billing_cycle_then_a_run_joins_it_only_beside_runs_it_does_not_overlap() {
+    let run =
+        |id: u64, start: Date, end: Date| BillRun { id, period_start_date: start, period_end_date: end, ..regular() };
+    let march = run(1, date!(2024 - 03 - 01), date!(2024 - 03 - 31));
+    let april = run(2, date!(2024 - 04 - 01), date!(2024 - 04 - 30));
+    let cycle = [march.clone(), april.clone()];
+    // Disjoint from both, and a run beside itself (a schedule move of a member): admitted.
+    assert_eq!(run(3, date!(2024 - 05 - 01), date!(2024 - 05 - 31)).admit_among(&cycle), Ok(()));
+    assert_eq!(run(1, date!(2024 - 03 - 02), date!(2024 - 03 - 31)).admit_among(std::slice::from_ref(&march)), Ok(()));
+    // One shared day is an overlap; the refusal names the first run overlapped.
+    for (start, end, first) in [
+        (date!(2024 - 03 - 31), date!(2024 - 04 - 15), 1),
+        (date!(2024 - 04 - 30), date!(2024 - 05 - 31), 2),
+        (date!(2024 - 01 - 01), date!(2024 - 12 - 31), 1),
+    ] {
+        match run(3, start, end).admit_among(&cycle) {
+            Err(DomainError::Conflict(detail)) => assert!(detail.contains(&format!("bill run {first} ")), "{detail}"),
+            other => panic!("expected 409, got {other:?}"),
+        }
+    }
+    // Adhoc runs have no cycle: they collide with nothing.
+    assert_eq!(adhoc().admit_among(&[adhoc()]), Ok(()));
+}

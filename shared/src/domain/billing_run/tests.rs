@@ -308,3 +308,19 @@ fn given_each_status_then_content_changes_only_where_the_spec_allows() {
         assert_eq!(at(*status).check_delete().is_ok(), matches!(status, Draft | Cancelled), "{status:?}");
     }
 }
+
+#[test]
+fn given_list_parameters_then_statuses_fields_and_recurring_ids_are_checked() {
+    assert_eq!(parse_status_filter(None), Ok(None));
+    assert_eq!(parse_status_filter(Some("draft")), Ok(Some(vec![Draft])));
+    assert_eq!(parse_status_filter(Some("in:draft,scheduled")), Ok(Some(vec![Draft, Scheduled])));
+    for bad in ["", "in:", "Draft", "in:draft,nope", "draft,"] {
+        let refused = parse_status_filter(Some(bad)).expect_err(bad);
+        assert!(matches!(&refused, DomainError::Invalid { errors, .. } if errors[0].pointer == "/status"), "{bad}");
+    }
+    assert_eq!(parse_fields(Some("name,status")), Ok(Some(vec!["name", "status"])));
+    assert!(parse_fields(Some("name,secret")).is_err());
+    assert_eq!(check_recurring_id(Some(&"r".repeat(100))), Ok(()));
+    assert!(check_recurring_id(Some(&"r".repeat(101))).is_err());
+    assert!(check_recurring_id(Some("")).is_err());
+}

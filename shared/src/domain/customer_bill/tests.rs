@@ -319,3 +319,24 @@ fn account_billing_ids_are_stable_per_account() {
     assert_eq!(AccountBilling::id_of("A1"), AccountBilling::id_of("A1"));
     assert_ne!(AccountBilling::id_of("A1"), AccountBilling::id_of("A2"));
 }
+
+#[test]
+fn given_an_account_then_one_on_demand_request_holds_it_at_a_time() {
+    let (first, second) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    // Never billed, or billed and released: the request holds the account.
+    let held = AccountBilling::hold_for(None, "ACC-1", first).expect("a new account is free");
+    assert_eq!(held, AccountBilling::held_by("ACC-1", Some(first)));
+    assert_eq!(held.id, AccountBilling::id_of("ACC-1"));
+    let released = AccountBilling::held_by("ACC-1", None);
+    assert_eq!(
+        AccountBilling::hold_for(Some(&released), "ACC-1", second),
+        Ok(AccountBilling::held_by("ACC-1", Some(second)))
+    );
+    // Held: any request, the holder's retry included, is 409 naming the holder.
+    for request in [first, second] {
+        match AccountBilling::hold_for(Some(&held), "ACC-1", request) {
+            Err(DomainError::Conflict(detail)) => assert!(detail.contains(&first.to_string()), "{detail}"),
+            other => panic!("expected 409, got {other:?}"),
+        }
+    }
+}

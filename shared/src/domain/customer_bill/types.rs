@@ -425,6 +425,18 @@ impl AccountBilling {
     pub fn held_by(account: &str, on_demand: Option<Uuid>) -> Self {
         Self { id: Self::id_of(account), billing_account_id: account.to_owned(), on_demand }
     }
+
+    /// One on-demand request at a time per account: the account's billing held by `request`,
+    /// given its current billing (none yet for an account never billed); 409 while a request
+    /// holds it (the worker releases the hold when the request ends).
+    pub fn hold_for(current: Option<&Self>, account: &str, request: Uuid) -> Result<Self, DomainError> {
+        if let Some(other) = current.and_then(|billing| billing.on_demand) {
+            return Err(DomainError::conflict(format!(
+                "billing account {account:?} is being billed by customerBillOnDemand {other}; retry when it is done"
+            )));
+        }
+        Ok(Self::held_by(account, Some(request)))
+    }
 }
 
 /// A new id: time-ordered (UUID v7), so that id order is creation order and lists read newest
