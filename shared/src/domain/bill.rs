@@ -346,7 +346,7 @@ fn parse_line(check: &mut Check, i: usize, item: &Value) -> Option<LineInput> {
 /// is refused rather than read as absent (a PATCH that sends it).
 fn parse_lines(check: &mut Check, obj: &Obj<'_>, required: bool) -> Option<Vec<LineInput>> {
     let array = |v: &'_ Value| v.as_array().filter(|lines| (1..=MAX_LINES).contains(&lines.len())).cloned();
-    let items = check.ruled(2, obj, "lineItems", required, array, "an array of 1 to 1000 line items")?;
+    let items = check.value(obj, "lineItems", required, array, (2, "an array of 1 to 1000 line items"))?;
     let lines: Vec<LineInput> = items.iter().enumerate().filter_map(|(i, item)| parse_line(check, i, item)).collect();
     (lines.len() == items.len()).then_some(lines)
 }
@@ -515,15 +515,15 @@ impl NewBill {
     pub fn parse(body: &Value) -> Result<Self, DomainError> {
         let mut check = Check::new();
         let obj = check.root(body, &CREATE_FIELDS)?;
-        let method = check.ruled(1, &obj, "calculationMethod", true, method, METHOD);
-        let due_date = check.ruled(6, &obj, "dueDate", true, date_time, DATE_TIME);
+        let method = check.value(&obj, "calculationMethod", true, method, (1, METHOD));
+        let due_date = check.value(&obj, "dueDate", true, date_time, (6, DATE_TIME));
         let lines = parse_lines(&mut check, &obj, false);
-        let percentage = check.ruled(3, &obj, "percentage", false, percentage, PERCENTAGE);
+        let percentage = check.value(&obj, "percentage", false, percentage, (3, PERCENTAGE));
         let base = |b: &Value| money::bounded(b, MONEY).filter(|b| *b >= Decimal::ZERO);
         let base_amount = check.value(&obj, "baseAmount", false, base, &format!("0 or more, {}", MONEY.describe()));
-        let issue_date = check.ruled(6, &obj, "issueDate", false, date_time, DATE_TIME);
-        let status = check.ruled(5, &obj, "status", false, status, STATUS);
-        let description = check.ruled(7, &obj, "description", false, text, DESCRIPTION);
+        let issue_date = check.value(&obj, "issueDate", false, date_time, (6, DATE_TIME));
+        let status = check.value(&obj, "status", false, status, (5, STATUS));
+        let description = check.value(&obj, "description", false, text, (7, DESCRIPTION));
         let bill_type = check.value(&obj, "type", false, bill_type, "INVOICE, CREDIT_NOTE or null");
         let based_on_id = check.value(&obj, "basedOnId", false, Value::as_i64, "an integer or null");
         let based_on_uid = check.value(&obj, "basedOnUid", false, Value::as_i64, "an integer or null");
@@ -615,13 +615,13 @@ impl UpdateInput {
         let obj = check.root(body, &UPDATABLE)?;
         let sent = |name: &str| obj.map.contains_key(name);
         let input = Self {
-            method: check.ruled(1, &obj, "calculationMethod", sent("calculationMethod"), method, METHOD),
+            method: check.value(&obj, "calculationMethod", sent("calculationMethod"), method, (1, METHOD)),
             lines: parse_lines(&mut check, &obj, sent("lineItems")),
-            percentage: check.ruled(3, &obj, "percentage", sent("percentage"), percentage, PERCENTAGE),
-            issue_date: check.ruled(6, &obj, "issueDate", sent("issueDate"), date_time, DATE_TIME),
-            status: check.ruled(5, &obj, "status", sent("status"), status, STATUS),
-            due_date: check.ruled(6, &obj, "dueDate", sent("dueDate"), date_time, DATE_TIME),
-            description: sent("description").then(|| check.ruled(7, &obj, "description", false, text, DESCRIPTION)),
+            percentage: check.value(&obj, "percentage", sent("percentage"), percentage, (3, PERCENTAGE)),
+            issue_date: check.value(&obj, "issueDate", sent("issueDate"), date_time, (6, DATE_TIME)),
+            status: check.value(&obj, "status", sent("status"), status, (5, STATUS)),
+            due_date: check.value(&obj, "dueDate", sent("dueDate"), date_time, (6, DATE_TIME)),
+            description: sent("description").then(|| check.value(&obj, "description", false, text, (7, DESCRIPTION))),
         };
         check.stop()?;
         Ok(input)

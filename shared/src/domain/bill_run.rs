@@ -543,15 +543,18 @@ const REGULAR_CREATE_OPTIONAL: [&str; 3] = ["includeUsageUntilDate", "parallel",
 const ADHOC_CREATE_REQUIRED: [&str; 2] = ["name", "invoiceDate"];
 const ADHOC_CREATE_OPTIONAL: [&str; 3] = ["nickname", "adhocProductInventoryIds", "rentalProductInventoryIds"];
 
-/// Checks a create body against its member lists: every problem is reported at once.
+/// Checks a create body against its member lists: every problem is reported at once, in the
+/// body's order.
 fn check_create_body<'a>(body: &'a Value, required: &[&str], optional: &[&str]) -> Result<Obj<'a>, DomainError> {
-    let mut check = Check::new();
-    let obj = check.root(body, &[required, optional].concat())?;
+    let Value::Object(map) = body else { return Err(DomainError::field("", "the body must be a JSON object")) };
+    let (mut check, obj) = (Check::new(), Obj { map, at: String::new() });
     for name in required {
         check.required(&obj, name);
     }
-    for (name, value) in obj.map {
-        if !(value.is_null() && required.contains(&name.as_str())) {
+    for (name, value) in map {
+        if !required.contains(&name.as_str()) && !optional.contains(&name.as_str()) {
+            check.fail(obj.pointer(name), "read-only or unknown field");
+        } else if !(value.is_null() && required.contains(&name.as_str())) {
             check_member(&mut check, &obj, name);
         }
     }

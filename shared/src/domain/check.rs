@@ -27,6 +27,31 @@ pub(crate) struct Check {
     pub(crate) errors: Vec<FieldError>,
 }
 
+/// What a member must be, for its problem's detail: a text, or `(n, text)` for a member that
+/// rule `n` of its family governs.
+pub(crate) struct Expected<'e> {
+    rule: Option<u8>,
+    text: &'e str,
+}
+
+impl<'e> From<&'e str> for Expected<'e> {
+    fn from(text: &'e str) -> Self {
+        Self { rule: None, text }
+    }
+}
+
+impl<'e> From<&'e String> for Expected<'e> {
+    fn from(text: &'e String) -> Self {
+        Self { rule: None, text }
+    }
+}
+
+impl<'e> From<(u8, &'e str)> for Expected<'e> {
+    fn from((rule, text): (u8, &'e str)) -> Self {
+        Self { rule: Some(rule), text }
+    }
+}
+
 /// One object of the body, at `at`.
 pub(crate) struct Obj<'a> {
     pub(crate) map: &'a Map<String, Value>,
@@ -93,53 +118,30 @@ impl Check {
     }
 
     /// Member `name` as `parse` reads it. Absent or null is `None` (a problem if `required`); a
-    /// value `parse` refuses is the problem "`name` must be `expected`".
-    pub(crate) fn value<'a, T>(
+    /// value `parse` refuses is the problem "must be `expected`" (after "rule n:" for a member a
+    /// numbered rule governs, as bills' are).
+    pub(crate) fn value<'a, 'e, T>(
         &mut self,
         obj: &Obj<'a>,
         name: &str,
         required: bool,
         parse: impl FnOnce(&'a Value) -> Option<T>,
-        expected: &str,
+        expected: impl Into<Expected<'e>>,
     ) -> Option<T> {
-        self.read(obj, name, required, parse, "", expected)
-    }
-
-    /// [`Check::value`] for a member a numbered rule governs (bills' rules 1 to 8): each problem
-    /// says `rule n:` first.
-    pub(crate) fn ruled<'a, T>(
-        &mut self,
-        rule: u8,
-        obj: &Obj<'a>,
-        name: &str,
-        required: bool,
-        parse: impl FnOnce(&'a Value) -> Option<T>,
-        expected: &str,
-    ) -> Option<T> {
-        self.read(obj, name, required, parse, &format!("rule {rule}: "), expected)
-    }
-
-    fn read<'a, T>(
-        &mut self,
-        obj: &Obj<'a>,
-        name: &str,
-        required: bool,
-        parse: impl FnOnce(&'a Value) -> Option<T>,
-        prefix: &str,
-        expected: &str,
-    ) -> Option<T> {
+        let expected = expected.into();
+        let prefix = expected.rule.map(|n| format!("rule {n}: ")).unwrap_or_default();
         let value = match obj.map.get(name) {
             Some(Value::Null) | None if !required => return None,
             None => {
-                self.fail(obj.pointer(name), format!("{prefix}is required: {expected}"));
+                self.fail(obj.pointer(name), format!("{prefix}is required: {}", expected.text));
                 return None;
             }
             Some(value) => value,
         };
         let parsed = if value.is_null() { None } else { parse(value) };
         if parsed.is_none() {
-            // Sent as null where a value is required: the value is what is wrong.
-            self.fail(obj.pointer(name), format!("{prefix}must be {expected}"));
+            // Also a null where a value is required: the value is what is wrong.
+            self.fail(obj.pointer(name), format!("{prefix}must be {}", expected.text));
         }
         parsed
     }

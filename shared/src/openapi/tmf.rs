@@ -80,54 +80,19 @@ pub(super) fn tmf_schemas() -> Map<String, Value> {
     let Ok(Value::Object(mut definitions)) = serde_json::from_str::<Value>(&text) else {
         unreachable!("the definitions are an object")
     };
+    use crate::domain::customer_bill::{ON_DEMAND_SERVER_OWNED, ON_DEMAND_TYPE, RATE_SERVER_OWNED, RATE_TYPE};
     // Our own: how rated charges enter (TMF678 v4 leaves rating out).
-    let mut create = definitions["AppliedCustomerBillingRate"].clone();
-    if let Some(properties) = create["properties"].as_object_mut() {
-        for owned in crate::domain::customer_bill::RATE_SERVER_OWNED {
-            properties.remove(*owned);
-        }
-    }
-    create["description"] = json!("A rated charge to record: AppliedCustomerBillingRate without what the server owns");
-    create["required"] = json!(["billingAccount", "taxExcludedAmount"]);
+    let required = ["billingAccount", "taxExcludedAmount"];
+    let mut rate = request_of(&definitions["AppliedCustomerBillingRate"], RATE_SERVER_OWNED, &required, RATE_TYPE);
+    rate["description"] = json!("A rated charge to record: AppliedCustomerBillingRate without what the server owns");
     // Money as a charge must state it: a unit and a value.
-    create["properties"]["taxExcludedAmount"] = json!({"allOf": [schema_ref("Money")], "required": ["unit", "value"]});
-    create["additionalProperties"] = json!(false);
-    create["properties"]["@type"] = json!({"const": crate::domain::customer_bill::RATE_TYPE});
-    definitions.insert("AppliedCustomerBillingRate_Create".into(), create);
-    // An on-demand request names its account; what the server owns stays out.
-    let on_demand = &mut definitions["CustomerBillOnDemand_Create"];
-    if let Some(properties) = on_demand["properties"].as_object_mut() {
-        for owned in crate::domain::customer_bill::ON_DEMAND_SERVER_OWNED {
-            properties.remove(*owned);
-        }
-    }
-    on_demand["required"] = json!(["billingAccount"]);
-    on_demand["additionalProperties"] = json!(false);
-    on_demand["properties"]["@type"] = json!({"const": crate::domain::customer_bill::ON_DEMAND_TYPE});
-    // The parts of a request billflow reads member by member: what TMF678 lists, and nothing
-    // else (TMF678 leaves them open; an unknown member of one is 400 here).
-    for closed in [
-        "BillingAccountRef",
-        "ProductRef",
-        "RelatedPartyRef",
-        "Money",
-        "AppliedBillingTaxRate",
-        "TimePeriod",
-        "AppliedBillingRateCharacteristic",
-    ] {
-        definitions[closed]["additionalProperties"] = json!(false);
-    }
-    // Money as billflow reads it: an ISO 4217 code and a value within the money bounds.
-    definitions["Money"]["properties"]["unit"]["pattern"] = json!("^[A-Z]{3}$");
-    definitions["Money"]["properties"]["value"] = decimal(MONEY);
-    definitions["AppliedBillingTaxRate"]["properties"]["taxRate"] = decimal(QUANTITY);
-    // A reference's id, as billflow keeps it: 1 to 256 characters.
-    for reference in ["BillingAccountRef", "ProductRef", "RelatedPartyRef"] {
-        definitions[reference]["properties"]["id"] =
-            json!({"type": "string", "minLength": 1, "maxLength": crate::domain::customer_bill::MAX_ID});
-    }
-    // A tax billflow adds to a rate is an amount.
-    definitions["AppliedBillingTaxRate"]["required"] = json!(["taxAmount"]);
+    rate["properties"]["taxExcludedAmount"] = json!({"allOf": [schema_ref("Money")], "required": ["unit", "value"]});
+    definitions.insert("AppliedCustomerBillingRate_Create".into(), rate);
+    // An on-demand request names its account.
+    let on_demand = &definitions["CustomerBillOnDemand_Create"];
+    let on_demand = request_of(on_demand, ON_DEMAND_SERVER_OWNED, &["billingAccount"], ON_DEMAND_TYPE);
+    definitions.insert("CustomerBillOnDemand_Create".into(), on_demand);
+    close_parts(&mut definitions);
     definitions.insert("JsonPatch".into(), json_patch_schema());
     definitions.extend(customer_bill_patches());
     // TMF678's hub and attachment definitions no operation here uses: left out, so that the
@@ -144,6 +109,47 @@ pub(super) fn tmf_schemas() -> Map<String, Value> {
         definitions.remove(unused);
     }
     definitions
+}
+
+/// A create request of TMF678's `definition`: without what the server owns, requiring
+/// `required`, no other member, and `@type` its one value.
+fn request_of(definition: &Value, server_owned: &[&str], required: &[&str], at_type: &str) -> Value {
+    let mut request = definition.clone();
+    if let Some(properties) = request["properties"].as_object_mut() {
+        for owned in server_owned {
+            properties.remove(*owned);
+        }
+    }
+    request["required"] = json!(required);
+    request["additionalProperties"] = json!(false);
+    request["properties"]["@type"] = json!({"const": at_type});
+    request
+}
+
+/// The parts of a request billflow reads member by member, as it reads them: what TMF678 lists
+/// and nothing else (TMF678 leaves them open; an unknown member of one is 400 here), money as an
+/// ISO 4217 code and a value within the money bounds, a reference's id of 1 to 256 characters,
+/// and a tax as an amount.
+fn close_parts(definitions: &mut Map<String, Value>) {
+    for closed in [
+        "BillingAccountRef",
+        "ProductRef",
+        "RelatedPartyRef",
+        "Money",
+        "AppliedBillingTaxRate",
+        "TimePeriod",
+        "AppliedBillingRateCharacteristic",
+    ] {
+        definitions[closed]["additionalProperties"] = json!(false);
+    }
+    definitions["Money"]["properties"]["unit"]["pattern"] = json!("^[A-Z]{3}$");
+    definitions["Money"]["properties"]["value"] = decimal(MONEY);
+    definitions["AppliedBillingTaxRate"]["properties"]["taxRate"] = decimal(QUANTITY);
+    definitions["AppliedBillingTaxRate"]["required"] = json!(["taxAmount"]);
+    for reference in ["BillingAccountRef", "ProductRef", "RelatedPartyRef"] {
+        definitions[reference]["properties"]["id"] =
+            json!({"type": "string", "minLength": 1, "maxLength": crate::domain::customer_bill::MAX_ID});
+    }
 }
 
 /// What a PATCH of a customer bill may say: its state, on hold or back in progress (TMF678's
