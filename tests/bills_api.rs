@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use billflow_tests::{on_both_stores, spawn_app, spawn_app_with, Backend, Reply, TestApp, API_KEY, READ_ONLY_API_KEY};
 use serde_json::{json, Value};
+use shared::store::MAX_CLIENT_ITEM_BYTES;
 
 async fn send(app: &TestApp, method: &str, path: &str, body: Option<&Value>) -> Reply {
     let mut request = app.keyed(method, path, API_KEY);
@@ -371,6 +372,53 @@ async fn a_run_of_250_bills_goes_all_the_way(backend: Backend) {
     app.stop().await;
 }
 
+/// A DRAFT bill whose stored form is exactly the client bound joins a run: FULL_INVOICES issues
+/// it (the worker's change fits its headroom, where with no headroom it would pass the bound and
+/// stick the stage) with the run's other bills, and the run reaches FINALIZED.
+async fn a_bill_at_the_size_bound_is_issued_by_its_run(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, true, 0).await else { return };
+    let run = json!({"name": "Heavy run", "billingCycleId": 1, "periodStartDate": "2024-03-01", "periodEndDate": "2024-03-31", "invoiceDate": "2024-03-31"});
+    assert_eq!(app.post("/bill-runs", &run).await.status, 201);
+    // The account's name is bounded only by the resource: one character of it is one byte.
+    let bill = |name_len: usize, run: Option<u64>| {
+        json!({"calculationMethod": "LINE_ITEMS", "dueDate": "2024-04-30T00:00:00Z", "billRunId": run,
+            "account": {"id": 7, "name": "a".repeat(name_len)},
+            "lineItems": [{"catalogItemId": 1, "quantity": 1, "unitPrice": 5}]})
+    };
+    let probe = send(&app, "POST", "/bills", Some(&bill(1, None))).await;
+    assert_eq!(probe.status, 201);
+    assert_eq!(send(&app, "DELETE", &format!("/bills/{}", probe.body["id"]), None).await.status, 204);
+    // From a few bytes over the bound down (the timestamps' digits vary), to the first that fits.
+    let mut name_len = 1 + MAX_CLIENT_ITEM_BYTES - probe.body.to_string().len() + 24;
+    let heavy = loop {
+        let reply = send(&app, "POST", "/bills", Some(&bill(name_len, Some(1)))).await;
+        if reply.status == 201 {
+            break reply.body;
+        }
+        assert_problem(&reply, 413);
+        name_len -= 1;
+    };
+    let size = heavy.to_string().len();
+    assert!(size <= MAX_CLIENT_ITEM_BYTES && size + 8 > MAX_CLIENT_ITEM_BYTES, "at the client bound: {size}");
+    for _ in 0..3 {
+        assert_eq!(send(&app, "POST", "/bills", Some(&bill(1, Some(1)))).await.status, 201);
+    }
+    let mut seen = Vec::new();
+    let close = json!([{"op": "replace", "path": "/billRunStatus", "value": "CLOSED"}, {"op": "replace", "path": "/summaryStatus", "value": "REPORTING"}]);
+    run_stage(&app, "REPORTING", close, &mut seen).await;
+    for stage in ["DRAFT_INVOICES", "FULL_INVOICES", "DISTRIBUTION"] {
+        run_stage(&app, stage, json!([{"op": "replace", "path": "/summaryStatus", "value": stage}]), &mut seen).await;
+    }
+    let finalized = app.wait_for("/bill-runs/1", |r| r["billRunStatus"] == "FINALIZED").await;
+    assert_eq!(finalized["revenueInMajorCurrency"], json!(20));
+    let issued = send(&app, "GET", &format!("/bills/{}", heavy["id"]), None).await;
+    assert_eq!((&issued.body["status"], &issued.body["issueDate"]), (&json!("ISSUED"), &json!("2024-03-31T00:00:00Z")));
+    assert!(issued.body.to_string().len() > MAX_CLIENT_ITEM_BYTES, "the worker's change took some headroom");
+    let all = send(&app, "GET", "/bills?billRunId=1&status=ISSUED", None).await;
+    assert_eq!(all.header("x-total-count"), Some("4"), "every bill of the run is issued");
+    app.stop().await;
+}
+
 /// A request with a raw JSON text body (numbers exactly as written, not through an f64).
 async fn send_text(app: &TestApp, method: &str, path: &str, text: String) -> Reply {
     app.send(app.keyed(method, path, API_KEY).header("content-type", "application/json").body(text)).await
@@ -475,4 +523,5 @@ on_both_stores!(
     lists_filter_and_page,
     bills_join_open_runs_only,
     a_run_of_250_bills_goes_all_the_way,
+    a_bill_at_the_size_bound_is_issued_by_its_run,
 );

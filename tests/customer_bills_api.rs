@@ -12,7 +12,7 @@ use shared::domain::customer_bill::{new_id, AppliedRate, BillState, CustomerBill
 use shared::domain::identity::Principal;
 use shared::domain::key::Id;
 use shared::domain::resource::Resource;
-use shared::store::AuditEvent;
+use shared::store::{AuditEvent, MAX_CLIENT_ITEM_BYTES};
 
 const BASE: &str = "/brm/customerBillManagement/v4";
 
@@ -414,6 +414,70 @@ async fn an_account_with_more_rates_than_a_step_is_billed_in_steps_into_one_bill
     app.stop().await;
 }
 
+/// A rate whose stored form is exactly the client bound: characteristics of 3,900 characters,
+/// the last one cut to fill what is left (measured on probes of another account).
+async fn rate_at_the_bound(app: &TestApp, account: &str) -> Value {
+    let entry = |i: usize, len: usize| json!({"name": format!("c{i}"), "value": "x".repeat(len)});
+    let with = |entries: Vec<Value>, account: &str| {
+        let mut body = charge(account, "1", "EUR");
+        body["characteristic"] = json!(entries);
+        // A date as sent keeps the stored form's size the same from one rate to the next.
+        body["date"] = json!("2024-03-01T00:00:00Z");
+        body
+    };
+    let probe = |body: Value| async move { app.post(&path("/appliedCustomerBillingRate"), &body).await };
+    let full = (0..80).map(|i| entry(i, 3900)).collect::<Vec<_>>();
+    let (mut entries, mut last) = (full.clone(), full.len());
+    while probe(with(entries.clone(), "PROBE")).await.status != 413 {
+        entries.push(entry(last, 3900));
+        last += 1;
+    }
+    // The most full entries that fit, and a last one of one character (one full entry fewer
+    // when even that does not fit), whose value then takes what is left.
+    entries.pop();
+    entries.push(entry(last, 1));
+    let measured = loop {
+        let reply = probe(with(entries.clone(), "PROBE")).await;
+        if reply.status == 201 {
+            break reply.body;
+        }
+        entries.truncate(entries.len() - 2);
+        entries.push(entry(last, 1));
+    };
+    let fill = 1 + MAX_CLIENT_ITEM_BYTES - measured.to_string().len();
+    entries.pop();
+    entries.push(entry(last, fill));
+    let over = probe(with([entries.clone(), vec![entry(last + 1, 0)]].concat(), account)).await;
+    assert_error(&over, 413, "PAYLOAD_TOO_LARGE");
+    let body = with(entries, account);
+    let reply = app.post(&path("/appliedCustomerBillingRate"), &body).await;
+    assert_eq!(reply.status, 201);
+    assert_eq!(reply.body.to_string().len(), MAX_CLIENT_ITEM_BYTES, "exactly at the client bound");
+    body
+}
+
+/// 40 ordinary rates and 12 at the client bound (4 MB together, past one transaction): the
+/// worker's change to each fits its headroom, its steps stop at their byte budget, and every rate
+/// is billed once on the one bill.
+async fn rates_at_the_size_bound_are_billed_in_steps_that_fit_a_transaction(backend: Backend) {
+    let Some(app) = spawn_app(backend, true).await else { return };
+    for _ in 0..40 {
+        post_rate_quiet(&app, charge("HEAVY", "0.01", "EUR")).await;
+    }
+    let big = rate_at_the_bound(&app, "HEAVY").await;
+    for _ in 1..12 {
+        post_rate_quiet(&app, big.clone()).await;
+    }
+    let done = settled(&app, &request_bill(&app, "HEAVY").await.body).await;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_billed_once(&app, "HEAVY", 52, "12.40").await;
+    let account = app.get(&path("/customerBillOnDemand?billingAccount.id=HEAVY")).await.body;
+    assert_eq!(account.as_array().map(Vec::len), Some(1));
+    // The hold is released: a second request finds nothing to bill.
+    assert_eq!(settled(&app, &request_bill(&app, "HEAVY").await.body).await["state"], "rejected");
+    app.stop().await;
+}
+
 async fn post_rate_quiet(app: &TestApp, body: Value) {
     let reply = app.post(&path("/appliedCustomerBillingRate"), &body).await;
     assert_eq!(reply.status, 201, "{:?}", reply.body);
@@ -435,4 +499,5 @@ on_both_stores!(
     requests_without_one_currency_or_any_rate_are_rejected_and_bill_nothing,
     two_requests_for_one_account_at_once_bill_each_rate_once,
     an_account_with_more_rates_than_a_step_is_billed_in_steps_into_one_bill,
+    rates_at_the_size_bound_are_billed_in_steps_that_fit_a_transaction,
 );

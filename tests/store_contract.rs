@@ -10,10 +10,11 @@ use shared::domain::identity::Principal;
 use shared::domain::key::{Id, IdType, Key, Kind, TenantId};
 use shared::domain::list::{facets, filter, ListQuery, ListSpec, Values};
 use shared::domain::resource::Resource;
+use shared::domain::WORKER_HEADROOM;
 use shared::store::repo::{Listed, Tenant};
 use shared::store::{
     guard_key, ApiKeyRecord, AuditEvent, Delete, IdempotencyRecord, NewItem, Page, SharedRepository, StoreError,
-    Update, VersionCheck, Write, MAX_ITEM_BYTES,
+    Update, VersionCheck, Write, MAX_CLIENT_ITEM_BYTES, MAX_ITEM_BYTES,
 };
 
 const RUN: Kind = Kind::new("RUN", IdType::Counter);
@@ -593,13 +594,26 @@ async fn idempotency_replays_never_cross_a_tenant(backend: Backend) {
 async fn resources_over_the_size_bound_are_refused_by_both_stores(backend: Backend) {
     let Some(store) = store(backend).await else { return };
     let big = |bytes: usize| json!({"id": 1, "blob": "x".repeat(bytes)});
-    let too_big = new_item(run_key(1), big(MAX_ITEM_BYTES), None);
-    assert!(matches!(store.create(too_big).await, Err(StoreError::TooLarge(_))));
+    // A client's write is held to the client bound ...
+    let too_big = new_item(run_key(1), big(MAX_CLIENT_ITEM_BYTES), None);
+    let refused = store.create(too_big).await;
+    assert!(matches!(refused, Err(StoreError::TooLarge { limit: MAX_CLIENT_ITEM_BYTES, .. })), "{refused:?}");
     assert_eq!(store.get(&run_key(1)).await.unwrap(), None);
-    store.create(new_item(run_key(1), big(MAX_ITEM_BYTES - 100), None)).await.expect("just under the bound fits");
-    let grown = update(1, 1, big(MAX_ITEM_BYTES));
-    assert!(matches!(store.update(grown).await, Err(StoreError::TooLarge(_))));
+    store
+        .create(new_item(run_key(1), big(MAX_CLIENT_ITEM_BYTES - 100), None))
+        .await
+        .expect("just under the bound fits");
+    let grown = update(1, 1, big(MAX_CLIENT_ITEM_BYTES));
+    assert!(matches!(store.update(grown).await, Err(StoreError::TooLarge { .. })));
     assert_eq!(store.get(&run_key(1)).await.unwrap().unwrap().version, 1);
+    // ... and the worker's (an event by nobody) to the item bound, the headroom above it.
+    let mut by_worker = update(1, 1, big(MAX_CLIENT_ITEM_BYTES + WORKER_HEADROOM - 100));
+    by_worker.event.by = None;
+    assert_eq!(store.update(by_worker).await.expect("the worker's change fits its headroom").version, 2);
+    let mut past = update(1, 2, big(MAX_ITEM_BYTES));
+    past.event.by = None;
+    let refused = store.update(past).await;
+    assert!(matches!(refused, Err(StoreError::TooLarge { limit: MAX_ITEM_BYTES, .. })), "{refused:?}");
 }
 
 /// One transaction of creates and changes: it lands whole or not at all, and many items moving

@@ -22,8 +22,18 @@ use serde::Serialize;
 
 /// The largest stored form of a resource (its JSON text and the worker's state beside it):
 /// DynamoDB's item limit is 400 KB, and the rest is left for the store's own attributes. The
-/// store refuses a larger one (413), and a JSON Patch may not grow a document past it.
+/// store refuses a larger one.
 pub const MAX_RESOURCE_BYTES: usize = 350 * 1024;
+
+/// What the worker may add to a resource a client wrote: issuing a bill (its status, dates and
+/// amounts), billing a rate (its `bill` reference), a stage's state beside a run. Each adds well
+/// under 1 KB; 8 KiB leaves room for all of them, so no client content can make a worker's write
+/// pass [`MAX_RESOURCE_BYTES`] and stick the work.
+pub const WORKER_HEADROOM: usize = 8 * 1024;
+
+/// The largest stored form a client's write may give a resource (413 beyond), and the most a
+/// JSON Patch may grow a document to: [`MAX_RESOURCE_BYTES`] less the worker's headroom.
+pub const MAX_CLIENT_BYTES: usize = MAX_RESOURCE_BYTES - WORKER_HEADROOM;
 
 /// One problem with one field of the input, located by JSON Pointer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

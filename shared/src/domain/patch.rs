@@ -8,7 +8,7 @@ use json_patch::{
 };
 use serde_json::{Map, Value};
 
-use super::{DomainError, MAX_RESOURCE_BYTES};
+use super::{DomainError, MAX_CLIENT_BYTES};
 
 const OPS: [&str; 6] = ["add", "remove", "replace", "move", "copy", "test"];
 
@@ -61,7 +61,7 @@ impl Patch {
 
     /// Applies every operation or none, one at a time. A failing `test` is a conflict (409); an
     /// operation on a missing path is invalid input (400), named by index; so is one that grows
-    /// the document past [`MAX_RESOURCE_BYTES`] (no such document could be stored), refused as
+    /// the document past [`MAX_CLIENT_BYTES`] (no such document could be stored), refused as
     /// soon as it does, so that a patch of `copy` operations doubling the document stops at the
     /// bound instead of allocating without one.
     pub fn apply(&self, document: &Value) -> Result<Value, DomainError> {
@@ -76,10 +76,10 @@ impl Patch {
                 _ => DomainError::conflict(format!("operation {index} cannot apply to the resource: {}", e.kind)),
             })?;
             let grows = matches!(op, PatchOperation::Add(_) | PatchOperation::Replace(_) | PatchOperation::Copy(_));
-            if grows && encoded_len(&patched) > MAX_RESOURCE_BYTES {
+            if grows && encoded_len(&patched) > MAX_CLIENT_BYTES {
                 return Err(DomainError::field(
                     format!("/{index}"),
-                    format!("the operation grows the document past {MAX_RESOURCE_BYTES} bytes"),
+                    format!("the operation grows the document past {MAX_CLIENT_BYTES} bytes"),
                 ));
             }
         }
@@ -215,7 +215,7 @@ mod tests {
             Err(DomainError::Invalid { errors, .. }) => assert_eq!(errors[0].pointer, "/8"),
             other => panic!("expected 400, got {:?}", other.map(|v| encoded_len(&v))),
         }
-        let big = json!([{"op": "add", "path": "/blob", "value": "y".repeat(MAX_RESOURCE_BYTES)}]);
+        let big = json!([{"op": "add", "path": "/blob", "value": "y".repeat(MAX_CLIENT_BYTES)}]);
         assert!(Patch::parse(&big).unwrap().apply(&doc).is_err(), "one add past the bound");
         let fits = json!([{"op": "add", "path": "/blob", "value": "y".repeat(1000)}]);
         assert!(Patch::parse(&fits).unwrap().apply(&doc).is_ok());

@@ -167,7 +167,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict | StoreError::IdempotencyKeyTaken => Self::LostRace,
-            e @ StoreError::TooLarge(_) => Self::PayloadTooLarge(format!("{e}: a resource's stored form is bounded")),
+            e @ StoreError::TooLarge { .. } => {
+                Self::PayloadTooLarge(format!("{e}: a resource's stored form is bounded"))
+            }
             e @ StoreError::Throttled(_) => Self::TooManyRequests(e),
             e @ StoreError::Unavailable(_) => Self::Unavailable(e),
             e @ StoreError::Internal(_) => Self::Internal(Box::new(e)),

@@ -146,6 +146,13 @@ impl Write {
         }
     }
 
+    fn event(&self) -> &AuditEvent {
+        match self {
+            Self::Create(item) => &item.event,
+            Self::Update(update) => &update.event,
+        }
+    }
+
     fn guard(&self) -> Option<&Guard> {
         match self {
             Self::Create(item) => item.guard.as_ref(),
@@ -185,7 +192,7 @@ impl Write {
         }
         for write in writes {
             let (body, state) = write.stored_form();
-            check_size(body, state)?;
+            check_size(body, state, write.event().by.is_some())?;
         }
         Ok(())
     }
@@ -252,9 +259,10 @@ pub enum StoreError {
     /// The idempotency key was stored by a concurrent request first.
     #[error("idempotency key already used")]
     IdempotencyKeyTaken,
-    /// The resource's stored form would pass [`MAX_ITEM_BYTES`] (413).
-    #[error("the stored resource would be {0} bytes, over the limit of {MAX_ITEM_BYTES}")]
-    TooLarge(usize),
+    /// The resource's stored form would pass its bound (413): [`MAX_CLIENT_ITEM_BYTES`] for a
+    /// client's write, [`MAX_ITEM_BYTES`] for the worker's.
+    #[error("the stored resource would be {size} bytes, over the limit of {limit}")]
+    TooLarge { size: usize, limit: usize },
     /// The store throttles the request (429 with Retry-After).
     #[error("store throttled: {0}")]
     Throttled(String),
@@ -268,15 +276,21 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// The largest stored form of a resource ([`crate::domain::MAX_RESOURCE_BYTES`]).
+/// The largest stored form of a resource ([`crate::domain::MAX_RESOURCE_BYTES`]): the bound of
+/// the worker's writes.
 pub const MAX_ITEM_BYTES: usize = crate::domain::MAX_RESOURCE_BYTES;
+/// The bound of a client's writes ([`crate::domain::MAX_CLIENT_BYTES`]): the worker's headroom
+/// below [`MAX_ITEM_BYTES`].
+pub const MAX_CLIENT_ITEM_BYTES: usize = crate::domain::MAX_CLIENT_BYTES;
 
-/// Refuses a resource whose stored form would pass [`MAX_ITEM_BYTES`]: both stores call this, so
-/// they agree on every size.
-pub fn check_size(body: &str, state: Option<&str>) -> StoreResult<()> {
+/// Refuses a resource whose stored form would pass its bound, [`MAX_CLIENT_ITEM_BYTES`] when a
+/// client writes it (its event names a user) and [`MAX_ITEM_BYTES`] when the worker does: both
+/// stores call this, so they agree on every size.
+pub fn check_size(body: &str, state: Option<&str>, by_client: bool) -> StoreResult<()> {
     let size = body.len() + state.map_or(0, str::len);
-    if size > MAX_ITEM_BYTES {
-        return Err(StoreError::TooLarge(size));
+    let limit = if by_client { MAX_CLIENT_ITEM_BYTES } else { MAX_ITEM_BYTES };
+    if size > limit {
+        return Err(StoreError::TooLarge { size, limit });
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
-use super::Job;
+use super::{Job, STEP_BYTES};
 use crate::domain::bill::{stage_effect, Bill, Report};
 use crate::domain::bill_run::{AdhocBillRun, BillRun, Changes, Progress, Run, SummaryStatus};
 use crate::domain::key::{Id, Kind};
@@ -20,10 +20,6 @@ use crate::store::{AuditEvent, Change, Page, StoreError, StoreResult, Stored, Up
 
 /// Bills per step: each step writes them and the run in one transaction.
 pub const BATCH: usize = 40;
-
-/// Bytes of changed bills per step, well inside DynamoDB's 4 MB per transaction (a bill may carry
-/// up to 1000 lines): a step stops early rather than exceed it.
-pub const BATCH_BYTES: usize = 2 * 1024 * 1024;
 
 /// The stage job of both kinds of run.
 pub fn jobs() -> Vec<Arc<dyn Job>> {
@@ -81,7 +77,7 @@ pub async fn step<R: Run>(tenant: &Tenant<'_>, id: &Id, seen_version: Option<u64
 }
 
 /// The writes of one step: the run first, then the bills it changes.
-/// Applies `stage` to the first bills of `page` (at most [`BATCH`], and about [`BATCH_BYTES`] of
+/// Applies `stage` to the first bills of `page` (at most [`BATCH`], and about [`STEP_BYTES`] of
 /// writes): the updates of the bills it changed, and how many it took; `at` moves past each.
 fn step_bills(
     bills: &Repo<'_, Bill>,
@@ -93,7 +89,7 @@ fn step_bills(
     let now = OffsetDateTime::now_utc();
     let (mut taken, mut bytes, mut writes) = (0, 0, Vec::new());
     for bill in page.iter().take(BATCH) {
-        if taken > 0 && bytes >= BATCH_BYTES {
+        if taken > 0 && bytes >= STEP_BYTES {
             break;
         }
         match stage_effect(stage, &bill.value, invoice_date, now) {

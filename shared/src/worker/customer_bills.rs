@@ -25,7 +25,7 @@ use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::Job;
+use super::{Job, STEP_BYTES};
 use crate::domain::customer_bill::{
     datetime, new_id, rate_group, AccountBilling, AppliedRate, CustomerBill, NewBill, OnDemand, Refusal, RequestState,
     Tally,
@@ -39,7 +39,8 @@ use crate::store::{AuditEvent, Change, Page, StoreError, StoreResult, Write, MAX
 /// Rates read per scanning step (reads only).
 pub const SCAN_BATCH: usize = 200;
 /// Rates billed per step: with the request, the account and the bill, one transaction stays
-/// within DynamoDB's 100 items (each rate is its item and its audit event).
+/// within DynamoDB's 100 items (each rate is its item and its audit event); a step also stops at
+/// [`STEP_BYTES`] of rates, so that one of large rates stays within its 4 MB.
 pub const BILL_BATCH: usize = 40;
 
 /// The counter bill numbers come from.
@@ -106,7 +107,7 @@ pub async fn step(store: &Tenant<'_>, id: &Id, seen_version: Option<u64>) -> Sto
                 Some(now) if now.version == current.version => Err(StoreError::Conflict),
                 _ => Ok(false),
             },
-            Err(StoreError::TooLarge(size)) => {
+            Err(StoreError::TooLarge { size, .. }) => {
                 let reason = failure(&current, &format!("the bill would be {size} bytes, over the item bound"));
                 store.write(end(store, &current, RequestState::TerminatedWithError, &reason).await?).await?;
                 Ok(true)
@@ -177,21 +178,23 @@ async fn plan(store: &Tenant<'_>, current: &Versioned<OnDemand>) -> StoreResult<
     let index = Page { group: Some(&unbilled), after: at.cursor.as_deref(), limit: BILL_BATCH + 1, ..Page::default() };
     let page = rates.page(&index).await?;
     let last = at.end.clone().unwrap_or_default();
-    let mut writes = Vec::new();
-    let mut more = false;
+    let (mut writes, mut bytes, mut more) = (Vec::new(), 0, false);
     for (i, rate) in page.iter().enumerate() {
         let order = rate.value.order();
         if order > last {
             break;
         }
-        if i == BILL_BATCH {
+        // At most BILL_BATCH rates, and about STEP_BYTES of them: large rates take more steps.
+        if i == BILL_BATCH || bytes >= STEP_BYTES {
             more = true;
             break;
         }
         // A rate that arrived during the walk in another currency stays unbilled.
         if at.tally.add(&rate.value).is_ok() {
             let event = AuditEvent::new(None, format!("billed on {bill}"));
-            writes.push(Write::Update(rates.update_of(rate, &rate.value.billed_on(bill), event)?));
+            let update = rates.update_of(rate, &rate.value.billed_on(bill), event)?;
+            bytes += update.body.len();
+            writes.push(Write::Update(update));
         }
         at.cursor = Some(order);
     }

@@ -29,6 +29,11 @@ use crate::store::{
     StoreResult, Stored, Write,
 };
 
+/// Bytes of changed items one step writes, at most about: a step stops at the first item past
+/// it, and an item is at most [`crate::store::MAX_ITEM_BYTES`], so a step's transaction stays
+/// well inside DynamoDB's 4 MB whatever its items' sizes.
+pub const STEP_BYTES: usize = 2 * 1024 * 1024;
+
 /// Every family's jobs: the registry the Lambda worker and the dev server run.
 pub fn jobs() -> Vec<Arc<dyn Job>> {
     let mut jobs = bill_runs::jobs();
