@@ -540,7 +540,50 @@ async fn patch_bombs_and_extreme_numbers_are_refused(backend: Backend) {
     app.stop().await;
 }
 
+/// Work whose stream records never came (no worker runs here: as if they were lost, or sent to
+/// the failure queue after their retries) is found past its lease by the sweeper and carried on:
+/// a run's stage, and an on-demand bill from its rates to done. Nothing is left past its lease.
+async fn work_past_its_lease_is_redriven_by_the_sweeper(backend: Backend) {
+    let Some(app) = billflow_tests::spawn_app_with(backend, false, 0).await else { return };
+    let worker = shared::worker::Worker::standard(app.store.clone());
+    let lease = u64::try_from(shared::store::work_lease().as_millis()).unwrap();
+    let past_lease = || shared::store::now_ms() + lease + 1;
+    assert_eq!(app.post("/bill-runs", &jan(1)).await.status, 201);
+    assert_eq!(app.patch("/bill-runs/1", &close()).await.status, 200);
+    assert_eq!(worker.sweep(shared::store::now_ms()).await.unwrap().overdue, 0, "not yet past its lease");
+    assert_eq!(app.get("/bill-runs/1").await.body["summaryStatusPercentage"], 0, "no worker: the stage waits");
+    let sweep = worker.sweep(past_lease()).await.unwrap();
+    assert_eq!((sweep.overdue, sweep.redriven, sweep.failed), (1, 1, 0));
+    assert!(done("REPORTING")(&app.get("/bill-runs/1").await.body), "the sweeper carried the stage through");
+
+    let base = "/brm/customerBillManagement/v4";
+    for value in [1, 2] {
+        let rate = json!({"billingAccount": {"id": "SWEPT"}, "taxExcludedAmount": {"unit": "EUR", "value": value}});
+        assert_eq!(app.post(&format!("{base}/appliedCustomerBillingRate"), &rate).await.status, 201);
+    }
+    let request = app.post(&format!("{base}/customerBillOnDemand"), &json!({"billingAccount": {"id": "SWEPT"}})).await;
+    assert_eq!(request.status, 201);
+    let href = request.body["href"].as_str().unwrap().to_owned();
+    let mut sweeps = 0;
+    while app.get(&href).await.body["state"] == "inProgress" {
+        sweeps += 1;
+        assert!(sweeps <= 10, "the request never finished");
+        assert_eq!(worker.sweep(past_lease()).await.unwrap().failed, 0);
+    }
+    let ended = app.get(&href).await.body;
+    assert_eq!(ended["state"], "done", "{ended}");
+    let bill = app.get(&format!("{base}/customerBill?billingAccount.id=SWEPT")).await.body;
+    assert_eq!(bill[0]["taxExcludedAmount"]["value"], json!(3));
+    assert_eq!(
+        worker.sweep(past_lease()).await.unwrap(),
+        shared::worker::Sweep::default(),
+        "nothing left past its lease"
+    );
+    app.stop().await;
+}
+
 on_both_stores!(
+    work_past_its_lease_is_redriven_by_the_sweeper,
     patch_bombs_and_extreme_numbers_are_refused,
     create_get_and_list,
     create_refuses_bad_input,

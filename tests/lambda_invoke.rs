@@ -23,7 +23,18 @@ async fn invoke_timed(
     table: &str,
     events: Vec<Value>,
 ) -> (Vec<Outcome>, Duration, Duration) {
-    let env = [
+    invoke_with(function, endpoint, table, &[], events).await
+}
+
+/// As [`invoke_timed`], with more environment (`extra`).
+async fn invoke_with(
+    function: &str,
+    endpoint: &str,
+    table: &str,
+    extra: &[(&str, &str)],
+    events: Vec<Value>,
+) -> (Vec<Outcome>, Duration, Duration) {
+    let mut env = vec![
         ("TABLE_NAME", table),
         ("AWS_ENDPOINT_URL_DYNAMODB", endpoint),
         ("AWS_ACCESS_KEY_ID", "local"),
@@ -31,8 +42,41 @@ async fn invoke_timed(
         ("AWS_REGION", "us-east-1"),
         ("AUTH_JWT_SECRET", AUTHORIZER_SECRET),
     ];
+    env.extend_from_slice(extra);
     let run = lambda::start(function, &env, events).await;
     (run.outcomes, run.cold, run.first_response)
+}
+
+/// The real `sweeper` binary on its scheduled event: a stage whose stream record never reached
+/// the worker (here: no worker was invoked; the stage was written with a lease of 0 ms) is found
+/// past its lease through the work index and stepped; a second tick finds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_sweeper_redrives_work_past_its_lease() {
+    let Some(endpoint) = dynamodb_endpoint() else {
+        return;
+    };
+    let store = fresh_dynamo(&endpoint).await;
+    let table = store.table().to_owned();
+    let (out, _) = invoke("create-bill-run", &endpoint, &table, vec![event("create-bill-run")]).await;
+    assert_eq!(response(&out[0]).0, 201);
+    let no_lease = [("WORK_LEASE_MS", "0")];
+    let (out, _, _) =
+        invoke_with("update-bill-run", &endpoint, &table, &no_lease, vec![event("update-bill-run")]).await;
+    assert_eq!(response(&out[0]).2["summaryStatusPercentage"], 0);
+    let (out, _, _) =
+        invoke_with("sweeper", &endpoint, &table, &no_lease, vec![event("sweeper"), event("sweeper")]).await;
+    let answers: Vec<&Value> = out
+        .iter()
+        .map(|o| match o {
+            Outcome::Response(r) => r,
+            Outcome::Error(e) => panic!("the sweeper failed: {e}"),
+        })
+        .collect();
+    // The step it made was written with a lease of 0 ms too, but the stage is done: nothing pends.
+    assert_eq!(answers[0], &json!({"overdue": 1, "redriven": 1, "idle": 0, "failed": 0}));
+    assert_eq!(answers[1], &json!({"overdue": 0, "redriven": 0, "idle": 0, "failed": 0}));
+    let (out, _) = invoke("get-bill-run", &endpoint, &table, vec![event("get-bill-run")]).await;
+    assert_eq!(response(&out[0]).2["summaryStatusPercentage"], 100, "the sweeper carried the stage through");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -616,6 +616,43 @@ async fn resources_over_the_size_bound_are_refused_by_both_stores(backend: Backe
     assert!(matches!(refused, Err(StoreError::TooLarge { limit: MAX_ITEM_BYTES, .. })), "{refused:?}");
 }
 
+/// An item with pending work is in the work index with a lease of its write's time plus the
+/// work lease, across tenants; each write renews it; a write without pending work, or a delete,
+/// takes it out; only the kinds asked for are found.
+async fn pending_work_is_in_the_work_index_by_lease_until_it_is_done(backend: Backend) {
+    let Some(store) = store(backend).await else { return };
+    let lease = u64::try_from(shared::store::work_lease().as_millis()).unwrap();
+    let before = shared::store::now_ms();
+    let mut pending = new_item(run_key(1), json!({"id": 1}), None);
+    pending.work_pending = true;
+    store.create(pending).await.unwrap();
+    let mut elsewhere = new_item(tenant_key("b", uuid::Uuid::from_u128(7)), json!({"id": 7}), None);
+    elsewhere.work_pending = true;
+    store.create(elsewhere).await.unwrap();
+    store.create(new_item(run_key(2), json!({"id": 2}), None)).await.unwrap();
+    let kinds = [RUN, TENANT_RUN];
+    // Not yet due; due once its lease has passed, with its version, oldest lease first.
+    assert_eq!(store.overdue(&kinds, before, 10).await.unwrap(), Vec::new());
+    let later = shared::store::now_ms() + lease + 1;
+    let due = store.overdue(&kinds, later, 10).await.unwrap();
+    let keys: Vec<(Key, u64)> = due.iter().map(|c| (c.key.clone(), c.version)).collect();
+    assert_eq!(keys, vec![(run_key(1), 1), (tenant_key("b", uuid::Uuid::from_u128(7)), 1)]);
+    assert_eq!(store.overdue(&kinds, later, 1).await.unwrap().len(), 1, "at most the limit");
+    assert_eq!(store.overdue(&[OTHER], later, 10).await.unwrap(), Vec::new(), "only the kinds asked for");
+    // A write with pending work renews the lease; one without takes the item out.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let renewed = store.update(update(1, 1, json!({"id": 1, "step": 1}))).await.unwrap();
+    assert_eq!(renewed.version, 2);
+    assert_eq!(store.overdue(&[RUN], later, 10).await.unwrap(), Vec::new(), "renewed past the old lease");
+    let later = shared::store::now_ms() + lease + 1;
+    let due = store.overdue(&[RUN], later, 10).await.unwrap();
+    assert_eq!(due.iter().map(|c| c.version).collect::<Vec<_>>(), vec![2], "the renewed lease, the new version");
+    let mut done = update(1, 2, json!({"id": 1, "done": true}));
+    done.work_pending = false;
+    store.update(done).await.unwrap();
+    assert_eq!(store.overdue(&[RUN], later + lease, 10).await.unwrap(), Vec::new(), "done work leaves the index");
+}
+
 /// One transaction of creates and changes: it lands whole or not at all, and many items moving
 /// between the same two groups move both counts once (DynamoDB takes each count item once).
 async fn creates_and_changes_share_one_transaction(backend: Backend) {
@@ -672,4 +709,5 @@ on_both_stores!(
     the_same_id_in_two_tenants_is_two_items_and_nothing_crosses_a_tenant,
     idempotency_replays_never_cross_a_tenant,
     resources_over_the_size_bound_are_refused_by_both_stores,
+    pending_work_is_in_the_work_index_by_lease_until_it_is_done,
 );

@@ -175,6 +175,8 @@ pub struct Config {
     pub worker: bool,
     /// A pause before each worker step (the stream's latency in AWS).
     pub step_delay: Duration,
+    /// How often the sweeper re-drives work past its lease (`None`: never).
+    pub sweep_every: Option<Duration>,
     pub auth: Auth,
 }
 
@@ -209,7 +211,7 @@ pub async fn start(config: Config) -> std::io::Result<DevServer> {
     let listener = TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
     let store = if config.worker {
-        crate::worker::in_process(config.store, config.step_delay, crate::worker::jobs())
+        crate::worker::in_process(config.store, config.step_delay, config.sweep_every, crate::worker::jobs())
     } else {
         config.store
     };

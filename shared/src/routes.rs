@@ -114,7 +114,7 @@ routes! {
 }
 
 /// Functions with no route: triggered by events, not HTTP.
-pub const EVENT_FUNCTIONS: &[&str] = &["bill-run-worker", "authorizer"];
+pub const EVENT_FUNCTIONS: &[&str] = &["bill-run-worker", "sweeper", "authorizer"];
 
 /// The outcome of matching a request against the table.
 #[derive(Debug, PartialEq, Eq)]

@@ -67,6 +67,21 @@ pub async fn serve_stream() -> Result<(), Error> {
     .await
 }
 
+/// Runs the `sweeper` function on its schedule (any event starts a sweep): re-drives work past its
+/// lease and logs what it found as embedded metrics (`WorkPastLease`, `WorkRedriven`,
+/// `WorkFailed`, namespace `billflow`), which the template's alarm on stuck work reads.
+pub async fn serve_sweeper() -> Result<(), Error> {
+    use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
+    let worker = &crate::worker::Worker::standard(store_from_env()?);
+    lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| async move {
+        let now = crate::store::now_ms();
+        let sweep = worker.sweep(now).await?;
+        println!("{}", sweep.emf(now));
+        Ok::<_, Error>(serde_json::json!({"overdue": sweep.overdue, "redriven": sweep.redriven, "idle": sweep.idle, "failed": sweep.failed}))
+    }))
+    .await
+}
+
 /// Runs the `authorizer` function: one [`crate::auth::Verifier`] per process, built without any
 /// I/O (no JWKS fetch, table read or TLS set-up until a request needs it). Each request is
 /// answered in its own task, so that even a panic denies.

@@ -109,6 +109,7 @@ pub async fn spawn_app_with(backend: Backend, worker: bool, step_delay_ms: u64) 
         store: store.clone(),
         worker,
         step_delay: Duration::from_millis(step_delay_ms),
+        sweep_every: None,
         auth: auth.clone(),
     };
     let server = dev::start(config).await.expect("start the dev server");

@@ -45,8 +45,14 @@ async fn serve(endpoint: Option<String>) -> Result<(), Box<dyn std::error::Error
         }
         Err(_) => Duration::from_millis(100),
     };
+    let sweep_every = match std::env::var("SWEEPER_INTERVAL_MS") {
+        Ok(ms) => ms.parse().map_err(|_| format!("SWEEPER_INTERVAL_MS must be a number, got {ms:?}"))?,
+        Err(_) => 5_000,
+    };
+    let sweep_every = Some(Duration::from_millis(sweep_every));
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let server = dev::start(Config { addr, store, worker: true, step_delay, auth: auth.clone() }).await?;
+    let config = Config { addr, store, worker: true, step_delay, sweep_every, auth: auth.clone() };
+    let server = dev::start(config).await?;
     println!("billflow dev server on {} ({described})", server.url());
     print_credentials(&server.url(), &auth, &api_key, &kept);
     println!("press Ctrl-C to stop");

@@ -37,8 +37,8 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use super::{
-    group_moves, now_epoch, partition, ApiKeyRecord, AuditEvent, Delete, Guard, IdempotencyRecord, NewItem, Page,
-    Repository, StoreError, StoreResult, Stored, Update, VersionCheck, Write,
+    group_moves, now_epoch, partition, ApiKeyRecord, AuditEvent, Change, Delete, Guard, IdempotencyRecord, NewItem,
+    Page, Repository, StoreError, StoreResult, Stored, Update, VersionCheck, Write,
 };
 use crate::domain::key::{Key, Kind, TenantId};
 
@@ -79,8 +79,19 @@ impl Transaction {
     }
 }
 
-/// The table's indexes: GSI1 lists a kind, GSI2 to GSI7 are the group slots.
-pub const INDEXES: [&str; 7] = ["GSI1", "GSI2", "GSI3", "GSI4", "GSI5", "GSI6", "GSI7"];
+/// The table's indexes: GSI1 lists a kind, GSI2 to GSI7 are the group slots, GSI8 is the work
+/// index (items with pending work, by lease).
+pub const INDEXES: [&str; 8] = ["GSI1", "GSI2", "GSI3", "GSI4", "GSI5", "GSI6", "GSI7", "GSI8"];
+
+/// Partitions of the work index: an item's is a stable hash of its key, so that many items with
+/// pending work spread their index writes; the sweeper reads each.
+const WORK_SHARDS: u64 = 16;
+
+/// The work-index partition of an item (FNV-1a of its partition key).
+fn work_shard(pk: &str) -> String {
+    let hash = pk.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("WORK#{:02}", hash % WORK_SHARDS)
+}
 
 /// DynamoDB's limit of items in one transaction.
 const MAX_TRANSACTION_ITEMS: usize = 100;
@@ -223,11 +234,20 @@ impl DynamoStore {
         };
         let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
         let gsi = |name: &str| -> Result<GlobalSecondaryIndex, StoreError> {
+            // The work index holds what the sweeper reads, as the template declares it.
+            let projection = match name {
+                "GSI8" => Projection::builder()
+                    .projection_type(ProjectionType::Include)
+                    .non_key_attributes("version")
+                    .non_key_attributes("entity")
+                    .build(),
+                _ => Projection::builder().projection_type(ProjectionType::All).build(),
+            };
             GlobalSecondaryIndex::builder()
                 .index_name(name)
                 .key_schema(key(&format!("{name}PK"), KeyType::Hash).map_err(internal)?)
                 .key_schema(key(&format!("{name}SK"), KeyType::Range).map_err(internal)?)
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .projection(projection)
                 .build()
                 .map_err(internal)
         };
@@ -344,6 +364,10 @@ impl DynamoStore {
         ]);
         if let Some(state) = state {
             item.insert("workerState".into(), s(state));
+        }
+        if work_pending {
+            item.insert("GSI8PK".into(), s(work_shard(&key.partition())));
+            item.insert("GSI8SK".into(), s(format!("{:015}", super::lease_from_now())));
         }
         for (slot, group) in groups.iter().enumerate() {
             if let Some(group) = group {
@@ -675,6 +699,29 @@ impl Repository for DynamoStore {
             .collect()
     }
 
+    async fn overdue(&self, kinds: &[Kind], now_ms: u64, limit: usize) -> StoreResult<Vec<Change>> {
+        let mut due = Vec::new();
+        for shard in 0..WORK_SHARDS {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("GSI8")
+                .key_condition_expression("GSI8PK = :pk AND GSI8SK < :now")
+                .expression_attribute_values(":pk", s(format!("WORK#{shard:02}")))
+                .expression_attribute_values(":now", s(format!("{now_ms:015}")))
+                .projection_expression("PK, version, entity, GSI8SK")
+                .limit(i32::try_from(limit.min(1000)).unwrap_or(1000))
+                .send()
+                .await
+                .map_err(sdk)?;
+            self.read(out.count());
+            due.extend(out.items.unwrap_or_default().into_iter().filter_map(|item| overdue_change(kinds, &item)));
+        }
+        due.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(due.into_iter().take(limit).map(|(_, change)| change).collect())
+    }
+
     async fn put_api_key(&self, record: &ApiKeyRecord) -> StoreResult<()> {
         let tenants = record.tenant_ids()?;
         let copy = to_attributes(record)?;
@@ -786,6 +833,16 @@ fn stored_from_index(kind: Kind, tenant: &TenantId, item: Item) -> StoreResult<S
     let key =
         Key::parse(pk, &[kind]).filter(|k| k.tenant() == tenant).ok_or_else(|| internal("foreign item in index"))?;
     stored(key, item)
+}
+
+/// A work-index entry of one of `kinds` as its lease and the change that re-drives it (an entry
+/// of another kind, or one that does not read, is left to the jobs that know it).
+fn overdue_change(kinds: &[Kind], item: &Item) -> Option<(String, Change)> {
+    let pk = item.get("PK")?.as_s().ok()?;
+    let lease = item.get("GSI8SK")?.as_s().ok()?.clone();
+    let version = item.get("version").and_then(as_u64)?;
+    let key = Key::parse(pk, kinds)?;
+    Some((lease, Change { key, version, work_pending: true }))
 }
 
 fn api_key_record(mut item: Item) -> StoreResult<ApiKeyRecord> {

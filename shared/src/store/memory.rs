@@ -2,7 +2,7 @@
 //! same conditions, results and index partitions as the DynamoDB store (its two ordered maps are
 //! the table's GSI1 and GSI2).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    group_moves, now_epoch, partition, ApiKeyRecord, AuditEvent, Delete, Guard, IdempotencyRecord, NewItem, Page,
-    Repository, StoreError, StoreResult, Stored, Update, VersionCheck, Write,
+    group_moves, now_epoch, partition, ApiKeyRecord, AuditEvent, Change, Delete, Guard, IdempotencyRecord, NewItem,
+    Page, Repository, StoreError, StoreResult, Stored, Update, VersionCheck, Write,
 };
 use crate::domain::key::{Key, Kind, TenantId};
 
@@ -20,6 +20,8 @@ struct Row {
     version: u64,
     body: String,
     state: Option<String>,
+    /// When its pending work is due to have moved (`None`: no pending work).
+    lease: Option<u64>,
 }
 
 impl Row {
@@ -38,6 +40,8 @@ struct State {
     lists: BTreeMap<IndexKey, Key>,
     /// GSI2: the members of each group, in id order.
     groups: BTreeMap<IndexKey, Key>,
+    /// GSI8: the items with pending work, by lease.
+    work: BTreeSet<(u64, Key)>,
     counters: HashMap<String, u64>,
     item_counts: HashMap<String, u64>,
     group_counts: HashMap<String, u64>,
@@ -96,7 +100,8 @@ impl State {
             self.enter(&item.key, group, &item.order);
         }
         self.events.entry(item.key.clone()).or_default().push(item.event);
-        let row = Row { version: 1, body: item.body, state: None };
+        let lease = self.lease(&item.key, None, item.work_pending);
+        let row = Row { version: 1, body: item.body, state: None, lease };
         let stored = row.stored(&item.key);
         self.rows.insert(item.key, row);
         stored
@@ -113,10 +118,25 @@ impl State {
         }
         self.bump(update.guard);
         self.events.entry(update.key.clone()).or_default().push(update.event);
-        let row = Row { version: update.expected_version + 1, body: update.body, state: update.state };
+        let was = self.rows.get(&update.key).and_then(|row| row.lease);
+        let lease = self.lease(&update.key, was, update.work_pending);
+        let row = Row { version: update.expected_version + 1, body: update.body, state: update.state, lease };
         let stored = row.stored(&update.key);
         self.rows.insert(update.key, row);
         stored
+    }
+
+    /// Moves an item's entry in the work index: out at its old lease, in at a new one if its
+    /// work is pending.
+    fn lease(&mut self, key: &Key, was: Option<u64>, pending: bool) -> Option<u64> {
+        if let Some(was) = was {
+            self.work.remove(&(was, key.clone()));
+        }
+        let lease = pending.then(super::lease_from_now);
+        if let Some(lease) = lease {
+            self.work.insert((lease, key.clone()));
+        }
+        lease
     }
 
     fn bump(&mut self, guard: Option<Guard>) {
@@ -230,7 +250,9 @@ impl Repository for MemoryStore {
         }
         state.check(&None, &delete.check)?;
         let (kind, tenant, sort) = (delete.key.kind(), delete.key.tenant().clone(), delete.order.clone());
-        state.rows.remove(&delete.key);
+        if let Some(lease) = state.rows.remove(&delete.key).and_then(|row| row.lease) {
+            state.work.remove(&(lease, delete.key.clone()));
+        }
         let list = partition::list(kind, &tenant);
         state.lists.remove(&(list.clone(), sort.clone()));
         if let Some(count) = state.item_counts.get_mut(&list) {
@@ -241,6 +263,21 @@ impl Repository for MemoryStore {
         }
         state.events.entry(delete.key).or_default().push(delete.event);
         Ok(())
+    }
+
+    async fn overdue(&self, kinds: &[Kind], now_ms: u64, limit: usize) -> StoreResult<Vec<Change>> {
+        let state = self.lock()?;
+        let due = state.work.iter().take_while(|(lease, _)| *lease < now_ms);
+        let changes: Vec<Change> = due
+            .filter(|(_, key)| kinds.contains(&key.kind()))
+            .take(limit)
+            .filter_map(|(_, key)| {
+                let row = state.rows.get(key)?;
+                Some(Change { key: key.clone(), version: row.version, work_pending: true })
+            })
+            .collect();
+        self.reads.fetch_add(changes.len() as u64, Ordering::Relaxed);
+        Ok(changes)
     }
 
     async fn count(&self, kind: Kind, tenant: &TenantId) -> StoreResult<u64> {

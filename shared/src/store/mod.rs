@@ -336,6 +336,12 @@ pub trait Repository: Send + Sync {
     fn items_read(&self) -> u64;
     /// The audit trail of one resource, oldest first.
     async fn events(&self, key: &Key) -> StoreResult<Vec<AuditEvent>>;
+    /// At most `limit` items of `kinds` with pending work whose lease passed before `now_ms`
+    /// (epoch milliseconds), oldest lease first, each as the change that re-drives it: from the
+    /// work index (every write of an item with pending work sets its lease to the write's time
+    /// plus [`work_lease`]; an item without pending work is not in it), across tenants, never a
+    /// Scan.
+    async fn overdue(&self, kinds: &[Kind], now_ms: u64, limit: usize) -> StoreResult<Vec<Change>>;
     /// Stores an API key (its hash, never the key), listed under each of its tenants (at most
     /// [`MAX_KEY_TENANTS`], each a [`TenantId`]); Conflict when the hash or id exists.
     async fn put_api_key(&self, record: &ApiKeyRecord) -> StoreResult<()>;
@@ -447,6 +453,24 @@ pub const GROUP_SLOTS: usize = 6;
 pub type SharedRepository = Arc<dyn Repository>;
 
 /// Unix seconds now.
+/// How long a step of async work may take before the sweeper re-drives it: `WORK_LEASE_MS`
+/// (default 30,000), read once per process.
+pub fn work_lease() -> std::time::Duration {
+    static LEASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let ms = LEASE.get_or_init(|| std::env::var("WORK_LEASE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(30_000));
+    std::time::Duration::from_millis(*ms)
+}
+
+/// Now, in epoch milliseconds.
+pub fn now_ms() -> u64 {
+    u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
+/// The lease an item with pending work gets when it is written now.
+pub fn lease_from_now() -> u64 {
+    now_ms().saturating_add(u64::try_from(work_lease().as_millis()).unwrap_or(u64::MAX))
+}
+
 pub fn now_epoch() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }

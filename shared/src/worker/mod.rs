@@ -111,6 +111,23 @@ impl Worker {
         work_pending.then_some(Change { key, version, work_pending })
     }
 
+    /// The sweeper's tick: every item of a registered kind whose lease passed before `now_ms`
+    /// (at most [`SWEEP_LIMIT`], oldest first) is stepped as a stream record would step it. Its
+    /// step renews its lease, so work whose records were lost, dropped after their retries or
+    /// sent to the failure queue goes on. What was found and what became of it.
+    pub async fn sweep(&self, now_ms: u64) -> StoreResult<Sweep> {
+        let overdue = self.store.overdue(&self.kinds(), now_ms, SWEEP_LIMIT).await?;
+        let mut sweep = Sweep { overdue: overdue.len(), ..Sweep::default() };
+        for change in overdue {
+            match self.advance_isolated(change).await {
+                Ok(true) => sweep.redriven += 1,
+                Ok(false) => sweep.idle += 1,
+                Err(_) => sweep.failed += 1,
+            }
+        }
+        Ok(sweep)
+    }
+
     /// Handles one batch of stream records; records whose step failed are reported for redelivery.
     pub async fn handle_stream(&self, event: Event) -> DynamoDbEventResponse {
         let mut response = DynamoDbEventResponse::default();
@@ -123,6 +140,34 @@ impl Worker {
             }
         }
         response
+    }
+}
+
+/// Most overdue items one sweep steps: the rest wait for the next tick (a minute in AWS), so a
+/// tick's work is bounded whatever is stuck.
+pub const SWEEP_LIMIT: usize = 100;
+
+/// What one sweep found: items past their lease, and how many of them it moved on, found with
+/// nothing to do, or failed to step (they stay overdue for the next tick).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sweep {
+    pub overdue: usize,
+    pub redriven: usize,
+    pub idle: usize,
+    pub failed: usize,
+}
+
+impl Sweep {
+    /// The sweep as a CloudWatch embedded-metric-format log line (namespace `billflow`): the
+    /// alarm on work past its lease reads `WorkPastLease`.
+    pub fn emf(&self, at_ms: u64) -> String {
+        serde_json::json!({
+            "_aws": {"Timestamp": at_ms, "CloudWatchMetrics": [{"Namespace": "billflow", "Dimensions": [[]],
+                "Metrics": [{"Name": "WorkPastLease", "Unit": "Count"}, {"Name": "WorkRedriven", "Unit": "Count"},
+                    {"Name": "WorkFailed", "Unit": "Count"}]}]},
+            "WorkPastLease": self.overdue, "WorkRedriven": self.redriven, "WorkFailed": self.failed,
+        })
+        .to_string()
     }
 }
 
@@ -141,10 +186,20 @@ pub struct Notifying {
 /// Wraps `store` so that its writes drive a worker with `jobs` ([`jobs`] in the dev server) in
 /// this process, and starts it. `step_delay` pauses before each step, as the stream's delivery
 /// latency does in AWS (and so that a person, or a test, can watch a stage's percentage move).
-pub fn in_process(store: SharedRepository, step_delay: Duration, jobs: Vec<Arc<dyn Job>>) -> SharedRepository {
+/// `sweep_every`: the sweeper's timer ([`Worker::sweep`], `SWEEPER_INTERVAL_MS` in the dev
+/// server), which re-drives what the in-process retries gave up on once its lease has passed.
+pub fn in_process(
+    store: SharedRepository,
+    step_delay: Duration,
+    sweep_every: Option<Duration>,
+    jobs: Vec<Arc<dyn Job>>,
+) -> SharedRepository {
     let (tx, mut rx) = mpsc::unbounded_channel::<(Change, u32)>();
     let notifying: SharedRepository = Arc::new(Notifying { inner: store, changes: tx.clone() });
     let worker = Worker::new(notifying.clone(), jobs);
+    if let Some(every) = sweep_every {
+        tokio::spawn(sweeper(worker.clone(), every));
+    }
     tokio::spawn(async move {
         while let Some((change, failures)) = rx.recv().await {
             if !step_delay.is_zero() {
@@ -160,6 +215,20 @@ pub fn in_process(store: SharedRepository, step_delay: Duration, jobs: Vec<Arc<d
         }
     });
     notifying
+}
+
+/// The dev server's sweeper: a [`Worker::sweep`] every `every`, logged when it found anything.
+async fn sweeper(worker: Worker, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match worker.sweep(crate::store::now_ms()).await {
+            Ok(sweep) if sweep.overdue > 0 => tracing::warn!(?sweep, "the sweeper re-drove work past its lease"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "the sweeper could not read the work index"),
+        }
+    }
 }
 
 impl Notifying {
@@ -219,6 +288,9 @@ impl Repository for Notifying {
     }
     async fn events(&self, key: &Key) -> StoreResult<Vec<AuditEvent>> {
         self.inner.events(key).await
+    }
+    async fn overdue(&self, kinds: &[Kind], now_ms: u64, limit: usize) -> StoreResult<Vec<Change>> {
+        self.inner.overdue(kinds, now_ms, limit).await
     }
     async fn put_api_key(&self, record: &ApiKeyRecord) -> StoreResult<()> {
         self.inner.put_api_key(record).await
