@@ -95,7 +95,16 @@ pub async fn spawn_app(backend: Backend, worker: bool) -> Option<TestApp> {
 
 /// As [`spawn_app`], with a pause before each worker step.
 pub async fn spawn_app_with(backend: Backend, worker: bool, step_delay_ms: u64) -> Option<TestApp> {
-    let store = fresh_store(backend).await?;
+    Some(spawn_app_on(fresh_store(backend).await?, worker, step_delay_ms, None).await)
+}
+
+/// The dev server on `store`, with the sweeper's timer when `sweep_every` is given.
+pub async fn spawn_app_on(
+    store: SharedRepository,
+    worker: bool,
+    step_delay_ms: u64,
+    sweep_every: Option<Duration>,
+) -> TestApp {
     // Every request reads its API key, so that a revoked key fails at once.
     let auth = Auth::new(SECRET, None, None).with_api_key_cache(Duration::ZERO);
     let token = auth.token(&dev::dev_principal(), Duration::from_secs(3600));
@@ -109,12 +118,12 @@ pub async fn spawn_app_with(backend: Backend, worker: bool, step_delay_ms: u64) 
         store: store.clone(),
         worker,
         step_delay: Duration::from_millis(step_delay_ms),
-        sweep_every: None,
+        sweep_every,
         auth: auth.clone(),
     };
     let server = dev::start(config).await.expect("start the dev server");
     let base = server.url();
-    Some(TestApp { server, base, token, admin_token, http: reqwest::Client::new(), store, auth })
+    TestApp { server, base, token, admin_token, http: reqwest::Client::new(), store, auth }
 }
 
 /// A response, read whole.

@@ -10,6 +10,22 @@ use shared::store::dynamo::DynamoStore;
 use shared::store::memory::MemoryStore;
 use shared::store::SharedRepository;
 
+/// `STORE_FAULTS=<share 0..1>` and `STORE_FAULTS_SEED=<n>` (default 1): the share of writes the
+/// embedded store fails on purpose (`shared::store::faults`), if any.
+fn store_faults() -> Result<Option<(f64, u64)>, String> {
+    let Ok(share) = std::env::var("STORE_FAULTS") else { return Ok(None) };
+    let share: f64 = share
+        .parse()
+        .ok()
+        .filter(|s: &f64| (0.0..=1.0).contains(s))
+        .ok_or_else(|| format!("STORE_FAULTS must be a share from 0 to 1, got {share:?}"))?;
+    let seed = match std::env::var("STORE_FAULTS_SEED") {
+        Ok(seed) => seed.parse().map_err(|_| format!("STORE_FAULTS_SEED must be a whole number, got {seed:?}"))?,
+        Err(_) => 1,
+    };
+    Ok(Some((share, seed)))
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let endpoint = shared::store::dynamo::local_endpoint_defaults();
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(endpoint))
@@ -26,7 +42,13 @@ async fn serve(endpoint: Option<String>) -> Result<(), Box<dyn std::error::Error
         Ok(p) => p.parse().map_err(|_| format!("PORT must be a port number, got {p:?}"))?,
         Err(_) => 3000,
     };
+    let faults = store_faults()?;
     let (store, described): (SharedRepository, String) = match endpoint {
+        Some(_) if faults.is_some() => {
+            return Err(
+                "STORE_FAULTS is for the embedded store only: unset AWS_ENDPOINT_URL_DYNAMODB or STORE_FAULTS".into()
+            )
+        }
         Some(endpoint) => {
             let table = shared::store::dynamo::tool_table_name();
             let store = DynamoStore::from_env(table.clone()).await;
@@ -36,7 +58,16 @@ async fn serve(endpoint: Option<String>) -> Result<(), Box<dyn std::error::Error
                 .map_err(|e| format!("cannot use table {table} at {endpoint}: {e}"))?;
             (Arc::new(store), format!("DynamoDB table {table} at {endpoint}"))
         }
-        None => (Arc::new(MemoryStore::new()), "embedded in-memory store".into()),
+        None => match faults {
+            Some((share, seed)) => {
+                let faulty = shared::store::faults::Faulty::new(Arc::new(MemoryStore::new()), share, seed);
+                (
+                    Arc::new(faulty),
+                    format!("embedded in-memory store, {share} of writes failing on purpose (seed {seed})"),
+                )
+            }
+            None => (Arc::new(MemoryStore::new()), "embedded in-memory store".into()),
+        },
     };
     let (auth, api_key, kept) = credentials(&store).await?;
     let step_delay = match std::env::var("WORKER_STEP_DELAY_MS") {

@@ -15,6 +15,7 @@
 //! stores ([`check_size`]).
 
 pub mod dynamo;
+pub mod faults;
 pub mod memory;
 pub mod repo;
 
