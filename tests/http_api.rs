@@ -260,8 +260,12 @@ async fn patch_semantics(backend: Backend) {
         .await;
     assert_problem(&reply, 409);
     assert_eq!(app.get("/bill-runs/1").await.body["paused"], true, "a failed test changes nothing");
-    // A path the run does not have: the patch conflicts with the run as it is (RFC 5789), like a failed test.
-    assert_problem(&app.patch("/bill-runs/1", &json!([replace("/nope/deeper", json!(1))])).await, 409);
+    // A path the run does not have: 400 naming the operation (bill-runs.md, PATCH step 2).
+    let reply =
+        app.patch("/bill-runs/1", &json!([replace("/paused", json!(false)), replace("/nope/deeper", json!(1))])).await;
+    assert_problem(&reply, 400);
+    assert_eq!(pointers(&reply), vec!["/1"]);
+    assert_eq!(app.get("/bill-runs/1").await.body["paused"], true, "nothing of it is applied");
     for (op, pointer) in [
         (replace("/name", json!("Renamed")), "/name"),
         (replace("/billingCycleId", json!(9)), "/billingCycleId"),
@@ -550,9 +554,9 @@ async fn work_past_its_lease_is_redriven_by_the_sweeper(backend: Backend) {
     let past_lease = || shared::store::now_ms() + lease + 1;
     assert_eq!(app.post("/bill-runs", &jan(1)).await.status, 201);
     assert_eq!(app.patch("/bill-runs/1", &close()).await.status, 200);
-    assert_eq!(worker.sweep(shared::store::now_ms()).await.unwrap().overdue, 0, "not yet past its lease");
+    assert_eq!(worker.sweep(shared::store::now_ms(), None).await.unwrap().overdue, 0, "not yet past its lease");
     assert_eq!(app.get("/bill-runs/1").await.body["summaryStatusPercentage"], 0, "no worker: the stage waits");
-    let sweep = worker.sweep(past_lease()).await.unwrap();
+    let sweep = worker.sweep(past_lease(), None).await.unwrap();
     assert_eq!((sweep.overdue, sweep.redriven, sweep.failed), (1, 1, 0));
     assert!(done("REPORTING")(&app.get("/bill-runs/1").await.body), "the sweeper carried the stage through");
 
@@ -568,14 +572,14 @@ async fn work_past_its_lease_is_redriven_by_the_sweeper(backend: Backend) {
     while app.get(&href).await.body["state"] == "inProgress" {
         sweeps += 1;
         assert!(sweeps <= 10, "the request never finished");
-        assert_eq!(worker.sweep(past_lease()).await.unwrap().failed, 0);
+        assert_eq!(worker.sweep(past_lease(), None).await.unwrap().failed, 0);
     }
     let ended = app.get(&href).await.body;
     assert_eq!(ended["state"], "done", "{ended}");
     let bill = app.get(&format!("{base}/customerBill?billingAccount.id=SWEPT")).await.body;
     assert_eq!(bill[0]["taxExcludedAmount"]["value"], json!(3));
     assert_eq!(
-        worker.sweep(past_lease()).await.unwrap(),
+        worker.sweep(past_lease(), None).await.unwrap(),
         shared::worker::Sweep::default(),
         "nothing left past its lease"
     );

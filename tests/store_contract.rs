@@ -119,6 +119,7 @@ fn update(id: u64, expected_version: u64, body: Value) -> Update {
         expected_version,
         body: body.to_string(),
         previous_groups: groups.clone(),
+        previous_size: 0,
         groups,
         work_pending: true,
         guard: None,
@@ -647,6 +648,15 @@ async fn pending_work_is_in_the_work_index_by_lease_until_it_is_done(backend: Ba
     let later = shared::store::now_ms() + lease + 1;
     let due = store.overdue(&[RUN], later, 10).await.unwrap();
     assert_eq!(due.iter().map(|c| c.version).collect::<Vec<_>>(), vec![2], "the renewed lease, the new version");
+    // The sweeper's back-off: a renewal at another version changes nothing; at the version, it
+    // moves the lease on.
+    store.renew_lease(&run_key(1), 1).await.unwrap();
+    assert_eq!(store.overdue(&[RUN], later, 10).await.unwrap().len(), 1, "a stale renewal is nothing");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    store.renew_lease(&run_key(1), 2).await.unwrap();
+    assert_eq!(store.overdue(&[RUN], later, 10).await.unwrap(), Vec::new(), "renewed past `later`");
+    let later = shared::store::now_ms() + lease + 1;
+    assert_eq!(store.overdue(&[RUN], later, 10).await.unwrap().len(), 1);
     let mut done = update(1, 2, json!({"id": 1, "done": true}));
     done.work_pending = false;
     store.update(done).await.unwrap();

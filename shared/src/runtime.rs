@@ -73,9 +73,9 @@ pub async fn serve_stream() -> Result<(), Error> {
 pub async fn serve_sweeper() -> Result<(), Error> {
     use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
     let worker = &crate::worker::Worker::standard(store_from_env()?);
-    lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| async move {
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
         let now = crate::store::now_ms();
-        let sweep = worker.sweep(now).await?;
+        let sweep = worker.sweep(now, Some(event.context.deadline)).await?;
         println!("{}", sweep.emf(now));
         Ok::<_, Error>(serde_json::json!({"overdue": sweep.overdue, "redriven": sweep.redriven, "idle": sweep.idle, "failed": sweep.failed}))
     }))

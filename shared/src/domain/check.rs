@@ -223,14 +223,18 @@ pub(crate) fn checked<T>(value: Option<T>) -> Result<T, DomainError> {
     value.ok_or_else(|| DomainError::invalid("the body is invalid"))
 }
 
-/// A non-negative integer, also when written with a zero fraction (`3.0`: JSON Schema's
-/// `integer` admits it), up to 2^53 for such a float.
+/// A non-negative 64-bit integer, also when written with a zero fraction or an exponent (`3.0`,
+/// `3e2`: JSON Schema's `integer` admits them), read exactly from the number's text, never
+/// through a float (`2.9999999999999999` is no integer, and `9007199254740993.0` is itself).
 pub(crate) fn whole(value: &Value) -> Option<u64> {
-    value.as_u64().or_else(|| {
-        let float = value.as_f64()?;
-        // 2^53: beyond it a float no longer holds every integer.
-        (float.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&float)).then_some(float as u64)
-    })
+    use rust_decimal::prelude::ToPrimitive;
+    let number = value.as_number()?;
+    if let Some(n) = number.as_u64() {
+        return Some(n);
+    }
+    let text = number.to_string();
+    let exact = rust_decimal::Decimal::from_str_exact(&text).or_else(|_| rust_decimal::Decimal::from_scientific(&text));
+    exact.ok().filter(|d| d.fract().is_zero() && (d.is_zero() || !d.is_sign_negative())).and_then(|d| d.to_u64())
 }
 
 /// Deserializes an array of [`whole`] numbers (a patched run's ids, as a client wrote them).
@@ -252,4 +256,54 @@ pub(crate) fn instant(text: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(text, &Rfc3339)
         .ok()
         .filter(|t| Date::from_calendar_date(t.year(), t.month(), t.day()).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::whole;
+
+    fn number(text: &str) -> Value {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn given_numbers_then_only_exact_non_negative_integers_are_whole() {
+        for (text, want) in [
+            ("3", Some(3)),
+            ("3.0", Some(3)),
+            ("3.000", Some(3)),
+            ("3e2", Some(300)),
+            ("30e-1", Some(3)),
+            ("9007199254740993.0", Some(9_007_199_254_740_993)),
+            ("18446744073709551615", Some(u64::MAX)),
+            ("18446744073709551615.0", Some(u64::MAX)),
+            ("18446744073709551616", None),
+            ("2.9999999999999999", None),
+            ("1.0000000000000001", None),
+            ("3.5", None),
+            ("-1", None),
+            ("-0", Some(0)),
+            ("-0.0", Some(0)),
+            ("1e400", None),
+            ("1e-400", None),
+        ] {
+            assert_eq!(whole(&number(text)), want, "{text}");
+        }
+        assert_eq!(whole(&Value::String("3".into())), None);
+    }
+
+    proptest! {
+        #[test]
+        fn every_u64_is_whole_however_written(n in any::<u64>(), zeros in 0usize..8) {
+            prop_assert_eq!(whole(&number(&n.to_string())), Some(n));
+            prop_assert_eq!(whole(&number(&format!("{n}.{}", "0".repeat(zeros.max(1))))), Some(n));
+            prop_assert_eq!(whole(&number(&format!("{n}.5"))), None);
+            if n > 0 {
+                prop_assert_eq!(whole(&number(&format!("-{n}"))), None);
+            }
+        }
+    }
 }

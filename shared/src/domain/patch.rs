@@ -71,9 +71,9 @@ impl Patch {
                 json_patch::PatchErrorKind::TestFailed => {
                     DomainError::conflict(format!("test operation {index} failed"))
                 }
-                // RFC 5789: a patch that cannot apply to the resource as it is (a path that is not
-                // there) conflicts with its state, as a failed `test` does.
-                _ => DomainError::conflict(format!("operation {index} cannot apply to the resource: {}", e.kind)),
+                // bill-runs.md, "PATCH semantics" step 2: an operation on a path the resource does
+                // not have is 400, named by index.
+                _ => DomainError::field(format!("/{index}"), format!("cannot apply to the resource: {}", e.kind)),
             })?;
             let grows = matches!(op, PatchOperation::Add(_) | PatchOperation::Replace(_) | PatchOperation::Copy(_));
             if grows && encoded_len(&patched) > MAX_CLIENT_BYTES {
@@ -222,9 +222,16 @@ mod tests {
     }
 
     #[test]
-    fn given_a_path_the_document_lacks_when_applied_then_it_conflicts_with_its_state() {
-        let patch = Patch::parse(&json!([{"op": "replace", "path": "/nope/deeper", "value": 5}])).unwrap();
-        assert!(matches!(patch.apply(&json!({"a": 1})), Err(DomainError::Conflict(_))));
+    fn given_a_path_the_document_lacks_when_applied_then_it_is_refused_naming_the_operation() {
+        let ops =
+            json!([{"op": "add", "path": "/b", "value": 2}, {"op": "replace", "path": "/nope/deeper", "value": 5}]);
+        let refused = Patch::parse(&ops).unwrap().apply(&json!({"a": 1}));
+        assert!(
+            matches!(&refused, Err(DomainError::Invalid { errors, .. }) if errors[0].pointer == "/1"),
+            "{refused:?}"
+        );
+        let test = Patch::parse(&json!([{"op": "test", "path": "/a", "value": 2}])).unwrap();
+        assert!(matches!(test.apply(&json!({"a": 1})), Err(DomainError::Conflict(_))), "a failed test is 409");
     }
 
     #[test]

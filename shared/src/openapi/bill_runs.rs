@@ -64,7 +64,10 @@ pub(super) fn adhoc_run_schemas(
     summary_status: Value,
     run_name: Value,
 ) -> Vec<(&'static str, Value)> {
-    let inventory_ids = json!({"type": "array", "maxItems": MAX_INVENTORY_IDS, "items": integer(1)});
+    // Distinct positive 64-bit ids, and a nickname of 1 to 100 characters, as the parser reads them.
+    let inventory_ids = json!({"type": "array", "maxItems": MAX_INVENTORY_IDS, "uniqueItems": true,
+        "items": {"type": "integer", "minimum": 1, "maximum": u64::MAX}});
+    let nickname = nullable(json!({"type": "string", "minLength": 1, "maxLength": 100}));
     let adhoc_run = exact(&[
         ("id", integer(1)),
         ("name", string()),
@@ -82,7 +85,7 @@ pub(super) fn adhoc_run_schemas(
     let adhoc_create = open(
         &[
             ("name", run_name),
-            ("nickname", nullable_string()),
+            ("nickname", nickname),
             ("invoiceDate", date()),
             ("adhocProductInventoryIds", inventory_ids.clone()),
             ("rentalProductInventoryIds", inventory_ids),

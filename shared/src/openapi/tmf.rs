@@ -122,6 +122,12 @@ fn request_of(definition: &Value, server_owned: &[&str], required: &[&str], at_t
     }
     request["required"] = json!(required);
     request["additionalProperties"] = json!(false);
+    // Text as billflow bounds it anywhere in a body.
+    for text in ["name", "description", "type"] {
+        if request["properties"][text]["type"] == "string" {
+            request["properties"][text]["maxLength"] = json!(crate::domain::customer_bill::MAX_TEXT);
+        }
+    }
     request["properties"]["@type"] = json!({"const": at_type});
     request
 }

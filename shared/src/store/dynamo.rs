@@ -722,6 +722,27 @@ impl Repository for DynamoStore {
         Ok(due.into_iter().take(limit).map(|(_, change)| change).collect())
     }
 
+    async fn renew_lease(&self, key: &Key, version: u64) -> StoreResult<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("PK", s(key.partition()))
+            .key("SK", s("ITEM"))
+            .update_expression("SET GSI8SK = :lease")
+            .condition_expression("version = :seen AND attribute_exists(GSI8PK)")
+            .expression_attribute_values(":lease", s(format!("{:015}", super::lease_from_now())))
+            .expression_attribute_values(":seen", number(version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Moved on, or done: its own write set its lease, or took it out.
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(sdk(e)),
+        }
+    }
+
     async fn put_api_key(&self, record: &ApiKeyRecord) -> StoreResult<()> {
         let tenants = record.tenant_ids()?;
         let copy = to_attributes(record)?;

@@ -135,6 +135,9 @@ impl Repository for Faulty {
     async fn overdue(&self, kinds: &[Kind], now_ms: u64, limit: usize) -> StoreResult<Vec<Change>> {
         self.inner.overdue(kinds, now_ms, limit).await
     }
+    async fn renew_lease(&self, key: &Key, version: u64) -> StoreResult<()> {
+        self.inner.renew_lease(key, version).await
+    }
     async fn put_api_key(&self, record: &ApiKeyRecord) -> StoreResult<()> {
         self.inner.put_api_key(record).await
     }

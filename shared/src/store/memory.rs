@@ -280,6 +280,18 @@ impl Repository for MemoryStore {
         Ok(changes)
     }
 
+    async fn renew_lease(&self, key: &Key, version: u64) -> StoreResult<()> {
+        let mut state = self.lock()?;
+        let Some(was) = state.rows.get(key).filter(|row| row.version == version).and_then(|row| row.lease) else {
+            return Ok(());
+        };
+        let lease = state.lease(key, Some(was), true);
+        if let Some(row) = state.rows.get_mut(key) {
+            row.lease = lease;
+        }
+        Ok(())
+    }
+
     async fn count(&self, kind: Kind, tenant: &TenantId) -> StoreResult<u64> {
         Ok(self.lock()?.item_counts.get(&partition::list(kind, tenant)).copied().unwrap_or(0))
     }

@@ -193,7 +193,11 @@ impl Write {
         }
         for write in writes {
             let (body, state) = write.stored_form();
-            check_size(body, state, write.event().by.is_some())?;
+            let previous = match write {
+                Write::Create(_) => 0,
+                Write::Update(update) => update.previous_size,
+            };
+            check_size(body, state, write.event().by.is_some().then_some(previous))?;
         }
         Ok(())
     }
@@ -211,6 +215,9 @@ pub struct Update {
     pub groups: Vec<Option<String>>,
     /// Its groups before: where one differs, the store moves the item and both groups' counts.
     pub previous_groups: Vec<Option<String>>,
+    /// The length of the stored form it replaces (its body and state): a client's change may keep
+    /// an item the worker took past the client bound at that size, but not grow it.
+    pub previous_size: usize,
     pub work_pending: bool,
     pub guard: Option<Guard>,
     pub check: Option<VersionCheck>,
@@ -284,12 +291,22 @@ pub const MAX_ITEM_BYTES: usize = crate::domain::MAX_RESOURCE_BYTES;
 /// below [`MAX_ITEM_BYTES`].
 pub const MAX_CLIENT_ITEM_BYTES: usize = crate::domain::MAX_CLIENT_BYTES;
 
-/// Refuses a resource whose stored form would pass its bound, [`MAX_CLIENT_ITEM_BYTES`] when a
-/// client writes it (its event names a user) and [`MAX_ITEM_BYTES`] when the worker does: both
-/// stores call this, so they agree on every size.
-pub fn check_size(body: &str, state: Option<&str>, by_client: bool) -> StoreResult<()> {
+/// Slack for a client's change of an item already past the client bound: what its timestamps'
+/// digits may add (a change that keeps the item's content still rewrites `updatedAt`).
+const CLIENT_CHANGE_SLACK: usize = 64;
+
+/// Refuses a resource whose stored form would pass its bound: [`MAX_ITEM_BYTES`] when the worker
+/// writes it; when a client does (its event names a user; `client` is the size the write
+/// replaces, 0 for a create), [`MAX_CLIENT_ITEM_BYTES`], or for an item the worker already took
+/// past it, its size then (and a few bytes of timestamps): a client never grows an item into the
+/// worker's headroom, and can still change one that is in it. Both stores call this, so they
+/// agree on every size.
+pub fn check_size(body: &str, state: Option<&str>, client: Option<usize>) -> StoreResult<()> {
     let size = body.len() + state.map_or(0, str::len);
-    let limit = if by_client { MAX_CLIENT_ITEM_BYTES } else { MAX_ITEM_BYTES };
+    let limit = match client {
+        Some(previous) => MAX_CLIENT_ITEM_BYTES.max(previous.saturating_add(CLIENT_CHANGE_SLACK)).min(MAX_ITEM_BYTES),
+        None => MAX_ITEM_BYTES,
+    };
     if size > limit {
         return Err(StoreError::TooLarge { size, limit });
     }
@@ -343,6 +360,9 @@ pub trait Repository: Send + Sync {
     /// plus [`work_lease`]; an item without pending work is not in it), across tenants, never a
     /// Scan.
     async fn overdue(&self, kinds: &[Kind], now_ms: u64, limit: usize) -> StoreResult<Vec<Change>>;
+    /// Pushes the lease of an item still at `version` with pending work to now plus
+    /// [`work_lease`] (the sweeper's back-off for work it could not move); nothing otherwise.
+    async fn renew_lease(&self, key: &Key, version: u64) -> StoreResult<()>;
     /// Stores an API key (its hash, never the key), listed under each of its tenants (at most
     /// [`MAX_KEY_TENANTS`], each a [`TenantId`]); Conflict when the hash or id exists.
     async fn put_api_key(&self, record: &ApiKeyRecord) -> StoreResult<()>;

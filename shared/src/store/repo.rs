@@ -230,6 +230,7 @@ impl<'a, R: Resource> Repo<'a, R> {
             body: encode(next)?,
             groups: groups_of(next)?,
             previous_groups: groups_of(&current.value)?,
+            previous_size: current.body.len() + current.state.as_ref().map_or(0, String::len),
             work_pending: next.work_pending(),
             guard: None,
             check: None,

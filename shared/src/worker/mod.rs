@@ -114,16 +114,25 @@ impl Worker {
     /// The sweeper's tick: every item of a registered kind whose lease passed before `now_ms`
     /// (at most [`SWEEP_LIMIT`], oldest first) is stepped as a stream record would step it. Its
     /// step renews its lease, so work whose records were lost, dropped after their retries or
-    /// sent to the failure queue goes on. What was found and what became of it.
-    pub async fn sweep(&self, now_ms: u64) -> StoreResult<Sweep> {
+    /// sent to the failure queue goes on; an item it could not move has its lease renewed too, so
+    /// that what keeps failing waits a lease and never holds the places of the rest. It stops
+    /// stepping when `until_ms` comes near (a Lambda's deadline), leaving the rest to the next
+    /// tick. What was found and what became of it.
+    pub async fn sweep(&self, now_ms: u64, until_ms: Option<u64>) -> StoreResult<Sweep> {
         let overdue = self.store.overdue(&self.kinds(), now_ms, SWEEP_LIMIT).await?;
         let mut sweep = Sweep { overdue: overdue.len(), ..Sweep::default() };
         for change in overdue {
+            if until_ms.is_some_and(|until| crate::store::now_ms().saturating_add(SWEEP_MARGIN_MS) >= until) {
+                break;
+            }
+            let (key, version) = (change.key.clone(), change.version);
             match self.advance_isolated(change).await {
                 Ok(true) => sweep.redriven += 1,
                 Ok(false) => sweep.idle += 1,
                 Err(_) => sweep.failed += 1,
             }
+            // A step that moved wrote a newer version: this renews only what did not move.
+            self.store.renew_lease(&key, version).await?;
         }
         Ok(sweep)
     }
@@ -142,6 +151,9 @@ impl Worker {
         response
     }
 }
+
+/// How long before its deadline a sweep stops stepping (a step's retries and transaction fit).
+const SWEEP_MARGIN_MS: u64 = 10_000;
 
 /// Most overdue items one sweep steps: the rest wait for the next tick (a minute in AWS), so a
 /// tick's work is bounded whatever is stuck.
@@ -223,7 +235,7 @@ async fn sweeper(worker: Worker, every: Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match worker.sweep(crate::store::now_ms()).await {
+        match worker.sweep(crate::store::now_ms(), None).await {
             Ok(sweep) if sweep.overdue > 0 => tracing::warn!(?sweep, "the sweeper re-drove work past its lease"),
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "the sweeper could not read the work index"),
@@ -291,6 +303,9 @@ impl Repository for Notifying {
     }
     async fn overdue(&self, kinds: &[Kind], now_ms: u64, limit: usize) -> StoreResult<Vec<Change>> {
         self.inner.overdue(kinds, now_ms, limit).await
+    }
+    async fn renew_lease(&self, key: &Key, version: u64) -> StoreResult<()> {
+        self.inner.renew_lease(key, version).await
     }
     async fn put_api_key(&self, record: &ApiKeyRecord) -> StoreResult<()> {
         self.inner.put_api_key(record).await
