@@ -46,7 +46,7 @@ EVENT ?= tests/events/$(FUNCTION).json
 invoke: $(CARGO_LAMBDA)
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda invoke $(FUNCTION) -A 127.0.0.1 -P $(WATCH_PORT) --data-file $(EVENT)
 
-## Everything: format and lint checks, build, unit + handler + store contract (both stores) + black-box
+## Everything: format and lint checks, no function in shared/src over 60 lines (tests/fn-lengths.py), build, unit + handler + store contract (both stores) + black-box
 ## HTTP (both stores, every response checked against the OpenAPI document) + local invoke of the real
 ## binaries + route-table check, then cfn-lint, Checkov, Redocly's lint of the OpenAPI document
 ## (tests/openapi-lint.sh), the schemathesis fuzz run (tests/fuzz.sh) and the README's quick start
@@ -54,6 +54,7 @@ invoke: $(CARGO_LAMBDA)
 test: tools
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
+	python3 tests/fn-lengths.py
 	cargo build --workspace --all-targets
 	set -o pipefail; tests/with-dynamodb-local.sh cargo test --workspace 2>&1 | tee $(TOOLS)/test.log
 	$(CFN_LINT) infra/template.yaml

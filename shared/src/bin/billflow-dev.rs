@@ -31,19 +31,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(endpoint))
 }
 
-async fn serve(endpoint: Option<String>) -> Result<(), Box<dyn std::error::Error>> {
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_target(false)
-        .with_ansi(std::io::stdout().is_terminal())
-        .with_max_level(shared::runtime::log_level())
-        .init();
-    let port: u16 = match std::env::var("PORT") {
-        Ok(p) => p.parse().map_err(|_| format!("PORT must be a port number, got {p:?}"))?,
-        Err(_) => 3000,
-    };
+/// The store: DynamoDB at `endpoint`, else the embedded one, with faults if `STORE_FAULTS` asks.
+async fn open_store(endpoint: Option<String>) -> Result<(SharedRepository, String), Box<dyn std::error::Error>> {
     let faults = store_faults()?;
-    let (store, described): (SharedRepository, String) = match endpoint {
+    Ok(match endpoint {
         Some(_) if faults.is_some() => {
             return Err(
                 "STORE_FAULTS is for the embedded store only: unset AWS_ENDPOINT_URL_DYNAMODB or STORE_FAULTS".into()
@@ -68,7 +59,21 @@ async fn serve(endpoint: Option<String>) -> Result<(), Box<dyn std::error::Error
             }
             None => (Arc::new(MemoryStore::new()), "embedded in-memory store".into()),
         },
+    })
+}
+
+async fn serve(endpoint: Option<String>) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_target(false)
+        .with_ansi(std::io::stdout().is_terminal())
+        .with_max_level(shared::runtime::log_level())
+        .init();
+    let port: u16 = match std::env::var("PORT") {
+        Ok(p) => p.parse().map_err(|_| format!("PORT must be a port number, got {p:?}"))?,
+        Err(_) => 3000,
     };
+    let (store, described) = open_store(endpoint).await?;
     let (auth, api_key, kept) = credentials(&store).await?;
     let step_delay = match std::env::var("WORKER_STEP_DELAY_MS") {
         Ok(ms) => {
