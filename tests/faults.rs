@@ -1,6 +1,6 @@
 //! Faults on purpose: the same workload of bill runs (parallel and not) and on-demand bills under
 //! injected store faults (a share of writes lost as a race, throttled, or timed out before or
-//! after committing; `shared::store::faults`) with two seeds, and without faults on DynamoDB
+//! after committing: the embedded store's test mode, `shared::store::faults`) with two seeds, and without faults on DynamoDB
 //! Local. A client retries what it is refused with 429 or 503 (creates with their
 //! `Idempotency-Key`), reads where each run stands before asking for its next stage, and never
 //! sees a 500. At the end: every run FINALIZED with its exact revenue, every bill issued once,
@@ -16,7 +16,6 @@ use shared::domain::bill::Bill;
 use shared::domain::customer_bill::AccountBilling;
 use shared::domain::key::{Id, Key, TenantId};
 use shared::domain::resource::Resource;
-use shared::store::faults::Faulty;
 use shared::store::memory::MemoryStore;
 use shared::store::SharedRepository;
 
@@ -214,16 +213,16 @@ async fn check_rates_billed_once(seen: &mut Seen, app: &TestApp, account: &str) 
 }
 
 async fn under_faults(seed: u64) {
-    let faulty = Arc::new(Faulty::new(Arc::new(MemoryStore::new()), 0.2, seed));
+    let faulty = Arc::new(MemoryStore::with_faults(0.2, seed));
     let app = app_on(faulty.clone()).await;
     let retries = workload(&app).await;
     eprintln!(
         "seed {seed}: {RUNS} runs, {} bills, {} rates: {} faults injected, {retries} client retries",
         RUNS * BILLS_PER_RUN,
         RATES_PER_ACCOUNT * ACCOUNTS.len() as u64,
-        faulty.injected()
+        faulty.faults_injected()
     );
-    assert!(faulty.injected() > 0 && retries > 0, "faults were injected and seen");
+    assert!(faulty.faults_injected() > 0 && retries > 0, "faults were injected and seen");
     app.stop().await;
 }
 

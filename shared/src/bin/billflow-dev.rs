@@ -50,13 +50,10 @@ async fn open_store(endpoint: Option<String>) -> Result<(SharedRepository, Strin
             (Arc::new(store), format!("DynamoDB table {table} at {endpoint}"))
         }
         None => match faults {
-            Some((share, seed)) => {
-                let faulty = shared::store::faults::Faulty::new(Arc::new(MemoryStore::new()), share, seed);
-                (
-                    Arc::new(faulty),
-                    format!("embedded in-memory store, {share} of writes failing on purpose (seed {seed})"),
-                )
-            }
+            Some((share, seed)) => (
+                Arc::new(MemoryStore::with_faults(share, seed)),
+                format!("embedded in-memory store, {share} of writes failing on purpose (seed {seed})"),
+            ),
             None => (Arc::new(MemoryStore::new()), "embedded in-memory store".into()),
         },
     })

@@ -1,6 +1,6 @@
 //! The embedded store: everything behind one mutex, so each call is one atomic step, with the
-//! same conditions, results and index partitions as the DynamoDB store (its two ordered maps are
-//! the table's GSI1 and GSI2).
+//! same conditions, results and index partitions as the DynamoDB store (its ordered maps are the
+//! table's GSIs). Its test mode fails a share of writes on purpose ([`MemoryStore::with_faults`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use super::faults::{Fault, Faults};
 use super::{
     group_moves, now_epoch, partition, ApiKeyRecord, AuditEvent, Change, Delete, Guard, IdempotencyRecord, NewItem,
     Page, Repository, StoreError, StoreResult, Stored, Update, VersionCheck, Write,
@@ -172,6 +173,8 @@ impl State {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    /// The test mode's faults, if it is on ([`MemoryStore::with_faults`]).
+    faults: Option<Faults>,
     /// Items and index keys read (see [`Repository::items_read`]).
     reads: AtomicU64,
 }
@@ -179,6 +182,26 @@ pub struct MemoryStore {
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The test mode: a `share` of writes and deletes fail, seeded by `seed` ([`Faults`]).
+    pub fn with_faults(share: f64, seed: u64) -> Self {
+        Self { faults: Some(Faults::new(share, seed)), ..Self::default() }
+    }
+
+    /// How many faults the test mode has injected (0 without it).
+    pub fn faults_injected(&self) -> u64 {
+        self.faults.as_ref().map_or(0, Faults::injected)
+    }
+
+    /// This write's fault, if the test mode gives it one: refused at once unless it strikes
+    /// after the commit ([`Fault::TimeoutAfter`], returned for the caller to answer with).
+    fn fault(&self) -> StoreResult<Option<Fault>> {
+        match self.faults.as_ref().and_then(Faults::roll) {
+            Some(Fault::TimeoutAfter) => Ok(Some(Fault::TimeoutAfter)),
+            Some(fault) => Err(fault.error()),
+            None => Ok(None),
+        }
     }
 
     fn lock(&self) -> StoreResult<std::sync::MutexGuard<'_, State>> {
@@ -206,6 +229,7 @@ impl Repository for MemoryStore {
 
     async fn write(&self, writes: Vec<Write>) -> StoreResult<Vec<Stored>> {
         Write::check_all(&writes)?;
+        let after = self.fault()?;
         let mut state = self.lock()?;
         for write in &writes {
             match write {
@@ -232,17 +256,19 @@ impl Repository for MemoryStore {
                 }
             }
         }
-        Ok(writes
+        let stored = writes
             .into_iter()
             .map(|write| match write {
                 Write::Create(item) => state.insert(item),
                 Write::Update(update) => state.replace(update),
             })
-            .collect())
+            .collect();
+        after.map_or(Ok(stored), |fault| Err(fault.error()))
     }
 
     async fn delete(&self, delete: Delete) -> StoreResult<()> {
         delete.check_tenant()?;
+        let after = self.fault()?;
         let mut state = self.lock()?;
         match state.rows.get(&delete.key) {
             Some(row) if row.version == delete.expected_version => {}
@@ -262,7 +288,7 @@ impl Repository for MemoryStore {
             state.leave(&delete.key, group, &sort);
         }
         state.events.entry(delete.key).or_default().push(delete.event);
-        Ok(())
+        after.map_or(Ok(()), |fault| Err(fault.error()))
     }
 
     async fn overdue(&self, kinds: &[Kind], now_ms: u64, limit: usize) -> StoreResult<Vec<Change>> {
