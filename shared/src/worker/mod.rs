@@ -160,7 +160,8 @@ const SWEEP_MARGIN_MS: u64 = 10_000;
 pub const SWEEP_LIMIT: usize = 100;
 
 /// What one sweep found: items past their lease, and how many of them it moved on, found with
-/// nothing to do, or failed to step (they stay overdue for the next tick).
+/// nothing to do, or failed to step (those two have their lease renewed: they are tried again a
+/// lease later).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Sweep {
     pub overdue: usize,
