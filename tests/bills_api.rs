@@ -534,3 +534,144 @@ on_both_stores!(
     a_run_of_250_bills_goes_all_the_way,
     a_bill_at_the_size_bound_is_issued_by_its_run,
 );
+
+/// Requests `stage` of the run at `path` and polls it until the stage is done: the run then, and
+/// every percentage seen on the way.
+async fn stage_of(app: &TestApp, path: &str, stage: &str, ops: Value) -> (Value, Vec<u64>) {
+    let reply = app.patch(path, &ops).await;
+    assert_eq!(reply.status, 200, "{path} {stage}: {:?}", reply.body);
+    let deadline = Instant::now() + std::time::Duration::from_secs(120);
+    let mut seen = Vec::new();
+    loop {
+        let now = app.get(path).await.body;
+        let pct = now["summaryStatusPercentage"].as_u64().unwrap();
+        seen.push(pct);
+        if now["summaryStatus"] != stage || pct == 100 {
+            return (now, seen);
+        }
+        assert!(Instant::now() < deadline, "{path}: {stage} never finished");
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+}
+
+fn stage_ops(stage: &str) -> Value {
+    match stage {
+        "REPORTING" => {
+            json!([{"op": "replace", "path": "/billRunStatus", "value": "CLOSED"}, {"op": "replace", "path": "/summaryStatus", "value": "REPORTING"}])
+        }
+        _ => json!([{"op": "replace", "path": "/summaryStatus", "value": stage}]),
+    }
+}
+
+/// A `parallel` run and a sequential one of 160 bills each through every stage: each stage's
+/// percentage only rises, it completes once, every bill is issued exactly once, the figures are
+/// exact, and the run item is written at most twice plus once per segment a stage (never per step).
+async fn a_parallel_run_scales_out_over_segments_without_contending_on_its_run(backend: Backend) {
+    use shared::domain::key::{Id, Key, TenantId};
+    use shared::domain::resource::Resource;
+    use shared::domain::segment::SEGMENTS;
+    let Some(app) = spawn_app_with(backend, true, 2).await else { return };
+    let mut expected = rust_decimal::Decimal::ZERO;
+    for (cycle, parallel) in [(1, true), (2, false)] {
+        let run = json!({"name": "Run", "billingCycleId": cycle, "periodStartDate": "2024-03-01", "periodEndDate": "2024-03-31", "invoiceDate": "2024-03-31", "parallel": parallel});
+        assert_eq!(app.post("/bill-runs", &run).await.status, 201);
+    }
+    let bodies: Vec<Value> = (1..=320u64)
+        .map(|n| {
+            let price = format!("{}.{:02}", n % 97, n % 100);
+            if n % 2 == 1 {
+                expected += price.parse::<rust_decimal::Decimal>().unwrap();
+            }
+            json!({"calculationMethod": "LINE_ITEMS", "dueDate": "2024-04-30T00:00:00Z", "billRunId": 2 - n % 2,
+                "account": {"id": n, "name": "C"}, "lineItems": [{"catalogItemId": 1, "quantity": 1, "unitPrice": price.parse::<f64>().unwrap()}]})
+        })
+        .collect();
+    for chunk in bodies.chunks(32) {
+        let replies = futures::future::join_all(chunk.iter().map(|b| send(&app, "POST", "/bills", Some(b)))).await;
+        assert!(replies.iter().all(|r| r.status == 201), "every bill is created");
+    }
+    let tenant = TenantId::parse("dev").unwrap();
+    for (run, segments) in [(1u64, u64::from(SEGMENTS)), (2, 1)] {
+        let path = format!("/bill-runs/{run}");
+        let key = Key::new(shared::domain::bill_run::BillRun::KIND, tenant.clone(), Id::Int(run)).unwrap();
+        for stage in ["REPORTING", "DRAFT_INVOICES", "FULL_INVOICES"] {
+            let writes_before = app.store.events(&key).await.unwrap().len() as u64;
+            let (done, seen) = stage_of(&app, &path, stage, stage_ops(stage)).await;
+            assert_eq!((&done["summaryStatus"], &done["failedBills"]), (&json!(stage), &json!(0)));
+            assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{path} {stage}: the percentage only rises: {seen:?}");
+            let writes = app.store.events(&key).await.unwrap().len() as u64 - writes_before;
+            assert!(writes <= segments + 2, "{path} {stage}: {writes} writes of the run item for {segments} segments");
+            eprintln!("{backend:?} {path} {stage}: {writes} writes of the run item; percentages seen {seen:?}");
+            if stage == "REPORTING" && run == 1 {
+                let major = expected.floor().to_string();
+                assert_eq!(done["revenueInMajorCurrency"].to_string(), major, "the merged segments' revenue is exact");
+            }
+        }
+        let issued = send(&app, "GET", &format!("/bills?billRunId={run}&status=ISSUED"), None).await;
+        assert_eq!(issued.header("x-total-count"), Some("160"), "every bill of run {run} is issued");
+    }
+    for id in 1..=320u64 {
+        let key = Key::new(shared::domain::bill::Bill::KIND, tenant.clone(), Id::Int(id)).unwrap();
+        let issues =
+            app.store.events(&key).await.unwrap().iter().filter(|e| e.action == "worker FULL_INVOICES").count();
+        assert_eq!(issues, 1, "bill {id} is issued exactly once");
+    }
+    app.stop().await;
+}
+
+/// A bill whose amount cannot be computed (a stored item no request could make) is set aside by
+/// DRAFT_INVOICES and FULL_INVOICES: the stages go on without it, the run counts it and the bill
+/// says why; once it is fixed, FULL_INVOICES runs again and issues it.
+async fn a_bill_a_stage_cannot_price_is_set_aside_and_the_stage_runs_again(backend: Backend) {
+    use shared::domain::bill::Bill;
+    use shared::domain::key::{Id, TenantId};
+    use shared::store::repo::Tenant;
+    use shared::store::AuditEvent;
+    let Some(app) = spawn_app_with(backend, true, 0).await else { return };
+    let run = json!({"name": "Run", "billingCycleId": 1, "periodStartDate": "2024-03-01", "periodEndDate": "2024-03-31", "invoiceDate": "2024-03-31", "parallel": true});
+    assert_eq!(app.post("/bill-runs", &run).await.status, 201);
+    let mut bill = line_items_bill();
+    bill["billRunId"] = json!(1);
+    for _ in 0..5 {
+        assert_eq!(send(&app, "POST", "/bills", Some(&bill)).await.status, 201);
+    }
+    let tenant = Tenant::new(app.store.as_ref(), TenantId::parse("dev").unwrap());
+    let bills = tenant.repo::<Bill>();
+    let current = bills.get(Id::Int(3)).await.unwrap().unwrap();
+    let mut broken = current.value.clone();
+    broken.line_items[0].quantity = "999999999999".parse().unwrap();
+    broken.line_items[0].unit_price = "999999999999".parse().unwrap();
+    tenant.update(bills.update_of(&current, &broken, AuditEvent::new(None, "test")).unwrap()).await.unwrap();
+
+    stage_of(&app, "/bill-runs/1", "REPORTING", stage_ops("REPORTING")).await;
+    let (drafted, _) = stage_of(&app, "/bill-runs/1", "DRAFT_INVOICES", stage_ops("DRAFT_INVOICES")).await;
+    assert_eq!(drafted["failedBills"], 1);
+    let (full, _) = stage_of(&app, "/bill-runs/1", "FULL_INVOICES", stage_ops("FULL_INVOICES")).await;
+    assert_eq!(full["failedBills"], 1, "the stage went on without the bill");
+    let aside = send(&app, "GET", "/bills/3", None).await.body;
+    assert_eq!(
+        (&aside["status"], &aside["setAside"]["stage"], &aside["setAside"]["billRunId"]),
+        (&json!("DRAFT"), &json!("FULL_INVOICES"), &json!(1))
+    );
+    assert!(aside["setAside"]["reason"].as_str().unwrap().contains("/lineItems/0/amount"), "{aside}");
+    let issued = send(&app, "GET", "/bills?billRunId=1&status=ISSUED", None).await;
+    assert_eq!(issued.header("x-total-count"), Some("4"));
+
+    let fix = json!({"lineItems": [{"catalogItemId": 1, "quantity": 2, "unitPrice": 3}]});
+    let fixed = send(&app, "PATCH", "/bills/3", Some(&fix)).await;
+    assert_eq!(fixed.status, 200, "{:?}", fixed.body);
+    let (again, _) = stage_of(&app, "/bill-runs/1", "FULL_INVOICES", stage_ops("FULL_INVOICES")).await;
+    assert_eq!(again["failedBills"], 0);
+    let bill = send(&app, "GET", "/bills/3", None).await.body;
+    assert_eq!((&bill["status"], bill.get("setAside")), (&json!("ISSUED"), None), "{bill}");
+    let twice = app.patch("/bill-runs/1", &stage_ops("FULL_INVOICES")).await;
+    assert_problem(&twice, 409);
+    stage_of(&app, "/bill-runs/1", "DISTRIBUTION", stage_ops("DISTRIBUTION")).await;
+    app.wait_for("/bill-runs/1", |r| r["billRunStatus"] == "FINALIZED").await;
+    app.stop().await;
+}
+
+on_both_stores!(
+    a_parallel_run_scales_out_over_segments_without_contending_on_its_run,
+    a_bill_a_stage_cannot_price_is_set_aside_and_the_stage_runs_again,
+);

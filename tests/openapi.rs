@@ -13,7 +13,7 @@ fn bill_run() -> Value {
         "includeUsageUntilDate": null, "billRunStatus": "OPEN", "summaryStatus": "PROPERTIES",
         "summaryStatusPercentage": 100, "billingUserAdminId": null, "parallel": false, "paused": false,
         "revenueInMajorCurrency": 0, "usageSuspenseCount": 0, "rentalSuspenseCount": 0,
-        "maxInvoiceValue": null, "maxInvoiceCustomerId": null,
+        "maxInvoiceValue": null, "maxInvoiceCustomerId": null, "failedBills": 0,
     })
 }
 

@@ -135,6 +135,19 @@ pub struct Bill {
     pub bill_run_id: Option<u64>,
     pub bill_run_kind: Option<RunKind>,
     pub line_items: Vec<LineItem>,
+    /// Set by a run's stage that could not process the bill (it went on without it); cleared
+    /// when a stage next processes it. Shown only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_aside: Option<SetAside>,
+}
+
+/// Why a run's stage went on without a bill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetAside {
+    pub bill_run_id: u64,
+    pub stage: SummaryStatus,
+    pub reason: String,
 }
 
 impl Resource for Bill {
@@ -148,7 +161,7 @@ impl Resource for Bill {
 
     /// The bills of one run, for the stage worker.
     fn group(&self) -> Option<String> {
-        self.run().map(|(kind, id)| kind.bill_group(id))
+        self.run().map(|(kind, id)| kind.bill_group(id, super::segment::segment_of(self.id)))
     }
 }
 
@@ -184,6 +197,7 @@ pub const LIST: ListSpec = ListSpec {
         "billRunId",
         "billRunKind",
         "lineItems",
+        "setAside",
     ],
     archived: Some("isArchived"),
 };
@@ -588,6 +602,7 @@ impl NewBill {
             record: self.record,
             bill_run_id: self.bill_run.map(|(_, id)| id),
             bill_run_kind: self.bill_run.map(|(kind, _)| kind),
+            set_aside: None,
             line_items,
         };
         bill.recomputed()
@@ -744,24 +759,46 @@ pub fn apply_update(
 // ---------------------------------------------------------------------------------------------
 // Bills in a bill run's stages
 
-/// What `stage` does to one bill of the run, if anything. `invoice_date` is the run's. A stored
-/// bill passed the amount bounds when it was written, so recomputing it stays inside them; if it
-/// ever did not, the stage leaves the bill as it is rather than fail the run.
-pub fn stage_effect(stage: SummaryStatus, bill: &Bill, invoice_date: Date, now: OffsetDateTime) -> Option<Bill> {
+/// What `stage` of run `run_id` does to one of its bills: the bill to write (`None`: nothing
+/// changes), and whether the stage sets it aside (a bill it cannot process, whose amount cannot
+/// be computed: the stage goes on without it and the bill says why, [`SetAside`]). A bill the
+/// same stage set aside before and now processes loses its `setAside`.
+pub fn stage_effect(
+    stage: SummaryStatus,
+    bill: &Bill,
+    run_id: u64,
+    invoice_date: Date,
+    now: OffsetDateTime,
+) -> (Option<Bill>, bool) {
+    let (next, aside) = match stage_change(stage, bill, invoice_date) {
+        Ok(next) => {
+            let set_aside = bill.set_aside.clone().filter(|a| a.stage != stage || a.bill_run_id != run_id);
+            (Bill { set_aside, ..next }, false)
+        }
+        Err(error) => {
+            let set_aside = SetAside { bill_run_id: run_id, stage, reason: error.to_string() };
+            (Bill { set_aside: Some(set_aside), ..bill.clone() }, true)
+        }
+    };
+    ((next != *bill).then_some(Bill { updated_at: now, ..next }), aside)
+}
+
+/// The bill as `stage` leaves it: DRAFT_INVOICES recomputes a draft's amounts, FULL_INVOICES
+/// issues a draft priced from line items; archived and non-draft bills stay as they are.
+fn stage_change(stage: SummaryStatus, bill: &Bill, invoice_date: Date) -> Result<Bill, DomainError> {
     if bill.is_archived || bill.status != BillStatus::Draft {
-        return None;
+        return Ok(bill.clone());
     }
-    let next = match stage {
-        SummaryStatus::DraftInvoices => bill.recomputed().ok()?,
+    match stage {
+        SummaryStatus::DraftInvoices => bill.recomputed(),
         SummaryStatus::FullInvoices if bill.calculation_method == CalculationMethod::LineItems => {
-            let mut issued = bill.recomputed().ok()?;
+            let mut issued = bill.recomputed()?;
             issued.status = BillStatus::Issued;
             issued.issue_date = Some(invoice_date.midnight().assume_utc());
-            issued
+            Ok(issued)
         }
-        _ => return None,
-    };
-    (next != *bill).then_some(Bill { updated_at: now, ..next })
+        _ => Ok(bill.clone()),
+    }
 }
 
 /// REPORTING's figures over a run's bills: revenue and the largest bill. Archived and VOID bills
@@ -774,6 +811,10 @@ pub struct Report {
     #[serde(with = "option_number")]
     pub max_invoice_value: Option<Decimal>,
     pub max_invoice_customer_id: Option<u64>,
+    /// The id of the largest bill: of equal bills the lowest id counts, so that segments merged
+    /// in any order name the bill one walk in id order would.
+    #[serde(default)]
+    pub max_invoice_bill_id: Option<u64>,
 }
 
 impl Report {
@@ -781,10 +822,27 @@ impl Report {
         if bill.is_archived || bill.status == BillStatus::Void {
             return;
         }
-        self.revenue = self.revenue.saturating_add(bill.amount);
-        if self.max_invoice_value.is_none_or(|max| bill.amount > max) {
-            self.max_invoice_value = Some(bill.amount);
-            self.max_invoice_customer_id = bill.account.as_ref().map(|a| a.id);
+        let largest = Self {
+            revenue: bill.amount,
+            max_invoice_value: Some(bill.amount),
+            max_invoice_customer_id: bill.account.as_ref().map(|a| a.id),
+            max_invoice_bill_id: Some(bill.id),
+        };
+        self.merge(&largest);
+    }
+
+    /// Adds another part's figures (another segment's): revenues add, the largest bill wins.
+    pub fn merge(&mut self, other: &Self) {
+        self.revenue = self.revenue.saturating_add(other.revenue);
+        let Some(value) = other.max_invoice_value else { return };
+        let wins = match self.max_invoice_value {
+            None => true,
+            Some(max) => value > max || (value == max && other.max_invoice_bill_id < self.max_invoice_bill_id),
+        };
+        if wins {
+            self.max_invoice_value = Some(value);
+            self.max_invoice_customer_id = other.max_invoice_customer_id;
+            self.max_invoice_bill_id = other.max_invoice_bill_id;
         }
     }
 

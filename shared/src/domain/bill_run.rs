@@ -47,12 +47,18 @@ impl RunKind {
         }
     }
 
-    /// The store group of the bills of one run of this kind.
-    pub fn bill_group(self, run_id: u64) -> String {
+    /// What the store groups of one run of this kind start with.
+    pub fn bill_group_prefix(self, run_id: u64) -> String {
         match self {
             Self::Regular => format!("RUN#{run_id}"),
             Self::Adhoc => format!("ADHOC_RUN#{run_id}"),
         }
+    }
+
+    /// The store group of the bills of one run of this kind in bill group `segment`
+    /// ([`super::segment::segment_of`]).
+    pub fn bill_group(self, run_id: u64, segment: u8) -> String {
+        format!("{}#S{segment}", self.bill_group_prefix(run_id))
     }
 }
 
@@ -163,6 +169,8 @@ pub struct Progress {
     pub summary_status: SummaryStatus,
     pub summary_status_percentage: u8,
     pub billing_user_admin_id: Option<u64>,
+    /// Bills the last stage that walked them set aside (`failedBills`): 0 while it runs.
+    pub failed_bills: u64,
 }
 
 impl Progress {
@@ -172,6 +180,7 @@ impl Progress {
         summary_status: SummaryStatus::Properties,
         summary_status_percentage: 100,
         billing_user_admin_id: None,
+        failed_bills: 0,
     };
 
     fn done(&self) -> bool {
@@ -231,6 +240,9 @@ pub struct BillRun {
     #[serde(with = "super::money::option_number")]
     pub max_invoice_value: Option<rust_decimal::Decimal>,
     pub max_invoice_customer_id: Option<u64>,
+    /// Bills the last stage that walked them set aside (each says why in its `setAside`).
+    #[serde(default)]
+    pub failed_bills: u64,
 }
 
 /// An adhoc bill run, as every response shows it.
@@ -253,6 +265,9 @@ pub struct AdhocBillRun {
     pub adhoc_product_inventory_ids: Vec<u64>,
     #[serde(deserialize_with = "whole_numbers")]
     pub rental_product_inventory_ids: Vec<u64>,
+    /// Bills the last stage that walked them set aside (each says why in its `setAside`).
+    #[serde(default)]
+    pub failed_bills: u64,
 }
 
 /// What the two kinds share, so that patching, the state machine and the worker are written once.
@@ -286,6 +301,9 @@ pub trait Run: Resource + Clone + std::fmt::Debug + PartialEq + 'static {
     }
     /// The date shown on the run's invoices.
     fn invoice_date(&self) -> Date;
+    /// Whether its stages walk its bills in [`super::segment::SEGMENTS`] concurrent segments (else
+    /// in one).
+    fn parallel(&self) -> bool;
     /// Records REPORTING's figures.
     fn set_report(&mut self, report: &Report);
     /// What finishing `stage` over the run's bills records on the run: REPORTING's figures.
@@ -325,6 +343,7 @@ pub const RUN_LIST: ListSpec = ListSpec {
         "rentalSuspenseCount",
         "maxInvoiceValue",
         "maxInvoiceCustomerId",
+        "failedBills",
     ],
     archived: None,
 };
@@ -349,6 +368,7 @@ pub const ADHOC_LIST: ListSpec = ListSpec {
         "revenueInMajorCurrency",
         "adhocProductInventoryIds",
         "rentalProductInventoryIds",
+        "failedBills",
     ],
     archived: None,
 };
@@ -394,6 +414,7 @@ macro_rules! progress_of_a_run {
                 summary_status: self.summary_status,
                 summary_status_percentage: self.summary_status_percentage,
                 billing_user_admin_id: self.billing_user_admin_id,
+                failed_bills: self.failed_bills,
             }
         }
 
@@ -402,6 +423,7 @@ macro_rules! progress_of_a_run {
             self.summary_status = p.summary_status;
             self.summary_status_percentage = p.summary_status_percentage;
             self.billing_user_admin_id = p.billing_user_admin_id;
+            self.failed_bills = p.failed_bills;
         }
     };
 }
@@ -429,6 +451,10 @@ impl Run for BillRun {
 
     fn invoice_date(&self) -> Date {
         self.invoice_date
+    }
+
+    fn parallel(&self) -> bool {
+        self.parallel
     }
 
     fn set_report(&mut self, report: &Report) {
@@ -470,6 +496,11 @@ impl Run for AdhocBillRun {
 
     fn invoice_date(&self) -> Date {
         self.invoice_date
+    }
+
+    /// Adhoc runs have no `parallel` flag; their stages always scale out.
+    fn parallel(&self) -> bool {
+        true
     }
 
     fn set_report(&mut self, report: &Report) {
@@ -621,6 +652,7 @@ impl NewBillRun {
             rental_suspense_count: 0,
             max_invoice_value: None,
             max_invoice_customer_id: None,
+            failed_bills: 0,
         }
     }
 }
@@ -664,6 +696,7 @@ impl NewAdhocBillRun {
             revenue_in_major_currency: 0,
             adhoc_product_inventory_ids: self.adhoc_product_inventory_ids,
             rental_product_inventory_ids: self.rental_product_inventory_ids,
+            failed_bills: 0,
         }
     }
 }
@@ -692,11 +725,17 @@ fn allowed_from(kind: RunKind, p: &Progress) -> String {
             SummaryStatus::Reporting | SummaryStatus::DraftInvoices => {
                 &["summaryStatus REPORTING", "DRAFT_INVOICES", "FULL_INVOICES", "reopen (billRunStatus OPEN)"]
             }
+            SummaryStatus::FullInvoices if p.failed_bills > 0 => {
+                &["summaryStatus FULL_INVOICES (again, for the bills set aside)", "DISTRIBUTION"]
+            }
             SummaryStatus::FullInvoices => &["summaryStatus DISTRIBUTION"],
             _ => &[],
         },
         (BillRunStatus::Closed, RunKind::Adhoc) => match p.summary_status {
             SummaryStatus::Reporting => &["summaryStatus REPORTING", "FULL_INVOICES", "reopen (billRunStatus OPEN)"],
+            SummaryStatus::FullInvoices if p.failed_bills > 0 => {
+                &["summaryStatus FULL_INVOICES (again, for the bills set aside)", "DISTRIBUTION"]
+            }
             SummaryStatus::FullInvoices => &["summaryStatus DISTRIBUTION"],
             _ => &[],
         },
@@ -778,12 +817,15 @@ pub fn transition(
             }
             let allowed = match stage {
                 SummaryStatus::Distribution => current.summary_status == SummaryStatus::FullInvoices,
+                SummaryStatus::FullInvoices if current.summary_status == SummaryStatus::FullInvoices => {
+                    current.failed_bills > 0
+                }
                 _ => before_full_invoices(kind, current.summary_status),
             };
             if !allowed {
                 return Err(refuse(&format!("{} cannot be requested now", stage.name())));
             }
-            Ok(Progress { summary_status: stage, summary_status_percentage: 0, ..*current })
+            Ok(Progress { summary_status: stage, summary_status_percentage: 0, failed_bills: 0, ..*current })
         }
         (_, Some(status), _) => Err(refuse(&format!("billRunStatus {} cannot be requested now", status.name()))),
         (BillRunStatus::Finalized, None, Some(_)) => Err(refuse("a FINALIZED run accepts no change")),
@@ -796,6 +838,7 @@ fn closed(caller: u64) -> Progress {
         summary_status: SummaryStatus::Reporting,
         summary_status_percentage: 0,
         billing_user_admin_id: Some(caller),
+        failed_bills: 0,
     }
 }
 

@@ -13,6 +13,7 @@ pub mod list;
 pub mod money;
 pub mod patch;
 pub mod resource;
+pub mod segment;
 pub mod tmf_query;
 
 #[cfg(test)]

@@ -10,15 +10,16 @@ use super::idempotency::create_or_replay;
 use super::request::{check_if_match, json_patch_body, path_id};
 use super::response::{resource_response, respond_to};
 use super::Deps;
-use crate::domain::bill_run::{self, apply_patch, AdhocBillRun, BillRun, Changes, Patched, Run};
+use crate::domain::bill_run::{self, apply_patch, AdhocBillRun, BillRun, Changes, Patched, Progress, Run};
 use crate::domain::dates;
 use crate::domain::identity::{SCOPE_READ, SCOPE_WRITE};
 use crate::domain::key::Id;
 use crate::domain::patch::Patch;
 use crate::domain::resource::Resource;
+use crate::domain::segment::{Segment, StageState};
 use crate::retry::with_retries;
-use crate::store::repo::{Repo, Versioned};
-use crate::store::{AuditEvent, Guard};
+use crate::store::repo::{encode, Repo, Tenant, Versioned};
+use crate::store::{AuditEvent, Guard, StoreResult};
 use tokio::sync::OnceCell;
 
 /// Bill runs answer errors as problem+json.
@@ -56,6 +57,32 @@ async fn check_group<R: RunResource>(repo: &Repo<'_, R>, run: &R) -> ApiResult<O
     Ok(Some(guard))
 }
 
+/// A run as a GET shows it: while a stage walks its bills, its percentage is the share of the
+/// stage's bills its segments have done so far (one read of its segments), never below what the
+/// run stored. Lists show the stored percentage, which moves as each segment finishes.
+async fn live_body<R: Run>(tenant: &Tenant<'_>, run: &Versioned<R>) -> StoreResult<String> {
+    let progress = run.value.progress();
+    let stage = progress.summary_status;
+    let Some(state) =
+        run.state::<StageState>().filter(|s| s.stage == stage.name() && progress.summary_status_percentage < 100)
+    else {
+        return Ok(run.body.clone());
+    };
+    let segments = tenant.repo::<Segment>().group(&Segment::group_of_run(R::RUN_KIND, run.value.run_id())).await?;
+    let done: u64 = segments
+        .iter()
+        .filter(|s| s.value.index < state.segments && s.value.stage == stage)
+        .map(|s| s.value.done)
+        .sum();
+    let pct = StageState::percentage(state.total, done).max(progress.summary_status_percentage);
+    if pct == progress.summary_status_percentage {
+        return Ok(run.body.clone());
+    }
+    let mut shown = run.value.clone();
+    shown.set_progress(Progress { summary_status_percentage: pct, ..progress });
+    encode(&shown)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
@@ -69,7 +96,7 @@ pub async fn get<R: RunResource>(deps: &Deps, req: Request) -> Response<Body> {
     respond_to(&req, FORMAT, async {
         let (_, tenant) = acting(deps, &req, SCOPE_READ)?;
         let run = load(&tenant.repo::<R>(), &path_id(&req, R::ID_PARAM, R::KIND.ids)?).await?;
-        Ok(resource_response(StatusCode::OK, &run.body, run.version))
+        Ok(resource_response(StatusCode::OK, &live_body(&tenant, &run).await?, run.version))
     })
     .await
 }

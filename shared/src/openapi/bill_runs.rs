@@ -11,6 +11,14 @@ pub(super) fn periods_param() -> Value {
     })
 }
 
+/// Bills the last stage that walked them set aside.
+fn failed_bills() -> Value {
+    json!({"type": "integer", "minimum": 0,
+        "description": "Bills the last stage that walked the run's bills could not process and went on without \
+            (each says why in its setAside); 0 while a stage runs. FULL_INVOICES may be requested again while it \
+            is above 0."})
+}
+
 /// Bill runs: the resource, its projection and its create.
 pub(super) fn run_schemas() -> Vec<(&'static str, Value)> {
     use crate::domain::bill_run::{BillRunStatus, SummaryStatus};
@@ -37,6 +45,7 @@ pub(super) fn run_schemas() -> Vec<(&'static str, Value)> {
         ("rentalSuspenseCount", integer(0)),
         ("maxInvoiceValue", json!({"type": ["number", "null"]})),
         ("maxInvoiceCustomerId", json!({"type": ["integer", "null"]})),
+        ("failedBills", failed_bills()),
     ]);
     let run_name = json!({"type": "string", "pattern": "^[A-Za-z0-9 _./-]{1,22}$"});
     let bill_run_create = open(
@@ -81,6 +90,7 @@ pub(super) fn adhoc_run_schemas(
         ("revenueInMajorCurrency", json!({"type": "integer"})),
         ("adhocProductInventoryIds", inventory_ids.clone()),
         ("rentalProductInventoryIds", inventory_ids.clone()),
+        ("failedBills", failed_bills()),
     ]);
     let adhoc_create = open(
         &[

@@ -40,6 +40,12 @@ pub(super) fn bill_schemas() -> Vec<(&'static str, Value)> {
         ("billRunKind", nullable(enumeration(&names::<RunKind>()))),
         ("lineItems", json!({"type": "array", "items": schema_ref("LineItem")})),
     ]);
+    let mut bill = bill;
+    use crate::domain::bill_run::SummaryStatus;
+    bill["properties"]["setAside"] =
+        exact(&[("billRunId", integer(1)), ("stage", enumeration(&names::<SummaryStatus>())), ("reason", string())]);
+    bill["properties"]["setAside"]["description"] =
+        json!("Present when a run's stage could not process the bill and went on without it: why.");
     // A line as a request sends it: `id` only for a kept line, `amount` ignored (computed).
     let (bill_create, bill_update) = bill_requests(&line_item);
     vec![

@@ -38,7 +38,7 @@ use aws_sdk_dynamodb::Client;
 
 use super::{
     group_moves, now_epoch, partition, ApiKeyRecord, AuditEvent, Change, Delete, Guard, IdempotencyRecord, NewItem,
-    Page, Repository, StoreError, StoreResult, Stored, Update, VersionCheck, Write,
+    Page, Repository, StoreError, StoreResult, Stored, Update, VersionCheck, Write, MAX_TRANSACTION_ITEMS,
 };
 use crate::domain::key::{Key, Kind, TenantId};
 
@@ -92,9 +92,6 @@ fn work_shard(pk: &str) -> String {
     let hash = pk.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     format!("WORK#{:02}", hash % WORK_SHARDS)
 }
-
-/// DynamoDB's limit of items in one transaction.
-const MAX_TRANSACTION_ITEMS: usize = 100;
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {

@@ -173,8 +173,12 @@ impl Write {
     /// another tenant than the first item's) and one whose resource would pass the size bound,
     /// before anything is written.
     pub fn check_all(writes: &[Write]) -> StoreResult<()> {
-        if writes.is_empty() || writes.len() > MAX_WRITE {
-            return Err(StoreError::Internal(format!("a write takes 1 to {MAX_WRITE} changes, not {}", writes.len())));
+        let items = transaction_items(writes);
+        if writes.is_empty() || items > MAX_TRANSACTION_ITEMS {
+            return Err(StoreError::Internal(format!(
+                "a write takes 1 to {MAX_TRANSACTION_ITEMS} items, not {items} ({} changes)",
+                writes.len()
+            )));
         }
         let tenant = writes[0].key().tenant();
         let prefix = tenant.prefix();
@@ -465,9 +469,34 @@ pub fn group_moves(before: &[Option<String>], after: &[Option<String>]) -> Vec<(
     moves
 }
 
-/// Most changes one transaction may carry: DynamoDB allows 100 items, and each change writes two
-/// (the item and its event), plus one guard or check.
-pub const MAX_WRITE: usize = 49;
+/// Most items one transaction may write: DynamoDB's limit ([`transaction_items`] counts them).
+pub const MAX_TRANSACTION_ITEMS: usize = 100;
+
+/// The items a transaction of `writes` puts in DynamoDB: each change's item and its event, a
+/// create's idempotency record, each guard and version check, and one count item per kind counter
+/// and per group whose count it changes. Both stores refuse a write past
+/// [`MAX_TRANSACTION_ITEMS`]; the worker fills a step up to it.
+pub fn transaction_items(writes: &[Write]) -> usize {
+    let mut counts: std::collections::BTreeMap<(Kind, &TenantId, Option<String>), i64> =
+        std::collections::BTreeMap::new();
+    let mut items = 0;
+    for write in writes {
+        let key = write.key();
+        items += 2 + usize::from(write.guard().is_some()) + usize::from(write.check().is_some());
+        let moves = match write {
+            Write::Create(item) => {
+                items += usize::from(item.idempotency.is_some());
+                *counts.entry((key.kind(), key.tenant(), None)).or_default() += 1;
+                group_moves(&[], &item.groups)
+            }
+            Write::Update(update) => group_moves(&update.previous_groups, &update.groups),
+        };
+        for (group, by) in moves {
+            *counts.entry((key.kind(), key.tenant(), Some(group))).or_default() += by;
+        }
+    }
+    items + counts.values().filter(|by| **by != 0).count()
+}
 /// Group slots a resource may have: GSI2 to GSI7.
 pub const GROUP_SLOTS: usize = 6;
 

@@ -1,29 +1,43 @@
-//! The bill-run family's job: carry out a requested stage over the run's bills in batches, then
-//! walk the system stages to FINALIZED. Each step reads its batch with one query that starts
-//! after its cursor (plus the run and, at a stage's start, the bill count), and writes the run and
-//! the bills it changed in one transaction conditional on every version it read.
+//! The bill-run family's jobs. A run's job starts a requested stage that walks bills by writing
+//! its segments beside it ([`crate::domain::segment`]), and walks the system stages to FINALIZED.
+//! A segment's job walks its bill groups in steps: each reads a page of bills after its cursor
+//! and writes the segment and the bills it changed in one transaction (as many as DynamoDB's 100
+//! items and [`STEP_BYTES`] hold), conditional on every version it read. The run item is written
+//! only when a segment finishes, so concurrent segments never contend on it per step.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
-use time::{Date, OffsetDateTime};
+use time::OffsetDateTime;
 
 use super::{Job, STEP_BYTES};
 use crate::domain::bill::{stage_effect, Bill, Report};
-use crate::domain::bill_run::{AdhocBillRun, BillRun, Changes, Progress, Run, SummaryStatus};
-use crate::domain::key::{Id, Kind};
+use crate::domain::bill_run::{AdhocBillRun, BillRun, Changes, Progress, Run, RunKind};
+use crate::domain::key::{Id, Key, Kind};
+use crate::domain::resource::Resource;
+use crate::domain::segment::{Segment, StageState, SEGMENTS};
 use crate::retry::with_retries;
 use crate::store::repo::{encode, Repo, Tenant, Versioned};
-use crate::store::{AuditEvent, Change, Page, StoreError, StoreResult, Stored, Update, Write};
+use crate::store::{
+    check_size, transaction_items, AuditEvent, Change, Page, StoreError, StoreResult, Stored, Update, Write,
+    MAX_TRANSACTION_ITEMS,
+};
 
-/// Bills per step: each step writes them and the run in one transaction.
-pub const BATCH: usize = 40;
+/// Bills one step reads: a step that changes them writes at most half as many (each with its
+/// audit event) beside the segment.
+pub const STEP_READ: usize = 100;
 
-/// The stage job of both kinds of run.
+/// Items a segment's own update takes in a step's transaction (the segment and its event).
+const SEGMENT_ITEMS: usize = 2;
+
+/// The stage jobs of both kinds of run, and the segments' job.
 pub fn jobs() -> Vec<Arc<dyn Job>> {
-    vec![Arc::new(StageJob::<BillRun>(PhantomData)), Arc::new(StageJob::<AdhocBillRun>(PhantomData))]
+    vec![
+        Arc::new(StageJob::<BillRun>(PhantomData)),
+        Arc::new(StageJob::<AdhocBillRun>(PhantomData)),
+        Arc::new(SegmentJob),
+    ]
 }
 
 struct StageJob<R>(PhantomData<fn() -> R>);
@@ -39,23 +53,23 @@ impl<R: Run> Job for StageJob<R> {
     }
 }
 
-/// Where a running stage stands, kept beside the run (never shown to clients).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StageState {
-    pub stage: String,
-    /// The id of the last bill processed: bills are walked in id order (0: none yet).
-    pub cursor: u64,
-    pub total: u64,
-    pub done: u64,
-    pub report: Report,
+struct SegmentJob;
+
+#[async_trait]
+impl Job for SegmentJob {
+    fn kind(&self) -> Kind {
+        Segment::KIND
+    }
+
+    async fn step(&self, tenant: &Tenant<'_>, change: &Change) -> StoreResult<bool> {
+        Ok(step_segment(tenant, change.key.id(), Some(change.version)).await?.is_some())
+    }
 }
 
 /// The worker's step on one run of `tenant`, as a system write: `None` when there was nothing to
-/// do. It reads and writes that tenant's run and bills only.
+/// do. It reads and writes that tenant's run, segments and bills only.
 /// `seen_version` is the version a stream record reported: an older record than the item is
-/// skipped (the newer write has its own record). A lost race is retried only while the run itself
-/// is unchanged (a bill moved under us); a client's concurrent write always wins.
+/// skipped (the newer write has its own record).
 pub async fn step<R: Run>(tenant: &Tenant<'_>, id: &Id, seen_version: Option<u64>) -> StoreResult<Option<Stored>> {
     let runs = &tenant.repo::<R>();
     with_retries(move || async move {
@@ -64,97 +78,209 @@ pub async fn step<R: Run>(tenant: &Tenant<'_>, id: &Id, seen_version: Option<u64
             return Ok(None);
         }
         let Some(writes) = plan(runs, &current).await? else { return Ok(None) };
-        match tenant.write(writes.into_iter().map(Write::Update).collect()).await {
-            Ok(mut saved) => Ok(Some(saved.swap_remove(0))),
-            Err(StoreError::Conflict) => match tenant.get(&current.key).await? {
-                Some(run) if run.version == current.version => Err(StoreError::Conflict),
-                _ => Ok(None),
-            },
-            Err(e) => Err(e),
-        }
+        commit(tenant, &current.key, current.version, writes).await
     })
     .await
 }
 
-/// The writes of one step: the run first, then the bills it changes.
-/// Applies `stage` to the first bills of `page` (at most [`BATCH`], and about [`STEP_BYTES`] of
-/// writes): the updates of the bills it changed, and how many it took; `at` moves past each.
-fn step_bills(
-    bills: &Repo<'_, Bill>,
-    page: &[Versioned<Bill>],
-    stage: SummaryStatus,
-    invoice_date: Date,
-    at: &mut StageState,
-) -> StoreResult<(usize, Vec<Update>)> {
-    let now = OffsetDateTime::now_utc();
-    let (mut taken, mut bytes, mut writes) = (0, 0, Vec::new());
-    for bill in page.iter().take(BATCH) {
-        if taken > 0 && bytes >= STEP_BYTES {
-            break;
+/// One step of a segment of `tenant`'s (see [`step`]).
+pub async fn step_segment(tenant: &Tenant<'_>, id: &Id, seen_version: Option<u64>) -> StoreResult<Option<Stored>> {
+    let segments = &tenant.repo::<Segment>();
+    with_retries(move || async move {
+        let Some(current) = segments.get(id.clone()).await? else { return Ok(None) };
+        if seen_version.is_some_and(|seen| seen < current.version) || current.value.complete {
+            return Ok(None);
         }
-        match stage_effect(stage, &bill.value, invoice_date, now) {
-            Some(changed) => {
-                at.report.add(&changed);
-                let update =
-                    bills.update_of(bill, &changed, AuditEvent::new(None, format!("worker {}", stage.name())))?;
-                bytes += update.body.len();
-                writes.push(update);
-            }
-            None => at.report.add(&bill.value),
-        }
-        at.cursor = bill.value.id;
-        taken += 1;
-    }
-    at.done += taken as u64;
-    Ok((taken, writes))
+        let writes = plan_segment(tenant, &current).await?;
+        commit(tenant, &current.key, current.version, writes).await
+    })
+    .await
 }
 
-async fn plan<R: Run>(runs: &Repo<'_, R>, current: &Versioned<R>) -> StoreResult<Option<Vec<Update>>> {
-    let mut run = current.value.clone();
-    let before = run.progress();
-    if !before.work_pending() {
-        return Ok(None);
+/// Writes a step (the stepped item first). A lost race is retried only while the stepped item
+/// itself is unchanged (another item moved under us); a newer write of it has its own record.
+async fn commit(tenant: &Tenant<'_>, key: &Key, version: u64, writes: Vec<Write>) -> StoreResult<Option<Stored>> {
+    match tenant.write(writes).await {
+        Ok(mut saved) => Ok(Some(saved.swap_remove(0))),
+        Err(StoreError::Conflict) => match tenant.get(key).await? {
+            Some(item) if item.version == version => Err(StoreError::Conflict),
+            _ => Ok(None),
+        },
+        Err(e) => Err(e),
     }
-    let mut bill_writes = Vec::new();
-    let mut state = None;
-    let next = if before.summary_status_percentage >= 100 || !before.summary_status.walks_bills() {
-        // A stage that changes no bill completes at once; a finished DISTRIBUTION walks the
-        // system stages.
-        match before.worker_step() {
-            Some(next) => next,
-            None => return Ok(None),
-        }
-    } else {
-        let stage = before.summary_status;
-        let bills = runs.tenant().repo::<Bill>();
-        let group = R::RUN_KIND.bill_group(run.run_id());
-        let mut at = match current.state::<StageState>().filter(|s| s.stage == stage.name()) {
-            Some(at) => at,
-            None => StageState {
-                stage: stage.name().to_owned(),
-                total: bills.group_count(&group).await?,
-                ..Default::default()
-            },
-        };
-        let after = (at.cursor > 0).then(|| Id::Int(at.cursor).sort_key());
-        let index = Page { group: Some(&group), after: after.as_deref(), limit: BATCH + 1, ..Page::default() };
-        let page = bills.page(&index).await?;
-        let (taken, changed) = step_bills(&bills, &page, stage, run.invoice_date(), &mut at)?;
-        bill_writes = changed;
-        if taken == page.len() {
-            run.finish_stage(stage, &at.report);
-            before.worker_step().unwrap_or(before)
-        } else {
-            let pct = (at.done.saturating_mul(100) / at.total.max(1)).min(99) as u8;
-            state = Some(encode(&at)?);
-            Progress { summary_status_percentage: pct, ..before }
-        }
-    };
+}
+
+/// The run's write for a step: its progress moved from `before` to `next`, with `state` beside.
+fn run_update<R: Run>(
+    runs: &Repo<'_, R>,
+    current: &Versioned<R>,
+    mut run: R,
+    (before, next): (Progress, Progress),
+    state: Option<String>,
+) -> StoreResult<Update> {
     run.set_progress(next);
     let event = AuditEvent::new(None, "worker").with_changes(Changes::between(&before, &next, Vec::new()));
     let mut update = runs.update_of(current, &run, event)?;
     update.state = state;
-    let mut writes = vec![update];
-    writes.extend(bill_writes);
-    Ok(Some(writes))
+    Ok(update)
+}
+
+async fn plan<R: Run>(runs: &Repo<'_, R>, current: &Versioned<R>) -> StoreResult<Option<Vec<Write>>> {
+    let before = current.value.progress();
+    if !before.work_pending() {
+        return Ok(None);
+    }
+    let stage = before.summary_status;
+    if before.summary_status_percentage >= 100 || !stage.walks_bills() {
+        // A stage that changes no bill completes at once; a finished DISTRIBUTION walks the
+        // system stages.
+        let Some(next) = before.worker_step() else { return Ok(None) };
+        return Ok(Some(vec![Write::Update(run_update(runs, current, current.value.clone(), (before, next), None)?)]));
+    }
+    if current.state::<StageState>().is_some_and(|s| s.stage == stage.name()) {
+        return Ok(None); // its segments are under way
+    }
+    start_stage(runs, current).await.map(Some)
+}
+
+/// A stage's start: the run's bills counted group by group, and its segments written beside the
+/// run (the same items serve each stage); a stage with no bills completes at once.
+async fn start_stage<R: Run>(runs: &Repo<'_, R>, current: &Versioned<R>) -> StoreResult<Vec<Write>> {
+    let run = current.value.clone();
+    let before = run.progress();
+    let stage = before.summary_status;
+    let (kind, run_id) = (R::RUN_KIND, run.run_id());
+    let bills = runs.tenant().repo::<Bill>();
+    let mut totals = Vec::with_capacity(usize::from(SEGMENTS));
+    for group in 0..SEGMENTS {
+        totals.push(bills.group_count(&kind.bill_group(run_id, group)).await?);
+    }
+    if totals.iter().all(|&n| n == 0) {
+        let mut run = run;
+        run.finish_stage(stage, &Report::default());
+        let next = before.worker_step().unwrap_or(before);
+        return Ok(vec![Write::Update(run_update(runs, current, run, (before, next), None)?)]);
+    }
+    let segments = Segment::for_stage(kind, run_id, stage, run.invoice_date(), run.parallel(), &totals)
+        .ok_or_else(|| StoreError::Internal(format!("run {run_id} is past the segments' id range")))?;
+    let repo = runs.tenant().repo::<Segment>();
+    let existing = repo.group(&Segment::group_of_run(kind, run_id)).await?;
+    let state = encode(&StageState::start(stage, &segments))?;
+    let mut writes = vec![Write::Update(run_update(runs, current, run, (before, before), Some(state))?)];
+    for segment in &segments {
+        let event = AuditEvent::new(None, format!("worker {}", stage.name()));
+        writes.push(match existing.iter().find(|old| old.value.id == segment.id) {
+            Some(old) => Write::Update(repo.update_of(old, segment, event)?),
+            None => Write::Create(repo.new_item(segment, event)?),
+        });
+    }
+    Ok(writes)
+}
+
+/// A segment's step: the next bills of its group, then, once it has walked every group, the run
+/// told (in the same transaction when it fits, else in the next step).
+async fn plan_segment(tenant: &Tenant<'_>, current: &Versioned<Segment>) -> StoreResult<Vec<Write>> {
+    let mut segment = current.value.clone();
+    let bills = tenant.repo::<Bill>();
+    let mut writes = Vec::new();
+    let (mut read, mut bytes) = (0, 0);
+    // A sequential segment walks its groups one after another, in the same step while it has room.
+    while let (Some(group), true) = (segment.group(), read < STEP_READ) {
+        let after = (segment.cursor > 0).then(|| Id::Int(segment.cursor).sort_key());
+        let limit = STEP_READ - read;
+        let index = Page { group: Some(&group), after: after.as_deref(), limit: limit + 1, ..Page::default() };
+        let page = bills.page(&index).await?;
+        let taken = step_bills(&bills, &page[..page.len().min(limit)], &mut segment, (&mut writes, &mut bytes))?;
+        if taken < page.len() {
+            break; // the step is full, or has read its share
+        }
+        read += taken;
+        segment.next_group();
+    }
+    let segments = tenant.repo::<Segment>();
+    let update = |segment: &Segment| {
+        segments.update_of(current, segment, AuditEvent::new(None, format!("worker {}", segment.stage.name())))
+    };
+    if segment.walked() {
+        let told = match segment.run_kind {
+            RunKind::Regular => finish::<BillRun>(tenant, &segment).await?,
+            RunKind::Adhoc => finish::<AdhocBillRun>(tenant, &segment).await?,
+        };
+        let mut done = segment.clone();
+        done.complete = true;
+        let mut all = vec![Write::Update(update(&done)?)];
+        all.extend(writes.iter().cloned());
+        all.extend(told.map(Write::Update));
+        if transaction_items(&all) <= MAX_TRANSACTION_ITEMS {
+            return Ok(all);
+        }
+    }
+    writes.insert(0, Write::Update(update(&segment)?));
+    Ok(writes)
+}
+
+/// Applies the segment's stage to the first bills of `page`, as many as one transaction holds
+/// beside the segment (DynamoDB's 100 items) within [`STEP_BYTES`] of changed bills (`bytes`
+/// so far in the step): pushes the changed bills' updates to `writes`, moves `segment` past each bill taken, and answers how many it took.
+/// A bill the stage cannot process is set aside (counted, and its reason written on it when the
+/// bill can still be written).
+fn step_bills(
+    bills: &Repo<'_, Bill>,
+    page: &[Versioned<Bill>],
+    segment: &mut Segment,
+    (writes, bytes): (&mut Vec<Write>, &mut usize),
+) -> StoreResult<usize> {
+    let now = OffsetDateTime::now_utc();
+    let mut taken = 0;
+    for bill in page {
+        let (changed, mut aside) = stage_effect(segment.stage, &bill.value, segment.run_id, segment.invoice_date, now);
+        if let Some(changed) = &changed {
+            let update =
+                bills.update_of(bill, changed, AuditEvent::new(None, format!("worker {}", segment.stage.name())))?;
+            if let Err(error) = check_size(&update.body, None, None) {
+                tracing::warn!(key = %bill.key, %error, "a bill the stage would grow past the bound is set aside");
+                aside = true;
+            } else {
+                let size = update.body.len();
+                writes.push(Write::Update(update));
+                let full = transaction_items(writes) + SEGMENT_ITEMS > MAX_TRANSACTION_ITEMS;
+                if full || (writes.len() > 1 && *bytes + size > STEP_BYTES) {
+                    writes.pop();
+                    break;
+                }
+                *bytes += size;
+            }
+        }
+        segment.report.add(changed.as_ref().unwrap_or(&bill.value));
+        segment.failed += u64::from(aside);
+        segment.cursor = bill.value.id;
+        segment.done += 1;
+        taken += 1;
+    }
+    Ok(taken)
+}
+
+/// The run's write when `segment` has walked its groups: the segment counted once, and the stage
+/// completed when it was the last (its set-aside bills then in `failedBills`). `None` when the run
+/// has moved on or counted it already (a repeated delivery).
+async fn finish<R: Run>(tenant: &Tenant<'_>, segment: &Segment) -> StoreResult<Option<Update>> {
+    let runs = tenant.repo::<R>();
+    let Some(current) = runs.get(Id::Int(segment.run_id)).await? else { return Ok(None) };
+    let before = current.value.progress();
+    let running = before.summary_status == segment.stage && before.summary_status_percentage < 100;
+    let Some(mut state) = current.state::<StageState>().filter(|s| running && s.stage == segment.stage.name()) else {
+        return Ok(None);
+    };
+    if !state.finish(segment) {
+        return Ok(None);
+    }
+    let mut run = current.value.clone();
+    if state.all_finished() {
+        run.finish_stage(segment.stage, &state.report);
+        let next = Progress { failed_bills: state.failed, ..before.worker_step().unwrap_or(before) };
+        return run_update(&runs, &current, run, (before, next), None).map(Some);
+    }
+    let pct = StageState::percentage(state.total, state.done).max(before.summary_status_percentage);
+    let next = Progress { summary_status_percentage: pct, ..before };
+    run_update(&runs, &current, run, (before, next), Some(encode(&state)?)).map(Some)
 }

@@ -137,20 +137,41 @@ impl Worker {
         Ok(sweep)
     }
 
-    /// Handles one batch of stream records; records whose step failed are reported for redelivery.
+    /// Handles one batch of stream records; records whose step failed are reported for
+    /// redelivery. Records of different items are stepped concurrently (a run's segments arrive
+    /// together), those of one item in their order.
     pub async fn handle_stream(&self, event: Event) -> DynamoDbEventResponse {
-        let mut response = DynamoDbEventResponse::default();
+        let mut chains: Vec<(Key, Vec<Delivered>)> = Vec::new();
         for record in &event.records {
             let Some(change) = self.change_of(record) else { continue };
-            if self.advance_isolated(change).await.is_err() {
-                let mut failure = DynamoDbBatchItemFailure::default();
-                failure.item_identifier = record.change.sequence_number.clone();
-                response.batch_item_failures.push(failure);
+            let sequence = record.change.sequence_number.clone();
+            match chains.iter_mut().find(|(key, _)| *key == change.key) {
+                Some((_, chain)) => chain.push((change, sequence)),
+                None => chains.push((change.key.clone(), vec![(change, sequence)])),
             }
+        }
+        let failed = futures_util::future::join_all(chains.into_iter().map(|(_, chain)| async move {
+            let mut failed = Vec::new();
+            for (change, sequence) in chain {
+                if self.advance_isolated(change).await.is_err() {
+                    failed.push(sequence);
+                }
+            }
+            failed
+        }))
+        .await;
+        let mut response = DynamoDbEventResponse::default();
+        for sequence in failed.into_iter().flatten() {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = sequence;
+            response.batch_item_failures.push(failure);
         }
         response
     }
 }
+
+/// A stream record's change and its sequence number (to report it failed).
+type Delivered = (Change, Option<String>);
 
 /// How long before its deadline a sweep stops stepping (a step's retries and transaction fit).
 const SWEEP_MARGIN_MS: u64 = 10_000;
@@ -215,16 +236,18 @@ pub fn in_process(
     }
     tokio::spawn(async move {
         while let Some((change, failures)) = rx.recv().await {
-            if !step_delay.is_zero() {
-                tokio::time::sleep(step_delay).await;
-            }
-            if worker.advance_isolated(change.clone()).await.is_err() && failures + 1 < IN_PROCESS_RETRIES {
-                let tx = tx.clone();
-                tokio::spawn(async move {
+            // Each record is its own task, as the stream's concurrent batches are: a run's
+            // segments step side by side.
+            let (worker, tx) = (worker.clone(), tx.clone());
+            tokio::spawn(async move {
+                if !step_delay.is_zero() {
+                    tokio::time::sleep(step_delay).await;
+                }
+                if worker.advance_isolated(change.clone()).await.is_err() && failures + 1 < IN_PROCESS_RETRIES {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     let _ = tx.send((change, failures + 1));
-                });
-            }
+                }
+            });
         }
     });
     notifying

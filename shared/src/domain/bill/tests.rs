@@ -275,21 +275,73 @@ fn given_a_request_that_changes_nothing_then_nothing_is_written() {
 }
 
 #[test]
+fn a_bill_a_stage_cannot_price_is_set_aside_with_its_reason_and_cleared_once_processed() {
+    let invoice = date!(2024 - 03 - 31);
+    let mut broken = line_items_bill();
+    broken.line_items[0].quantity = d("999999999999");
+    broken.line_items[0].unit_price = d("999999999999");
+    let (aside, set) = stage_effect(SummaryStatus::FullInvoices, &broken, 7, invoice, NOW);
+    let aside = aside.expect("the reason is written");
+    assert!(set);
+    assert_eq!(aside.status, BillStatus::Draft, "not issued");
+    let why = aside.set_aside.clone().unwrap();
+    assert_eq!((why.bill_run_id, why.stage), (7, SummaryStatus::FullInvoices));
+    assert!(why.reason.contains("/lineItems/0/amount"), "{}", why.reason);
+    assert_eq!(stage_effect(SummaryStatus::FullInvoices, &aside, 7, invoice, NOW), (None, true), "set aside again");
+    let mut fixed = aside.clone();
+    fixed.line_items[0].quantity = d("1");
+    let (issued, set) = stage_effect(SummaryStatus::FullInvoices, &fixed, 7, invoice, NOW);
+    let issued = issued.unwrap();
+    assert!(!set);
+    assert_eq!((issued.status, issued.set_aside), (BillStatus::Issued, None));
+    let (reported, _) = stage_effect(SummaryStatus::Reporting, &aside, 7, invoice, NOW);
+    assert_eq!(reported, None, "another stage leaves the reason alone");
+}
+
+#[test]
+fn reports_merged_in_any_order_name_the_lowest_id_of_equal_largest_bills() {
+    let bills: Vec<Bill> = (1..=6)
+        .map(|id| {
+            let mut bill = percentage_bill();
+            bill.id = id;
+            bill.amount = d(if id % 2 == 0 { "10" } else { "5" });
+            bill.account = Some(Account { id: 100 + id, name: "A".into() });
+            bill
+        })
+        .collect();
+    let mut walk = Report::default();
+    bills.iter().for_each(|b| walk.add(b));
+    let mut parts = [Report::default(), Report::default()];
+    for bill in bills.iter().rev() {
+        parts[(bill.id % 3 == 0) as usize].add(bill);
+    }
+    let mut merged = Report::default();
+    merged.merge(&parts[1]);
+    merged.merge(&parts[0]);
+    assert_eq!(merged, walk);
+    assert_eq!((walk.max_invoice_bill_id, walk.max_invoice_customer_id, walk.revenue), (Some(2), Some(102), d("45")));
+}
+
+#[test]
 fn given_stages_then_bills_are_recomputed_issued_and_reported() {
     let mut stale = line_items_bill();
     stale.amount = d("1");
     let invoice = date!(2024 - 03 - 31);
-    let drafted = stage_effect(SummaryStatus::DraftInvoices, &stale, invoice, NOW).unwrap();
+    let effect = |stage, bill: &Bill| {
+        let (next, aside) = stage_effect(stage, bill, 7, invoice, NOW);
+        assert!(!aside, "{bill:?}");
+        next
+    };
+    let drafted = effect(SummaryStatus::DraftInvoices, &stale).unwrap();
     assert_eq!(drafted.amount, d("54.97"));
-    assert_eq!(stage_effect(SummaryStatus::DraftInvoices, &drafted, invoice, NOW), None, "already right: no write");
-    let issued = stage_effect(SummaryStatus::FullInvoices, &drafted, invoice, NOW).unwrap();
+    assert_eq!(effect(SummaryStatus::DraftInvoices, &drafted), None, "already right: no write");
+    let issued = effect(SummaryStatus::FullInvoices, &drafted).unwrap();
     assert_eq!((issued.status, issued.issue_date), (BillStatus::Issued, Some(datetime!(2024-03-31 00:00 UTC))));
-    assert_eq!(stage_effect(SummaryStatus::FullInvoices, &issued, invoice, NOW), None, "issued once only");
-    assert_eq!(stage_effect(SummaryStatus::FullInvoices, &percentage_bill(), invoice, NOW), None);
+    assert_eq!(effect(SummaryStatus::FullInvoices, &issued), None, "issued once only");
+    assert_eq!(effect(SummaryStatus::FullInvoices, &percentage_bill()), None);
     for stage in [SummaryStatus::Reporting, SummaryStatus::Distribution, SummaryStatus::Payment] {
-        assert_eq!(stage_effect(stage, &stale, invoice, NOW), None);
+        assert_eq!(effect(stage, &stale), None);
     }
-
     let mut report = Report::default();
     let mut big = percentage_bill();
     big.account = Some(Account { id: 9, name: "Big".into() });

@@ -14,6 +14,28 @@ fn at(status: BillRunStatus, stage: SummaryStatus, pct: u8) -> Progress {
         summary_status: stage,
         summary_status_percentage: pct,
         billing_user_admin_id: if status == Open { None } else { Some(CALLER) },
+        failed_bills: 0,
+    }
+}
+
+#[test]
+fn full_invoices_may_run_again_only_when_it_set_bills_aside() {
+    for kind in [Regular, Adhoc] {
+        let clean = at(Closed, FullInvoices, 100);
+        assert!(matches!(
+            transition(kind, &clean, ask(None, Some(FullInvoices)), CALLER),
+            Err(DomainError::Conflict(_))
+        ));
+        let failed = Progress { failed_bills: 3, ..clean };
+        let again = transition(kind, &failed, ask(None, Some(FullInvoices)), CALLER).unwrap();
+        assert_eq!(again, Progress { summary_status_percentage: 0, failed_bills: 0, ..clean }, "{kind:?}");
+        let Err(DomainError::Conflict(why)) = transition(kind, &failed, ask(None, Some(Reporting)), CALLER) else {
+            panic!("reports cannot run after full invoices")
+        };
+        assert!(why.contains("FULL_INVOICES (again, for the bills set aside)"), "{why}");
+        assert!(transition(kind, &failed, ask(None, Some(Distribution)), CALLER).is_ok(), "or go on without them");
+        let running = Progress { summary_status_percentage: 40, ..failed };
+        assert!(transition(kind, &running, ask(None, Some(FullInvoices)), CALLER).is_err());
     }
 }
 
@@ -204,7 +226,8 @@ fn given_a_new_run_then_it_is_open_at_properties_100_with_every_field_present() 
     assert_eq!(value["summaryStatusPercentage"], 100);
     assert_eq!(value["sortableName"], "jan 2024");
     assert_eq!(value["includeUsageUntilDate"], Value::Null);
-    assert_eq!(value.as_object().unwrap().len(), 20);
+    assert_eq!(value["failedBills"], 0);
+    assert_eq!(value.as_object().unwrap().len(), 21);
     let value = serde_json::to_value(adhoc()).unwrap();
     assert_eq!(value["adhocProductInventoryIds"], json!([]));
     assert_eq!(value["nickname"], Value::Null);
@@ -406,6 +429,7 @@ fn given_a_stage_over_the_bills_when_it_finishes_then_only_reporting_records_the
         revenue: rust_decimal::Decimal::new(123_456, 2),
         max_invoice_value: Some(rust_decimal::Decimal::new(99_900, 2)),
         max_invoice_customer_id: Some(42),
+        max_invoice_bill_id: Some(5),
     };
     let mut run = regular();
     run.finish_stage(DraftInvoices, &report);

@@ -1,0 +1,262 @@
+//! Segments: how a bill-run stage scales out. Every bill of a run sits in one of [`SEGMENTS`]
+//! groups, fixed when it joins (a stable hash of its id). When a stage that walks bills starts, the
+//! run gets one [`Segment`] item per chain of steps: a `parallel` run (and every adhoc run) one per
+//! group, each walked concurrently; a run with `parallel: false` a single segment that walks the
+//! groups one after another. A segment's steps write the segment and its bills only; the run item
+//! is written when the stage starts and once per segment that finishes, never per step.
+//! Pure: the worker (`worker::bill_runs`) does the reading and writing.
+
+use serde::{Deserialize, Serialize};
+use time::Date;
+
+use super::bill::Report;
+use super::bill_run::{RunKind, SummaryStatus};
+use super::dates::iso_date;
+use super::key::{Id, IdType, Kind};
+use super::resource::Resource;
+
+/// Bill groups of a run, and so the segments of a parallel stage. 16 chains of steps: the
+/// table's stream runs up to 10 concurrent batches per shard (`ParallelizationFactor`) and the
+/// worker runs a batch's items concurrently, so 16 keep every lane busy; a stage of 1,000,000
+/// bills is then 62,500 bills a chain, about 1,300 steps of a full transaction (minutes at a
+/// stream hop a step). More would add reads to every GET of a running run (one item per
+/// segment) and to a sequential run's walk, for no gain the stream could deliver.
+pub const SEGMENTS: u8 = 16;
+
+/// The group (0 to [`SEGMENTS`] - 1) a bill of id `bill_id` sits in within its run: FNV-1a of
+/// its id, stable for good.
+pub fn segment_of(bill_id: u64) -> u8 {
+    let hash = bill_id
+        .to_le_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+    (hash % u64::from(SEGMENTS)) as u8
+}
+
+/// One chain of steps of a running stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Segment {
+    /// [`Segment::id_of`] its run and index: the same item serves every stage of the run.
+    pub id: u64,
+    pub run_kind: RunKind,
+    pub run_id: u64,
+    pub index: u8,
+    pub stage: SummaryStatus,
+    #[serde(with = "iso_date")]
+    pub invoice_date: Date,
+    /// The bill groups it walks, in order; `at` indexes the one it is in, `cursor` is the id of
+    /// the last bill it took there (0: none yet).
+    pub groups: Vec<u8>,
+    pub at: usize,
+    pub cursor: u64,
+    /// Bills of its groups when the stage started, and how many it has taken.
+    pub total: u64,
+    pub done: u64,
+    /// Bills it set aside: they could not be processed ([`super::bill::SetAside`]).
+    pub failed: u64,
+    pub report: Report,
+    /// Its last bills are walked and the run has counted it.
+    pub complete: bool,
+}
+
+impl Segment {
+    /// The id of segment `index` of a run: unique per run kind, run and index.
+    pub fn id_of(run_kind: RunKind, run_id: u64, index: u8) -> Option<u64> {
+        let kind_bit = match run_kind {
+            RunKind::Regular => 0,
+            RunKind::Adhoc => 32,
+        };
+        run_id.checked_mul(64)?.checked_add(kind_bit + u64::from(index))
+    }
+
+    /// The segments of a stage: one per bill group when `parallel`, else one walking them all.
+    /// `totals[g]`: bills in group `g`. `None` for a run id past the segment ids' range.
+    pub fn for_stage(
+        run_kind: RunKind,
+        run_id: u64,
+        stage: SummaryStatus,
+        invoice_date: Date,
+        parallel: bool,
+        totals: &[u64],
+    ) -> Option<Vec<Self>> {
+        let chains: Vec<Vec<u8>> =
+            if parallel { (0..SEGMENTS).map(|g| vec![g]).collect() } else { vec![(0..SEGMENTS).collect()] };
+        chains
+            .into_iter()
+            .enumerate()
+            .map(|(index, groups)| {
+                let index = index as u8;
+                Some(Self {
+                    id: Self::id_of(run_kind, run_id, index)?,
+                    run_kind,
+                    run_id,
+                    index,
+                    stage,
+                    invoice_date,
+                    total: groups.iter().map(|&g| totals.get(usize::from(g)).copied().unwrap_or(0)).sum(),
+                    groups,
+                    at: 0,
+                    cursor: 0,
+                    done: 0,
+                    failed: 0,
+                    report: Report::default(),
+                    complete: false,
+                })
+            })
+            .collect()
+    }
+
+    /// The bill group it walks now, `None` once it has walked them all.
+    pub fn group(&self) -> Option<String> {
+        self.groups.get(self.at).map(|&g| self.run_kind.bill_group(self.run_id, g))
+    }
+
+    /// Moves to the next group once the current one is walked.
+    pub fn next_group(&mut self) {
+        self.at += 1;
+        self.cursor = 0;
+    }
+
+    pub fn walked(&self) -> bool {
+        self.at >= self.groups.len()
+    }
+
+    /// The store group of a run's segments.
+    pub fn group_of_run(run_kind: RunKind, run_id: u64) -> String {
+        format!("SEGMENTS#{}", run_kind.bill_group_prefix(run_id))
+    }
+}
+
+impl Resource for Segment {
+    const KIND: Kind = Kind::new("SEGMENT", IdType::Counter);
+
+    fn id(&self) -> Id {
+        Id::Int(self.id)
+    }
+
+    /// Its run's segments, read together when the stage's share done is shown.
+    fn group(&self) -> Option<String> {
+        Some(Self::group_of_run(self.run_kind, self.run_id))
+    }
+
+    fn work_pending(&self) -> bool {
+        !self.complete
+    }
+}
+
+/// What a run records of its running stage, kept beside it (never shown to clients): the
+/// segments started, which of them have finished (a bit each), and their sums so far.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageState {
+    pub stage: String,
+    pub segments: u8,
+    pub total: u64,
+    pub finished: u32,
+    pub done: u64,
+    pub failed: u64,
+    pub report: Report,
+}
+
+impl StageState {
+    pub fn start(stage: SummaryStatus, segments: &[Segment]) -> Self {
+        Self {
+            stage: stage.name().to_owned(),
+            segments: segments.len() as u8,
+            total: segments.iter().map(|s| s.total).sum(),
+            ..Self::default()
+        }
+    }
+
+    /// Counts a finished segment once (a repeated report changes nothing): `false` when it was
+    /// already counted.
+    pub fn finish(&mut self, segment: &Segment) -> bool {
+        let bit = 1u32 << segment.index;
+        if self.finished & bit != 0 {
+            return false;
+        }
+        self.finished |= bit;
+        self.done += segment.done;
+        self.failed += segment.failed;
+        self.report.merge(&segment.report);
+        true
+    }
+
+    pub fn all_finished(&self) -> bool {
+        self.finished.count_ones() >= u32::from(self.segments)
+    }
+
+    /// The share of the stage's bills done, as a percentage below 100 until every segment is.
+    pub fn percentage(total: u64, done: u64) -> u8 {
+        (u128::from(done) * 100 / u128::from(total.max(1))).min(99) as u8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bills_spread_over_every_group_about_evenly() {
+        let mut counts = [0u32; SEGMENTS as usize];
+        for id in 1..=16_000 {
+            counts[usize::from(segment_of(id))] += 1;
+        }
+        assert!(counts.iter().all(|&c| (800..=1200).contains(&c)), "{counts:?}");
+        assert_eq!(segment_of(42), segment_of(42), "stable");
+    }
+
+    fn stage(parallel: bool) -> Vec<Segment> {
+        let totals: Vec<u64> = (1..=u64::from(SEGMENTS)).collect();
+        let date = Date::from_calendar_date(2026, time::Month::January, 31).unwrap();
+        Segment::for_stage(RunKind::Regular, 7, SummaryStatus::Reporting, date, parallel, &totals).unwrap()
+    }
+
+    #[test]
+    fn a_parallel_stage_has_a_segment_per_group_and_a_sequential_one_a_single_segment() {
+        let parallel = stage(true);
+        assert_eq!(parallel.len(), usize::from(SEGMENTS));
+        assert!(parallel.iter().enumerate().all(|(i, s)| s.groups == vec![i as u8] && s.total == i as u64 + 1));
+        let sequential = stage(false);
+        assert_eq!(sequential.len(), 1);
+        assert_eq!(sequential[0].groups.len(), usize::from(SEGMENTS));
+        assert_eq!(sequential[0].total, (1..=16).sum::<u64>());
+    }
+
+    #[test]
+    fn segment_ids_are_distinct_per_kind_run_and_index_and_refuse_overflow() {
+        let mut ids = std::collections::BTreeSet::new();
+        for kind in [RunKind::Regular, RunKind::Adhoc] {
+            for run in 1..5 {
+                for index in 0..SEGMENTS {
+                    assert!(ids.insert(Segment::id_of(kind, run, index).unwrap()));
+                }
+            }
+        }
+        assert_eq!(Segment::id_of(RunKind::Regular, u64::MAX / 2, 0), None);
+    }
+
+    #[test]
+    fn a_stage_counts_each_segment_once_and_completes_when_the_last_finishes() {
+        let segments = stage(true);
+        let mut state = StageState::start(SummaryStatus::Reporting, &segments);
+        for (i, mut segment) in segments.into_iter().enumerate() {
+            segment.done = segment.total;
+            assert!(!state.all_finished());
+            assert!(state.finish(&segment));
+            assert!(!state.finish(&segment), "a repeated report of segment {i} counts nothing");
+        }
+        assert!(state.all_finished());
+        assert_eq!(state.done, state.total);
+    }
+
+    #[test]
+    fn the_percentage_stays_below_100_until_the_stage_completes() {
+        assert_eq!(StageState::percentage(0, 0), 0);
+        assert_eq!(StageState::percentage(200, 199), 99);
+        assert_eq!(StageState::percentage(200, 200), 99);
+        assert_eq!(StageState::percentage(200, 50), 25);
+        assert_eq!(StageState::percentage(u64::MAX, u64::MAX), 99);
+    }
+}
