@@ -492,7 +492,70 @@ async fn ids_are_time_ordered_so_lists_are_newest_first() {
     assert_eq!(CustomerBill::KIND.name, "CBILL");
 }
 
+/// A request that fails after billing some rates (a rate past them became unreadable) undoes
+/// them: the rates it billed are unbilled, no bill exists, the request ends
+/// `terminatedWithError`, and the account is free for the next request.
+async fn a_request_that_fails_midway_unbills_what_it_billed(backend: Backend) {
+    use shared::domain::customer_bill::AccountBilling;
+    use shared::domain::key::TenantId;
+    use shared::store::repo::Tenant;
+    let Some(app) = spawn_app(backend, false).await else { return };
+    for n in 1..=60 {
+        post_rate_quiet(&app, charge("MIDWAY", &n.to_string(), "EUR")).await;
+    }
+    let request = request_bill(&app, "MIDWAY").await.body;
+    let id = Id::parse(shared::domain::key::IdType::Uuid, request["id"].as_str().unwrap()).unwrap();
+    let tenant = Tenant::new(app.store.as_ref(), TenantId::parse("dev").unwrap());
+    // The first step scans all 60 and bills the first 40 (one step's share).
+    assert!(shared::worker::customer_bills::step(&tenant, &id, None).await.unwrap());
+    let billed = |rates: &Value| rates.as_array().unwrap().iter().filter(|r| r["isBilled"] == true).count();
+    let rates = app.get(&path("/appliedCustomerBillingRate?billingAccount.id=MIDWAY&limit=100")).await.body;
+    assert_eq!(billed(&rates), 40, "a step billed part of the account");
+    // One of the 20 left becomes unreadable: the next step cannot go on.
+    let left = rates.as_array().unwrap().iter().find(|r| r["isBilled"] == false).unwrap();
+    let key = tenant
+        .repo::<AppliedRate>()
+        .key(Id::parse(shared::domain::key::IdType::Uuid, left["id"].as_str().unwrap()).unwrap())
+        .unwrap();
+    let stored = app.store.get(&key).await.unwrap().unwrap();
+    let rate: AppliedRate = serde_json::from_str(&stored.body).unwrap();
+    let groups = rate.groups().unwrap();
+    let corrupt = shared::store::Update {
+        key: key.clone(),
+        order: rate.order(),
+        expected_version: stored.version,
+        body: "{\"not\": \"a rate\"}".into(),
+        groups: groups.clone(),
+        previous_groups: groups,
+        previous_size: stored.body.len(),
+        work_pending: false,
+        guard: None,
+        check: None,
+        state: None,
+        event: AuditEvent::new(None, "test"),
+    };
+    app.store.write(vec![shared::store::Write::Update(corrupt)]).await.unwrap();
+    let mut steps = 0;
+    while shared::worker::customer_bills::step(&tenant, &id, None).await.unwrap() {
+        steps += 1;
+        assert!(steps < 10, "the request ends");
+    }
+    let ended = app.get(request["href"].as_str().unwrap()).await.body;
+    assert_eq!(ended["state"], "terminatedWithError", "{ended}");
+    assert_eq!(app.get(&path("/customerBill?billingAccount.id=MIDWAY")).await.body, json!([]), "no bill");
+    let events = app.store.events(&key).await.unwrap();
+    assert_eq!(events.len(), 2, "the unreadable rate was never touched (its create and the test's write)");
+    let account = tenant.repo::<AppliedRate>();
+    let unbilled = account.group_count(&shared::domain::customer_bill::rate_group("MIDWAY", false)).await.unwrap();
+    let on_bills = account.group_count(&shared::domain::customer_bill::rate_group("MIDWAY", true)).await.unwrap();
+    assert_eq!((unbilled, on_bills), (60, 0), "all or nothing");
+    let held = tenant.repo::<AccountBilling>().get(Id::Uuid(AccountBilling::id_of("MIDWAY"))).await.unwrap().unwrap();
+    assert_eq!(held.value.on_demand, None, "the account is released");
+    app.stop().await;
+}
+
 on_both_stores!(
+    a_request_that_fails_midway_unbills_what_it_billed,
     rated_charges_become_an_on_demand_bill_that_goes_on_hold,
     every_error_is_a_tmf_error_with_a_stable_code,
     lists_page_filter_and_select_newest_first,

@@ -1,6 +1,7 @@
 //! Faults on purpose: the same workload of bill runs (parallel and not) and on-demand bills under
-//! injected store faults (a share of writes lost as a race, throttled, or timed out before or
-//! after committing: the embedded store's test mode, `shared::store::faults`) with two seeds, and without faults on DynamoDB
+//! injected store faults (a share of writes lost as a race, throttled, timed out before or after
+//! committing, or, for the worker's writes, a step that panics before or after its write: the
+//! embedded store's test mode, `shared::store::faults`) with two seeds, and without faults on DynamoDB
 //! Local. A client retries what it is refused with 429 or 503 (creates with their
 //! `Idempotency-Key`), reads where each run stands before asking for its next stage, and never
 //! sees a 500. At the end: every run FINALIZED with its exact revenue, every bill issued once,
@@ -62,6 +63,8 @@ async fn retried(app: &TestApp, build: impl Fn() -> reqwest::RequestBuilder) -> 
 #[derive(Default)]
 struct Seen {
     retries: u32,
+    /// On-demand requests that ended `terminatedWithError` (undone) and were asked again.
+    terminated: u32,
 }
 
 impl Seen {
@@ -122,7 +125,7 @@ impl Seen {
 }
 
 /// The workload and its checks; what the client retried.
-async fn workload(app: &TestApp) -> u32 {
+async fn workload(app: &TestApp) -> Seen {
     let mut seen = Seen::default();
     let mut revenue = vec![Decimal::ZERO; RUNS as usize];
     // Ids as created: a create refused by a fault and sent again may take a fresh number, so
@@ -148,33 +151,63 @@ async fn workload(app: &TestApp) -> u32 {
                 .await;
         }
     }
-    let requests: Vec<Value> = {
-        let mut made = Vec::new();
-        for account in ACCOUNTS {
-            let body = json!({"billingAccount": {"id": account}});
-            made.push(seen.create(app, &format!("{TMF}/customerBillOnDemand"), &body, account, false).await);
-        }
-        made
-    };
+    let mut requests = Vec::new();
+    for account in ACCOUNTS {
+        let body = json!({"billingAccount": {"id": account}});
+        requests.push(seen.create(app, &format!("{TMF}/customerBillOnDemand"), &body, account, false).await);
+    }
     for run in 1..=RUNS {
         let finalized = seen.drive(app, run).await;
         let major = revenue[(run - 1) as usize].floor().to_string().parse::<i64>().unwrap();
         assert_eq!(finalized["revenueInMajorCurrency"], json!(major), "run {run}'s revenue");
     }
-    for request in &requests {
-        let href = request["href"].as_str().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while seen.get(app, href).await["state"] == "inProgress" {
-            assert!(Instant::now() < deadline, "{href} never ended");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(seen.get(app, href).await["state"], "done");
+    for (account, request) in ACCOUNTS.iter().zip(requests) {
+        seen.bill_on_demand(app, account, request).await;
     }
     check_bills_issued_once(app, &bills).await;
     for account in ACCOUNTS {
         check_rates_billed_once(&mut seen, app, account).await;
     }
-    seen.retries
+    seen
+}
+
+impl Seen {
+    /// Waits for `request` to end; a request a panic or a stuck step ended `terminatedWithError`
+    /// has undone all it billed (every rate of the account unbilled, no bill, the account free),
+    /// and is asked again, until one is done.
+    async fn bill_on_demand(&mut self, app: &TestApp, account: &str, mut request: Value) {
+        for attempt in 1..=10 {
+            let href = request["href"].as_str().unwrap().to_owned();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let ended = loop {
+                let now = self.get(app, &href).await;
+                if now["state"] != "inProgress" {
+                    break now;
+                }
+                assert!(Instant::now() < deadline, "{href} never ended");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            };
+            if ended["state"] == "done" {
+                return;
+            }
+            assert_eq!(ended["state"], "terminatedWithError", "{ended}");
+            self.terminated += 1;
+            let rates = self
+                .get(app, &format!("{TMF}/appliedCustomerBillingRate?billingAccount.id={account}&limit=1000"))
+                .await;
+            assert!(
+                rates.as_array().unwrap().iter().all(|r| r["isBilled"] == false && r.get("bill").is_none()),
+                "{account}: all or nothing"
+            );
+            let bills = self.get(app, &format!("{TMF}/customerBill?billingAccount.id={account}")).await;
+            assert_eq!(bills, json!([]), "{account}: no bill");
+            let body = json!({"billingAccount": {"id": account}});
+            request = self
+                .create(app, &format!("{TMF}/customerBillOnDemand"), &body, &format!("{account}-{attempt}"), false)
+                .await;
+        }
+        panic!("{account}: no on-demand request was done in 10")
+    }
 }
 
 /// Every bill of every run is ISSUED, by exactly one FULL_INVOICES step in its audit trail.
@@ -215,14 +248,16 @@ async fn check_rates_billed_once(seen: &mut Seen, app: &TestApp, account: &str) 
 async fn under_faults(seed: u64) {
     let faulty = Arc::new(MemoryStore::with_faults(0.2, seed));
     let app = app_on(faulty.clone()).await;
-    let retries = workload(&app).await;
+    let seen = workload(&app).await;
     eprintln!(
-        "seed {seed}: {RUNS} runs, {} bills, {} rates: {} faults injected, {retries} client retries",
+        "seed {seed}: {RUNS} runs, {} bills, {} rates: {} faults injected, {} client retries, {} on-demand requests ended terminatedWithError and undone",
         RUNS * BILLS_PER_RUN,
         RATES_PER_ACCOUNT * ACCOUNTS.len() as u64,
-        faulty.faults_injected()
+        faulty.faults_injected(),
+        seen.retries,
+        seen.terminated
     );
-    assert!(faulty.faults_injected() > 0 && retries > 0, "faults were injected and seen");
+    assert!(faulty.faults_injected() > 0 && seen.retries > 0, "faults were injected and seen");
     app.stop().await;
 }
 
@@ -240,6 +275,7 @@ async fn the_workload_holds_under_faults_with_seed_2() {
 async fn the_workload_holds_without_faults_on_dynamodb_local() {
     let Some(endpoint) = dynamodb_endpoint() else { return };
     let app = app_on(Arc::new(fresh_dynamo(&endpoint).await)).await;
-    assert_eq!(workload(&app).await, 0, "no fault, no retry");
+    let seen = workload(&app).await;
+    assert_eq!((seen.retries, seen.terminated), (0, 0), "no fault, no retry");
     app.stop().await;
 }

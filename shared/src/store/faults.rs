@@ -20,6 +20,11 @@ pub enum Fault {
     TimeoutBefore,
     /// The call timed out after the store committed: written, but the caller is told it failed.
     TimeoutAfter,
+    /// The worker's step dies at its write (a bug, or a process killed): it panics before the
+    /// store commits, or after. A client's write gets [`Fault::TimeoutBefore`] or
+    /// [`Fault::TimeoutAfter`] instead (a request handler is never killed mid-answer here).
+    PanicBefore,
+    PanicAfter,
 }
 
 impl Fault {
@@ -28,12 +33,14 @@ impl Fault {
         match self {
             Self::LostRace => StoreError::Conflict,
             Self::Throttle => StoreError::Throttled("injected fault: throttled".into()),
-            Self::TimeoutBefore | Self::TimeoutAfter => StoreError::Unavailable("injected fault: timed out".into()),
+            Self::TimeoutBefore | Self::TimeoutAfter | Self::PanicBefore | Self::PanicAfter => {
+                StoreError::Unavailable("injected fault: timed out".into())
+            }
         }
     }
 }
 
-/// Which writes fail: each with probability `share`, as one of the four [`Fault`]s, drawn from a
+/// Which writes fail: each with probability `share`, as one of the six [`Fault`]s, drawn from a
 /// seeded generator, so that a seed replays the same faults for the same sequence of writes.
 #[derive(Debug)]
 pub struct Faults {
@@ -68,11 +75,13 @@ impl Faults {
             return None;
         }
         self.injected.fetch_add(1, Ordering::Relaxed);
-        Some(match next() % 4 {
+        Some(match next() % 6 {
             0 => Fault::LostRace,
             1 => Fault::Throttle,
             2 => Fault::TimeoutBefore,
-            _ => Fault::TimeoutAfter,
+            3 => Fault::TimeoutAfter,
+            4 => Fault::PanicBefore,
+            _ => Fault::PanicAfter,
         })
     }
 }

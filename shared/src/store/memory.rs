@@ -195,12 +195,24 @@ impl MemoryStore {
     }
 
     /// This write's fault, if the test mode gives it one: refused at once unless it strikes
-    /// after the commit ([`Fault::TimeoutAfter`], returned for the caller to answer with).
-    fn fault(&self) -> StoreResult<Option<Fault>> {
+    /// after the commit (returned for [`Self::after_commit`]). Only the worker's writes (all by
+    /// the system) panic; a client's get the timeout instead.
+    fn fault(&self, worker: bool) -> StoreResult<Option<Fault>> {
         match self.faults.as_ref().and_then(Faults::roll) {
-            Some(Fault::TimeoutAfter) => Ok(Some(Fault::TimeoutAfter)),
+            Some(Fault::PanicBefore) if worker => panic!("injected fault: the step died before its write"),
+            Some(Fault::PanicAfter) if worker => Ok(Some(Fault::PanicAfter)),
+            Some(Fault::TimeoutAfter | Fault::PanicAfter) => Ok(Some(Fault::TimeoutAfter)),
             Some(fault) => Err(fault.error()),
             None => Ok(None),
+        }
+    }
+
+    /// A fault that strikes once the write has committed: the caller never hears it succeeded.
+    fn after_commit(fault: Option<Fault>) -> StoreResult<()> {
+        match fault {
+            Some(Fault::PanicAfter) => panic!("injected fault: the step died after its write"),
+            Some(fault) => Err(fault.error()),
+            None => Ok(()),
         }
     }
 
@@ -229,7 +241,7 @@ impl Repository for MemoryStore {
 
     async fn write(&self, writes: Vec<Write>) -> StoreResult<Vec<Stored>> {
         Write::check_all(&writes)?;
-        let after = self.fault()?;
+        let after = self.fault(writes.iter().all(|w| w.event().by.is_none()))?;
         let mut state = self.lock()?;
         for write in &writes {
             match write {
@@ -263,12 +275,13 @@ impl Repository for MemoryStore {
                 Write::Update(update) => state.replace(update),
             })
             .collect();
-        after.map_or(Ok(stored), |fault| Err(fault.error()))
+        drop(state);
+        Self::after_commit(after).map(|()| stored)
     }
 
     async fn delete(&self, delete: Delete) -> StoreResult<()> {
         delete.check_tenant()?;
-        let after = self.fault()?;
+        let after = self.fault(false)?;
         let mut state = self.lock()?;
         match state.rows.get(&delete.key) {
             Some(row) if row.version == delete.expected_version => {}
@@ -288,7 +301,8 @@ impl Repository for MemoryStore {
             state.leave(&delete.key, group, &sort);
         }
         state.events.entry(delete.key).or_default().push(delete.event);
-        after.map_or(Ok(()), |fault| Err(fault.error()))
+        drop(state);
+        Self::after_commit(after)
     }
 
     async fn overdue(&self, kinds: &[Kind], now_ms: u64, limit: usize) -> StoreResult<Vec<Change>> {

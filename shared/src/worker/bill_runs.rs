@@ -276,6 +276,10 @@ async fn finish<R: Run>(tenant: &Tenant<'_>, segment: &Segment) -> StoreResult<O
     }
     let mut run = current.value.clone();
     if state.all_finished() {
+        if state.failed > 0 {
+            tracing::warn!(run = %current.key, stage = segment.stage.name(), bills = state.failed, "a stage set bills aside");
+            println!("{}", set_aside_emf(state.failed, crate::store::now_ms()));
+        }
         run.finish_stage(segment.stage, &state.report);
         let next = Progress { failed_bills: state.failed, ..before.worker_step().unwrap_or(before) };
         return run_update(&runs, &current, run, (before, next), None).map(Some);
@@ -283,4 +287,15 @@ async fn finish<R: Run>(tenant: &Tenant<'_>, segment: &Segment) -> StoreResult<O
     let pct = StageState::percentage(state.total, state.done).max(before.summary_status_percentage);
     let next = Progress { summary_status_percentage: pct, ..before };
     run_update(&runs, &current, run, (before, next), Some(encode(&state)?)).map(Some)
+}
+
+/// Bills a stage set aside, as a CloudWatch embedded-metric-format line (namespace `billflow`,
+/// metric `BillsSetAside`), logged once per stage that completed with any.
+pub fn set_aside_emf(bills: u64, at_ms: u64) -> String {
+    serde_json::json!({
+        "_aws": {"Timestamp": at_ms, "CloudWatchMetrics": [{"Namespace": "billflow", "Dimensions": [[]],
+            "Metrics": [{"Name": "BillsSetAside", "Unit": "Count"}]}]},
+        "BillsSetAside": bills,
+    })
+    .to_string()
 }

@@ -13,9 +13,10 @@
 //! A rate marked billed has left the account's unbilled group, so a repeated or stale delivery
 //! can never bill it twice; a rate that arrives during the walk either falls after the scan's end
 //! (it waits for the next request) or is billed like the others when its currency matches. An
-//! unexpected failure (a corrupt item, a bill past the size bound, a panic) ends the request
-//! `terminatedWithError` and releases the account; a transient one (throttling, a lost race) is
-//! retried.
+//! unexpected failure (a corrupt item, a bill past the size bound, a panic), or a request that
+//! has not moved for [`STUCK_LEASES`] leases (the sweeper re-drives it), is undone: the rates it
+//! billed are unbilled, then it ends `terminatedWithError` and releases the account. A transient
+//! failure (throttling, a lost race) is retried.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -74,6 +75,25 @@ struct Progress {
     /// The order key of the last rate the scan saw: billing stops there.
     end: Option<String>,
     tally: Tally,
+    /// Why the request cannot finish, once it is undoing what it billed.
+    #[serde(default)]
+    undoing: Option<String>,
+    /// When a step last moved it (epoch ms): a request that has not moved for [`STUCK_LEASES`]
+    /// leases is given up.
+    #[serde(default)]
+    stepped_at_ms: u64,
+}
+
+/// Leases without a step after which a request counts as stuck: it is undone and ended
+/// `terminatedWithError`, and its account released, by the next step the sweeper re-drives.
+pub const STUCK_LEASES: u32 = 10;
+
+/// Whether the request has not moved for [`STUCK_LEASES`] leases.
+fn stuck(request: &OnDemand, at: &Progress) -> bool {
+    let requested = u64::try_from(request.last_update.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    let moved = at.stepped_at_ms.max(requested);
+    let patience = crate::store::work_lease().as_millis().saturating_mul(u128::from(STUCK_LEASES));
+    u128::from(crate::store::now_ms().saturating_sub(moved)) > patience
 }
 
 /// One step on a request of `tenant` (it bills that tenant's rates of the account only): `false`
@@ -86,19 +106,23 @@ pub async fn step(store: &Tenant<'_>, id: &Id, seen_version: Option<u64>) -> Sto
         if seen_version.is_some_and(|seen| seen < current.version) || !current.value.work_pending() {
             return Ok(false);
         }
-        let planned = AssertUnwindSafe(plan(store, &current)).catch_unwind().await;
+        let at: Progress = current.state().unwrap_or_default();
+        let undoing = at.undoing.clone().or_else(|| {
+            stuck(&current.value, &at).then(|| failure(&current, &"the request stopped moving for too long"))
+        });
+        let planned = match undoing {
+            Some(reason) => AssertUnwindSafe(undo(store, &current, at.clone(), reason)).catch_unwind().await,
+            None => AssertUnwindSafe(plan(store, &current)).catch_unwind().await,
+        };
         let writes = match planned {
             Ok(Ok(writes)) => writes,
             Ok(Err(e @ (StoreError::Conflict | StoreError::Throttled(_) | StoreError::Unavailable(_)))) => {
                 return Err(e)
             }
-            Ok(Err(error)) => {
-                end(store, &current, RequestState::TerminatedWithError, &failure(&current, &error)).await?
-            }
-            Err(_) => {
-                let reason = failure(&current, &"the step panicked");
-                end(store, &current, RequestState::TerminatedWithError, &reason).await?
-            }
+            // Undoing fails only as the store does: tried again (the sweeper re-drives it).
+            _ if at.undoing.is_some() => return Err(StoreError::Unavailable("undoing a request failed".into())),
+            Ok(Err(error)) => undo(store, &current, at.clone(), failure(&current, &error)).await?,
+            Err(_) => undo(store, &current, at.clone(), failure(&current, &"the step panicked")).await?,
         };
         match store.write(writes).await {
             Ok(_) => Ok(true),
@@ -109,13 +133,47 @@ pub async fn step(store: &Tenant<'_>, id: &Id, seen_version: Option<u64>) -> Sto
             },
             Err(StoreError::TooLarge { size, .. }) => {
                 let reason = failure(&current, &format!("the bill would be {size} bytes, over the item bound"));
-                store.write(end(store, &current, RequestState::TerminatedWithError, &reason).await?).await?;
+                store.write(undo(store, &current, at, reason).await?).await?;
                 Ok(true)
             }
             Err(e) => Err(e),
         }
     })
     .await
+}
+
+/// One step of undoing a request that cannot finish (`reason` says why): the rates it billed on
+/// its bill, which was never made, are unbilled a page a step (within [`STEP_BYTES`]); with none
+/// left the request ends `terminatedWithError` and its account is released. So every rate is
+/// either unbilled or on a bill that exists.
+async fn undo(
+    store: &Tenant<'_>,
+    current: &Versioned<OnDemand>,
+    mut at: Progress,
+    reason: String,
+) -> StoreResult<Vec<Write>> {
+    let Some(bill) = at.bill else {
+        return end(store, current, RequestState::TerminatedWithError, &reason).await;
+    };
+    let rates = store.repo::<AppliedRate>();
+    let group = AppliedRate::bill_group(&bill.to_string());
+    let page = rates.page(&Page { group: Some(&group), limit: BILL_BATCH, ..Page::default() }).await?;
+    if page.is_empty() {
+        return end(store, current, RequestState::TerminatedWithError, &reason).await;
+    }
+    at.undoing = Some(reason);
+    let mut writes = vec![progress(store, current, &at, "undo")?];
+    let mut bytes = 0;
+    for rate in &page {
+        if bytes >= STEP_BYTES {
+            break;
+        }
+        let event = AuditEvent::new(None, format!("unbilled: bill {bill} was never made"));
+        let update = rates.update_of(rate, &rate.value.unbilled(), event)?;
+        bytes += update.body.len();
+        writes.push(Write::Update(update));
+    }
+    Ok(writes)
 }
 
 /// The reason a request failed, as its description tells the client (the cause is logged).
@@ -159,7 +217,7 @@ async fn scan(
         let reason = format!("the bill would be {size} bytes, too large to store: too many or too long tax items");
         return end(store, current, RequestState::Rejected, &reason).await.map(Err);
     }
-    Ok(Ok(Progress { bill: Some(new_id()), cursor: None, end: at.cursor, tally: Tally::default() }))
+    Ok(Ok(Progress { bill: Some(new_id()), cursor: None, end: at.cursor, ..Progress::default() }))
 }
 
 /// The writes of one step.
@@ -224,7 +282,8 @@ async fn plan(store: &Tenant<'_>, current: &Versioned<OnDemand>) -> StoreResult<
 fn progress(store: &Tenant<'_>, current: &Versioned<OnDemand>, at: &Progress, phase: &str) -> StoreResult<Write> {
     let event = AuditEvent::new(None, format!("worker {phase}"));
     let mut update = store.repo::<OnDemand>().update_of(current, &current.value, event)?;
-    update.state = Some(encode(at)?);
+    let at = Progress { stepped_at_ms: crate::store::now_ms(), ..at.clone() };
+    update.state = Some(encode(&at)?);
     Ok(Write::Update(update))
 }
 
@@ -255,4 +314,27 @@ async fn release(store: &Tenant<'_>, request: &OnDemand) -> StoreResult<Option<W
     let free = AccountBilling { on_demand: None, ..held.value.clone() };
     let event = AuditEvent::new(None, format!("released by {}", request.id));
     Ok(Some(Write::Update(accounts.update_of(&held, &free, event)?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::customer_bill::parse_on_demand;
+
+    #[test]
+    fn a_request_is_stuck_once_it_has_not_moved_for_ten_leases() {
+        let patience = crate::store::work_lease() * STUCK_LEASES;
+        let at = |ago: std::time::Duration| datetime::now() - ago;
+        let request =
+            |ago| parse_on_demand(&serde_json::json!({"billingAccount": {"id": "A1"}}), new_id(), at(ago)).unwrap();
+        let fresh = Progress::default();
+        assert!(!stuck(&request(std::time::Duration::ZERO), &fresh));
+        assert!(!stuck(&request(patience / 2), &fresh));
+        assert!(stuck(&request(patience * 2), &fresh), "asked long ago and never stepped");
+        let stepped = Progress { stepped_at_ms: crate::store::now_ms(), ..Progress::default() };
+        assert!(!stuck(&request(patience * 2), &stepped), "a request that moves is never stuck");
+        let long_ago =
+            Progress { stepped_at_ms: crate::store::now_ms() - 2 * patience.as_millis() as u64, ..Progress::default() };
+        assert!(stuck(&request(patience * 3), &long_ago));
+    }
 }

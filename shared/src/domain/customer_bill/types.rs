@@ -272,13 +272,25 @@ impl Resource for AppliedRate {
         Some(rate_group(&self.billing_account.id, self.is_billed))
     }
 
-    /// Slot 1: all of an account's rates, billed or not (what a list by `billingAccount.id` reads).
+    /// Slot 1: all of an account's rates, billed or not (what a list by `billingAccount.id` reads);
+    /// slot 2: the rates billed on one bill (what undoing a request that never made it reads).
     fn groups(&self) -> Result<Vec<Option<String>>, serde_json::Error> {
-        Ok(vec![self.group(), Some(Self::account_group(&self.billing_account.id))])
+        let on_bill = self.bill.as_ref().map(|bill| Self::bill_group(&bill.id));
+        Ok(vec![self.group(), Some(Self::account_group(&self.billing_account.id)), on_bill])
     }
 }
 
 impl AppliedRate {
+    /// The group (slot 2) of the rates billed on bill `bill`.
+    pub fn bill_group(bill: &str) -> String {
+        format!("bill#{bill}")
+    }
+
+    /// The rate as it was before it was billed: unbilled, on no bill.
+    pub fn unbilled(&self) -> Self {
+        Self { is_billed: false, bill: None, ..self.clone() }
+    }
+
     /// The group (slot 1) of every rate of an account.
     pub fn account_group(account: &str) -> String {
         format!("account#{account}")
