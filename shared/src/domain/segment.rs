@@ -23,6 +23,9 @@ use super::resource::Resource;
 /// segment) and to a sequential run's walk, for no gain the stream could deliver.
 pub const SEGMENTS: u8 = 16;
 
+/// Walks a segment starts again before it completes with what it found ([`Segment::rewalk`]).
+pub const MAX_REWALKS: u8 = 5;
+
 /// The group (0 to [`SEGMENTS`] - 1) a bill of id `bill_id` sits in within its run: FNV-1a of
 /// its id, stable for good.
 pub fn segment_of(bill_id: u64) -> u8 {
@@ -58,7 +61,33 @@ pub struct Segment {
     pub report: Report,
     /// Its last bills are walked and the run has counted it.
     pub complete: bool,
+    /// Walks started again because fewer bills were found than its groups count, and the bills
+    /// the walk before found (what [`Segment::shown`] keeps showing).
+    #[serde(default)]
+    pub rewalks: u8,
+    #[serde(default)]
+    pub done_before: u64,
+    /// When its current walk began (epoch ms).
+    #[serde(default)]
+    pub walk_started_ms: u64,
 }
+
+/// What a segment that has walked its groups does next ([`Segment::rewalk`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rewalk {
+    /// It found every bill counted (or may walk no more): it completes.
+    No,
+    /// It walks again, from the start.
+    Now,
+    /// It found fewer, too soon after its walk began for an index to have caught up: it tries
+    /// again a moment later.
+    Later,
+}
+
+/// How long an index may lag its table: a walk that found fewer bills than counted is walked
+/// again only once this has passed since it began (DynamoDB's global secondary indexes usually
+/// catch up within a second).
+pub const REWALK_PAUSE_MS: u64 = 1_000;
 
 impl Segment {
     /// The id of segment `index` of a run: unique per run kind, run and index.
@@ -78,7 +107,7 @@ impl Segment {
         stage: SummaryStatus,
         invoice_date: Date,
         parallel: bool,
-        totals: &[u64],
+        (totals, now_ms): (&[u64], u64),
     ) -> Option<Vec<Self>> {
         let chains: Vec<Vec<u8>> =
             if parallel { (0..SEGMENTS).map(|g| vec![g]).collect() } else { vec![(0..SEGMENTS).collect()] };
@@ -102,6 +131,9 @@ impl Segment {
                     failed: 0,
                     report: Report::default(),
                     complete: false,
+                    rewalks: 0,
+                    done_before: 0,
+                    walk_started_ms: now_ms,
                 })
             })
             .collect()
@@ -120,6 +152,39 @@ impl Segment {
 
     pub fn walked(&self) -> bool {
         self.at >= self.groups.len()
+    }
+
+    /// The bills it shows as done: a walk started again does not take back what the one before
+    /// showed.
+    pub fn shown(&self) -> u64 {
+        self.done.max(self.done_before)
+    }
+
+    /// A walk that found fewer bills than its groups counted when the stage began: an index that
+    /// lagged its table hid some (DynamoDB's indexes are eventually consistent). The segment then
+    /// walks again from the start, at most [`MAX_REWALKS`] times and once [`REWALK_PAUSE_MS`] have
+    /// passed since its walk began (a stage's changes are idempotent, so a bill already processed
+    /// is only read again).
+    pub fn rewalk(&mut self, now_ms: u64) -> Rewalk {
+        if self.done >= self.total || self.rewalks >= MAX_REWALKS {
+            return Rewalk::No;
+        }
+        if now_ms.saturating_sub(self.walk_started_ms) < REWALK_PAUSE_MS {
+            return Rewalk::Later;
+        }
+        *self = Self {
+            at: 0,
+            cursor: 0,
+            done: 0,
+            failed: 0,
+            report: Report::default(),
+            rewalks: self.rewalks + 1,
+            done_before: self.done,
+            walk_started_ms: now_ms,
+            groups: std::mem::take(&mut self.groups),
+            ..self.clone()
+        };
+        Rewalk::Now
     }
 
     /// The store group of a run's segments.
@@ -210,7 +275,7 @@ mod tests {
     fn stage(parallel: bool) -> Vec<Segment> {
         let totals: Vec<u64> = (1..=u64::from(SEGMENTS)).collect();
         let date = Date::from_calendar_date(2026, time::Month::January, 31).unwrap();
-        Segment::for_stage(RunKind::Regular, 7, SummaryStatus::Reporting, date, parallel, &totals).unwrap()
+        Segment::for_stage(RunKind::Regular, 7, SummaryStatus::Reporting, date, parallel, (&totals, 1_000)).unwrap()
     }
 
     #[test]
@@ -249,6 +314,29 @@ mod tests {
         }
         assert!(state.all_finished());
         assert_eq!(state.done, state.total);
+    }
+
+    #[test]
+    fn a_walk_that_found_fewer_bills_than_counted_starts_again_later_a_bounded_number_of_times() {
+        let mut segment = stage(false).remove(0);
+        let mut now = 1_000;
+        segment.at = segment.groups.len();
+        segment.done = segment.total;
+        assert_eq!(segment.rewalk(now + REWALK_PAUSE_MS), Rewalk::No, "all found");
+        segment.report.revenue = rust_decimal::Decimal::ONE;
+        for n in 1..=MAX_REWALKS {
+            segment.at = segment.groups.len();
+            segment.done = segment.total - 1;
+            assert_eq!(segment.rewalk(now + REWALK_PAUSE_MS - 1), Rewalk::Later, "too soon for an index to catch up");
+            now += REWALK_PAUSE_MS;
+            assert_eq!(segment.rewalk(now), Rewalk::Now);
+            assert_eq!((segment.at, segment.cursor, segment.done, segment.rewalks), (0, 0, 0, n));
+            assert_eq!((segment.shown(), segment.walk_started_ms), (segment.total - 1, now), "shown never goes back");
+            assert_eq!(segment.report, Report::default(), "counted afresh");
+            assert_eq!(segment.groups.len(), usize::from(SEGMENTS));
+        }
+        segment.done = segment.total - 1;
+        assert_eq!(segment.rewalk(now * 2), Rewalk::No, "bounded");
     }
 
     #[test]

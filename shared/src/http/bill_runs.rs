@@ -19,7 +19,7 @@ use crate::domain::resource::Resource;
 use crate::domain::segment::{Segment, StageState};
 use crate::retry::with_retries;
 use crate::store::repo::{encode, Repo, Tenant, Versioned};
-use crate::store::{AuditEvent, Guard, StoreResult};
+use crate::store::{AuditEvent, Guard, StoreError, StoreResult};
 use tokio::sync::OnceCell;
 
 /// Bill runs answer errors as problem+json.
@@ -68,11 +68,15 @@ async fn live_body<R: Run>(tenant: &Tenant<'_>, run: &Versioned<R>) -> StoreResu
     else {
         return Ok(run.body.clone());
     };
-    let segments = tenant.repo::<Segment>().group(&Segment::group_of_run(R::RUN_KIND, run.value.run_id())).await?;
+    let segments = match tenant.repo::<Segment>().group(&Segment::group_of_run(R::RUN_KIND, run.value.run_id())).await {
+        // An index a moment behind: the stored percentage, rather than a 503.
+        Err(StoreError::Unavailable(_)) => return Ok(run.body.clone()),
+        read => read?,
+    };
     let done: u64 = segments
         .iter()
         .filter(|s| s.value.index < state.segments && s.value.stage == stage)
-        .map(|s| s.value.done)
+        .map(|s| s.value.shown())
         .sum();
     let pct = StageState::percentage(state.total, done).max(progress.summary_status_percentage);
     if pct == progress.summary_status_percentage {

@@ -1,6 +1,7 @@
 //! The embedded store: everything behind one mutex, so each call is one atomic step, with the
 //! same conditions, results and index partitions as the DynamoDB store (its ordered maps are the
-//! table's GSIs). Its test mode fails a share of writes on purpose ([`MemoryStore::with_faults`]).
+//! table's GSIs). Its test mode fails a share of writes on purpose, and its indexes lag the table
+//! ([`MemoryStore::with_faults`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
@@ -23,6 +24,8 @@ struct Row {
     state: Option<String>,
     /// When its pending work is due to have moved (`None`: no pending work).
     lease: Option<u64>,
+    /// When it was last written (epoch ms): the test mode's indexes lag that.
+    written_ms: u64,
 }
 
 impl Row {
@@ -30,6 +33,9 @@ impl Row {
         Stored { key: key.clone(), version: self.version, body: self.body.clone(), state: self.state.clone() }
     }
 }
+
+/// How far the test mode's indexes lag the table ([`MemoryStore::with_faults`]).
+const INDEX_LAG_MS: u64 = 20;
 
 /// An index entry: (partition, sort key).
 type IndexKey = (String, String);
@@ -102,7 +108,7 @@ impl State {
         }
         self.events.entry(item.key.clone()).or_default().push(item.event);
         let lease = self.lease(&item.key, None, item.work_pending);
-        let row = Row { version: 1, body: item.body, state: None, lease };
+        let row = Row { version: 1, body: item.body, state: None, lease, written_ms: super::now_ms() };
         let stored = row.stored(&item.key);
         self.rows.insert(item.key, row);
         stored
@@ -121,7 +127,13 @@ impl State {
         self.events.entry(update.key.clone()).or_default().push(update.event);
         let was = self.rows.get(&update.key).and_then(|row| row.lease);
         let lease = self.lease(&update.key, was, update.work_pending);
-        let row = Row { version: update.expected_version + 1, body: update.body, state: update.state, lease };
+        let row = Row {
+            version: update.expected_version + 1,
+            body: update.body,
+            state: update.state,
+            lease,
+            written_ms: super::now_ms(),
+        };
         let stored = row.stored(&update.key);
         self.rows.insert(update.key, row);
         stored
@@ -177,6 +189,8 @@ pub struct MemoryStore {
     faults: Option<Faults>,
     /// Items and index keys read (see [`Repository::items_read`]).
     reads: AtomicU64,
+    /// Index reads of the test mode that left out an item written a moment before.
+    lagged: AtomicU64,
 }
 
 impl MemoryStore {
@@ -184,7 +198,9 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// The test mode: a `share` of writes and deletes fail, seeded by `seed` ([`Faults`]).
+    /// The test mode: a `share` of writes and deletes fail, seeded by `seed` ([`Faults`]), and
+    /// index reads (lists, groups and their pages) miss what was written in the last
+    /// 20 ms.
     pub fn with_faults(share: f64, seed: u64) -> Self {
         Self { faults: Some(Faults::new(share, seed)), ..Self::default() }
     }
@@ -192,6 +208,11 @@ impl MemoryStore {
     /// How many faults the test mode has injected (0 without it).
     pub fn faults_injected(&self) -> u64 {
         self.faults.as_ref().map_or(0, Faults::injected)
+    }
+
+    /// How many of the test mode's index reads left out an item written a moment before.
+    pub fn lagged_reads(&self) -> u64 {
+        self.lagged.load(Ordering::Relaxed)
     }
 
     /// This write's fault, if the test mode gives it one: refused at once unless it strikes
@@ -347,11 +368,24 @@ impl Repository for MemoryStore {
             None => (&state.lists, partition::list(kind, tenant)),
         };
         let skip = usize::try_from(index.skip).unwrap_or(usize::MAX);
+        // The test mode's indexes lag the table, as DynamoDB's global secondary indexes do: an
+        // item written in the last INDEX_LAG_MS is not in them yet.
+        let lag_from = self.faults.as_ref().map(|_| super::now_ms().saturating_sub(INDEX_LAG_MS));
+        let mut lagged = false;
         let page: Vec<Stored> = State::keys(map, partition, index.after, index.descending)
+            .filter_map(|key| state.rows.get(key).map(|row| (key, row)))
+            .filter(|(_, row)| {
+                let seen = lag_from.is_none_or(|from| row.written_ms < from);
+                lagged |= !seen;
+                seen
+            })
             .skip(skip)
             .take(index.limit)
-            .filter_map(|key| state.rows.get(key).map(|row| row.stored(key)))
+            .map(|(key, row)| row.stored(key))
             .collect();
+        if lagged {
+            self.lagged.fetch_add(1, Ordering::Relaxed);
+        }
         let keys = index.skip.min(u64::try_from(state.rows.len()).unwrap_or(u64::MAX));
         self.reads.fetch_add(keys + page.len() as u64, Ordering::Relaxed);
         Ok(page)

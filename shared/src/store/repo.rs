@@ -320,8 +320,16 @@ impl<'a, R: Resource> Repo<'a, R> {
         self.tenant.store.count(R::KIND, &self.tenant.id).await
     }
 
+    /// Every member of a group (one query), whole: an index that does not yet show the group as
+    /// its count does is [`StoreError::Unavailable`] (503, tried again), never trusted by a check.
     pub async fn group(&self, group: &str) -> StoreResult<Vec<Versioned<R>>> {
-        self.tenant.store.group(R::KIND, &self.tenant.id, group).await?.into_iter().map(decode).collect()
+        let members = self.tenant.store.group(R::KIND, &self.tenant.id, group).await?;
+        // The index may lag its table (DynamoDB's global secondary indexes do); the group's count
+        // is kept in the same transactions as its members and read strongly consistent.
+        if members.len() as u64 != self.group_count(group).await? {
+            return Err(StoreError::Unavailable(format!("the index of {} group {group} lags its table", R::KIND.name)));
+        }
+        members.into_iter().map(decode).collect()
     }
 
     /// One page of an index of this tenant (one query): see [`Repository::page`].

@@ -16,7 +16,7 @@ use crate::domain::bill::{stage_effect, Bill, Report};
 use crate::domain::bill_run::{AdhocBillRun, BillRun, Changes, Progress, Run, RunKind};
 use crate::domain::key::{Id, Key, Kind};
 use crate::domain::resource::Resource;
-use crate::domain::segment::{Segment, StageState, SEGMENTS};
+use crate::domain::segment::{Rewalk, Segment, StageState, SEGMENTS};
 use crate::retry::with_retries;
 use crate::store::repo::{encode, Repo, Tenant, Versioned};
 use crate::store::{
@@ -161,7 +161,8 @@ async fn start_stage<R: Run>(runs: &Repo<'_, R>, current: &Versioned<R>) -> Stor
         let next = before.worker_step().unwrap_or(before);
         return Ok(vec![Write::Update(run_update(runs, current, run, (before, next), None)?)]);
     }
-    let segments = Segment::for_stage(kind, run_id, stage, run.invoice_date(), run.parallel(), &totals)
+    let now = crate::store::now_ms();
+    let segments = Segment::for_stage(kind, run_id, stage, run.invoice_date(), run.parallel(), (&totals, now))
         .ok_or_else(|| StoreError::Internal(format!("run {run_id} is past the segments' id range")))?;
     let repo = runs.tenant().repo::<Segment>();
     let existing = repo.group(&Segment::group_of_run(kind, run_id)).await?;
@@ -201,6 +202,17 @@ async fn plan_segment(tenant: &Tenant<'_>, current: &Versioned<Segment>) -> Stor
     let update = |segment: &Segment| {
         segments.update_of(current, segment, AuditEvent::new(None, format!("worker {}", segment.stage.name())))
     };
+    if segment.walked() {
+        match segment.rewalk(crate::store::now_ms()) {
+            Rewalk::No => {}
+            Rewalk::Now => {
+                tracing::warn!(segment = %current.key, "a segment found fewer bills than counted: it walks again")
+            }
+            Rewalk::Later => {
+                return Err(StoreError::Unavailable("a segment found fewer bills than counted: an index lags".into()))
+            }
+        }
+    }
     if segment.walked() {
         let told = match segment.run_kind {
             RunKind::Regular => finish::<BillRun>(tenant, &segment).await?,

@@ -82,7 +82,16 @@ struct Progress {
     /// leases is given up.
     #[serde(default)]
     stepped_at_ms: u64,
+    /// Rates the scan counted, and billing walks started again because fewer were billed (an
+    /// index that lagged its table hid some).
+    #[serde(default)]
+    scanned: u64,
+    #[serde(default)]
+    rewalks: u8,
 }
+
+/// Billing walks a request starts again before it bills what it found.
+const MAX_REWALKS: u8 = 5;
 
 /// Leases without a step after which a request counts as stuck: it is undone and ended
 /// `terminatedWithError`, and its account released, by the next step the sweeper re-drives.
@@ -157,8 +166,14 @@ async fn undo(
     };
     let rates = store.repo::<AppliedRate>();
     let group = AppliedRate::bill_group(&bill.to_string());
-    let page = rates.page(&Page { group: Some(&group), limit: BILL_BATCH, ..Page::default() }).await?;
+    let index = Page { group: Some(&group), slot: AppliedRate::BILL_SLOT, limit: BILL_BATCH, ..Page::default() };
+    let page = rates.page(&index).await?;
     if page.is_empty() {
+        // None left, unless the index lags its table: the group's count says.
+        let left = rates.group_count(&group).await?;
+        if left > 0 {
+            return Err(StoreError::Unavailable(format!("the index hides {left} rates billed on {bill}")));
+        }
         return end(store, current, RequestState::TerminatedWithError, &reason).await;
     }
     at.undoing = Some(reason);
@@ -204,6 +219,12 @@ async fn scan(
     if page.len() > SCAN_BATCH {
         return Ok(Err(vec![progress(store, current, &at, "scan")?]));
     }
+    // The index may lag its table: the scan must have seen every rate the group counts (its
+    // count is kept with the rates, read strongly consistent), else it is tried again.
+    let counted = rates.group_count(unbilled).await?;
+    if counted != at.tally.count {
+        return Err(StoreError::Unavailable(format!("the scan saw {} of {counted} unbilled rates", at.tally.count)));
+    }
     if at.tally.count == 0 {
         let reason = Refusal::NoRates(account.clone()).to_string();
         return end(store, current, RequestState::Rejected, &reason).await.map(Err);
@@ -217,7 +238,13 @@ async fn scan(
         let reason = format!("the bill would be {size} bytes, too large to store: too many or too long tax items");
         return end(store, current, RequestState::Rejected, &reason).await.map(Err);
     }
-    Ok(Ok(Progress { bill: Some(new_id()), cursor: None, end: at.cursor, ..Progress::default() }))
+    Ok(Ok(Progress {
+        bill: Some(new_id()),
+        cursor: None,
+        end: at.cursor,
+        scanned: at.tally.count,
+        ..Progress::default()
+    }))
 }
 
 /// The writes of one step.
@@ -256,10 +283,28 @@ async fn plan(store: &Tenant<'_>, current: &Versioned<OnDemand>) -> StoreResult<
         }
         at.cursor = Some(order);
     }
-    if more {
+    // Fewer billed than scanned: an index that lagged hid some; billing walks again from the
+    // start (what it billed has left the unbilled group), a bounded number of times.
+    let rewalk = !more && at.tally.count < at.scanned && at.rewalks < MAX_REWALKS;
+    if rewalk {
+        (at.cursor, at.rewalks) = (None, at.rewalks + 1);
+    }
+    if more || rewalk {
         writes.insert(0, progress(store, current, &at, "bill")?);
         return Ok(writes);
     }
+    publish(store, current, &at, bill, writes).await
+}
+
+/// The last step: the bill made from what was billed, the request `done` and its account released,
+/// with the step's rates.
+async fn publish(
+    store: &Tenant<'_>,
+    current: &Versioned<OnDemand>,
+    at: &Progress,
+    bill: Uuid,
+    writes: Vec<Write>,
+) -> StoreResult<Vec<Write>> {
     let now = datetime::now();
     let bill_no = store.next_ids(BILL_NUMBERS, 1).await?;
     let new = NewBill { id: bill, document: new_id(), bill_no, request: &current.value, now };

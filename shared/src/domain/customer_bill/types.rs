@@ -281,6 +281,9 @@ impl Resource for AppliedRate {
 }
 
 impl AppliedRate {
+    /// The group slot of [`Self::bill_group`].
+    pub const BILL_SLOT: usize = 2;
+
     /// The group (slot 2) of the rates billed on bill `bill`.
     pub fn bill_group(bill: &str) -> String {
         format!("bill#{bill}")
