@@ -636,8 +636,9 @@ async fn pending_work_is_in_the_work_index_by_lease_until_it_is_done(backend: Ba
     assert_eq!(store.overdue(&kinds, before, 10).await.unwrap(), Vec::new());
     let later = shared::store::now_ms() + lease + 1;
     let due = store.overdue(&kinds, later, 10).await.unwrap();
-    let keys: Vec<(Key, u64)> = due.iter().map(|c| (c.key.clone(), c.version)).collect();
+    let keys: Vec<(Key, u64)> = due.iter().map(|(_, c)| (c.key.clone(), c.version)).collect();
     assert_eq!(keys, vec![(run_key(1), 1), (tenant_key("b", uuid::Uuid::from_u128(7)), 1)]);
+    assert!(due[0].0 <= due[1].0 && due[1].0 < later, "oldest lease first, each past: {due:?}");
     assert_eq!(store.overdue(&kinds, later, 1).await.unwrap().len(), 1, "at most the limit");
     assert_eq!(store.overdue(&[OTHER], later, 10).await.unwrap(), Vec::new(), "only the kinds asked for");
     // A write with pending work renews the lease; one without takes the item out.
@@ -647,7 +648,7 @@ async fn pending_work_is_in_the_work_index_by_lease_until_it_is_done(backend: Ba
     assert_eq!(store.overdue(&[RUN], later, 10).await.unwrap(), Vec::new(), "renewed past the old lease");
     let later = shared::store::now_ms() + lease + 1;
     let due = store.overdue(&[RUN], later, 10).await.unwrap();
-    assert_eq!(due.iter().map(|c| c.version).collect::<Vec<_>>(), vec![2], "the renewed lease, the new version");
+    assert_eq!(due.iter().map(|(_, c)| c.version).collect::<Vec<_>>(), vec![2], "the renewed lease, the new version");
     // The sweeper's back-off: a renewal at another version changes nothing; at the version, it
     // moves the lease on.
     store.renew_lease(&run_key(1), 1).await.unwrap();

@@ -69,7 +69,8 @@ pub async fn serve_stream() -> Result<(), Error> {
 
 /// Runs the `sweeper` function on its schedule (any event starts a sweep): re-drives work past its
 /// lease and logs what it found as embedded metrics (`WorkPastLease`, `WorkRedriven`,
-/// `WorkFailed`, namespace `billflow`), which the template's alarm on stuck work reads.
+/// `WorkFailed`, `OldestLeaseAge`, namespace `billflow`), which the template's alarm on stuck work
+/// reads.
 pub async fn serve_sweeper() -> Result<(), Error> {
     use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
     let worker = &crate::worker::Worker::standard(store_from_env()?);
@@ -77,7 +78,8 @@ pub async fn serve_sweeper() -> Result<(), Error> {
         let now = crate::store::now_ms();
         let sweep = worker.sweep(now, Some(event.context.deadline)).await?;
         println!("{}", sweep.emf(now));
-        Ok::<_, Error>(serde_json::json!({"overdue": sweep.overdue, "redriven": sweep.redriven, "idle": sweep.idle, "failed": sweep.failed}))
+        Ok::<_, Error>(serde_json::json!({"overdue": sweep.overdue, "redriven": sweep.redriven, "idle": sweep.idle,
+            "failed": sweep.failed, "oldestLeaseAgeMs": sweep.oldest_lease_age_ms}))
     }))
     .await
 }

@@ -696,7 +696,7 @@ impl Repository for DynamoStore {
             .collect()
     }
 
-    async fn overdue(&self, kinds: &[Kind], now_ms: u64, limit: usize) -> StoreResult<Vec<Change>> {
+    async fn overdue(&self, kinds: &[Kind], now_ms: u64, limit: usize) -> StoreResult<Vec<(u64, Change)>> {
         let mut due = Vec::new();
         for shard in 0..WORK_SHARDS {
             let out = self
@@ -715,8 +715,8 @@ impl Repository for DynamoStore {
             self.read(out.count());
             due.extend(out.items.unwrap_or_default().into_iter().filter_map(|item| overdue_change(kinds, &item)));
         }
-        due.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(due.into_iter().take(limit).map(|(_, change)| change).collect())
+        due.sort_by_key(|(lease, _)| *lease);
+        Ok(due.into_iter().take(limit).collect())
     }
 
     async fn renew_lease(&self, key: &Key, version: u64) -> StoreResult<()> {
@@ -855,9 +855,9 @@ fn stored_from_index(kind: Kind, tenant: &TenantId, item: Item) -> StoreResult<S
 
 /// A work-index entry of one of `kinds` as its lease and the change that re-drives it (an entry
 /// of another kind, or one that does not read, is left to the jobs that know it).
-fn overdue_change(kinds: &[Kind], item: &Item) -> Option<(String, Change)> {
+fn overdue_change(kinds: &[Kind], item: &Item) -> Option<(u64, Change)> {
     let pk = item.get("PK")?.as_s().ok()?;
-    let lease = item.get("GSI8SK")?.as_s().ok()?.clone();
+    let lease = item.get("GSI8SK")?.as_s().ok()?.parse().ok()?;
     let version = item.get("version").and_then(as_u64)?;
     let key = Key::parse(pk, kinds)?;
     Some((lease, Change { key, version, work_pending: true }))

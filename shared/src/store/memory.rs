@@ -326,15 +326,15 @@ impl Repository for MemoryStore {
         Self::after_commit(after)
     }
 
-    async fn overdue(&self, kinds: &[Kind], now_ms: u64, limit: usize) -> StoreResult<Vec<Change>> {
+    async fn overdue(&self, kinds: &[Kind], now_ms: u64, limit: usize) -> StoreResult<Vec<(u64, Change)>> {
         let state = self.lock()?;
         let due = state.work.iter().take_while(|(lease, _)| *lease < now_ms);
-        let changes: Vec<Change> = due
+        let changes: Vec<(u64, Change)> = due
             .filter(|(_, key)| kinds.contains(&key.kind()))
             .take(limit)
-            .filter_map(|(_, key)| {
+            .filter_map(|(lease, key)| {
                 let row = state.rows.get(key)?;
-                Some(Change { key: key.clone(), version: row.version, work_pending: true })
+                Some((*lease, Change { key: key.clone(), version: row.version, work_pending: true }))
             })
             .collect();
         self.reads.fetch_add(changes.len() as u64, Ordering::Relaxed);

@@ -362,8 +362,8 @@ pub trait Repository: Send + Sync {
     /// (epoch milliseconds), oldest lease first, each as the change that re-drives it: from the
     /// work index (every write of an item with pending work sets its lease to the write's time
     /// plus [`work_lease`]; an item without pending work is not in it), across tenants, never a
-    /// Scan.
-    async fn overdue(&self, kinds: &[Kind], now_ms: u64, limit: usize) -> StoreResult<Vec<Change>>;
+    /// Scan. Each with its lease (epoch ms).
+    async fn overdue(&self, kinds: &[Kind], now_ms: u64, limit: usize) -> StoreResult<Vec<(u64, Change)>>;
     /// Pushes the lease of an item still at `version` with pending work to now plus
     /// [`work_lease`] (the sweeper's back-off for work it could not move); nothing otherwise.
     async fn renew_lease(&self, key: &Key, version: u64) -> StoreResult<()>;

@@ -120,18 +120,21 @@ impl Worker {
     /// tick. What was found and what became of it.
     pub async fn sweep(&self, now_ms: u64, until_ms: Option<u64>) -> StoreResult<Sweep> {
         let overdue = self.store.overdue(&self.kinds(), now_ms, SWEEP_LIMIT).await?;
-        let mut sweep = Sweep { overdue: overdue.len(), ..Sweep::default() };
-        for change in overdue {
+        let oldest_lease_age_ms = overdue.first().map_or(0, |(lease, _)| now_ms.saturating_sub(*lease));
+        let mut sweep = Sweep { overdue: overdue.len(), oldest_lease_age_ms, ..Sweep::default() };
+        for (_, change) in overdue {
             if until_ms.is_some_and(|until| crate::store::now_ms().saturating_add(SWEEP_MARGIN_MS) >= until) {
                 break;
             }
             let (key, version) = (change.key.clone(), change.version);
             match self.advance_isolated(change).await {
-                Ok(true) => sweep.redriven += 1,
+                Ok(true) => {
+                    sweep.redriven += 1;
+                    continue; // its step wrote a newer version, with a lease of its own
+                }
                 Ok(false) => sweep.idle += 1,
                 Err(_) => sweep.failed += 1,
             }
-            // A step that moved wrote a newer version: this renews only what did not move.
             self.store.renew_lease(&key, version).await?;
         }
         Ok(sweep)
@@ -189,6 +192,8 @@ pub struct Sweep {
     pub redriven: usize,
     pub idle: usize,
     pub failed: usize,
+    /// How long ago the oldest overdue lease passed (0: none overdue).
+    pub oldest_lease_age_ms: u64,
 }
 
 impl Sweep {
@@ -198,8 +203,9 @@ impl Sweep {
         serde_json::json!({
             "_aws": {"Timestamp": at_ms, "CloudWatchMetrics": [{"Namespace": "billflow", "Dimensions": [[]],
                 "Metrics": [{"Name": "WorkPastLease", "Unit": "Count"}, {"Name": "WorkRedriven", "Unit": "Count"},
-                    {"Name": "WorkFailed", "Unit": "Count"}]}]},
+                    {"Name": "WorkFailed", "Unit": "Count"}, {"Name": "OldestLeaseAge", "Unit": "Milliseconds"}]}]},
             "WorkPastLease": self.overdue, "WorkRedriven": self.redriven, "WorkFailed": self.failed,
+            "OldestLeaseAge": self.oldest_lease_age_ms,
         })
         .to_string()
     }
@@ -325,7 +331,7 @@ impl Repository for Notifying {
     async fn events(&self, key: &Key) -> StoreResult<Vec<AuditEvent>> {
         self.inner.events(key).await
     }
-    async fn overdue(&self, kinds: &[Kind], now_ms: u64, limit: usize) -> StoreResult<Vec<Change>> {
+    async fn overdue(&self, kinds: &[Kind], now_ms: u64, limit: usize) -> StoreResult<Vec<(u64, Change)>> {
         self.inner.overdue(kinds, now_ms, limit).await
     }
     async fn renew_lease(&self, key: &Key, version: u64) -> StoreResult<()> {
