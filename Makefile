@@ -15,7 +15,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # Where cargo puts builds (CARGO_TARGET_DIR when set).
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
-.PHONY: run run-dynamodb watch invoke test tools lint package bench bench-lists bench-scale bench-on-demand api-key clean
+.PHONY: run run-dynamodb watch invoke test tools lint package bench bench-lists bench-scale bench-modelled bench-on-demand api-key clean
 
 ## Start the dev server on http://127.0.0.1:3000 (PORT overrides) with the embedded store.
 run:
@@ -90,18 +90,22 @@ package: $(CARGO_LAMBDA)
 ## empty target directory (timed)
 ## and their stripped sizes, cold starts and peak memory through the Runtime API emulator against
 ## DynamoDB Local (RUNS starts each, default 20, after 2 warm-ups), warm handler times in-process,
-## the stage worker at 1,000 and 16,000 bills, and an on-demand bill of 500 rates. Budgets are marked
-## met or missed; it fails only when a measurement cannot be taken.
+## the stage worker at 1,000 and 16,000 bills, and an on-demand bill of 500 rates; then the list
+## table (bench-lists), the write units per bill of each stage on DynamoDB Local, and the modelled AWS
+## time (bench-modelled). Budgets are marked met or missed; it fails only when a measurement cannot
+## be taken.
 RUNS ?= 20
 MEASURED := hello-world get-bill-run update-bill-run get-bill update-bill get-billing-run update-billing-run \
   get-customer-bill patch-customer-bill bill-run-worker authorizer
 bench: $(DYNAMODB_LOCAL) $(CARGO_LAMBDA)
 	rustup target add aarch64-unknown-linux-gnu
 	cargo build --release $(addprefix -p ,$(MEASURED))
-	cargo build --release -p billflow-tests --bin bench
+	cargo build --release -p billflow-tests --bin bench --bin bench-scale
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" tests/with-dynamodb-local.sh \
 	  $(TARGET_DIR)/release/bench --runs $(RUNS) --build $(TARGET_DIR)/bench-build
 	$(MAKE) bench-lists
+	tests/with-dynamodb-local.sh $(TARGET_DIR)/release/bench-scale --dynamodb 1000
+	$(MAKE) bench-modelled
 
 ## List requests against a tenant of 1,000 and of 20,000 bills and rates on DynamoDB Local (each
 ## size a fresh DynamoDB Local): each documented single filter, the default order, a deep page, an
@@ -111,7 +115,8 @@ bench-lists: $(DYNAMODB_LOCAL)
 	tests/with-dynamodb-local.sh $(TARGET_DIR)/release/bench-lists --dynamodb 1000 20000
 
 ## The stage worker at scale, release build: runs of 1,000, 4,000 and 16,000 bills on the embedded
-## store, then 1,000 and 4,000 on DynamoDB Local; seconds and bills/s per stage, and the per-bill ratio.
+## store, then 1,000 and 4,000 on DynamoDB Local; seconds and bills/s per stage, the per-bill ratio,
+## and on DynamoDB Local the write units each stage consumed per bill beside the floor.
 ## Each DynamoDB Local size gets a fresh DynamoDB Local: one instance slows down with every
 ## transaction it has served (the same 1,000-bill run on a fresh table took 23x longer after one
 ## earlier run), which would be measured instead of the worker.
@@ -120,6 +125,16 @@ bench-scale: $(DYNAMODB_LOCAL)
 	$(TARGET_DIR)/release/bench-scale 1000 4000 16000
 	tests/with-dynamodb-local.sh $(TARGET_DIR)/release/bench-scale --dynamodb 1000
 	tests/with-dynamodb-local.sh $(TARGET_DIR)/release/bench-scale --dynamodb 4000
+
+## The modelled AWS time, release build: runs of 10,000 and 100,000 bills on the embedded store,
+## `parallel` false and true, each worker step after STEP_DELAY_MS (default 250, a stream hop);
+## seconds and bills/s per stage, and the projection to 1,000,000 bills. The 100,000-bill sequential
+## run takes about 20 minutes, as it would in AWS.
+STEP_DELAY_MS ?= 250
+MODELLED_SIZES ?= 10000 100000
+bench-modelled:
+	cargo build --release -p billflow-tests --bin bench-scale
+	$(TARGET_DIR)/release/bench-scale --modelled --step-delay-ms $(STEP_DELAY_MS) $(MODELLED_SIZES)
 
 ## On-demand customer bills, release build: from the request to `done` for an account with 500
 ## unbilled rates, on the embedded store and on DynamoDB Local.

@@ -99,6 +99,9 @@ pub struct DynamoStore {
     table: String,
     /// Items and index keys read (see [`Repository::items_read`]).
     reads: Arc<AtomicU64>,
+    /// Write units the table reported for its transactions, in thousandths
+    /// ([`Repository::write_units`]).
+    write_milli_units: Arc<AtomicU64>,
 }
 
 /// The root certificates of Amazon Trust Services (Amazon Root CA 1 to 4 and Starfield Services
@@ -166,7 +169,7 @@ pub fn local_endpoint_defaults() -> Option<String> {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into(), reads: Arc::default() }
+        Self { client, table: table.into(), reads: Arc::default(), write_milli_units: Arc::default() }
     }
 
     /// A client from the standard AWS SDK environment and its whole credential chain (profiles,
@@ -433,8 +436,21 @@ impl DynamoStore {
     }
 
     async fn transact(&self, items: Vec<TransactWriteItem>, idempotency_at: &[usize]) -> StoreResult<()> {
-        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
-        let Err(error) = result else { return Ok(()) };
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        let error = match result {
+            Ok(out) => {
+                let units: f64 = out.consumed_capacity().iter().filter_map(|c| c.capacity_units()).sum();
+                self.write_milli_units.fetch_add((units * 1000.0) as u64, Ordering::Relaxed);
+                return Ok(());
+            }
+            Err(error) => error,
+        };
         if let Some(
             aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(e),
         ) = error.as_service_error()
@@ -630,6 +646,10 @@ impl Repository for DynamoStore {
 
     async fn count(&self, kind: Kind, tenant: &TenantId) -> StoreResult<u64> {
         self.count_of(counter_pk(tenant, kind.name), "COUNTER").await
+    }
+
+    fn write_units(&self) -> f64 {
+        self.write_milli_units.load(Ordering::Relaxed) as f64 / 1000.0
     }
 
     fn items_read(&self) -> u64 {

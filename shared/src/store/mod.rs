@@ -356,6 +356,12 @@ pub trait Repository: Send + Sync {
     /// How many items and index keys this store has read since it was made (what the bench
     /// reports per request).
     fn items_read(&self) -> u64;
+    /// Write units the store reported for the transactions it has written (DynamoDB's
+    /// `ReturnConsumedCapacity`, what the bench reports per bill); 0 where it reports none (the
+    /// embedded store).
+    fn write_units(&self) -> f64 {
+        0.0
+    }
     /// The audit trail of one resource, oldest first.
     async fn events(&self, key: &Key) -> StoreResult<Vec<AuditEvent>>;
     /// At most `limit` items of `kinds` with pending work whose lease passed before `now_ms`

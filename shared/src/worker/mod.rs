@@ -310,6 +310,9 @@ impl Repository for Notifying {
     fn items_read(&self) -> u64 {
         self.inner.items_read()
     }
+    fn write_units(&self) -> f64 {
+        self.inner.write_units()
+    }
     async fn count(&self, kind: Kind, tenant: &TenantId) -> StoreResult<u64> {
         self.inner.count(kind, tenant).await
     }
