@@ -259,7 +259,6 @@ async fn under_faults(seed: u64) {
         seen.terminated
     );
     assert!(faulty.faults_injected() > 0 && seen.retries > 0, "faults were injected and seen");
-    assert!(faulty.lagged_reads() > 0, "index reads lagged");
     app.stop().await;
 }
 
@@ -282,12 +281,12 @@ async fn the_workload_holds_without_faults_on_dynamodb_local() {
     app.stop().await;
 }
 
-/// Indexes that lag their table (the test mode's, without write faults) hide from a stage the
+/// Indexes that lag their table (the test mode's, 100 ms, without write faults) hide from a stage the
 /// bills written just before it began; the stage, which knows its bills from their counts, walks
 /// again a moment later and misses none: the revenue is exact and every bill is issued.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stage_started_as_its_last_bills_are_written_misses_none_behind_a_lagging_index() {
-    let lagging = Arc::new(MemoryStore::with_faults(0.0, 3));
+    let lagging = Arc::new(MemoryStore::with_faults(0.0, 3).with_index_lag(100));
     let app = app_on(lagging.clone()).await;
     let mut seen = Seen::default();
     for run in [1, 2] {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use time::Date;
 
 use super::bill::Report;
-use super::bill_run::{RunKind, SummaryStatus};
+use super::bill_run::{Progress, RunKind, SummaryStatus};
 use super::dates::iso_date;
 use super::key::{Id, IdType, Kind};
 use super::resource::Resource;
@@ -186,11 +186,6 @@ impl Segment {
         };
         Rewalk::Now
     }
-
-    /// The store group of a run's segments.
-    pub fn group_of_run(run_kind: RunKind, run_id: u64) -> String {
-        format!("SEGMENTS#{}", run_kind.bill_group_prefix(run_id))
-    }
 }
 
 impl Resource for Segment {
@@ -198,11 +193,6 @@ impl Resource for Segment {
 
     fn id(&self) -> Id {
         Id::Int(self.id)
-    }
-
-    /// Its run's segments, read together when the stage's share done is shown.
-    fn group(&self) -> Option<String> {
-        Some(Self::group_of_run(self.run_kind, self.run_id))
     }
 
     fn work_pending(&self) -> bool {
@@ -225,6 +215,11 @@ pub struct StageState {
 }
 
 impl StageState {
+    /// `state` when it is that of `progress`'s stage with its segments under way (below 100 %).
+    pub fn running(state: Option<Self>, progress: &Progress) -> Option<Self> {
+        state.filter(|s| s.stage == progress.summary_status.name() && progress.summary_status_percentage < 100)
+    }
+
     pub fn start(stage: SummaryStatus, segments: &[Segment]) -> Self {
         Self {
             stage: stage.name().to_owned(),

@@ -19,7 +19,7 @@ use crate::domain::resource::Resource;
 use crate::domain::segment::{Segment, StageState};
 use crate::retry::with_retries;
 use crate::store::repo::{encode, Repo, Tenant, Versioned};
-use crate::store::{AuditEvent, Guard, StoreError, StoreResult};
+use crate::store::{AuditEvent, Guard, StoreResult};
 use tokio::sync::OnceCell;
 
 /// Bill runs answer errors as problem+json.
@@ -58,26 +58,17 @@ async fn check_group<R: RunResource>(repo: &Repo<'_, R>, run: &R) -> ApiResult<O
 }
 
 /// A run as a GET shows it: while a stage walks its bills, its percentage is the share of the
-/// stage's bills its segments have done so far (one read of its segments), never below what the
-/// run stored. Lists show the stored percentage, which moves as each segment finishes.
+/// stage's bills its segments have done so far (each segment read by key, strongly consistent),
+/// never below what the run stored. Lists show the stored percentage, which moves as each segment finishes.
 async fn live_body<R: Run>(tenant: &Tenant<'_>, run: &Versioned<R>) -> StoreResult<String> {
     let progress = run.value.progress();
     let stage = progress.summary_status;
-    let Some(state) =
-        run.state::<StageState>().filter(|s| s.stage == stage.name() && progress.summary_status_percentage < 100)
-    else {
+    let Some(state) = StageState::running(run.state(), &progress) else {
         return Ok(run.body.clone());
     };
-    let segments = match tenant.repo::<Segment>().group(&Segment::group_of_run(R::RUN_KIND, run.value.run_id())).await {
-        // An index a moment behind: the stored percentage, rather than a 503.
-        Err(StoreError::Unavailable(_)) => return Ok(run.body.clone()),
-        read => read?,
-    };
-    let done: u64 = segments
-        .iter()
-        .filter(|s| s.value.index < state.segments && s.value.stage == stage)
-        .map(|s| s.value.shown())
-        .sum();
+    let ids = (0..state.segments).filter_map(|index| Segment::id_of(R::RUN_KIND, run.value.run_id(), index));
+    let segments = tenant.repo::<Segment>().get_many(ids.map(Id::Int)).await?;
+    let done: u64 = segments.iter().flatten().filter(|s| s.value.stage == stage).map(|s| s.value.shown()).sum();
     let pct = StageState::percentage(state.total, done).max(progress.summary_status_percentage);
     if pct == progress.summary_status_percentage {
         return Ok(run.body.clone());
@@ -198,6 +189,10 @@ async fn write<R: RunResource>(
     let mut update = repo.update_of(current, run, event)?;
     update.guard = guard;
     update.state = if keeps_place { current.state.clone() } else { None };
+    // A run whose segments are under way is not pending itself (they carry the work).
+    if keeps_place && StageState::running(current.state(), &run.progress()).is_some() {
+        update.work_pending = false;
+    }
     let saved = repo.tenant().update(update).await?;
     Ok(resource_response(StatusCode::OK, &saved.body, saved.version))
 }

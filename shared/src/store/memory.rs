@@ -191,6 +191,8 @@ pub struct MemoryStore {
     reads: AtomicU64,
     /// Index reads of the test mode that left out an item written a moment before.
     lagged: AtomicU64,
+    /// How far the test mode's indexes lag the table.
+    lag_ms: u64,
 }
 
 impl MemoryStore {
@@ -202,7 +204,12 @@ impl MemoryStore {
     /// index reads (lists, groups and their pages) miss what was written in the last
     /// 20 ms.
     pub fn with_faults(share: f64, seed: u64) -> Self {
-        Self { faults: Some(Faults::new(share, seed)), ..Self::default() }
+        Self { faults: Some(Faults::new(share, seed)), lag_ms: INDEX_LAG_MS, ..Self::default() }
+    }
+
+    /// The test mode with its indexes `lag_ms` behind the table instead of 20 ms.
+    pub fn with_index_lag(self, lag_ms: u64) -> Self {
+        Self { lag_ms, ..self }
     }
 
     /// How many faults the test mode has injected (0 without it).
@@ -369,8 +376,8 @@ impl Repository for MemoryStore {
         };
         let skip = usize::try_from(index.skip).unwrap_or(usize::MAX);
         // The test mode's indexes lag the table, as DynamoDB's global secondary indexes do: an
-        // item written in the last INDEX_LAG_MS is not in them yet.
-        let lag_from = self.faults.as_ref().map(|_| super::now_ms().saturating_sub(INDEX_LAG_MS));
+        // item written in the last `lag_ms` is not in them yet.
+        let lag_from = self.faults.as_ref().map(|_| super::now_ms().saturating_sub(self.lag_ms));
         let mut lagged = false;
         let page: Vec<Stored> = State::keys(map, partition, index.after, index.descending)
             .filter_map(|key| state.rows.get(key).map(|row| (key, row)))

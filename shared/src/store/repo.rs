@@ -192,6 +192,12 @@ impl<'a, R: Resource> Repo<'a, R> {
         Key::new(R::KIND, self.tenant.id.clone(), id).map_err(|e| StoreError::Internal(e.to_string()))
     }
 
+    /// Items by id, each read by key (strongly consistent, never through an index that may lag),
+    /// concurrently, in the order asked: `None` for one that does not exist.
+    pub async fn get_many(&self, ids: impl IntoIterator<Item = Id>) -> StoreResult<Vec<Option<Versioned<R>>>> {
+        futures_util::future::try_join_all(ids.into_iter().map(|id| self.get(id))).await
+    }
+
     pub async fn get(&self, id: Id) -> StoreResult<Option<Versioned<R>>> {
         self.tenant.store.get(&self.key(id)?).await?.map(decode).transpose()
     }

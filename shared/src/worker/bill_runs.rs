@@ -16,7 +16,7 @@ use crate::domain::bill::{stage_effect, Bill, Report};
 use crate::domain::bill_run::{AdhocBillRun, BillRun, Changes, Progress, Run, RunKind};
 use crate::domain::key::{Id, Key, Kind};
 use crate::domain::resource::Resource;
-use crate::domain::segment::{Rewalk, Segment, StageState, SEGMENTS};
+use crate::domain::segment::{Rewalk, Segment, StageState, REWALK_PAUSE_MS, SEGMENTS};
 use crate::retry::with_retries;
 use crate::store::repo::{encode, Repo, Tenant, Versioned};
 use crate::store::{
@@ -165,17 +165,25 @@ async fn start_stage<R: Run>(runs: &Repo<'_, R>, current: &Versioned<R>) -> Stor
     let segments = Segment::for_stage(kind, run_id, stage, run.invoice_date(), run.parallel(), (&totals, now))
         .ok_or_else(|| StoreError::Internal(format!("run {run_id} is past the segments' id range")))?;
     let repo = runs.tenant().repo::<Segment>();
-    let existing = repo.group(&Segment::group_of_run(kind, run_id)).await?;
+    let existing = repo.get_many(segments.iter().map(|s| Id::Int(s.id))).await?;
     let state = encode(&StageState::start(stage, &segments))?;
-    let mut writes = vec![Write::Update(run_update(runs, current, run, (before, before), Some(state))?)];
-    for segment in &segments {
+    let mut writes =
+        vec![Write::Update(segments_running(run_update(runs, current, run, (before, before), Some(state))?))];
+    for (segment, old) in segments.iter().zip(existing) {
         let event = AuditEvent::new(None, format!("worker {}", stage.name()));
-        writes.push(match existing.iter().find(|old| old.value.id == segment.id) {
-            Some(old) => Write::Update(repo.update_of(old, segment, event)?),
+        writes.push(match old {
+            Some(old) => Write::Update(repo.update_of(&old, segment, event)?),
             None => Write::Create(repo.new_item(segment, event)?),
         });
     }
     Ok(writes)
+}
+
+/// The run's write while its segments run: not pending itself (its segments carry the work, each
+/// with its own lease), so that the sweeper never finds a long stage's run past its lease.
+pub fn segments_running(mut update: Update) -> Update {
+    update.work_pending = false;
+    update
 }
 
 /// A segment's step: the next bills of its group, then, once it has walked every group, the run
@@ -202,16 +210,8 @@ async fn plan_segment(tenant: &Tenant<'_>, current: &Versioned<Segment>) -> Stor
     let update = |segment: &Segment| {
         segments.update_of(current, segment, AuditEvent::new(None, format!("worker {}", segment.stage.name())))
     };
-    if segment.walked() {
-        match segment.rewalk(crate::store::now_ms()) {
-            Rewalk::No => {}
-            Rewalk::Now => {
-                tracing::warn!(segment = %current.key, "a segment found fewer bills than counted: it walks again")
-            }
-            Rewalk::Later => {
-                return Err(StoreError::Unavailable("a segment found fewer bills than counted: an index lags".into()))
-            }
-        }
+    if segment.walked() && segment.done < segment.total {
+        walk_again_if_short(&bills, &mut segment).await?;
     }
     if segment.walked() {
         let told = match segment.run_kind {
@@ -229,6 +229,32 @@ async fn plan_segment(tenant: &Tenant<'_>, current: &Versioned<Segment>) -> Stor
     }
     writes.insert(0, Write::Update(update(&segment)?));
     Ok(writes)
+}
+
+/// A segment that walked its groups and found fewer bills than counted: its groups are counted
+/// again (strongly consistent; bills may have been deleted since the stage began), and if it is
+/// still short an index hid some, so it walks again, once an index has had time to catch up
+/// (the step waits out the rest of [`REWALK_PAUSE_MS`]), a bounded number of times.
+async fn walk_again_if_short(bills: &Repo<'_, Bill>, segment: &mut Segment) -> StoreResult<()> {
+    let mut counted = 0;
+    for &group in &segment.groups {
+        counted += bills.group_count(&segment.run_kind.bill_group(segment.run_id, group)).await?;
+    }
+    segment.total = counted;
+    let mut decision = segment.rewalk(crate::store::now_ms());
+    if decision == Rewalk::Later {
+        let waited = crate::store::now_ms().saturating_sub(segment.walk_started_ms);
+        tokio::time::sleep(std::time::Duration::from_millis(REWALK_PAUSE_MS.saturating_sub(waited))).await;
+        decision = segment.rewalk(crate::store::now_ms());
+    }
+    if decision == Rewalk::Now {
+        tracing::warn!(
+            run = segment.run_id,
+            index = segment.index,
+            "a segment found fewer bills than counted: it walks again"
+        );
+    }
+    Ok(())
 }
 
 /// Applies the segment's stage to the first bills of `page`, as many as one transaction holds
@@ -298,7 +324,7 @@ async fn finish<R: Run>(tenant: &Tenant<'_>, segment: &Segment) -> StoreResult<O
     }
     let pct = StageState::percentage(state.total, state.done).max(before.summary_status_percentage);
     let next = Progress { summary_status_percentage: pct, ..before };
-    run_update(&runs, &current, run, (before, next), Some(encode(&state)?)).map(Some)
+    run_update(&runs, &current, run, (before, next), Some(encode(&state)?)).map(|u| Some(segments_running(u)))
 }
 
 /// Bills a stage set aside, as a CloudWatch embedded-metric-format line (namespace `billflow`,

@@ -208,6 +208,9 @@ async fn scan(
 ) -> StoreResult<Result<Progress, Vec<Write>>> {
     let rates = store.repo::<AppliedRate>();
     let account = &current.value.billing_account.id;
+    // The group's count (kept with the rates, read strongly consistent) before the page: every
+    // rate it counts was written before the page was read.
+    let counted = rates.group_count(unbilled).await?;
     let index = Page { group: Some(unbilled), after: at.cursor.as_deref(), limit: SCAN_BATCH + 1, ..Page::default() };
     let page = rates.page(&index).await?;
     for rate in page.iter().take(SCAN_BATCH) {
@@ -219,10 +222,9 @@ async fn scan(
     if page.len() > SCAN_BATCH {
         return Ok(Err(vec![progress(store, current, &at, "scan")?]));
     }
-    // The index may lag its table: the scan must have seen every rate the group counts (its
-    // count is kept with the rates, read strongly consistent), else it is tried again.
-    let counted = rates.group_count(unbilled).await?;
-    if counted != at.tally.count {
+    // The index may lag its table: the scan must have seen at least every rate counted before its
+    // last page, else it is tried again (a rate written since waits for the next request).
+    if at.tally.count < counted {
         return Err(StoreError::Unavailable(format!("the scan saw {} of {counted} unbilled rates", at.tally.count)));
     }
     if at.tally.count == 0 {
@@ -233,7 +235,10 @@ async fn scan(
     // rate is touched (tax items are at most 1,000, but their categories may be long).
     let now = datetime::now();
     let preview = NewBill { id: new_id(), document: new_id(), bill_no: u64::MAX, request: &current.value, now };
-    let size = at.tally.bill(preview).map(|bill| encode(&bill)).unwrap_or_else(|_| Ok(String::new()))?.len();
+    let size = match at.tally.bill(preview) {
+        Ok(bill) => encode(&bill)?.len(),
+        Err(refusal) => return end(store, current, RequestState::Rejected, &refusal.to_string()).await.map(Err),
+    };
     if size > MAX_ITEM_BYTES / 2 {
         let reason = format!("the bill would be {size} bytes, too large to store: too many or too long tax items");
         return end(store, current, RequestState::Rejected, &reason).await.map(Err);
@@ -310,7 +315,8 @@ async fn publish(
     let new = NewBill { id: bill, document: new_id(), bill_no, request: &current.value, now };
     let bill = match at.tally.bill(new) {
         Ok(bill) => bill,
-        Err(refusal) => return end(store, current, RequestState::Rejected, &refusal.to_string()).await,
+        // Rates were billed on it in earlier steps: they are undone first.
+        Err(refusal) => return undo(store, current, at.clone(), refusal.to_string()).await,
     };
     let done = current.value.done(&bill, now);
     let event = AuditEvent::new(None, "worker").with_change(Some("inProgress".into()), Some("done".into()), Vec::new());
