@@ -14,7 +14,8 @@
 //! can never bill it twice; a rate that arrives during the walk either falls after the scan's end
 //! (it waits for the next request) or is billed like the others when its currency matches. An
 //! unexpected failure (a corrupt item, a bill past the size bound, a panic), or a request that
-//! has not moved for [`STUCK_LEASES`] leases (the sweeper re-drives it), is undone: the rates it
+//! has not moved for [`STUCK_LEASES`] leases and at least [`STUCK_FLOOR_MS`] (the sweeper
+//! re-drives it), is undone: the rates it
 //! billed are unbilled, then it ends `terminatedWithError` and releases the account. A transient
 //! failure (throttling, a lost race) is retried.
 
@@ -97,12 +98,17 @@ const MAX_REWALKS: u8 = 5;
 /// `terminatedWithError`, and its account released, by the next step the sweeper re-drives.
 pub const STUCK_LEASES: u32 = 10;
 
-/// Whether the request has not moved for [`STUCK_LEASES`] leases.
+/// The least time without a step after which a request counts as stuck, whatever the lease: twice
+/// the worker function's timeout (60 s), so that a step still running (slow, but alive) is never
+/// taken for a stuck one by a concurrent step the sweeper re-drove.
+pub const STUCK_FLOOR_MS: u64 = 120_000;
+
+/// Whether the request has not moved for [`STUCK_LEASES`] leases (and [`STUCK_FLOOR_MS`]).
 fn stuck(request: &OnDemand, at: &Progress) -> bool {
     let requested = u64::try_from(request.last_update.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
     let moved = at.stepped_at_ms.max(requested);
-    let patience = crate::store::work_lease().as_millis().saturating_mul(u128::from(STUCK_LEASES));
-    u128::from(crate::store::now_ms().saturating_sub(moved)) > patience
+    let leases = crate::store::work_lease().as_millis().saturating_mul(u128::from(STUCK_LEASES));
+    u128::from(crate::store::now_ms().saturating_sub(moved)) > leases.max(u128::from(STUCK_FLOOR_MS))
 }
 
 /// One step on a request of `tenant` (it bills that tenant's rates of the account only): `false`
@@ -373,8 +379,9 @@ mod tests {
     use crate::domain::customer_bill::parse_on_demand;
 
     #[test]
-    fn a_request_is_stuck_once_it_has_not_moved_for_ten_leases() {
-        let patience = crate::store::work_lease() * STUCK_LEASES;
+    fn a_request_is_stuck_once_it_has_not_moved_for_ten_leases_and_two_minutes() {
+        let patience =
+            (crate::store::work_lease() * STUCK_LEASES).max(std::time::Duration::from_millis(STUCK_FLOOR_MS));
         let at = |ago: std::time::Duration| datetime::now() - ago;
         let request =
             |ago| parse_on_demand(&serde_json::json!({"billingAccount": {"id": "A1"}}), new_id(), at(ago)).unwrap();
