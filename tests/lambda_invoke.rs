@@ -126,13 +126,17 @@ async fn the_real_binaries_serve_api_gateway_v2_events_and_stream_records() {
     let (status, _, body) = response(&out[0]);
     assert_eq!((status, &body["billRunStatus"], &body["summaryStatusPercentage"]), (200, &json!("CLOSED"), &json!(0)));
 
-    // The stream record of that write, delivered twice: one step, then nothing.
-    let (out, _) =
-        invoke("bill-run-worker", &endpoint, &table, vec![event("bill-run-worker"), event("bill-run-worker")]).await;
-    for outcome in &out {
-        match outcome {
-            Outcome::Response(r) => assert_eq!(r, &json!({"batchItemFailures": []})),
-            Outcome::Error(e) => panic!("worker failed: {e}"),
+    // The stream record of that write, delivered twice: one step (the stage starts, writing its
+    // segment, run 1's segment 0: id 64), then nothing; then the segment's record, twice: one
+    // step (it walks the run's bill and completes the stage), then nothing.
+    let twice = |name| vec![event(name), event(name)];
+    for record in ["bill-run-worker", "segment-worker"] {
+        let (out, _) = invoke("bill-run-worker", &endpoint, &table, twice(record)).await;
+        for outcome in &out {
+            match outcome {
+                Outcome::Response(r) => assert_eq!(r, &json!({"batchItemFailures": []}), "{record}"),
+                Outcome::Error(e) => panic!("worker failed on {record}: {e}"),
+            }
         }
     }
     let (out, _) = invoke("list-bill-runs", &endpoint, &table, vec![event("list-bill-runs")]).await;
@@ -142,8 +146,8 @@ async fn the_real_binaries_serve_api_gateway_v2_events_and_stream_records() {
     let (_, headers, body) = response(&out[0]);
     assert_eq!(
         (&body["summaryStatusPercentage"], &headers["etag"]),
-        (&json!(100), &json!("\"3\"")),
-        "one worker step, not two"
+        (&json!(100), &json!("\"4\"")),
+        "the stage's start and its segment's one step, each once"
     );
     assert_eq!(body["revenueInMajorCurrency"], 59, "REPORTING summed the run's bill");
     let (out, _) = invoke("delete-bill", &endpoint, &table, vec![event("delete-bill")]).await;

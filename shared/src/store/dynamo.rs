@@ -436,10 +436,14 @@ impl DynamoStore {
     }
 
     async fn transact(&self, items: Vec<TransactWriteItem>, idempotency_at: &[usize]) -> StoreResult<()> {
+        // A token per transaction: when the SDK retries one whose first attempt committed (a timeout
+        // after the commit), DynamoDB answers the retry with that success instead of failing its
+        // conditions against what the first attempt wrote.
         let result = self
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
+            .client_request_token(uuid::Uuid::new_v4().to_string())
             .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .send()
             .await;
