@@ -563,7 +563,7 @@ fn stage_ops(stage: &str) -> Value {
     }
 }
 
-/// A `parallel` run and a sequential one of 160 bills each through every stage: each stage's
+/// A `parallel` run and a sequential one of 64 bills each through every stage: each stage's
 /// percentage only rises, it completes once, every bill is issued exactly once, the figures are
 /// exact, and the run item is written at most twice plus once per segment a stage (never per step).
 async fn a_parallel_run_scales_out_over_segments_without_contending_on_its_run(backend: Backend) {
@@ -576,7 +576,7 @@ async fn a_parallel_run_scales_out_over_segments_without_contending_on_its_run(b
         let run = json!({"name": "Run", "billingCycleId": cycle, "periodStartDate": "2024-03-01", "periodEndDate": "2024-03-31", "invoiceDate": "2024-03-31", "parallel": parallel});
         assert_eq!(app.post("/bill-runs", &run).await.status, 201);
     }
-    let bodies: Vec<Value> = (1..=320u64)
+    let bodies: Vec<Value> = (1..=128u64)
         .map(|n| {
             let price = format!("{}.{:02}", n % 97, n % 100);
             if n % 2 == 1 {
@@ -608,9 +608,9 @@ async fn a_parallel_run_scales_out_over_segments_without_contending_on_its_run(b
             }
         }
         let issued = send(&app, "GET", &format!("/bills?billRunId={run}&status=ISSUED"), None).await;
-        assert_eq!(issued.header("x-total-count"), Some("160"), "every bill of run {run} is issued");
+        assert_eq!(issued.header("x-total-count"), Some("64"), "every bill of run {run} is issued");
     }
-    for id in 1..=320u64 {
+    for id in 1..=128u64 {
         let key = Key::new(shared::domain::bill::Bill::KIND, tenant.clone(), Id::Int(id)).unwrap();
         let issues =
             app.store.events(&key).await.unwrap().iter().filter(|e| e.action == "worker FULL_INVOICES").count();
@@ -642,12 +642,17 @@ async fn a_bill_a_stage_cannot_price_is_set_aside_and_the_stage_runs_again(backe
     broken.line_items[0].quantity = "999999999999".parse().unwrap();
     broken.line_items[0].unit_price = "999999999999".parse().unwrap();
     tenant.update(bills.update_of(&current, &broken, AuditEvent::new(None, "test")).unwrap()).await.unwrap();
+    // Bill 5 becomes unreadable (a corrupt item): the walks go on past it.
+    let current = bills.get(Id::Int(5)).await.unwrap().unwrap();
+    let mut corrupt = bills.update_of(&current, &current.value, AuditEvent::new(None, "test")).unwrap();
+    corrupt.body = r#"{"not": "a bill"}"#.to_owned();
+    tenant.update(corrupt).await.unwrap();
 
     stage_of(&app, "/bill-runs/1", "REPORTING", stage_ops("REPORTING")).await;
     let (drafted, _) = stage_of(&app, "/bill-runs/1", "DRAFT_INVOICES", stage_ops("DRAFT_INVOICES")).await;
-    assert_eq!(drafted["failedBills"], 1);
+    assert_eq!(drafted["failedBills"], 2, "the bill it cannot price, and the unreadable one");
     let (full, _) = stage_of(&app, "/bill-runs/1", "FULL_INVOICES", stage_ops("FULL_INVOICES")).await;
-    assert_eq!(full["failedBills"], 1, "the stage went on without the bill");
+    assert_eq!(full["failedBills"], 2, "the stage went on without the two");
     let aside = send(&app, "GET", "/bills/3", None).await.body;
     assert_eq!(
         (&aside["status"], &aside["setAside"]["stage"], &aside["setAside"]["billRunId"]),
@@ -655,17 +660,15 @@ async fn a_bill_a_stage_cannot_price_is_set_aside_and_the_stage_runs_again(backe
     );
     assert!(aside["setAside"]["reason"].as_str().unwrap().contains("/lineItems/0/amount"), "{aside}");
     let issued = send(&app, "GET", "/bills?billRunId=1&status=ISSUED", None).await;
-    assert_eq!(issued.header("x-total-count"), Some("4"));
+    assert_eq!(issued.header("x-total-count"), Some("3"));
 
     let fix = json!({"lineItems": [{"catalogItemId": 1, "quantity": 2, "unitPrice": 3}]});
     let fixed = send(&app, "PATCH", "/bills/3", Some(&fix)).await;
     assert_eq!(fixed.status, 200, "{:?}", fixed.body);
     let (again, _) = stage_of(&app, "/bill-runs/1", "FULL_INVOICES", stage_ops("FULL_INVOICES")).await;
-    assert_eq!(again["failedBills"], 0);
+    assert_eq!(again["failedBills"], 1, "the unreadable bill only");
     let bill = send(&app, "GET", "/bills/3", None).await.body;
     assert_eq!((&bill["status"], bill.get("setAside")), (&json!("ISSUED"), None), "{bill}");
-    let twice = app.patch("/bill-runs/1", &stage_ops("FULL_INVOICES")).await;
-    assert_problem(&twice, 409);
     stage_of(&app, "/bill-runs/1", "DISTRIBUTION", stage_ops("DISTRIBUTION")).await;
     app.wait_for("/bill-runs/1", |r| r["billRunStatus"] == "FINALIZED").await;
     app.stop().await;

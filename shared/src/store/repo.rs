@@ -67,6 +67,13 @@ fn json(stored: &Stored) -> StoreResult<Value> {
         .map_err(|e| StoreError::Internal(format!("stored {} is unreadable: {e}", stored.key)))
 }
 
+/// A stored item that is not the resource it should be, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unreadable {
+    pub key: Key,
+    pub reason: String,
+}
+
 /// A list's answer: a page and the number of matches, or a query no index serves whose narrowest
 /// choice holds this many items (a 400 naming the parameter, [`ListQuery::too_broad`]).
 #[derive(Debug)]
@@ -336,6 +343,20 @@ impl<'a, R: Resource> Repo<'a, R> {
             return Err(StoreError::Unavailable(format!("the index of {} group {group} lags its table", R::KIND.name)));
         }
         members.into_iter().map(decode).collect()
+    }
+
+    /// One page of an index of this tenant (one query, as [`Repo::page`]), each item decoded on its
+    /// own: one that is not an `R` (a corrupt item) is its key and why, so that a walk over a
+    /// group goes on past it rather than failing at it for good.
+    pub async fn page_each(&self, index: &Page<'_>) -> StoreResult<Vec<Result<Versioned<R>, Unreadable>>> {
+        let page = self.tenant.store.page(R::KIND, &self.tenant.id, index).await?;
+        Ok(page
+            .into_iter()
+            .map(|stored| {
+                let key = stored.key.clone();
+                decode(stored).map_err(|error| Unreadable { key, reason: error.to_string() })
+            })
+            .collect())
     }
 
     /// One page of an index of this tenant (one query): see [`Repository::page`].

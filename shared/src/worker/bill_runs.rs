@@ -18,7 +18,7 @@ use crate::domain::key::{Id, Key, Kind};
 use crate::domain::resource::Resource;
 use crate::domain::segment::{Rewalk, Segment, StageState, REWALK_PAUSE_MS, SEGMENTS};
 use crate::retry::with_retries;
-use crate::store::repo::{encode, Repo, Tenant, Versioned};
+use crate::store::repo::{encode, Repo, Tenant, Unreadable, Versioned};
 use crate::store::{
     check_size, transaction_items, AuditEvent, Change, Page, StoreError, StoreResult, Stored, Update, Write,
     MAX_TRANSACTION_ITEMS,
@@ -198,7 +198,7 @@ async fn plan_segment(tenant: &Tenant<'_>, current: &Versioned<Segment>) -> Stor
         let after = (segment.cursor > 0).then(|| Id::Int(segment.cursor).sort_key());
         let limit = STEP_READ - read;
         let index = Page { group: Some(&group), after: after.as_deref(), limit: limit + 1, ..Page::default() };
-        let page = bills.page(&index).await?;
+        let page = bills.page_each(&index).await?;
         let taken = step_bills(&bills, &page[..page.len().min(limit)], &mut segment, (&mut writes, &mut bytes))?;
         if taken < page.len() {
             break; // the step is full, or has read its share
@@ -264,13 +264,25 @@ async fn walk_again_if_short(bills: &Repo<'_, Bill>, segment: &mut Segment) -> S
 /// bill can still be written).
 fn step_bills(
     bills: &Repo<'_, Bill>,
-    page: &[Versioned<Bill>],
+    page: &[Result<Versioned<Bill>, Unreadable>],
     segment: &mut Segment,
     (writes, bytes): (&mut Vec<Write>, &mut usize),
 ) -> StoreResult<usize> {
     let now = OffsetDateTime::now_utc();
     let mut taken = 0;
-    for bill in page {
+    for item in page {
+        let bill = match item {
+            Ok(bill) => bill,
+            Err(unreadable) => {
+                // A corrupt item: set aside (no reason can be written on it), the walk goes on.
+                tracing::error!(key = %unreadable.key, reason = %unreadable.reason, "an unreadable bill is set aside");
+                segment.failed += 1;
+                segment.cursor = unreadable.key.id().as_int().unwrap_or(segment.cursor);
+                segment.done += 1;
+                taken += 1;
+                continue;
+            }
+        };
         let (changed, mut aside) = stage_effect(segment.stage, &bill.value, segment.run_id, segment.invoice_date, now);
         if let Some(changed) = &changed {
             let update =
