@@ -342,4 +342,67 @@ mod tests {
         assert_eq!(StageState::percentage(200, 50), 25);
         assert_eq!(StageState::percentage(u64::MAX, u64::MAX), 99);
     }
+
+    mod properties {
+        use super::*;
+        use crate::domain::bill::{Account, Bill, NewBill};
+        use proptest::prelude::*;
+        use rust_decimal::Decimal;
+
+        fn bill(id: u64, cents: i64, account: u64) -> Bill {
+            let body = serde_json::json!({"calculationMethod": "PERCENTAGE", "dueDate": "2024-04-01T00:00:00Z",
+                "percentage": 10, "baseAmount": 10});
+            let mut bill = NewBill::parse(&body)
+                .unwrap()
+                .into_bill(id, id, &mut (1u64..), time::OffsetDateTime::UNIX_EPOCH)
+                .unwrap();
+            bill.amount = Decimal::new(cents, 2);
+            bill.account = Some(Account { id: account, name: "A".into() });
+            bill
+        }
+
+        proptest! {
+            /// However a run's bills fall into segments and in whatever order the segments finish
+            /// (each possibly reported twice), the stage completes once, when the last distinct
+            /// segment finishes, with the figures of one walk over the bills in id order.
+            #[test]
+            fn segments_finished_in_any_order_add_up_to_one_walk(
+                // Few distinct amounts, so that equal largest bills are common.
+                amounts in proptest::collection::vec((-3i64..4, 1u64..5), 0..120),
+                order in proptest::collection::vec(0u8..SEGMENTS, 0..64),
+            ) {
+                let bills: Vec<Bill> =
+                    amounts.iter().enumerate().map(|(i, (units, account))| bill(i as u64 + 1, units * 100, *account)).collect();
+                let mut walk = Report::default();
+                bills.iter().for_each(|b| walk.add(b));
+                let date = Date::from_calendar_date(2024, time::Month::March, 31).unwrap();
+                let mut totals = vec![0u64; usize::from(SEGMENTS)];
+                bills.iter().for_each(|b| totals[usize::from(segment_of(b.id))] += 1);
+                let mut segments =
+                    Segment::for_stage(RunKind::Regular, 3, SummaryStatus::Reporting, date, true, (&totals, 0)).unwrap();
+                for b in &bills {
+                    let segment = &mut segments[usize::from(segment_of(b.id))];
+                    segment.report.add(b);
+                    segment.done += 1;
+                }
+                let mut state = StageState::start(SummaryStatus::Reporting, &segments);
+                let mut completions = 0;
+                let finishing = order.iter().copied().chain(0..SEGMENTS);
+                for index in finishing {
+                    let was = state.all_finished();
+                    state.finish(&segments[usize::from(index)]);
+                    completions += usize::from(!was && state.all_finished());
+                    prop_assert!(StageState::percentage(state.total, state.done) <= 99);
+                }
+                prop_assert_eq!(completions, 1);
+                prop_assert_eq!(state.done, bills.len() as u64);
+                prop_assert_eq!(state.total, bills.len() as u64);
+                prop_assert_eq!(&state.report, &walk);
+                // The largest bill, the first of equals in id order (what one walk would name).
+                let largest = bills.iter().max_by(|a, b| a.amount.cmp(&b.amount).then(b.id.cmp(&a.id)));
+                prop_assert_eq!(state.report.max_invoice_bill_id, largest.map(|b| b.id));
+                prop_assert_eq!(state.report.revenue, bills.iter().map(|b| b.amount).sum::<Decimal>());
+            }
+        }
+    }
 }

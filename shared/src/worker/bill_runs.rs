@@ -259,9 +259,9 @@ async fn walk_again_if_short(bills: &Repo<'_, Bill>, segment: &mut Segment) -> S
 
 /// Applies the segment's stage to the first bills of `page`, as many as one transaction holds
 /// beside the segment (DynamoDB's 100 items) within [`STEP_BYTES`] of changed bills (`bytes`
-/// so far in the step): pushes the changed bills' updates to `writes`, moves `segment` past each bill taken, and answers how many it took.
-/// A bill the stage cannot process is set aside (counted, and its reason written on it when the
-/// bill can still be written).
+/// so far in the step): pushes the changed bills' updates to `writes`, moves `segment` past each
+/// bill taken, and answers how many it took. A bill the stage cannot process is set aside
+/// (counted, and its reason written on it when the bill can still be written).
 fn step_bills(
     bills: &Repo<'_, Bill>,
     page: &[Result<Versioned<Bill>, Unreadable>],

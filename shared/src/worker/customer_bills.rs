@@ -15,9 +15,9 @@
 //! (it waits for the next request) or is billed like the others when its currency matches. An
 //! unexpected failure (a corrupt item, a bill past the size bound, a panic), or a request that
 //! has not moved for [`STUCK_LEASES`] leases and at least [`STUCK_FLOOR_MS`] (the sweeper
-//! re-drives it), is undone: the rates it
-//! billed are unbilled, then it ends `terminatedWithError` and releases the account. A transient
-//! failure (throttling, a lost race) is retried.
+//! re-drives it), is undone: the rates it billed are unbilled, then it ends
+//! `terminatedWithError` and releases the account. A transient failure (throttling, a lost race)
+//! is retried.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -79,8 +79,8 @@ struct Progress {
     /// Why the request cannot finish, once it is undoing what it billed.
     #[serde(default)]
     undoing: Option<String>,
-    /// When a step last moved it (epoch ms): a request that has not moved for [`STUCK_LEASES`]
-    /// leases is given up.
+    /// When a step last moved it (epoch ms): a request that has not moved for long ([`stuck`]) is
+    /// given up.
     #[serde(default)]
     stepped_at_ms: u64,
     /// Rates the scan counted, and billing walks started again because fewer were billed (an
