@@ -215,9 +215,21 @@ pub struct StageState {
 }
 
 impl StageState {
-    /// `state` when it is that of `progress`'s stage with its segments under way (below 100 %).
+    /// Whether this is the state of `progress`'s stage with its segments under way (below 100 %).
+    fn runs(&self, progress: &Progress) -> bool {
+        self.stage == progress.summary_status.name() && progress.summary_status_percentage < 100
+    }
+
+    /// `state` when it is that of `progress`'s stage with its segments under way.
     pub fn running(state: Option<Self>, progress: &Progress) -> Option<Self> {
-        state.filter(|s| s.stage == progress.summary_status.name() && progress.summary_status_percentage < 100)
+        state.filter(|s| s.runs(progress))
+    }
+
+    /// Whether a run at `progress`, with `state` beside it, has work pending itself: not while its
+    /// segments run (they carry the work, each with its own lease), so that the sweeper never finds
+    /// a long stage's run past its lease.
+    pub fn run_pending(progress: &Progress, state: Option<&Self>) -> bool {
+        progress.work_pending() && !state.is_some_and(|s| s.runs(progress))
     }
 
     pub fn start(stage: SummaryStatus, segments: &[Segment]) -> Self {

@@ -189,10 +189,8 @@ async fn write<R: RunResource>(
     let mut update = repo.update_of(current, run, event)?;
     update.guard = guard;
     update.state = if keeps_place { current.state.clone() } else { None };
-    // A run whose segments are under way is not pending itself (they carry the work).
-    if keeps_place && StageState::running(current.state(), &run.progress()).is_some() {
-        update.work_pending = false;
-    }
+    let kept: Option<StageState> = if keeps_place { current.state() } else { None };
+    update.work_pending = StageState::run_pending(&run.progress(), kept.as_ref());
     let saved = repo.tenant().update(update).await?;
     Ok(resource_response(StatusCode::OK, &saved.body, saved.version))
 }

@@ -68,10 +68,10 @@ fn json(stored: &Stored) -> StoreResult<Value> {
 }
 
 /// A stored item that is not the resource it should be, and why.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct Unreadable {
     pub key: Key,
-    pub reason: String,
+    pub error: StoreError,
 }
 
 /// A list's answer: a page and the number of matches, or a query no index serves whose narrowest
@@ -354,14 +354,15 @@ impl<'a, R: Resource> Repo<'a, R> {
             .into_iter()
             .map(|stored| {
                 let key = stored.key.clone();
-                decode(stored).map_err(|error| Unreadable { key, reason: error.to_string() })
+                decode(stored).map_err(|error| Unreadable { key, error })
             })
             .collect())
     }
 
-    /// One page of an index of this tenant (one query): see [`Repository::page`].
+    /// One page of an index of this tenant (one query): see [`Repository::page`]. A corrupt item
+    /// fails the page (500); [`Repo::page_each`] reads past it.
     pub async fn page(&self, index: &Page<'_>) -> StoreResult<Vec<Versioned<R>>> {
-        self.tenant.store.page(R::KIND, &self.tenant.id, index).await?.into_iter().map(decode).collect()
+        self.page_each(index).await?.into_iter().map(|item| item.map_err(|unreadable| unreadable.error)).collect()
     }
 
     pub async fn group_count(&self, group: &str) -> StoreResult<u64> {

@@ -110,18 +110,20 @@ async fn commit(tenant: &Tenant<'_>, key: &Key, version: u64, writes: Vec<Write>
     }
 }
 
-/// The run's write for a step: its progress moved from `before` to `next`, with `state` beside.
+/// The run's write for a step: its progress moved from `before` to `next`, with `state` beside
+/// (pending only when its segments are not under way, [`StageState::run_pending`]).
 fn run_update<R: Run>(
     runs: &Repo<'_, R>,
     current: &Versioned<R>,
     mut run: R,
     (before, next): (Progress, Progress),
-    state: Option<String>,
+    state: Option<&StageState>,
 ) -> StoreResult<Update> {
     run.set_progress(next);
     let event = AuditEvent::new(None, "worker").with_changes(Changes::between(&before, &next, Vec::new()));
     let mut update = runs.update_of(current, &run, event)?;
-    update.state = state;
+    update.state = state.map(encode).transpose()?;
+    update.work_pending = StageState::run_pending(&next, state);
     Ok(update)
 }
 
@@ -137,7 +139,7 @@ async fn plan<R: Run>(runs: &Repo<'_, R>, current: &Versioned<R>) -> StoreResult
         let Some(next) = before.worker_step() else { return Ok(None) };
         return Ok(Some(vec![Write::Update(run_update(runs, current, current.value.clone(), (before, next), None)?)]));
     }
-    if current.state::<StageState>().is_some_and(|s| s.stage == stage.name()) {
+    if StageState::running(current.state(), &before).is_some() {
         return Ok(None); // its segments are under way
     }
     start_stage(runs, current).await.map(Some)
@@ -166,9 +168,8 @@ async fn start_stage<R: Run>(runs: &Repo<'_, R>, current: &Versioned<R>) -> Stor
         .ok_or_else(|| StoreError::Internal(format!("run {run_id} is past the segments' id range")))?;
     let repo = runs.tenant().repo::<Segment>();
     let existing = repo.get_many(segments.iter().map(|s| Id::Int(s.id))).await?;
-    let state = encode(&StageState::start(stage, &segments))?;
-    let mut writes =
-        vec![Write::Update(segments_running(run_update(runs, current, run, (before, before), Some(state))?))];
+    let state = StageState::start(stage, &segments);
+    let mut writes = vec![Write::Update(run_update(runs, current, run, (before, before), Some(&state))?)];
     for (segment, old) in segments.iter().zip(existing) {
         let event = AuditEvent::new(None, format!("worker {}", stage.name()));
         writes.push(match old {
@@ -177,13 +178,6 @@ async fn start_stage<R: Run>(runs: &Repo<'_, R>, current: &Versioned<R>) -> Stor
         });
     }
     Ok(writes)
-}
-
-/// The run's write while its segments run: not pending itself (its segments carry the work, each
-/// with its own lease), so that the sweeper never finds a long stage's run past its lease.
-pub fn segments_running(mut update: Update) -> Update {
-    update.work_pending = false;
-    update
 }
 
 /// A segment's step: the next bills of its group, then, once it has walked every group, the run
@@ -275,7 +269,7 @@ fn step_bills(
             Ok(bill) => bill,
             Err(unreadable) => {
                 // A corrupt item: set aside (no reason can be written on it), the walk goes on.
-                tracing::error!(key = %unreadable.key, reason = %unreadable.reason, "an unreadable bill is set aside");
+                tracing::error!(key = %unreadable.key, error = %unreadable.error, "an unreadable bill is set aside");
                 segment.failed += 1;
                 segment.cursor = unreadable.key.id().as_int().unwrap_or(segment.cursor);
                 segment.done += 1;
@@ -317,10 +311,8 @@ async fn finish<R: Run>(tenant: &Tenant<'_>, segment: &Segment) -> StoreResult<O
     let runs = tenant.repo::<R>();
     let Some(current) = runs.get(Id::Int(segment.run_id)).await? else { return Ok(None) };
     let before = current.value.progress();
-    let running = before.summary_status == segment.stage && before.summary_status_percentage < 100;
-    let Some(mut state) = current.state::<StageState>().filter(|s| running && s.stage == segment.stage.name()) else {
-        return Ok(None);
-    };
+    let running = StageState::running(current.state(), &before).filter(|_| before.summary_status == segment.stage);
+    let Some(mut state) = running else { return Ok(None) };
     if !state.finish(segment) {
         return Ok(None);
     }
@@ -336,7 +328,7 @@ async fn finish<R: Run>(tenant: &Tenant<'_>, segment: &Segment) -> StoreResult<O
     }
     let pct = StageState::percentage(state.total, state.done).max(before.summary_status_percentage);
     let next = Progress { summary_status_percentage: pct, ..before };
-    run_update(&runs, &current, run, (before, next), Some(encode(&state)?)).map(|u| Some(segments_running(u)))
+    run_update(&runs, &current, run, (before, next), Some(&state)).map(Some)
 }
 
 /// Bills a stage set aside, as a CloudWatch embedded-metric-format line (namespace `billflow`,
