@@ -529,6 +529,7 @@ async fn a_request_that_fails_midway_unbills_what_it_billed(backend: Backend) {
         previous_groups: groups,
         previous_size: stored.body.len(),
         work_pending: false,
+        lease_ms: None,
         guard: None,
         check: None,
         state: None,

@@ -79,7 +79,8 @@ fn read_functions_cannot_write_and_nothing_may_scan() {
         assert!(!actions.is_empty(), "{name} has no table policy");
         assert!(!actions.iter().any(|a| a.contains("Scan") || a.ends_with('*')), "{name}: {actions:?}");
         if readers.contains(name.as_str()) {
-            assert!(actions.iter().all(|a| ["dynamodb:GetItem", "dynamodb:Query"].contains(a)), "{name}: {actions:?}");
+            let reads = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"];
+            assert!(actions.iter().all(|a| reads.contains(a)), "{name}: {actions:?}");
         }
     }
 }
@@ -154,4 +155,27 @@ fn the_worker_is_triggered_by_exactly_the_kinds_its_jobs_step() {
         .collect();
     let kinds: BTreeSet<&str> = shared::worker::jobs().iter().map(|job| job.kind().name).collect();
     assert_eq!(entities, kinds);
+    let sender = template["Resources"]["WebhookSender"]["Properties"]["Events"]["Stream"]["Properties"]
+        ["FilterCriteria"]["Filters"][0]["Pattern"]
+        .as_str()
+        .expect("the sender's stream filter");
+    let sender: serde_json::Value = serde_json::from_str(sender).expect("the filter is JSON");
+    let kinds: Vec<&str> = shared::events::sender::jobs().iter().map(|job| job.kind().name).collect();
+    assert_eq!(sender["dynamodb"]["NewImage"]["entity"]["S"], serde_json::json!(kinds));
+    let publisher = template["Resources"]["EventPublisher"]["Properties"]["Events"]["Stream"]["Properties"]
+        ["FilterCriteria"]["Filters"][0]["Pattern"]
+        .as_str()
+        .expect("the publisher's stream filter");
+    let publisher: serde_json::Value = serde_json::from_str(publisher).expect("the filter is JSON");
+    assert_eq!(publisher["dynamodb"]["NewImage"]["eventType"]["S"][0]["exists"], true);
+}
+
+#[test]
+fn the_stack_has_a_bus_and_no_function_may_send_webhooks_to_loopback() {
+    let template = template();
+    assert_eq!(template["Resources"]["EventBus"]["Type"].as_str(), Some("AWS::Events::EventBus"));
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml")).unwrap();
+    for local in ["WEBHOOK_ALLOW_LOOPBACK", "WEBHOOK_RETRY_SCHEDULE"] {
+        assert!(!text.contains(local), "{local} is a local setting, never the stack's");
+    }
 }

@@ -70,7 +70,7 @@ fn event(action: &str) -> AuditEvent {
         action: action.into(),
         from_status: None,
         to_status: None,
-        fields: vec![],
+        ..AuditEvent::new(Some(1), action)
     }
 }
 
@@ -97,7 +97,9 @@ fn new_item(key: Key, body: Value, group: Option<&str>) -> NewItem {
         key,
         body: body.to_string(),
         groups: groups_of(group, &body),
+        state: None,
         work_pending: false,
+        lease_ms: None,
         guard: None,
         check: None,
         event: event("create"),
@@ -122,6 +124,7 @@ fn update(id: u64, expected_version: u64, body: Value) -> Update {
         previous_size: 0,
         groups,
         work_pending: true,
+        lease_ms: None,
         guard: None,
         check: None,
         state: None,

@@ -211,7 +211,9 @@ pub async fn start(config: Config) -> std::io::Result<DevServer> {
     let listener = TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
     let store = if config.worker {
-        crate::worker::in_process(config.store, config.step_delay, config.sweep_every, crate::worker::jobs())
+        let mut jobs = crate::worker::jobs();
+        jobs.extend(crate::events::sender::jobs());
+        crate::worker::in_process(config.store, config.step_delay, config.sweep_every, jobs)
     } else {
         config.store
     };

@@ -8,9 +8,11 @@ pub mod auth;
 #[cfg(feature = "dev-server")]
 pub mod dev;
 pub mod domain;
+pub mod events;
 pub mod http;
 #[cfg(feature = "dev-server")]
 pub mod openapi;
+pub mod outbound;
 pub mod retry;
 pub mod routes;
 pub mod runtime;

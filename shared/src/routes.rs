@@ -9,7 +9,7 @@ use std::pin::Pin;
 use lambda_http::{Body, Request, Response};
 
 use crate::domain::bill_run::{AdhocBillRun, BillRun};
-use crate::http::{api_keys, bill_runs, billing_runs, bills, customer_bills, Deps, ErrorFormat};
+use crate::http::{api_keys, bill_runs, billing_runs, bills, customer_bills, events, webhooks, Deps, ErrorFormat};
 
 /// How a route's callers authenticate (in AWS: which authorizer identity source).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,10 +111,22 @@ routes! {
     route("POST", "/api-keys", "create-api-key") => api_keys::create,
     route("GET", "/api-keys", "list-api-keys") => api_keys::list,
     route("DELETE", "/api-keys/{key_id}", "revoke-api-key") => api_keys::revoke,
+    route("GET", "/events", "list-events") => events::list,
+    route("GET", "/events/{event_id}", "get-event") => events::get,
+    route("POST", "/webhook-endpoints", "create-webhook-endpoint") => webhooks::create,
+    route("GET", "/webhook-endpoints", "list-webhook-endpoints") => webhooks::list,
+    route("GET", "/webhook-endpoints/{id}", "get-webhook-endpoint") => webhooks::get,
+    route("PATCH", "/webhook-endpoints/{id}", "update-webhook-endpoint") => webhooks::update,
+    route("DELETE", "/webhook-endpoints/{id}", "delete-webhook-endpoint") => webhooks::delete,
+    route("POST", "/webhook-endpoints/{id}/rotate-secret", "rotate-webhook-secret") => webhooks::rotate,
+    route("GET", "/webhook-endpoints/{id}/deliveries", "list-webhook-deliveries") => webhooks::deliveries,
+    route("POST", "/webhook-endpoints/{id}/deliveries/{event_id}/redeliver", "redeliver-event") => webhooks::redeliver,
+    tmf("POST", tmf_path!("hub"), "create-hub-subscription") => webhooks::hub_create,
+    tmf("DELETE", tmf_path!("hub/{id}"), "delete-hub-subscription") => webhooks::hub_delete,
 }
 
 /// Functions with no route: triggered by events, not HTTP.
-pub const EVENT_FUNCTIONS: &[&str] = &["bill-run-worker", "sweeper", "authorizer"];
+pub const EVENT_FUNCTIONS: &[&str] = &["bill-run-worker", "sweeper", "authorizer", "event-publisher", "webhook-sender"];
 
 /// The outcome of matching a request against the table.
 #[derive(Debug, PartialEq, Eq)]

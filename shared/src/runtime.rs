@@ -67,9 +67,45 @@ pub async fn serve_stream() -> Result<(), Error> {
     .await
 }
 
+/// Runs the `event-publisher` function on the table's stream (filtered to published events): each
+/// event put on the bus `EVENT_BUS_NAME` and its deliveries made, with partial-batch responses.
+pub async fn serve_event_publisher() -> Result<(), Error> {
+    use aws_lambda_events::dynamodb::Event;
+    use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
+    let bus = std::env::var("EVENT_BUS_NAME").map_err(|_| "EVENT_BUS_NAME is not set")?;
+    let bus = Arc::new(crate::events::eventbridge::EventBridge::for_lambda(bus));
+    let publisher = &crate::events::Publisher::new(store_from_env()?, bus);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Event>| async move {
+        Ok::<_, std::convert::Infallible>(publisher.handle_stream(event.payload).await)
+    }))
+    .await
+}
+
+/// Runs the `webhook-sender` function: on the table's stream (deliveries with pending work) it
+/// steps each delivery, with partial-batch responses; on its schedule (any other event) it
+/// sweeps the deliveries whose lease passed (their retries come due so) and logs the sweep as
+/// embedded metrics (`DeliveriesPastLease`, `DeliveriesRedriven`, `DeliveriesFailed`,
+/// `DeliveriesOldestLeaseAge`).
+pub async fn serve_webhook_sender() -> Result<(), Error> {
+    use aws_lambda_events::dynamodb::Event;
+    use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
+    let worker = &crate::worker::Worker::new(store_from_env()?, crate::events::sender::jobs());
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
+        if event.payload.get("Records").is_some() {
+            let records: Event = serde_json::from_value(event.payload)?;
+            return Ok::<_, Error>(serde_json::to_value(worker.handle_stream(records).await)?);
+        }
+        let now = crate::store::now_ms();
+        let sweep = worker.sweep(now, Some(event.context.deadline)).await?;
+        println!("{}", sweep.emf(now, "Deliveries"));
+        Ok(serde_json::json!({"overdue": sweep.overdue, "redriven": sweep.redriven, "failed": sweep.failed}))
+    }))
+    .await
+}
+
 /// Runs the `sweeper` function on its schedule (any event starts a sweep): re-drives work past its
 /// lease and logs what it found as embedded metrics (`WorkPastLease`, `WorkRedriven`,
-/// `WorkFailed`, `OldestLeaseAge`, namespace `billflow`), which the template's alarm on stuck work
+/// `WorkFailed`, `WorkOldestLeaseAge`, namespace `billflow`), which the template's alarm on stuck work
 /// reads.
 pub async fn serve_sweeper() -> Result<(), Error> {
     use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
@@ -77,7 +113,7 @@ pub async fn serve_sweeper() -> Result<(), Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
         let now = crate::store::now_ms();
         let sweep = worker.sweep(now, Some(event.context.deadline)).await?;
-        println!("{}", sweep.emf(now));
+        println!("{}", sweep.emf(now, "Work"));
         Ok::<_, Error>(serde_json::json!({"overdue": sweep.overdue, "redriven": sweep.redriven, "idle": sweep.idle,
             "failed": sweep.failed, "oldestLeaseAgeMs": sweep.oldest_lease_age_ms}))
     }))

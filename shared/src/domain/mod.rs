@@ -7,6 +7,7 @@ pub mod billing_run;
 pub(crate) mod check;
 pub mod customer_bill;
 pub mod dates;
+pub mod event;
 pub mod identity;
 pub mod key;
 pub mod list;
@@ -15,6 +16,7 @@ pub mod patch;
 pub mod resource;
 pub mod segment;
 pub mod tmf_query;
+pub mod webhook;
 
 #[cfg(test)]
 mod proptests;

@@ -42,4 +42,10 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync {
     fn work_pending(&self) -> bool {
         false
     }
+
+    /// When its pending work is due (epoch ms), where that is not the time of the write plus the
+    /// work lease ([`crate::store::work_lease`]): a delivery waiting for its next attempt.
+    fn lease_ms(&self) -> Option<u64> {
+        None
+    }
 }

@@ -12,10 +12,12 @@ pub mod caller;
 pub mod cursor;
 pub mod customer_bills;
 pub mod error;
+pub mod events;
 pub mod handler;
 pub mod idempotency;
 pub mod request;
 pub mod response;
+pub mod webhooks;
 
 pub use error::{ApiError, ApiResult, ErrorFormat};
 

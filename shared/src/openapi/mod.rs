@@ -27,12 +27,14 @@ mod api_keys;
 mod bill_runs;
 mod billing_runs;
 mod bills;
+mod events;
 mod tmf;
 
 use api_keys::*;
 use bill_runs::*;
 use billing_runs::*;
 use bills::*;
+use events::*;
 use tmf::*;
 
 /// The document, built once.
@@ -49,7 +51,7 @@ fn build() -> Value {
         item[route.method.to_lowercase()] = op;
     }
     let mut schemas = tmf_schemas();
-    for (name, schema) in own_schemas().into_iter().chain(api_key_schemas()) {
+    for (name, schema) in own_schemas().into_iter().chain(api_key_schemas()).chain(event_schemas()) {
         schemas.insert(name.to_owned(), schema);
     }
     json!({
@@ -70,6 +72,8 @@ fn build() -> Value {
             {"name": "billing runs", "description": "A tenant's scheduled runs, replaced whole by PUT with sys_version"},
             {"name": "customer bills (TMF678)", "description": "TMF678 Customer Bill Management v4: rated charges, on-demand bills, customer bills"},
             {"name": API_KEYS_TAG, "description": "A tenant's API keys, managed by its administrators (billing:admin)"},
+            {"name": EVENTS_TAG, "description": "What happened: every committed change, kept 30 days (billing:read)"},
+            {"name": WEBHOOKS_TAG, "description": "Signed webhooks (Standard Webhooks v1), managed by administrators (billing:admin)"},
         ],
         "paths": paths,
         "components": {
@@ -271,7 +275,8 @@ fn operation(route: &Route) -> Option<Value> {
     }
     let op = elevate_operation(route)
         .or_else(|| customer_bill_operation(route.function))
-        .or_else(|| api_key_operation(route.function))?;
+        .or_else(|| api_key_operation(route.function))
+        .or_else(|| event_operation(route.function))?;
     Some(render(route, op))
 }
 

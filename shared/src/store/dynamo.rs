@@ -37,8 +37,9 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use super::{
-    group_moves, now_epoch, partition, ApiKeyRecord, AuditEvent, Change, Delete, Guard, IdempotencyRecord, NewItem,
-    Page, Repository, StoreError, StoreResult, Stored, Update, VersionCheck, Write, MAX_TRANSACTION_ITEMS,
+    group_moves, now_epoch, partition, ApiKeyRecord, AuditEvent, Change, Delete, EventQuery, Guard, IdempotencyRecord,
+    NewItem, Page, Recorded, Repository, StoreError, StoreResult, Stored, Update, VersionCheck, Write,
+    MAX_TRANSACTION_ITEMS,
 };
 use crate::domain::key::{Key, Kind, TenantId};
 
@@ -80,8 +81,9 @@ impl Transaction {
 }
 
 /// The table's indexes: GSI1 lists a kind, GSI2 to GSI7 are the group slots, GSI8 is the work
-/// index (items with pending work, by lease).
-pub const INDEXES: [&str; 8] = ["GSI1", "GSI2", "GSI3", "GSI4", "GSI5", "GSI6", "GSI7", "GSI8"];
+/// index (items with pending work, by lease), GSI9 and GSI10 a tenant's published events by time
+/// (all, and of one type).
+pub const INDEXES: [&str; 10] = ["GSI1", "GSI2", "GSI3", "GSI4", "GSI5", "GSI6", "GSI7", "GSI8", "GSI9", "GSI10"];
 
 /// Partitions of the work index: an item's is a stable hash of its key, so that many items with
 /// pending work spread their index writes; the sweeper reads each.
@@ -241,6 +243,7 @@ impl DynamoStore {
                     .non_key_attributes("version")
                     .non_key_attributes("entity")
                     .build(),
+                "GSI9" | "GSI10" => Projection::builder().projection_type(ProjectionType::KeysOnly).build(),
                 _ => Projection::builder().projection_type(ProjectionType::All).build(),
             };
             GlobalSecondaryIndex::builder()
@@ -334,10 +337,21 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
+    /// An audit event's item, kept for [`super::event_retention_secs`] (the table's TTL); a
+    /// published one is also in the tenant's event indexes (GSI9: all, GSI10: by type), whose
+    /// keys alone are projected.
     fn event_put(&self, key: &Key, version: u64, event: &AuditEvent) -> StoreResult<TransactWriteItem> {
         let mut item = to_attributes(event)?;
         item.insert("PK".into(), s(key.partition()));
-        item.insert("SK".into(), s(format!("EVENT#{version:020}")));
+        item.insert("SK".into(), s(event_sk(version)));
+        item.insert("expiresAt".into(), number(now_epoch() + super::event_retention_secs()));
+        if let Some(event_type) = &event.event_type {
+            let order = super::event_order(&event.at, key, version);
+            item.insert("GSI9PK".into(), s(partition::events(key.tenant(), None)));
+            item.insert("GSI9SK".into(), s(&order));
+            item.insert("GSI10PK".into(), s(partition::events(key.tenant(), Some(event_type))));
+            item.insert("GSI10SK".into(), s(order));
+        }
         self.put(item, "attribute_not_exists(PK)", Item::new())
     }
 
@@ -348,7 +362,7 @@ impl DynamoStore {
         version: u64,
         body: &str,
         groups: &[Option<String>],
-        work_pending: bool,
+        lease: Option<u64>,
         state: &Option<String>,
     ) -> Item {
         let (kind, tenant) = (key.kind(), key.tenant());
@@ -357,7 +371,7 @@ impl DynamoStore {
             ("SK".to_owned(), s("ITEM")),
             ("entity".to_owned(), s(kind.name)),
             ("version".to_owned(), number(version)),
-            ("workPending".to_owned(), AttributeValue::Bool(work_pending)),
+            ("workPending".to_owned(), AttributeValue::Bool(lease.is_some())),
             ("body".to_owned(), s(body)),
             ("GSI1PK".to_owned(), s(partition::list(kind, tenant))),
             ("GSI1SK".to_owned(), s(order)),
@@ -365,9 +379,9 @@ impl DynamoStore {
         if let Some(state) = state {
             item.insert("workerState".into(), s(state));
         }
-        if work_pending {
+        if let Some(lease) = lease {
             item.insert("GSI8PK".into(), s(work_shard(&key.partition())));
-            item.insert("GSI8SK".into(), s(format!("{:015}", super::lease_from_now())));
+            item.insert("GSI8SK".into(), s(format!("{lease:015}")));
         }
         for (slot, group) in groups.iter().enumerate() {
             if let Some(group) = group {
@@ -381,7 +395,8 @@ impl DynamoStore {
     /// A create's items: the resource, its event, its idempotency record; its counts to `tx`.
     fn add_create(&self, tx: &mut Transaction, item: NewItem) -> StoreResult<Written> {
         let (key, tenant) = (&item.key, item.key.tenant());
-        let resource = Self::resource_item(key, &item.order, 1, &item.body, &item.groups, item.work_pending, &None);
+        let lease = item.work_pending.then(|| super::lease_from_now(item.lease_ms));
+        let resource = Self::resource_item(key, &item.order, 1, &item.body, &item.groups, lease, &item.state);
         tx.items.push(self.put(resource, "attribute_not_exists(PK)", Item::new())?);
         tx.items.push(self.event_put(key, 1, &item.event)?);
         tx.count(counter_pk(tenant, key.kind().name), "COUNTER", 1);
@@ -398,7 +413,7 @@ impl DynamoStore {
                 Item::from([(":now".to_owned(), number(now_epoch()))]),
             )?);
         }
-        Ok((Stored { key: item.key, version: 1, body: item.body, state: None }, item.guard, item.check))
+        Ok((Stored { key: item.key, version: 1, body: item.body, state: item.state }, item.guard, item.check))
     }
 
     /// A change's items: the resource if still at the version read, and its event; the counts of
@@ -411,7 +426,7 @@ impl DynamoStore {
             version,
             &update.body,
             &update.groups,
-            update.work_pending,
+            update.work_pending.then(|| super::lease_from_now(update.lease_ms)),
             &update.state,
         );
         let seen = Item::from([(":seen".to_owned(), number(update.expected_version))]);
@@ -570,6 +585,114 @@ impl DynamoStore {
         }
     }
 
+    /// One resource's published events, newest first: its own partition, followed until `limit`
+    /// of them pass the query's filters (a resource's trail is its own writes).
+    async fn resource_events(&self, key: &Key, query: &EventQuery) -> StoreResult<Vec<Recorded>> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :event)")
+                .filter_expression("attribute_exists(eventType)")
+                .expression_attribute_values(":pk", s(key.partition()))
+                .expression_attribute_values(":event", s("EVENT#"))
+                .scan_index_forward(false)
+                .limit(100)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk)?;
+            self.read(out.scanned_count());
+            for item in out.items.unwrap_or_default() {
+                let recorded = recorded(key.clone(), item)?;
+                if query.admits(&recorded) && found.len() < query.limit {
+                    found.push(recorded);
+                }
+            }
+            match out.last_evaluated_key {
+                Some(next) if found.len() < query.limit => start = Some(next),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    /// A tenant's published events, newest first: one Query of the keys of GSI9 (or GSI10 for one
+    /// type) between the time bounds and the cursor, then the events by key.
+    async fn tenant_events(&self, tenant: &TenantId, query: &EventQuery) -> StoreResult<Vec<Recorded>> {
+        let (index, pk) = match &query.event_type {
+            Some(event_type) => ("GSI10", partition::events(tenant, Some(event_type))),
+            None => ("GSI9", partition::events(tenant, None)),
+        };
+        let low = query.after_ms.map_or_else(|| "0".to_owned(), |ms| format!("{ms:015}"));
+        let mut high = query.before_ms.map_or_else(|| "~".to_owned(), |ms| format!("{ms:015}"));
+        if let Some(cursor) = query.start_after.as_ref().filter(|c| **c < high) {
+            high = cursor.clone();
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
+            .expression_attribute_names("#pk", format!("{index}PK"))
+            .expression_attribute_names("#sk", format!("{index}SK"))
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":low", s(low))
+            .expression_attribute_values(":high", s(&high))
+            .scan_index_forward(false)
+            .limit(i32::try_from(query.limit + 1).unwrap_or(1000))
+            .send()
+            .await
+            .map_err(sdk)?;
+        self.read(out.count());
+        let kinds = crate::domain::event::kinds();
+        let mut keys = Vec::new();
+        for item in out.items.unwrap_or_default() {
+            let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            if text(&format!("{index}SK")) >= high {
+                continue; // the cursor's own event, or the `before` bound
+            }
+            let key = Key::parse(&text("PK"), &kinds).filter(|k| k.tenant() == tenant);
+            let key = key.ok_or_else(|| internal("foreign item in the event index"))?;
+            keys.push((key, text("SK")));
+        }
+        keys.truncate(query.limit);
+        self.events_by_key(keys).await
+    }
+
+    /// Audit items by (resource key, sort key), in that order, read in batches of 100 (one that
+    /// expired since its index entry was read is left out).
+    async fn events_by_key(&self, keys: Vec<(Key, String)>) -> StoreResult<Vec<Recorded>> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut items: HashMap<(String, String), Item> = HashMap::new();
+        for chunk in keys.chunks(100) {
+            let mut request = KeysAndAttributes::builder().consistent_read(true);
+            for (key, sk) in chunk {
+                request = request.keys(Item::from([("PK".to_owned(), s(key.partition())), ("SK".to_owned(), s(sk))]));
+            }
+            let mut pending = Some(HashMap::from([(self.table.clone(), request.build().map_err(internal)?)]));
+            while let Some(requests) = pending.take().filter(|r| !r.is_empty()) {
+                let out = self.client.batch_get_item().set_request_items(Some(requests)).send().await.map_err(sdk)?;
+                for item in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+                    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                    self.read(1);
+                    items.insert((text("PK"), text("SK")), item);
+                }
+                pending = out.unprocessed_keys;
+            }
+        }
+        let mut found = Vec::with_capacity(keys.len());
+        for (key, sk) in keys {
+            if let Some(item) = items.remove(&(key.partition(), sk)) {
+                found.push(recorded(key, item)?);
+            }
+        }
+        Ok(found)
+    }
+
     /// Counts what a call read.
     fn read(&self, items: i32) {
         self.reads.fetch_add(u64::try_from(items).unwrap_or(0), Ordering::Relaxed);
@@ -710,14 +833,19 @@ impl Repository for DynamoStore {
             .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(sdk)?;
-        items
-            .into_iter()
-            .map(|mut i| {
-                i.remove("PK");
-                i.remove("SK");
-                from_attributes(i)
-            })
-            .collect()
+        items.into_iter().map(audit_event).collect()
+    }
+
+    async fn event(&self, key: &Key, version: u64) -> StoreResult<Option<AuditEvent>> {
+        self.get_item(key.partition(), &event_sk(version)).await?.map(audit_event).transpose()
+    }
+
+    async fn published(&self, tenant: &TenantId, query: &EventQuery) -> StoreResult<Vec<Recorded>> {
+        match &query.resource {
+            Some(key) if key.tenant() == tenant => self.resource_events(key, query).await,
+            Some(_) => Ok(Vec::new()),
+            None => self.tenant_events(tenant, query).await,
+        }
     }
 
     async fn overdue(&self, kinds: &[Kind], now_ms: u64, limit: usize) -> StoreResult<Vec<(u64, Change)>> {
@@ -752,7 +880,7 @@ impl Repository for DynamoStore {
             .key("SK", s("ITEM"))
             .update_expression("SET GSI8SK = :lease")
             .condition_expression("version = :seen AND attribute_exists(GSI8PK)")
-            .expression_attribute_values(":lease", s(format!("{:015}", super::lease_from_now())))
+            .expression_attribute_values(":lease", s(format!("{:015}", super::lease_from_now(None))))
             .expression_attribute_values(":seen", number(version))
             .send()
             .await;
@@ -887,6 +1015,27 @@ fn overdue_change(kinds: &[Kind], item: &Item) -> Option<(u64, Change)> {
     Some((lease, Change { key, version, work_pending: true }))
 }
 
+/// The sort key of an item's audit event of `version`.
+fn event_sk(version: u64) -> String {
+    format!("EVENT#{version:020}")
+}
+
+/// An audit event from its item.
+fn audit_event(mut item: Item) -> StoreResult<AuditEvent> {
+    for name in ["PK", "SK", "expiresAt", "GSI9PK", "GSI9SK", "GSI10PK", "GSI10SK"] {
+        item.remove(name);
+    }
+    from_attributes(item)
+}
+
+/// A published event from its audit item, of the resource `key`.
+fn recorded(key: Key, item: Item) -> StoreResult<Recorded> {
+    let sk = item.get("SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+    let version =
+        sk.strip_prefix("EVENT#").and_then(|v| v.parse().ok()).ok_or_else(|| internal("event without version"))?;
+    Ok(Recorded { key, version, event: audit_event(item)? })
+}
+
 fn api_key_record(mut item: Item) -> StoreResult<ApiKeyRecord> {
     for name in ["PK", "SK", "GSI1PK", "GSI1SK"] {
         item.remove(name);
@@ -994,7 +1143,7 @@ mod tests {
             7,
             body,
             &[Some("G".into()), None, Some("F".into())],
-            true,
+            Some(1),
             &Some("{}".into()),
         );
         assert_eq!(item["version"], number(7));

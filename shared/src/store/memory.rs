@@ -12,8 +12,8 @@ use async_trait::async_trait;
 
 use super::faults::{Fault, Faults};
 use super::{
-    group_moves, now_epoch, partition, ApiKeyRecord, AuditEvent, Change, Delete, Guard, IdempotencyRecord, NewItem,
-    Page, Repository, StoreError, StoreResult, Stored, Update, VersionCheck, Write,
+    group_moves, now_epoch, partition, ApiKeyRecord, AuditEvent, Change, Delete, EventQuery, Guard, IdempotencyRecord,
+    NewItem, Page, Recorded, Repository, StoreError, StoreResult, Stored, Update, VersionCheck, Write,
 };
 use crate::domain::key::{Key, Kind, TenantId};
 
@@ -107,8 +107,8 @@ impl State {
             self.enter(&item.key, group, &item.order);
         }
         self.events.entry(item.key.clone()).or_default().push(item.event);
-        let lease = self.lease(&item.key, None, item.work_pending);
-        let row = Row { version: 1, body: item.body, state: None, lease, written_ms: super::now_ms() };
+        let lease = self.lease(&item.key, None, item.work_pending, item.lease_ms);
+        let row = Row { version: 1, body: item.body, state: item.state, lease, written_ms: super::now_ms() };
         let stored = row.stored(&item.key);
         self.rows.insert(item.key, row);
         stored
@@ -126,7 +126,7 @@ impl State {
         self.bump(update.guard);
         self.events.entry(update.key.clone()).or_default().push(update.event);
         let was = self.rows.get(&update.key).and_then(|row| row.lease);
-        let lease = self.lease(&update.key, was, update.work_pending);
+        let lease = self.lease(&update.key, was, update.work_pending, update.lease_ms);
         let row = Row {
             version: update.expected_version + 1,
             body: update.body,
@@ -141,11 +141,11 @@ impl State {
 
     /// Moves an item's entry in the work index: out at its old lease, in at a new one if its
     /// work is pending.
-    fn lease(&mut self, key: &Key, was: Option<u64>, pending: bool) -> Option<u64> {
+    fn lease(&mut self, key: &Key, was: Option<u64>, pending: bool, due: Option<u64>) -> Option<u64> {
         if let Some(was) = was {
             self.work.remove(&(was, key.clone()));
         }
-        let lease = pending.then(super::lease_from_now);
+        let lease = pending.then(|| super::lease_from_now(due));
         if let Some(lease) = lease {
             self.work.insert((lease, key.clone()));
         }
@@ -353,7 +353,7 @@ impl Repository for MemoryStore {
         let Some(was) = state.rows.get(key).filter(|row| row.version == version).and_then(|row| row.lease) else {
             return Ok(());
         };
-        let lease = state.lease(key, Some(was), true);
+        let lease = state.lease(key, Some(was), true, None);
         if let Some(row) = state.rows.get_mut(key) {
             row.lease = lease;
         }
@@ -415,6 +415,36 @@ impl Repository for MemoryStore {
 
     async fn events(&self, key: &Key) -> StoreResult<Vec<AuditEvent>> {
         Ok(self.lock()?.events.get(key).cloned().unwrap_or_default())
+    }
+
+    async fn event(&self, key: &Key, version: u64) -> StoreResult<Option<AuditEvent>> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let index = usize::try_from(version).ok().and_then(|v| v.checked_sub(1));
+        Ok(index.and_then(|i| self.lock().ok()?.events.get(key)?.get(i).cloned()))
+    }
+
+    /// Every event of the tenant (or of the resource) filtered here: the embedded store has no
+    /// index of events, and its reads are counted as the DynamoDB store's Query would read them.
+    async fn published(&self, tenant: &TenantId, query: &EventQuery) -> StoreResult<Vec<Recorded>> {
+        let state = self.lock()?;
+        let trails = state.events.iter().filter(|(key, _)| match &query.resource {
+            Some(resource) => *key == resource,
+            None => key.tenant() == tenant,
+        });
+        let mut found: Vec<Recorded> = trails
+            .flat_map(|(key, trail)| {
+                trail.iter().enumerate().map(|(i, event)| Recorded {
+                    key: key.clone(),
+                    version: i as u64 + 1,
+                    event: event.clone(),
+                })
+            })
+            .filter(|recorded| query.admits(recorded))
+            .collect();
+        found.sort_by_key(|recorded| std::cmp::Reverse(recorded.order()));
+        found.truncate(query.limit);
+        self.reads.fetch_add(found.len() as u64, Ordering::Relaxed);
+        Ok(found)
     }
 
     async fn put_api_key(&self, record: &ApiKeyRecord) -> StoreResult<()> {

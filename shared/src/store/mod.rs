@@ -70,12 +70,52 @@ pub struct AuditEvent {
     pub from_status: Option<String>,
     pub to_status: Option<String>,
     pub fields: Vec<String>,
+    /// The published event's type, when the change is one ([`crate::domain::event::event_type`];
+    /// set by [`repo::Repo`] as it builds the write): the event publisher's stream filter matches
+    /// on it, and `GET /events` lists only these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    /// A published event's resource, JSON text, after the change (before it, for a deletion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    /// A published change's old values of the fields it changed, JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
 }
 
 impl AuditEvent {
     /// An event now, by `by` (`None`: the system).
     pub fn new(by: Option<u64>, action: impl Into<String>) -> Self {
-        Self { at: now_rfc3339(), by, action: action.into(), from_status: None, to_status: None, fields: Vec::new() }
+        Self {
+            at: now_rfc3339(),
+            by,
+            action: action.into(),
+            from_status: None,
+            to_status: None,
+            fields: Vec::new(),
+            event_type: None,
+            object: None,
+            previous: None,
+        }
+    }
+
+    /// The bytes the published event adds to its audit event's item.
+    pub fn published_bytes(&self) -> usize {
+        self.object.as_ref().map_or(0, String::len) + self.previous.as_ref().map_or(0, String::len)
+    }
+
+    /// The event as it is published, when it is one: of the item `key` at `version`.
+    pub fn told<'a>(&'a self, key: &'a Key, version: u64) -> Option<crate::domain::event::Told<'a>> {
+        Some(crate::domain::event::Told {
+            kind: key.kind(),
+            tenant: key.tenant(),
+            id: key.id(),
+            version,
+            event_type: self.event_type.as_deref()?,
+            time: &self.at,
+            object: self.object.as_deref()?,
+            previous: self.previous.as_deref(),
+        })
     }
 
     pub fn with_change(mut self, from_status: Option<String>, to_status: Option<String>, fields: Vec<String>) -> Self {
@@ -89,6 +129,74 @@ impl AuditEvent {
     pub fn with_changes(self, changes: crate::domain::bill_run::Changes) -> Self {
         self.with_change(Some(changes.from_status), Some(changes.to_status), changes.fields)
     }
+}
+
+/// A published event as stored: the audit event of version `version` of the item `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub key: Key,
+    pub version: u64,
+    pub event: AuditEvent,
+}
+
+impl Recorded {
+    /// The event's JSON ([`crate::domain::event::Told::to_json`]); `None` for an audit event that
+    /// is not published.
+    pub fn to_json(&self) -> Option<serde_json::Value> {
+        self.event.told(&self.key, self.version).map(|told| told.to_json())
+    }
+
+    /// Its place in a tenant's event lists: its time in epoch milliseconds (15 digits), then its
+    /// version and key, so that events of one millisecond keep one order.
+    pub fn order(&self) -> String {
+        event_order(&self.event.at, &self.key, self.version)
+    }
+}
+
+/// The order key of the event of `key` at `version`, written at `at` (RFC 3339).
+pub fn event_order(at: &str, key: &Key, version: u64) -> String {
+    let ms = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(0);
+    format!("{ms:015}#{}#{version:020}", key.partition())
+}
+
+/// Which of a tenant's published events a [`Repository::published`] reads, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// One resource's events (its own partition), or else all of the tenant's.
+    pub resource: Option<Key>,
+    pub event_type: Option<String>,
+    /// Only events at or after this many epoch milliseconds.
+    pub after_ms: Option<u64>,
+    /// Only events before this many epoch milliseconds.
+    pub before_ms: Option<u64>,
+    /// The [`Recorded::order`] to start after (a cursor).
+    pub start_after: Option<String>,
+    pub limit: usize,
+}
+
+impl EventQuery {
+    /// Whether an event passes the type and time filters (those the query's index does not serve).
+    pub fn admits(&self, recorded: &Recorded) -> bool {
+        let order = recorded.order();
+        let ms: u64 = order[..15].parse().unwrap_or(0);
+        recorded.event.event_type.is_some()
+            && self.event_type.as_ref().is_none_or(|t| recorded.event.event_type.as_ref() == Some(t))
+            && self.after_ms.is_none_or(|after| ms >= after)
+            && self.before_ms.is_none_or(|before| ms < before)
+            && self.start_after.as_ref().is_none_or(|cursor| order < *cursor)
+    }
+}
+
+/// How long published events are kept at least (their audit items' TTL): `EVENT_RETENTION_DAYS`,
+/// default 30.
+pub fn event_retention_secs() -> i64 {
+    static DAYS: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let days = DAYS.get_or_init(|| {
+        std::env::var("EVENT_RETENTION_DAYS").ok().and_then(|v| v.parse().ok()).filter(|d| *d >= 30).unwrap_or(30)
+    });
+    days * 86_400
 }
 
 /// A create's response, kept for `Idempotency-Key` replays.
@@ -114,10 +222,14 @@ pub struct NewItem {
     /// Its place in the kind's list and group indexes (`Resource::order`).
     pub order: String,
     pub body: String,
+    /// Private state kept beside it (an endpoint's secrets), never shown.
+    pub state: Option<String>,
     /// The groups it is in, by slot ([`Resource::groups`](crate::domain::resource::Resource::groups)):
     /// slot `i` is the table's GSI`i+2`, each group with a kept count.
     pub groups: Vec<Option<String>>,
     pub work_pending: bool,
+    /// When its pending work is due, where not now plus the work lease ([`Resource::lease_ms`](crate::domain::resource::Resource::lease_ms)).
+    pub lease_ms: Option<u64>,
     pub guard: Option<Guard>,
     pub check: Option<VersionCheck>,
     pub event: AuditEvent,
@@ -142,7 +254,7 @@ impl Write {
     /// The stored form the size bound applies to.
     fn stored_form(&self) -> (&str, Option<&str>) {
         match self {
-            Self::Create(item) => (&item.body, None),
+            Self::Create(item) => (&item.body, item.state.as_deref()),
             Self::Update(update) => (&update.body, update.state.as_deref()),
         }
     }
@@ -223,11 +335,21 @@ pub struct Update {
     /// an item the worker took past the client bound at that size, but not grow it.
     pub previous_size: usize,
     pub work_pending: bool,
+    /// As [`NewItem::lease_ms`].
+    pub lease_ms: Option<u64>,
     pub guard: Option<Guard>,
     pub check: Option<VersionCheck>,
     /// The worker's private state to keep with the item (`None` clears it).
     pub state: Option<String>,
     pub event: AuditEvent,
+}
+
+impl Update {
+    /// The bytes it writes: the resource's stored form and what its published event carries (a
+    /// step keeps the sum within [`crate::worker::STEP_BYTES`]).
+    pub fn bytes(&self) -> usize {
+        self.body.len() + self.state.as_ref().map_or(0, String::len) + self.event.published_bytes()
+    }
 }
 
 /// The removal of a resource, conditional on `expected_version`, with its audit event.
@@ -364,6 +486,11 @@ pub trait Repository: Send + Sync {
     }
     /// The audit trail of one resource, oldest first.
     async fn events(&self, key: &Key) -> StoreResult<Vec<AuditEvent>>;
+    /// The audit event of version `version` of `key` (one read by key), when it is still kept.
+    async fn event(&self, key: &Key, version: u64) -> StoreResult<Option<AuditEvent>>;
+    /// At most `query.limit` of `tenant`'s published events, newest first: one Query of the
+    /// resource's partition, of the tenant's events of one type, or of all its events.
+    async fn published(&self, tenant: &TenantId, query: &EventQuery) -> StoreResult<Vec<Recorded>>;
     /// At most `limit` items of `kinds` with pending work whose lease passed before `now_ms`
     /// (epoch milliseconds), oldest lease first, each as the change that re-drives it: from the
     /// work index (every write of an item with pending work sets its lease to the write's time
@@ -522,9 +649,10 @@ pub fn now_ms() -> u64 {
     u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
 
-/// The lease an item with pending work gets when it is written now.
-pub fn lease_from_now() -> u64 {
-    now_ms().saturating_add(u64::try_from(work_lease().as_millis()).unwrap_or(u64::MAX))
+/// The lease an item with pending work gets when it is written now, unless its resource names
+/// one (`due`).
+pub fn lease_from_now(due: Option<u64>) -> u64 {
+    due.unwrap_or_else(|| now_ms().saturating_add(u64::try_from(work_lease().as_millis()).unwrap_or(u64::MAX)))
 }
 
 pub fn now_epoch() -> i64 {
@@ -560,6 +688,14 @@ pub(crate) mod partition {
         format!("{}{key}", tenant.prefix())
     }
 
+    /// A tenant's published events (all, or of one type).
+    pub fn events(tenant: &TenantId, event_type: Option<&str>) -> String {
+        match event_type {
+            Some(t) => format!("{}EVENT#{t}", tenant.prefix()),
+            None => format!("{}EVENT", tenant.prefix()),
+        }
+    }
+
     /// The list partition of a tenant's API keys.
     pub fn api_keys(tenant: &TenantId) -> String {
         format!("{}APIKEY", tenant.prefix())
@@ -574,7 +710,7 @@ mod tests {
     /// resource kind may be named so, and no two kinds alike.
     #[test]
     fn kind_names_are_unique_and_never_the_stores_own() {
-        use crate::domain::{bill, bill_run, billing_run, customer_bill};
+        use crate::domain::{bill, bill_run, billing_run, customer_bill, webhook};
         let mut names = vec![
             bill_run::BillRun::KIND.name,
             bill_run::AdhocBillRun::KIND.name,
@@ -584,8 +720,13 @@ mod tests {
             customer_bill::OnDemand::KIND.name,
             customer_bill::AppliedRate::KIND.name,
             customer_bill::AccountBilling::KIND.name,
+            crate::domain::segment::Segment::KIND.name,
+            webhook::WebhookEndpoint::KIND.name,
+            webhook::HubSubscription::KIND.name,
+            webhook::Delivery::KIND.name,
         ];
-        assert!(names.iter().all(|n| !["APIKEY", "APIKEYID", "COUNTER", "GROUP", "GUARD", "IDEMPOTENCY"].contains(n)));
+        let own = ["APIKEY", "APIKEYID", "COUNTER", "GROUP", "GUARD", "IDEMPOTENCY", "EVENT", "WORK"];
+        assert!(names.iter().all(|n| !own.contains(n)));
         let count = names.len();
         names.sort_unstable();
         names.dedup();

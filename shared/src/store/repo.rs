@@ -10,9 +10,10 @@ use std::marker::PhantomData;
 use serde_json::Value;
 
 use super::{
-    guard_key, ApiKeyRecord, AuditEvent, Delete, Guard, IdempotencyRecord, NewItem, Page, Repository, StoreError,
-    StoreResult, Stored, Update, VersionCheck, Write,
+    guard_key, ApiKeyRecord, AuditEvent, Delete, EventQuery, Guard, IdempotencyRecord, NewItem, Page, Recorded,
+    Repository, StoreError, StoreResult, Stored, Update, VersionCheck, Write,
 };
+use crate::domain::event::{event_type, Change};
 use crate::domain::key::{Id, IdType, Key, TenantId};
 use crate::domain::list::{ListQuery, Plan, Source, MAX_BOUNDED_READ};
 use crate::domain::resource::Resource;
@@ -29,6 +30,12 @@ pub struct Versioned<R> {
 }
 
 impl<R: Resource> Versioned<R> {
+    /// Its JSON as stored.
+    fn json(&self) -> StoreResult<Value> {
+        serde_json::from_str(&self.body)
+            .map_err(|e| StoreError::Internal(format!("stored {} is unreadable: {e}", self.key)))
+    }
+
     /// A condition on this item staying at the version read, for a write of another item.
     pub fn check(&self) -> VersionCheck {
         VersionCheck { key: self.key.clone(), version: self.version }
@@ -59,6 +66,33 @@ fn groups_of<R: Resource>(value: &R) -> StoreResult<Vec<Option<String>>> {
         return Err(StoreError::Internal(format!("{} has {} group slots", R::KIND.name, groups.len())));
     }
     Ok(groups)
+}
+
+/// A resource's JSON.
+fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<Value> {
+    serde_json::to_value(value).map_err(|e| StoreError::Internal(format!("cannot encode a resource: {e}")))
+}
+
+/// The largest published event an audit item carries: DynamoDB's 400 KB item less the audit
+/// event's own fields. A change whose resource and old values together pass it is published
+/// without `previous` (its resource alone is at most [`super::MAX_ITEM_BYTES`]).
+const MAX_PUBLISHED_BYTES: usize = 390 * 1024;
+
+/// `event` with what it publishes, when the change is an event: its type, the resource's JSON
+/// text, and for a change the old values of the fields it changed.
+fn published(
+    mut event: AuditEvent,
+    kind: crate::domain::key::Kind,
+    change: Change<'_>,
+    body: &str,
+    moved: Option<(&Value, &Value)>,
+) -> AuditEvent {
+    let Some(event_type) = event_type(kind, change) else { return event };
+    let previous = moved.map(|(before, after)| crate::domain::event::previous(before, after).to_string());
+    event.previous = previous.filter(|p| p.len() + body.len() <= MAX_PUBLISHED_BYTES);
+    event.event_type = Some(event_type);
+    event.object = Some(body.to_owned());
+    event
 }
 
 /// A stored resource's JSON.
@@ -152,6 +186,24 @@ impl<'a> Tenant<'a> {
         self.store.get(key).await
     }
 
+    /// The published event of version `version` of this tenant's item `key` (another tenant's
+    /// key, or an audit event that is not published, reads nothing).
+    pub async fn event(&self, key: &Key, version: u64) -> StoreResult<Option<Recorded>> {
+        if key.tenant() != &self.id {
+            return Ok(None);
+        }
+        let event = self.store.event(key, version).await?.filter(|e| e.event_type.is_some());
+        Ok(event.map(|event| Recorded { key: key.clone(), version, event }))
+    }
+
+    /// This tenant's published events, newest first ([`Repository::published`]).
+    pub async fn published(&self, query: &EventQuery) -> StoreResult<Vec<Recorded>> {
+        if query.resource.as_ref().is_some_and(|key| key.tenant() != &self.id) {
+            return Ok(Vec::new());
+        }
+        self.store.published(&self.id, query).await
+    }
+
     pub async fn idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
         self.store.idempotency(&self.id, key).await
     }
@@ -217,15 +269,19 @@ impl<'a, R: Resource> Repo<'a, R> {
         })
     }
 
-    /// The create of `value` with its audit event; the caller adds a guard, check or idempotency
-    /// record when it has one.
+    /// The create of `value` with its audit event (published when it is an event); the caller adds
+    /// a guard, check or idempotency record when it has one.
     pub fn new_item(&self, value: &R, event: AuditEvent) -> StoreResult<NewItem> {
+        let body = encode(value)?;
+        let event = published(event, R::KIND, Change::Created(&to_json(value)?), &body, None);
         Ok(NewItem {
             key: self.key(value.id())?,
             order: value.order(),
-            body: encode(value)?,
+            body,
+            state: None,
             groups: groups_of(value)?,
             work_pending: value.work_pending(),
+            lease_ms: value.lease_ms(),
             guard: None,
             check: None,
             event,
@@ -236,15 +292,25 @@ impl<'a, R: Resource> Repo<'a, R> {
     /// The change of `current` into `next`, conditional on the version read. The worker's state
     /// is cleared unless the caller keeps it.
     pub fn update_of(&self, current: &Versioned<R>, next: &R, event: AuditEvent) -> StoreResult<Update> {
+        let body = encode(next)?;
+        let event = match crate::domain::event::prefix(R::KIND) {
+            None => event,
+            Some(_) => {
+                let (before, after) = (current.json()?, to_json(next)?);
+                let change = Change::Updated { before: &before, after: &after };
+                published(event, R::KIND, change, &body, Some((&before, &after)))
+            }
+        };
         Ok(Update {
             key: current.key.clone(),
             order: current.value.order(),
             expected_version: current.version,
-            body: encode(next)?,
+            body,
             groups: groups_of(next)?,
             previous_groups: groups_of(&current.value)?,
             previous_size: current.body.len() + current.state.as_ref().map_or(0, String::len),
             work_pending: next.work_pending(),
+            lease_ms: next.lease_ms(),
             guard: None,
             check: None,
             state: None,
@@ -253,6 +319,10 @@ impl<'a, R: Resource> Repo<'a, R> {
     }
 
     pub fn delete_of(&self, current: &Versioned<R>, event: AuditEvent) -> StoreResult<Delete> {
+        let event = match crate::domain::event::prefix(R::KIND) {
+            None => event,
+            Some(_) => published(event, R::KIND, Change::Deleted(&current.json()?), &current.body, None),
+        };
         Ok(Delete {
             key: current.key.clone(),
             order: current.value.order(),

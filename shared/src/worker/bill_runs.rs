@@ -285,7 +285,7 @@ fn step_bills(
                 tracing::warn!(key = %bill.key, %error, "a bill the stage would grow past the bound is set aside");
                 aside = true;
             } else {
-                let size = update.body.len();
+                let size = update.bytes();
                 writes.push(Write::Update(update));
                 let full = transaction_items(writes) + SEGMENT_ITEMS > MAX_TRANSACTION_ITEMS;
                 if full || (writes.len() > 1 && *bytes + size > STEP_BYTES) {

@@ -191,7 +191,7 @@ async fn undo(
         }
         let event = AuditEvent::new(None, format!("unbilled: bill {bill} was never made"));
         let update = rates.update_of(rate, &rate.value.unbilled(), event)?;
-        bytes += update.body.len();
+        bytes += update.bytes();
         writes.push(Write::Update(update));
     }
     Ok(writes)
@@ -289,7 +289,7 @@ async fn plan(store: &Tenant<'_>, current: &Versioned<OnDemand>) -> StoreResult<
         if at.tally.add(&rate.value).is_ok() {
             let event = AuditEvent::new(None, format!("billed on {bill}"));
             let update = rates.update_of(rate, &rate.value.billed_on(bill), event)?;
-            bytes += update.body.len();
+            bytes += update.bytes();
             writes.push(Write::Update(update));
         }
         at.cursor = Some(order);

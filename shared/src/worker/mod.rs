@@ -25,8 +25,8 @@ use tokio::sync::mpsc;
 use crate::domain::key::{Key, Kind, TenantId};
 use crate::store::repo::Tenant;
 use crate::store::{
-    ApiKeyRecord, AuditEvent, Change, Delete, Guard, IdempotencyRecord, Page, Repository, SharedRepository,
-    StoreResult, Stored, Write,
+    ApiKeyRecord, AuditEvent, Change, Delete, EventQuery, Guard, IdempotencyRecord, Page, Recorded, Repository,
+    SharedRepository, StoreResult, Stored, Write,
 };
 
 /// Bytes of changed items one step writes, at most about: a step stops at the first item past
@@ -144,16 +144,11 @@ impl Worker {
     /// redelivery. Records of different items are stepped concurrently (a run's segments arrive
     /// together), those of one item in their order.
     pub async fn handle_stream(&self, event: Event) -> DynamoDbEventResponse {
-        let mut chains: Vec<(Key, Vec<Delivered>)> = Vec::new();
-        for record in &event.records {
-            let Some(change) = self.change_of(record) else { continue };
-            let sequence = record.change.sequence_number.clone();
-            match chains.iter_mut().find(|(key, _)| *key == change.key) {
-                Some((_, chain)) => chain.push((change, sequence)),
-                None => chains.push((change.key.clone(), vec![(change, sequence)])),
-            }
-        }
-        let failed = futures_util::future::join_all(chains.into_iter().map(|(_, chain)| async move {
+        let changes = event.records.iter().filter_map(|record| {
+            let change = self.change_of(record)?;
+            Some((change.key.clone(), (change, record.change.sequence_number.clone())))
+        });
+        let failed = futures_util::future::join_all(by_item(changes).into_iter().map(|chain| async move {
             let mut failed = Vec::new();
             for (change, sequence) in chain {
                 if self.advance_isolated(change).await.is_err() {
@@ -163,18 +158,33 @@ impl Worker {
             failed
         }))
         .await;
-        let mut response = DynamoDbEventResponse::default();
-        for sequence in failed.into_iter().flatten() {
-            let mut failure = DynamoDbBatchItemFailure::default();
-            failure.item_identifier = sequence;
-            response.batch_item_failures.push(failure);
-        }
-        response
+        batch_response(failed.into_iter().flatten())
     }
 }
 
-/// A stream record's change and its sequence number (to report it failed).
-type Delivered = (Change, Option<String>);
+/// Stream records grouped by the item they name, each group in the records' order, the groups in
+/// the order of their first record: what may run side by side, and what must run in turn.
+pub fn by_item<T>(records: impl IntoIterator<Item = (Key, T)>) -> Vec<Vec<T>> {
+    let mut chains: Vec<(Key, Vec<T>)> = Vec::new();
+    for (key, record) in records {
+        match chains.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, chain)) => chain.push(record),
+            None => chains.push((key, vec![record])),
+        }
+    }
+    chains.into_iter().map(|(_, chain)| chain).collect()
+}
+
+/// A partial-batch response reporting the records of these sequence numbers failed.
+pub fn batch_response(failed: impl IntoIterator<Item = Option<String>>) -> DynamoDbEventResponse {
+    let mut response = DynamoDbEventResponse::default();
+    for sequence in failed {
+        let mut failure = DynamoDbBatchItemFailure::default();
+        failure.item_identifier = sequence;
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
 
 /// How long before its deadline a sweep stops stepping (a step's retries and transaction fit).
 const SWEEP_MARGIN_MS: u64 = 10_000;
@@ -197,17 +207,22 @@ pub struct Sweep {
 }
 
 impl Sweep {
-    /// The sweep as a CloudWatch embedded-metric-format log line (namespace `billflow`): the
-    /// alarm on work past its lease reads `WorkPastLease`.
-    pub fn emf(&self, at_ms: u64) -> String {
-        serde_json::json!({
+    /// The sweep as a CloudWatch embedded-metric-format log line (namespace `billflow`), its
+    /// metrics named after `what` (`Work` for the sweeper, `Deliveries` for the webhook-sender):
+    /// `{what}PastLease`, `{what}Redriven`, `{what}Failed`, `{what}OldestLeaseAge`. The alarm on
+    /// stuck work reads `WorkPastLease`.
+    pub fn emf(&self, at_ms: u64, what: &str) -> String {
+        let name = |metric: &str| format!("{what}{metric}");
+        let mut line = serde_json::json!({
             "_aws": {"Timestamp": at_ms, "CloudWatchMetrics": [{"Namespace": "billflow", "Dimensions": [[]],
-                "Metrics": [{"Name": "WorkPastLease", "Unit": "Count"}, {"Name": "WorkRedriven", "Unit": "Count"},
-                    {"Name": "WorkFailed", "Unit": "Count"}, {"Name": "OldestLeaseAge", "Unit": "Milliseconds"}]}]},
-            "WorkPastLease": self.overdue, "WorkRedriven": self.redriven, "WorkFailed": self.failed,
-            "OldestLeaseAge": self.oldest_lease_age_ms,
-        })
-        .to_string()
+                "Metrics": [{"Name": name("PastLease"), "Unit": "Count"}, {"Name": name("Redriven"), "Unit": "Count"},
+                    {"Name": name("Failed"), "Unit": "Count"}, {"Name": name("OldestLeaseAge"), "Unit": "Milliseconds"}]}]},
+        });
+        line[name("PastLease")] = self.overdue.into();
+        line[name("Redriven")] = self.redriven.into();
+        line[name("Failed")] = self.failed.into();
+        line[name("OldestLeaseAge")] = self.oldest_lease_age_ms.into();
+        line.to_string()
     }
 }
 
@@ -217,10 +232,12 @@ impl Sweep {
 /// How often the in-process worker retries a record whose step failed before dropping it.
 const IN_PROCESS_RETRIES: u32 = 3;
 
-/// A store that reports each committed write with pending work, as the table's stream does.
+/// A store that reports each committed write with pending work, and each published event, as the
+/// table's stream does.
 pub struct Notifying {
     inner: SharedRepository,
     changes: mpsc::UnboundedSender<(Change, u32)>,
+    events: mpsc::UnboundedSender<Recorded>,
 }
 
 /// Wraps `store` so that its writes drive a worker with `jobs` ([`jobs`] in the dev server) in
@@ -235,7 +252,12 @@ pub fn in_process(
     jobs: Vec<Arc<dyn Job>>,
 ) -> SharedRepository {
     let (tx, mut rx) = mpsc::unbounded_channel::<(Change, u32)>();
-    let notifying: SharedRepository = Arc::new(Notifying { inner: store, changes: tx.clone() });
+    let (events, published) = mpsc::unbounded_channel::<Recorded>();
+    let notifying: SharedRepository = Arc::new(Notifying { inner: store, changes: tx.clone(), events });
+    tokio::spawn(publisher(
+        crate::events::Publisher::new(notifying.clone(), Arc::new(crate::events::LogBus)),
+        published,
+    ));
     let worker = Worker::new(notifying.clone(), jobs);
     if let Some(every) = sweep_every {
         tokio::spawn(sweeper(worker.clone(), every));
@@ -259,6 +281,22 @@ pub fn in_process(
     notifying
 }
 
+/// The dev server's event publisher: each event in the order its writes committed (those of one
+/// resource in the order of its versions), its deliveries made, tried a few times.
+async fn publisher(publisher: crate::events::Publisher, mut published: mpsc::UnboundedReceiver<Recorded>) {
+    while let Some(recorded) = published.recv().await {
+        for failures in 0..IN_PROCESS_RETRIES {
+            match publisher.deliver(&recorded).await {
+                Ok(_) => break,
+                Err(error) if failures + 1 == IN_PROCESS_RETRIES => {
+                    tracing::warn!(key = %recorded.key, version = recorded.version, %error, "an event's deliveries were not made")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+}
+
 /// The dev server's sweeper: a [`Worker::sweep`] every `every`, logged when it found anything.
 async fn sweeper(worker: Worker, every: Duration) {
     let mut tick = tokio::time::interval(every);
@@ -274,10 +312,17 @@ async fn sweeper(worker: Worker, every: Duration) {
 }
 
 impl Notifying {
-    fn report(&self, stored: &Stored, work_pending: bool) {
+    fn report(&self, stored: &Stored, work_pending: bool, event: AuditEvent) {
         if work_pending {
             let change = Change { key: stored.key.clone(), version: stored.version, work_pending };
             let _ = self.changes.send((change, 0));
+        }
+        self.publish(&stored.key, stored.version, event);
+    }
+
+    fn publish(&self, key: &Key, version: u64, event: AuditEvent) {
+        if event.event_type.is_some() {
+            let _ = self.events.send(Recorded { key: key.clone(), version, event });
         }
     }
 }
@@ -291,21 +336,24 @@ impl Repository for Notifying {
         self.inner.get(key).await
     }
     async fn write(&self, writes: Vec<Write>) -> StoreResult<Vec<Stored>> {
-        let pending: Vec<bool> = writes
+        let reported: Vec<(bool, AuditEvent)> = writes
             .iter()
             .map(|w| match w {
-                Write::Create(item) => item.work_pending,
-                Write::Update(update) => update.work_pending,
+                Write::Create(item) => (item.work_pending, item.event.clone()),
+                Write::Update(update) => (update.work_pending, update.event.clone()),
             })
             .collect();
         let saved = self.inner.write(writes).await?;
-        for (stored, pending) in saved.iter().zip(pending) {
-            self.report(stored, pending);
+        for (stored, (pending, event)) in saved.iter().zip(reported) {
+            self.report(stored, pending, event);
         }
         Ok(saved)
     }
     async fn delete(&self, delete: Delete) -> StoreResult<()> {
-        self.inner.delete(delete).await
+        let (key, version, event) = (delete.key.clone(), delete.expected_version + 1, delete.event.clone());
+        self.inner.delete(delete).await?;
+        self.publish(&key, version, event);
+        Ok(())
     }
     fn items_read(&self) -> u64 {
         self.inner.items_read()
@@ -333,6 +381,12 @@ impl Repository for Notifying {
     }
     async fn events(&self, key: &Key) -> StoreResult<Vec<AuditEvent>> {
         self.inner.events(key).await
+    }
+    async fn event(&self, key: &Key, version: u64) -> StoreResult<Option<AuditEvent>> {
+        self.inner.event(key, version).await
+    }
+    async fn published(&self, tenant: &TenantId, query: &EventQuery) -> StoreResult<Vec<Recorded>> {
+        self.inner.published(tenant, query).await
     }
     async fn overdue(&self, kinds: &[Kind], now_ms: u64, limit: usize) -> StoreResult<Vec<(u64, Change)>> {
         self.inner.overdue(kinds, now_ms, limit).await

@@ -1,0 +1,10 @@
+//! get-event: GET /events/{event_id}
+use shared::http::events;
+use shared::runtime;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), runtime::Error> {
+    runtime::init_tracing();
+    let deps = runtime::deps_from_env()?;
+    runtime::serve_http(&deps, events::get).await
+}

@@ -1,0 +1,10 @@
+//! list-events: GET /events
+use shared::http::events;
+use shared::runtime;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), runtime::Error> {
+    runtime::init_tracing();
+    let deps = runtime::deps_from_env()?;
+    runtime::serve_http(&deps, events::list).await
+}

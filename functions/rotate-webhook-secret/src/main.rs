@@ -1,0 +1,10 @@
+//! rotate-webhook-secret: POST /webhook-endpoints/{id}/rotate-secret
+use shared::http::webhooks;
+use shared::runtime;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), runtime::Error> {
+    runtime::init_tracing();
+    let deps = runtime::deps_from_env()?;
+    runtime::serve_http(&deps, webhooks::rotate).await
+}
