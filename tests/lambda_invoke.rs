@@ -420,3 +420,110 @@ async fn the_real_binaries_keep_tenants_apart_and_manage_a_tenants_api_keys() {
     .await;
     assert!(matches!(&out[0], Outcome::Response(r) if r["isAuthorized"] == false), "revoked: {out:?}");
 }
+
+/// The stream record DynamoDB would send of the item (pk, sk) as it is now.
+async fn stream_record(store: &shared::store::dynamo::DynamoStore, pk: &str, sk: &str, name: &str) -> Value {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let out = store
+        .client()
+        .get_item()
+        .table_name(store.table())
+        .key("PK", AttributeValue::S(pk.into()))
+        .key("SK", AttributeValue::S(sk.into()))
+        .send()
+        .await
+        .unwrap();
+    let item: serde_dynamo::Item = out.item.expect("the item exists").into();
+    json!({"Records": [{"eventID": "1", "eventName": name, "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+        "awsRegion": "eu-west-1", "dynamodb": {"Keys": {"PK": {"S": pk}, "SK": {"S": sk}}, "NewImage": item,
+        "SequenceNumber": "100", "SizeBytes": 100, "StreamViewType": "NEW_AND_OLD_IMAGES"}}]})
+}
+
+/// The real `event-publisher` and `webhook-sender` binaries: a bill's create, from its event
+/// item's stream record, is put on the bus (a stand-in for EventBridge's PutEvents on loopback)
+/// with the fields rules match on, and becomes a delivery; the delivery's record makes the sender
+/// POST the signed event to the endpoint, which the Standard Webhooks library verifies; the
+/// sender's scheduled sweep finds nothing left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_event_publisher_and_webhook_sender_deliver_a_signed_event() {
+    let Some(endpoint) = dynamodb_endpoint() else {
+        return;
+    };
+    let store = fresh_dynamo(&endpoint).await;
+    let table = store.table().to_owned();
+    let receiver = billflow_tests::receiver::Receiver::start().await;
+    let bus = receiver.url("");
+    let loopback = [("WEBHOOK_ALLOW_LOOPBACK", "true")];
+    let mut create = event("create-api-key");
+    create["routeKey"] = json!("POST /webhook-endpoints");
+    create["rawPath"] = json!("/webhook-endpoints");
+    create["requestContext"]["http"]["path"] = json!("/webhook-endpoints");
+    create["body"] = json!(json!({"url": receiver.url("/hook"), "enabledEvents": ["bill.*"]}).to_string());
+    let (out, _, _) = invoke_with("create-webhook-endpoint", &endpoint, &table, &loopback, vec![create]).await;
+    let (status, _, body) = response(&out[0]);
+    assert_eq!(status, 201, "{body}");
+    let secret = body["secret"].as_str().unwrap().to_owned();
+    // A bill of no run (the event's names run 1, which this table does not have).
+    let mut bill = event("create-bill");
+    let mut body: Value = serde_json::from_str(bill["body"].as_str().unwrap()).unwrap();
+    body.as_object_mut().unwrap().remove("billRunId");
+    bill["body"] = json!(body.to_string());
+    let (out, _) = invoke("create-bill", &endpoint, &table, vec![bill]).await;
+    assert_eq!(response(&out[0]).0, 201, "{:?}", response(&out[0]).2);
+
+    let record = stream_record(&store, "T#acme#BILL#1", &format!("EVENT#{:020}", 1), "INSERT").await;
+    let env = [("EVENT_BUS_NAME", "billflow-events"), ("AWS_ENDPOINT_URL_EVENTBRIDGE", bus.as_str())];
+    let (out, _, _) = invoke_with("event-publisher", &endpoint, &table, &env, vec![record]).await;
+    match &out[0] {
+        Outcome::Response(r) => assert_eq!(r, &json!({"batchItemFailures": []})),
+        Outcome::Error(e) => panic!("the publisher failed: {e}"),
+    }
+    let put = receiver.at("/")[0].clone();
+    assert_eq!(put.headers["x-amz-target"], "AWSEvents.PutEvents");
+    let entry = &serde_json::from_str::<Value>(&put.body).unwrap()["Entries"][0];
+    assert_eq!(
+        (&entry["Source"], &entry["DetailType"], &entry["EventBusName"]),
+        (&json!("billflow"), &json!("bill.created"), &json!("billflow-events"))
+    );
+    assert_eq!(entry["Resources"], json!(["/bills/1"]));
+    let detail: Value = serde_json::from_str(entry["Detail"].as_str().unwrap()).unwrap();
+    let event_id = shared::domain::event::event_id(
+        <shared::domain::bill::Bill as shared::domain::resource::Resource>::KIND,
+        &shared::domain::key::TenantId::parse("acme").unwrap(),
+        &shared::domain::key::Id::Int(1),
+        1,
+    )
+    .unwrap();
+    assert_eq!(detail["id"], event_id.as_str());
+
+    let deliveries = store
+        .client()
+        .query()
+        .table_name(&table)
+        .index_name("GSI1")
+        .key_condition_expression("GSI1PK = :pk")
+        .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S("T#acme#DELIVERY".into()))
+        .send()
+        .await
+        .unwrap();
+    let items = deliveries.items.unwrap_or_default();
+    assert_eq!(items.len(), 1, "one delivery for the one endpoint");
+    let pk = items[0]["PK"].as_s().unwrap().clone();
+    let record = stream_record(&store, &pk, "ITEM", "INSERT").await;
+    let (out, _, _) = invoke_with("webhook-sender", &endpoint, &table, &loopback, vec![record, json!({})]).await;
+    match &out[0] {
+        Outcome::Response(r) => assert_eq!(r, &json!({"batchItemFailures": []})),
+        Outcome::Error(e) => panic!("the sender failed: {e}"),
+    }
+    let hook = receiver.at("/hook")[0].clone();
+    let mut map = lambda_http::http::HeaderMap::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        map.insert(name, hook.headers[name].parse().unwrap());
+    }
+    standardwebhooks::Webhook::new(&secret).unwrap().verify(hook.body.as_bytes(), &map).expect("a verified delivery");
+    assert_eq!(hook.headers["webhook-id"], event_id);
+    match &out[1] {
+        Outcome::Response(r) => assert_eq!(r["overdue"], 0, "{r}"),
+        Outcome::Error(e) => panic!("the sender's sweep failed: {e}"),
+    }
+}

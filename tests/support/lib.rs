@@ -4,6 +4,7 @@
 pub mod lambda;
 pub mod on_demand;
 pub mod openapi;
+pub mod receiver;
 pub mod scale;
 pub mod tmf;
 

@@ -117,15 +117,27 @@ pub fn resource_key(text: &str, tenant: &TenantId) -> Option<super::key::Key> {
     super::key::Key::new(kind, tenant.clone(), Id::parse(kind.ids, id)?).ok()
 }
 
-/// The id of the event of version `version` of a resource: `evt_<prefix>_<id>_<version>`, the same
-/// for the same change always.
-pub fn event_id(kind: Kind, id: &Id, version: u64) -> Option<String> {
-    prefix(kind).map(|p| format!("evt_{p}_{id}_{version}"))
+/// A tenant's part of its event ids: 8 hex digits of a SHA-256 of its id, so that ids of two
+/// tenants' resources of one id (counters count per tenant) never meet at a receiver or on the bus.
+fn tenant_tag(tenant: &TenantId) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new().chain_update(b"billflow:event-tenant:").chain_update(tenant.as_str()).finalize();
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The kind, id text and version an event id names (`None`: no id this API hands out).
-pub fn parse_event_id(text: &str) -> Option<(Kind, &str, u64)> {
-    let rest = text.strip_prefix("evt_")?;
+/// The id of the event of version `version` of a resource of `tenant`:
+/// `evt_<tenant tag>_<prefix>_<id>_<version>`, the same for the same change always.
+pub fn event_id(kind: Kind, tenant: &TenantId, id: &Id, version: u64) -> Option<String> {
+    prefix(kind).map(|p| format!("evt_{}_{p}_{id}_{version}", tenant_tag(tenant)))
+}
+
+/// The kind, id text and version an event id of `tenant` names (`None`: no id this API handed
+/// out to this tenant).
+pub fn parse_event_id<'a>(text: &'a str, tenant: &TenantId) -> Option<(Kind, &'a str, u64)> {
+    let (tag, rest) = text.strip_prefix("evt_")?.split_once('_')?;
+    if tag != tenant_tag(tenant) {
+        return None;
+    }
     let (rest, version) = rest.rsplit_once('_')?;
     let (prefix, id) = rest.rsplit_once('_')?;
     let version = version.parse().ok().filter(|v| *v > 0 && version.bytes().all(|b| b.is_ascii_digit()))?;
@@ -212,6 +224,23 @@ fn changed_fields(before: &Value, after: &Value) -> Vec<String> {
     names
 }
 
+/// A resource's JSON (or its old values) as its events show it: an endpoint's `url` only as its
+/// origin, since a URL may carry a token and events are read with `billing:read`.
+pub fn redacted(kind: Kind, text: String) -> String {
+    if kind != WebhookEndpoint::KIND {
+        return text;
+    }
+    let Ok(mut value) = serde_json::from_str::<Value>(&text) else { return text };
+    if let Some(url) = value.get("url").and_then(Value::as_str) {
+        let origin = fluent_uri::Uri::parse(url)
+            .ok()
+            .and_then(|u| Some(format!("{}://{}", u.scheme().as_str(), u.authority()?.host())))
+            .unwrap_or_default();
+        value["url"] = Value::String(origin);
+    }
+    value.to_string()
+}
+
 /// The changed fields' old values (Stripe's `previous_attributes`): a field the change added is
 /// `null`.
 pub fn previous(before: &Value, after: &Value) -> Value {
@@ -245,7 +274,7 @@ impl Told<'_> {
             data.insert("previous".into(), parse(previous));
         }
         serde_json::json!({
-            "id": event_id(self.kind, self.id, self.version),
+            "id": event_id(self.kind, self.tenant, self.id, self.version),
             "type": self.event_type,
             "tenant": self.tenant.as_str(),
             "time": self.time,
@@ -345,20 +374,28 @@ mod tests {
         let before = json!({"a": 1, "b": 2, "gone": true});
         let after = json!({"a": 1, "b": 3, "new": "x"});
         assert_eq!(previous(&before, &after), json!({"b": 2, "new": null, "gone": true}));
-        let id = event_id(RUN, &Id::Int(42), 7).unwrap();
-        assert_eq!(id, "evt_bill_run_42_7");
-        assert_eq!(parse_event_id(&id), Some((BillRun::KIND, "42", 7)));
-        let uuid = uuid::Uuid::new_v4();
-        let cb = event_id(CustomerBill::KIND, &Id::Uuid(uuid), 1).unwrap();
-        assert_eq!(parse_event_id(&cb), Some((CustomerBill::KIND, uuid.to_string().as_str(), 1)));
         let tenant = TenantId::parse("acme").unwrap();
+        let other = TenantId::parse("other").unwrap();
+        let id = event_id(RUN, &tenant, &Id::Int(42), 7).unwrap();
+        assert!(id.starts_with("evt_") && id.ends_with("_bill_run_42_7"), "{id}");
+        assert_ne!(Some(&id), event_id(RUN, &other, &Id::Int(42), 7).as_ref(), "two tenants' ids never meet");
+        assert_eq!(parse_event_id(&id, &tenant), Some((BillRun::KIND, "42", 7)));
+        assert_eq!(parse_event_id(&id, &other), None, "another tenant's id names nothing");
+        let uuid = uuid::Uuid::new_v4();
+        let cb = event_id(CustomerBill::KIND, &tenant, &Id::Uuid(uuid), 1).unwrap();
+        assert_eq!(parse_event_id(&cb, &tenant), Some((CustomerBill::KIND, uuid.to_string().as_str(), 1)));
         let key = resource_key(&format!("/brm/customerBillManagement/v4/customerBill/{uuid}"), &tenant).unwrap();
         assert_eq!(key.kind(), CustomerBill::KIND);
         assert_eq!(resource_key("bill:12", &tenant).map(|k| k.id().clone()), Some(Id::Int(12)));
         assert_eq!(resource_key("/billingRuns/acme/x", &tenant), None);
         assert_eq!(resource_key("bill:x", &tenant), None);
-        for bad in ["", "evt_", "evt_bill_1", "evt_nope_1_1", "evt_bill_1_0", "evt_bill_1_+1", "bill_1_1"] {
-            assert_eq!(parse_event_id(bad), None, "{bad}");
+        let tag = tenant_tag(&tenant);
+        for bad in ["", "evt_", "evt_bill_1", "evt_bill_1_1", "bill_1_1"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(["nope_1_1", "bill_1_0", "bill_1_+1", "bill_1"].map(|t| format!("evt_{tag}_{t}")))
+        {
+            assert_eq!(parse_event_id(&bad, &tenant), None, "{bad}");
         }
     }
 
@@ -370,5 +407,8 @@ mod tests {
         assert!(matches("bill.issued", "bill.issued"));
         assert!(!matches("bill.issued", "bill.created"));
         assert!(is_pattern("bill_run.*") && !is_pattern("nope.*") && !is_pattern("bill.nope") && !is_pattern(""));
+        let endpoint = json!({"url": "https://hooks.example.com/T0/B0/secret-token?x=1", "disabled": true}).to_string();
+        let shown: Value = serde_json::from_str(&redacted(WebhookEndpoint::KIND, endpoint)).unwrap();
+        assert_eq!(shown["url"], "https://hooks.example.com", "an endpoint's event shows its URL's origin only");
     }
 }

@@ -333,9 +333,10 @@ impl UrlRules {
     /// metadata address among them), multicast, unspecified or otherwise special address; a
     /// loopback address only where allowed, and then by `http://` too.
     pub fn address_allowed(&self, ip: IpAddr, https: bool) -> Result<(), String> {
+        // IPv4-mapped and IPv4-compatible forms (`::ffff:a.b.c.d`, `::a.b.c.d`) are their IPv4 address.
         let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
+            IpAddr::V6(v6) if !v6.is_loopback() && !v6.is_unspecified() => v6.to_ipv4().map_or(ip, IpAddr::V4),
+            other => other,
         };
         if ip.is_loopback() {
             return if self.allow_loopback { Ok(()) } else { Err(format!("points at {ip}, a loopback address")) };
@@ -384,7 +385,12 @@ fn special(ip: IpAddr) -> Option<&'static str> {
                 Some("multicast")
             } else if v6.is_unspecified() {
                 Some("unspecified")
-            } else if first == 0x2001 && v6.segments()[1] == 0x0db8 || first == 0x0064 || first == 0x0100 {
+            } else if (first & 0xffc0) == 0xfec0 {
+                Some("site-local")
+            } else if first == 0x2001 && matches!(v6.segments()[1], 0x0000 | 0x0db8)
+                || matches!(first, 0x0064 | 0x0100 | 0x2002)
+            {
+                // Documentation, Teredo, NAT64, discard and 6to4: an IPv4 address may hide in them.
                 Some("reserved")
             } else {
                 None
@@ -615,6 +621,12 @@ mod tests {
             "https://[fe80::1]/",
             "https://[::ffff:127.0.0.1]/",
             "https://[::ffff:169.254.169.254]/",
+            "https://[::127.0.0.1]/",
+            "https://[::a9fe:a9fe]/",
+            "https://[2002:a00:1::]/",
+            "https://[2001::1]/",
+            "https://[fec0::1]/",
+            "https://[64:ff9b::a9fe:a9fe]/",
             "https://224.0.0.1/",
             "https://user:pw@example.com/",
             "ftp://example.com/",

@@ -59,7 +59,9 @@ impl Publisher {
     /// that exists (a repeated publication) is left as it is. How many were made.
     pub async fn deliver(&self, recorded: &Recorded) -> StoreResult<usize> {
         let Some(event_type) = recorded.event.event_type.as_deref() else { return Ok(0) };
-        let Some(event_id) = event::event_id(recorded.key.kind(), recorded.key.id(), recorded.version) else {
+        let Some(event_id) =
+            event::event_id(recorded.key.kind(), recorded.key.tenant(), recorded.key.id(), recorded.version)
+        else {
             return Ok(0);
         };
         let tenant = Tenant::new(self.store.as_ref(), recorded.key.tenant().clone());
@@ -106,9 +108,13 @@ impl Publisher {
         }
         let chains = by_item(records.iter().map(|record| (record.0.key.clone(), record)));
         let outcomes = futures_util::future::join_all(chains.into_iter().map(|chain| async move {
+            // A resource's events in turn; once one fails, the later ones fail too, so that none
+            // of its deliveries is made before an earlier event's.
             let mut failed = Vec::new();
             for (recorded, sequence) in chain {
-                if let Err(error) = self.deliver(recorded).await {
+                if !failed.is_empty() {
+                    failed.push(sequence.clone());
+                } else if let Err(error) = self.deliver(recorded).await {
                     tracing::warn!(key = %recorded.key, version = recorded.version, %error, "an event's deliveries were not made");
                     failed.push(sequence.clone());
                 }

@@ -78,6 +78,12 @@ async fn lane(repo: &Repo<'_, Delivery>, delivery: &Delivery) -> StoreResult<Vec
     let lane = delivery.lane();
     let index = Page { group: Some(&lane), slot: 1, limit: 1000, ..Page::default() };
     let members = repo.page(&index).await?;
+    // The index may lag its table: the lane's count, kept in the same transactions as its members
+    // and read strongly consistent, says whether every member is there (an earlier version not
+    // yet indexed must not be overtaken).
+    if (members.len() as u64) < repo.group_count(&lane).await? {
+        return Err(StoreError::Unavailable(format!("the index of lane {lane} lags its table")));
+    }
     Ok(members.into_iter().filter(|m| m.value.id != delivery.id && m.value.status == DeliveryStatus::Pending).collect())
 }
 
@@ -159,7 +165,9 @@ struct Request {
 /// subscription's listener. `None` when there is nothing to send to (the endpoint deleted or
 /// disabled, the subscription deleted, the event expired).
 async fn request(tenant: &Tenant<'_>, delivery: &Delivery) -> StoreResult<Option<Request>> {
-    let Some((kind, id, version)) = crate::domain::event::parse_event_id(&delivery.event_id) else { return Ok(None) };
+    let Some((kind, id, version)) = crate::domain::event::parse_event_id(&delivery.event_id, tenant.id()) else {
+        return Ok(None);
+    };
     let Some(id) = Id::parse(kind.ids, id) else { return Ok(None) };
     let key = Key::new(kind, tenant.id().clone(), id).map_err(|e| StoreError::Internal(e.to_string()))?;
     let Some(event) = tenant.event(&key, version).await?.and_then(|e| e.to_json()) else { return Ok(None) };
@@ -171,6 +179,10 @@ async fn request(tenant: &Tenant<'_>, delivery: &Delivery) -> StoreResult<Option
                 return Ok(None);
             }
             let secrets: Secrets = endpoint.state().unwrap_or(Secrets { secrets: Vec::new() });
+            if secrets.signing(now_epoch()).is_empty() {
+                tracing::error!(endpoint = %delivery.endpoint_id, "an endpoint without a secret is never sent to");
+                return Ok(None);
+            }
             Ok(Some(signed(endpoint.value.url, &delivery.event_id, &secrets, event.to_string())))
         }
         Destination::Hub => {

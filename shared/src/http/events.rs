@@ -90,7 +90,7 @@ pub async fn get(deps: &Deps, req: Request) -> Response<Body> {
         unknown_parameters(&req, &[])?;
         let raw = req.path_parameters_ref().and_then(|p| p.first("event_id")).unwrap_or_default().to_owned();
         let not_found = || ApiError::NotFound(format!("no event {raw:?}"));
-        let (kind, id, version) = parse_event_id(&raw).ok_or_else(not_found)?;
+        let (kind, id, version) = parse_event_id(&raw, tenant.id()).ok_or_else(not_found)?;
         let id = Id::parse(kind.ids, id).ok_or_else(not_found)?;
         let key = Key::new(kind, tenant.id().clone(), id).map_err(|_| not_found())?;
         let recorded = tenant.event(&key, version).await?.ok_or_else(not_found)?;

@@ -259,7 +259,7 @@ pub async fn redeliver(deps: &Deps, req: Request) -> Response<Body> {
         let found = endpoint(&tenant.repo(), &req).await?;
         let raw = req.path_parameters_ref().and_then(|p| p.first("event_id")).unwrap_or_default().to_owned();
         let not_found = || ApiError::NotFound(format!("no event {raw:?}"));
-        let (kind, id, version) = parse_event_id(&raw).ok_or_else(not_found)?;
+        let (kind, id, version) = parse_event_id(&raw, tenant.id()).ok_or_else(not_found)?;
         let key = Key::new(kind, tenant.id().clone(), Id::parse(kind.ids, id).ok_or_else(not_found)?)
             .map_err(|_| not_found())?;
         let event = tenant.event(&key, version).await?.ok_or_else(not_found)?;

@@ -102,7 +102,7 @@ fn page(item: &str) -> Value {
 
 pub(super) fn event_schemas() -> Vec<(&'static str, Value)> {
     let event = exact(&[
-        ("id", json!({"type": "string", "pattern": "^evt_[a-z_]+_[0-9a-f-]+_[0-9]+$"})),
+        ("id", json!({"type": "string", "pattern": "^evt_[0-9a-f]{8}_[a-z_]+_[0-9a-f-]+_[0-9]+$"})),
         ("type", enumeration(crate::domain::event::TYPES)),
         ("tenant", string()),
         ("time", date_time()),

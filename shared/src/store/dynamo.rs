@@ -585,9 +585,12 @@ impl DynamoStore {
         }
     }
 
-    /// One resource's published events, newest first: its own partition, followed until `limit`
-    /// of them pass the query's filters (a resource's trail is its own writes).
+    /// One resource's published events, newest first: its own partition below the cursor, followed
+    /// until `limit` of them pass the query's filters (a resource's trail is its own writes).
     async fn resource_events(&self, key: &Key, query: &EventQuery) -> StoreResult<Vec<Recorded>> {
+        // A cursor's version (the end of its order key) bounds the query: a page starts below it.
+        let below = query.start_after.as_ref().and_then(|c| c.rsplit('#').next()?.parse::<u64>().ok());
+        let high = below.map_or_else(|| "EVENT#~".to_owned(), |v| event_sk(v.saturating_sub(1)));
         let mut found = Vec::new();
         let mut start = None;
         loop {
@@ -595,10 +598,11 @@ impl DynamoStore {
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :event)")
+                .key_condition_expression("PK = :pk AND SK BETWEEN :low AND :high")
                 .filter_expression("attribute_exists(eventType)")
                 .expression_attribute_values(":pk", s(key.partition()))
-                .expression_attribute_values(":event", s("EVENT#"))
+                .expression_attribute_values(":low", s("EVENT#"))
+                .expression_attribute_values(":high", s(&high))
                 .scan_index_forward(false)
                 .limit(100)
                 .set_exclusive_start_key(start.take())

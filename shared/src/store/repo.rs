@@ -88,10 +88,11 @@ fn published(
     moved: Option<(&Value, &Value)>,
 ) -> AuditEvent {
     let Some(event_type) = event_type(kind, change) else { return event };
-    let previous = moved.map(|(before, after)| crate::domain::event::previous(before, after).to_string());
+    let shown = |text: String| crate::domain::event::redacted(kind, text);
+    let previous = moved.map(|(before, after)| shown(crate::domain::event::previous(before, after).to_string()));
     event.previous = previous.filter(|p| p.len() + body.len() <= MAX_PUBLISHED_BYTES);
     event.event_type = Some(event_type);
-    event.object = Some(body.to_owned());
+    event.object = Some(shown(body.to_owned()));
     event
 }
 

@@ -119,25 +119,36 @@ impl Worker {
     /// stepping when `until_ms` comes near (a Lambda's deadline), leaving the rest to the next
     /// tick. What was found and what became of it.
     pub async fn sweep(&self, now_ms: u64, until_ms: Option<u64>) -> StoreResult<Sweep> {
+        use futures_util::StreamExt;
         let overdue = self.store.overdue(&self.kinds(), now_ms, SWEEP_LIMIT).await?;
         let oldest_lease_age_ms = overdue.first().map_or(0, |(lease, _)| now_ms.saturating_sub(*lease));
-        let mut sweep = Sweep { overdue: overdue.len(), oldest_lease_age_ms, ..Sweep::default() };
-        for (_, change) in overdue {
-            if until_ms.is_some_and(|until| crate::store::now_ms().saturating_add(SWEEP_MARGIN_MS) >= until) {
-                break;
-            }
-            let (key, version) = (change.key.clone(), change.version);
-            match self.advance_isolated(change).await {
-                Ok(true) => {
-                    sweep.redriven += 1;
-                    continue; // its step wrote a newer version, with a lease of its own
+        let sweep = Sweep { overdue: overdue.len(), oldest_lease_age_ms, ..Sweep::default() };
+        // Items step side by side, a few at a time (a delivery may wait 15 s on its endpoint):
+        // one slow item holds back no other.
+        let outcomes: Vec<StoreResult<Option<Result<bool, String>>>> = futures_util::stream::iter(overdue)
+            .map(|(_, change)| async move {
+                if until_ms.is_some_and(|until| crate::store::now_ms().saturating_add(SWEEP_MARGIN_MS) >= until) {
+                    return Ok(None);
                 }
-                Ok(false) => sweep.idle += 1,
-                Err(_) => sweep.failed += 1,
+                let (key, version) = (change.key.clone(), change.version);
+                let outcome = self.advance_isolated(change).await;
+                if outcome != Ok(true) {
+                    self.store.renew_lease(&key, version).await?;
+                }
+                Ok(Some(outcome))
+            })
+            .buffer_unordered(SWEEP_CONCURRENCY)
+            .collect()
+            .await;
+        outcomes.into_iter().try_fold(sweep, |mut sweep, outcome| {
+            match outcome? {
+                Some(Ok(true)) => sweep.redriven += 1, // its step wrote a newer version, with a lease of its own
+                Some(Ok(false)) => sweep.idle += 1,
+                Some(Err(_)) => sweep.failed += 1,
+                None => {}
             }
-            self.store.renew_lease(&key, version).await?;
-        }
-        Ok(sweep)
+            Ok(sweep)
+        })
     }
 
     /// Handles one batch of stream records; records whose step failed are reported for
@@ -185,6 +196,9 @@ pub fn batch_response(failed: impl IntoIterator<Item = Option<String>>) -> Dynam
     }
     response
 }
+
+/// How many overdue items one sweep steps at once.
+const SWEEP_CONCURRENCY: usize = 16;
 
 /// How long before its deadline a sweep stops stepping (a step's retries and transaction fit).
 const SWEEP_MARGIN_MS: u64 = 10_000;
