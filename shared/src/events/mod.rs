@@ -55,8 +55,8 @@ impl Publisher {
     }
 
     /// Creates the deliveries of one event: one per endpoint of its tenant that takes its type
-    /// and, for the four TMF678 events, one per hub subscription whose query takes it. A delivery
-    /// that exists (a repeated publication) is left as it is. How many were made.
+    /// and, for the four TMF678 events, one per hub subscription whose query takes it, side by side. A
+    /// delivery that exists (a repeated publication) is left as it is. How many were made.
     pub async fn deliver(&self, recorded: &Recorded) -> StoreResult<usize> {
         let Some(event_type) = recorded.event.event_type.as_deref() else { return Ok(0) };
         let Some(event_id) =
@@ -79,17 +79,18 @@ impl Publisher {
             }
         }
         let deliveries = tenant.repo::<Delivery>();
-        let mut made = 0;
-        for (destination, id) in targets {
-            let delivery = queued(destination, id, &event_id, event_type, &recorded.key, recorded.version);
+        let (tenant, deliveries, event_id) = (&tenant, &deliveries, &event_id);
+        let made = futures_util::future::try_join_all(targets.into_iter().map(|(destination, id)| async move {
+            let delivery = queued(destination, id, event_id, event_type, &recorded.key, recorded.version);
             let item = deliveries.new_item(&delivery, AuditEvent::new(None, "publish"))?;
             match tenant.create(item).await {
-                Ok(_) => made += 1,
-                Err(StoreError::Conflict) => {} // made by an earlier publication of this event
-                Err(error) => return Err(error),
+                Ok(_) => Ok(1),
+                Err(StoreError::Conflict) => Ok(0), // made by an earlier publication of this event
+                Err(error) => Err(error),
             }
-        }
-        Ok(made)
+        }))
+        .await?;
+        Ok(made.into_iter().sum())
     }
 
     /// One batch of stream records (event items): each event is put on the bus, then its
