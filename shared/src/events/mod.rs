@@ -54,6 +54,17 @@ impl Publisher {
         Self { store, bus }
     }
 
+    /// One event as the dev server publishes it: put on the bus (logged there), then its deliveries
+    /// made ([`Publisher::deliver`]).
+    pub async fn publish(&self, recorded: &Recorded) -> StoreResult<usize> {
+        if let Some(event) = recorded.to_json() {
+            if !self.bus.put(std::slice::from_ref(&event)).await.is_empty() {
+                return Err(StoreError::Unavailable("the bus refused the event".into()));
+            }
+        }
+        self.deliver(recorded).await
+    }
+
     /// Creates the deliveries of one event: one per endpoint of its tenant that takes its type
     /// and, for the four TMF678 events, one per hub subscription whose query takes it, side by side. A
     /// delivery that exists (a repeated publication) is left as it is. How many were made.

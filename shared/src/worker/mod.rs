@@ -296,11 +296,12 @@ pub fn in_process(
 }
 
 /// The dev server's event publisher: each event in the order its writes committed (those of one
-/// resource in the order of its versions), its deliveries made, tried a few times.
+/// resource in the order of its versions), logged as the bus's and its deliveries made, tried a few
+/// times.
 async fn publisher(publisher: crate::events::Publisher, mut published: mpsc::UnboundedReceiver<Recorded>) {
     while let Some(recorded) = published.recv().await {
         for failures in 0..IN_PROCESS_RETRIES {
-            match publisher.deliver(&recorded).await {
+            match publisher.publish(&recorded).await {
                 Ok(_) => break,
                 Err(error) if failures + 1 == IN_PROCESS_RETRIES => {
                     tracing::warn!(key = %recorded.key, version = recorded.version, %error, "an event's deliveries were not made")
