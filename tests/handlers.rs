@@ -363,7 +363,7 @@ async fn given_a_record_whose_step_panics_then_only_that_record_fails_and_the_ba
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_an_in_process_step_that_panics_then_the_worker_keeps_serving_other_runs() {
     let inner: shared::store::SharedRepository = Arc::new(MemoryStore::new());
-    let store = worker::in_process(inner, std::time::Duration::ZERO, None, with_panicking_job());
+    let store = worker::in_process(inner, std::time::Duration::ZERO, worker::Timers::default(), with_panicking_job());
     let boom = shared::store::NewItem {
         key: key(BOOM, 1),
         order: Id::Int(1).sort_key(),

@@ -175,8 +175,9 @@ pub struct Config {
     pub worker: bool,
     /// A pause before each worker step (the stream's latency in AWS).
     pub step_delay: Duration,
-    /// How often the sweeper re-drives work past its lease (`None`: never).
-    pub sweep_every: Option<Duration>,
+    /// How often the sweeper re-drives work past its lease and the billing-run scheduler looks
+    /// for due runs (`None`: never).
+    pub timers: crate::worker::Timers,
     pub auth: Auth,
 }
 
@@ -213,7 +214,7 @@ pub async fn start(config: Config) -> std::io::Result<DevServer> {
     let store = if config.worker {
         let mut jobs = crate::worker::jobs();
         jobs.extend(crate::events::sender::jobs());
-        crate::worker::in_process(config.store, config.step_delay, config.sweep_every, jobs)
+        crate::worker::in_process(config.store, config.step_delay, config.timers, jobs)
     } else {
         config.store
     };

@@ -99,6 +99,7 @@ routes! {
     route("PUT", "/billingRuns/{tenantId}/{id}", "update-billing-run") => billing_runs::update,
     route("DELETE", "/billingRuns/{tenantId}/{id}", "delete-billing-run") => billing_runs::delete,
     route("GET", "/billingRuns/{tenantId}/recurringBillingRun/{recurring_billing_run_id}", "list-billing-runs") => billing_runs::list,
+    route("GET", "/billingRuns/{tenantId}/{id}/actions", "list-billing-run-actions") => billing_runs::actions,
     tmf("GET", tmf_path!("customerBill"), "list-customer-bills") => customer_bills::list_bills,
     tmf("GET", tmf_path!("customerBill/{id}"), "get-customer-bill") => customer_bills::get_bill,
     tmf("PATCH", tmf_path!("customerBill/{id}"), "patch-customer-bill") => customer_bills::patch_bill,
@@ -126,7 +127,8 @@ routes! {
 }
 
 /// Functions with no route: triggered by events, not HTTP.
-pub const EVENT_FUNCTIONS: &[&str] = &["bill-run-worker", "sweeper", "authorizer", "event-publisher", "webhook-sender"];
+pub const EVENT_FUNCTIONS: &[&str] =
+    &["bill-run-worker", "sweeper", "authorizer", "event-publisher", "webhook-sender", "billing-run-scheduler"];
 
 /// The outcome of matching a request against the table.
 #[derive(Debug, PartialEq, Eq)]

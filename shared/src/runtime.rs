@@ -120,6 +120,23 @@ pub async fn serve_sweeper() -> Result<(), Error> {
     .await
 }
 
+/// Runs the `billing-run-scheduler` function on its schedule (any event starts a tick): every
+/// billing run whose date has come, or whose lease passed while it was busy, found through the
+/// work index and stepped ([`crate::worker::Worker::schedule`]); the tick is logged as embedded
+/// metrics (`BillingRunsPastLease`, `BillingRunsRedriven`, `BillingRunsFailed`,
+/// `BillingRunsOldestLeaseAge`).
+pub async fn serve_billing_run_scheduler() -> Result<(), Error> {
+    use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
+    let worker = &crate::worker::Worker::new(store_from_env()?, crate::worker::billing_runs::jobs());
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
+        let now = crate::store::now_ms();
+        let tick = worker.schedule(now, Some(event.context.deadline)).await?;
+        println!("{}", tick.emf(now, "BillingRuns"));
+        Ok::<_, Error>(serde_json::json!({"due": tick.overdue, "moved": tick.redriven, "idle": tick.idle, "failed": tick.failed}))
+    }))
+    .await
+}
+
 /// Runs the `authorizer` function: one [`crate::auth::Verifier`] per process, built without any
 /// I/O (no JWKS fetch, table read or TLS set-up until a request needs it). Each request is
 /// answered in its own task, so that even a panic denies.

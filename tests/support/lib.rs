@@ -99,7 +99,11 @@ pub async fn spawn_app_with(backend: Backend, worker: bool, step_delay_ms: u64) 
     Some(spawn_app_on(fresh_store(backend).await?, worker, step_delay_ms, None).await)
 }
 
-/// The dev server on `store`, with the sweeper's timer when `sweep_every` is given.
+/// How often the test servers' billing-run scheduler ticks.
+pub const SCHEDULER_EVERY: Duration = Duration::from_millis(200);
+
+/// The dev server on `store`, with the sweeper's timer when `sweep_every` is given (and the
+/// billing-run scheduler's whenever the worker runs).
 pub async fn spawn_app_on(
     store: SharedRepository,
     worker: bool,
@@ -119,7 +123,7 @@ pub async fn spawn_app_on(
         store: store.clone(),
         worker,
         step_delay: Duration::from_millis(step_delay_ms),
-        sweep_every,
+        timers: shared::worker::Timers { sweep: sweep_every, schedule: worker.then_some(SCHEDULER_EVERY) },
         auth: auth.clone(),
     };
     let server = dev::start(config).await.expect("start the dev server");

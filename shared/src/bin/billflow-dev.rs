@@ -9,6 +9,7 @@ use shared::dev::{self, Auth, Config};
 use shared::store::dynamo::DynamoStore;
 use shared::store::memory::MemoryStore;
 use shared::store::SharedRepository;
+use shared::worker::Timers;
 
 /// `STORE_FAULTS=<share 0..1>` and `STORE_FAULTS_SEED=<n>` (default 1): the share of writes the
 /// embedded store fails on purpose (`shared::store::faults`), if any.
@@ -82,13 +83,9 @@ async fn serve(endpoint: Option<String>) -> Result<(), Box<dyn std::error::Error
         }
         Err(_) => Duration::from_millis(100),
     };
-    let sweep_every = match std::env::var("SWEEPER_INTERVAL_MS") {
-        Ok(ms) => ms.parse().map_err(|_| format!("SWEEPER_INTERVAL_MS must be a number, got {ms:?}"))?,
-        Err(_) => 5_000,
-    };
-    let sweep_every = Some(Duration::from_millis(sweep_every));
+    let timers = Timers { sweep: Some(interval("SWEEPER_INTERVAL_MS")?), schedule: Some(interval("SCHEDULER_INTERVAL_MS")?) };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let config = Config { addr, store, worker: true, step_delay, sweep_every, auth: auth.clone() };
+    let config = Config { addr, store, worker: true, step_delay, timers, auth: auth.clone() };
     let server = dev::start(config).await?;
     println!("billflow dev server on {} ({described})", server.url());
     print_credentials(&server.url(), &auth, &api_key, &kept);
@@ -131,4 +128,12 @@ fn print_credentials(url: &str, auth: &Auth, api_key: &str, kept: &str) {
     println!("export TWO_TENANTS_TOKEN={}", auth.token(&dev::dev_two_tenants(), month));
     println!("curl -H \"Authorization: Bearer $TWO_TENANTS_TOKEN\" -H 'X-Tenant-Id: other' {url}/bill-runs");
     println!("(the tokens and the key stay valid across restarts: they are kept in {kept}; DEV_FRESH_CREDENTIALS=1 makes new ones)");
+}
+
+/// A timer's interval from the environment variable `name` (milliseconds, 5000 unless set).
+fn interval(name: &str) -> Result<Duration, String> {
+    match std::env::var(name) {
+        Ok(ms) => ms.parse().map(Duration::from_millis).map_err(|_| format!("{name} must be a number, got {ms:?}")),
+        Err(_) => Ok(Duration::from_millis(5_000)),
+    }
 }

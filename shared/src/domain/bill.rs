@@ -75,6 +75,18 @@ pub enum BillType {
 pub struct Account {
     pub id: u64,
     pub name: String,
+    /// Whether the account is a person or an organization, when the client says (a billing
+    /// run's `statement_options.customer_type` compares with it). Shown only when set.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub account_type: Option<AccountType>,
+}
+
+/// An account's type, as a billing run's `customer_type` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountType {
+    Contact,
+    Organization,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +151,10 @@ pub struct Bill {
     /// when a stage next processes it. Shown only when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set_aside: Option<SetAside>,
+    /// The business unit the bill belongs to, when the client says (a billing run's
+    /// `statement_options.business_unit_ids` compare with it). Shown only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_unit_id: Option<String>,
 }
 
 /// Why a run's stage went on without a bill.
@@ -198,6 +214,7 @@ pub const LIST: ListSpec = ListSpec {
         "billRunKind",
         "lineItems",
         "setAside",
+        "businessUnitId",
     ],
     archived: Some("isArchived"),
 };
@@ -290,7 +307,14 @@ const DATE_TIME: &str = "an ISO 8601 date-time such as 2024-02-01T00:00:00Z";
 const DESCRIPTION: &str = "a string of at most 4000 characters, or null";
 const PERCENTAGE: &str = "a number from 0 to 100";
 const STATUS: &str = "ISSUED, the one status a client sets";
-const ACCOUNT: &str = r#"{"id": positive integer, "name": string} or null"#;
+const ACCOUNT: &str =
+    r#"{"id": positive integer, "name": string, "type": "contact" or "organization" (optional)} or null"#;
+const BUSINESS_UNIT: &str = "a string of 1 to 100 characters or null";
+
+/// A business unit id: 1 to 100 characters.
+fn business_unit(value: &Value) -> Option<String> {
+    value.as_str().filter(|s| (1..=super::check::MAX_ID).contains(&s.chars().count())).map(str::to_owned)
+}
 const RECORD: &str = r#"{"id": positive integer, "title": string} or null"#;
 
 /// An ISO 8601 date-time (RFC 3339 profile, with an offset), kept in UTC.
@@ -447,9 +471,10 @@ pub struct NewBill {
     pub record: Option<RecordRef>,
     pub bill_run: Option<(RunKind, u64)>,
     pub issue: Option<(OffsetDateTime, BillStatus)>,
+    pub business_unit_id: Option<String>,
 }
 
-const CREATE_FIELDS: [&str; 15] = [
+const CREATE_FIELDS: [&str; 16] = [
     "calculationMethod",
     "dueDate",
     "lineItems",
@@ -465,6 +490,7 @@ const CREATE_FIELDS: [&str; 15] = [
     "billRunKind",
     "issueDate",
     "status",
+    "businessUnitId",
 ];
 
 /// A new bill's lines, percentage and base amount.
@@ -544,6 +570,7 @@ impl NewBill {
         let account = check.value(&obj, "account", false, reference::<Account>(|a| a.id), ACCOUNT);
         let record = check.value(&obj, "record", false, reference::<RecordRef>(|r| r.id), RECORD);
         let bill_run = parse_run(&mut check, &obj);
+        let business_unit_id = check.value(&obj, "businessUnitId", false, business_unit, BUSINESS_UNIT);
         check.stop()?;
         let (method, due_date) = (checked(method)?, checked(due_date)?);
         let (lines, percentage, base_amount) = pricing(method, lines, percentage, base_amount)?;
@@ -565,6 +592,7 @@ impl NewBill {
             record,
             bill_run,
             issue: issue.map(|date| (date, BillStatus::Issued)),
+            business_unit_id,
         })
     }
 
@@ -603,6 +631,7 @@ impl NewBill {
             bill_run_id: self.bill_run.map(|(_, id)| id),
             bill_run_kind: self.bill_run.map(|(kind, _)| kind),
             set_aside: None,
+            business_unit_id: self.business_unit_id,
             line_items,
         };
         bill.recomputed()

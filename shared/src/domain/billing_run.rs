@@ -13,6 +13,8 @@ use super::patch::changed_members;
 use super::resource::Resource;
 use super::DomainError;
 
+pub mod execution;
+
 /// Statuses, spelled as the contract spells them.
 #[derive(
     Debug,
@@ -293,6 +295,16 @@ impl Resource for BillingRun {
     /// The runs of one recurring billing run, for its list.
     fn group(&self) -> Option<String> {
         self.recurring_billing_run_id.as_deref().map(recurring_group)
+    }
+
+    /// The scheduler has something to do: a date to wait for, or preprocessing or running.
+    fn work_pending(&self) -> bool {
+        execution::due_at(self).is_some() || self.status.busy()
+    }
+
+    /// A scheduled run's work is due on its date: the work index finds it then.
+    fn lease_ms(&self) -> Option<u64> {
+        execution::due_at(self)
     }
 }
 
@@ -933,4 +945,4 @@ pub fn apply_put(current: &BillingRun, put: &Put<'_>) -> Result<PutOutcome, Doma
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

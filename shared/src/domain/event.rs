@@ -203,6 +203,9 @@ fn update_suffix(prefix: &str, before: &Value, after: &Value) -> Option<&'static
         "bill" if became("status", &Value::from("ISSUED")) => "issued",
         "bill" if became("isArchived", &Value::Bool(true)) => "archived",
         "billing_run" if moved(before, after, "status") => "status_changed",
+        "billing_run" if changed_fields(before, after).iter().all(|f| RUN_PROGRESS.contains(&f.as_str())) => {
+            return None;
+        }
         "customer_bill" | "customer_bill_on_demand" if moved(before, after, "state") => "state_changed",
         "customer_bill_on_demand" => return None,
         "applied_customer_billing_rate" if became("isBilled", &Value::Bool(true)) => "billed",
@@ -211,6 +214,9 @@ fn update_suffix(prefix: &str, before: &Value, after: &Value) -> Option<&'static
         _ => "updated",
     })
 }
+
+/// A billing run's fields that move while the scheduler preprocesses or runs it: not an event.
+const RUN_PROGRESS: &[&str] = &["statistics", "sys_last_modified_at", "sys_last_modified_by_id", "sys_version"];
 
 /// A run's fields that move while a stage runs, below 100 %: not an event.
 const PROGRESS: &[&str] = &["summaryStatusPercentage", "updatedAt"];

@@ -128,7 +128,7 @@ fn visible_slot(spec: &ListSpec) -> usize {
 }
 
 /// The group name of a filter's value (archived items apart when the kind hides them).
-fn facet(name: &str, value: &str, archived: bool) -> String {
+pub fn facet(name: &str, value: &str, archived: bool) -> String {
     format!("{name}={value}{}", if archived { "~archived" } else { "" })
 }
 

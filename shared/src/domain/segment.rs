@@ -369,7 +369,7 @@ mod tests {
                 .into_bill(id, id, &mut (1u64..), time::OffsetDateTime::UNIX_EPOCH)
                 .unwrap();
             bill.amount = Decimal::new(cents, 2);
-            bill.account = Some(Account { id: account, name: "A".into() });
+            bill.account = Some(Account { id: account, name: "A".into(), account_type: None });
             bill
         }
 

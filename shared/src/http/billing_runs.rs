@@ -16,6 +16,7 @@ use super::idempotency::create_or_replay;
 use super::request::{check_if_match, json_body, path_id, unknown_parameters};
 use super::response::{no_content, resource_response, respond_to, text_response};
 use super::Deps;
+use crate::domain::billing_run::execution::{self, targets_group, ActionTarget, Execution};
 use crate::domain::billing_run::{
     self, apply_put, parse_request, recurring_group, BillingRun, Mode, Put, PutOutcome, Status,
 };
@@ -107,7 +108,9 @@ pub async fn update(deps: &Deps, req: Request) -> Response<Body> {
                 PutOutcome::Unchanged => Ok(resource_response(StatusCode::OK, &current.body, current.version)),
                 PutOutcome::Changed { run, fields } => {
                     let event = run_event(user, "put", Some(current.value.status), Some(run.status), fields);
-                    let saved = repo.tenant().update(repo.update_of(&current, &run, event)?).await?;
+                    let mut update = repo.update_of(&current, &run, event)?;
+                    update.state.clone_from(&current.state); // the scheduler's record of its preprocessing
+                    let saved = repo.tenant().update(update).await?;
                     Ok(resource_response(StatusCode::OK, &saved.body, saved.version))
                 }
             }
@@ -165,16 +168,49 @@ pub async fn list(deps: &Deps, req: Request) -> Response<Body> {
             ..Page::default()
         };
         let page = tenant.repo::<BillingRun>().page(&index).await?;
-        let more = page.len() > limit;
-        let evaluated = &page[..page.len().min(limit)];
-        let items = evaluated
-            .iter()
-            .filter(|run| statuses.as_ref().is_none_or(|s| s.contains(&run.value.status)))
-            .map(|run| run.body.as_str());
-        let next =
-            more.then(|| evaluated.last()).flatten().map(|last| Cursor::new(tenant.id(), list, last.value.order()));
-        let text = page_body(items, next);
-        Ok(text_response(StatusCode::OK, text, "application/json"))
+        Ok(page_response(tenant.id(), &list, &page, limit, |run| {
+            statuses.as_ref().is_none_or(|s| s.contains(&run.status))
+        }))
     })
     .await
+}
+
+/// `GET /billingRuns/{tenantId}/{id}/actions`: the targets of the run's last preprocessing, by
+/// account, paged as the lists are (`limit`, `exclusiveStartKey`, a `status` filter); a run never
+/// preprocessed has none. A key of an earlier preprocessing is 400.
+pub async fn actions(deps: &Deps, req: Request) -> Response<Body> {
+    respond_to(&req, FORMAT, async {
+        let (_, tenant) = acting_in_path(deps, &req, SCOPE_READ)?;
+        let id = path_id(&req, ID_PARAM, BillingRun::KIND.ids)?;
+        unknown_parameters(&req, &["limit", "status", "exclusiveStartKey"])?;
+        let limit = page_limit(&req)?;
+        let statuses = execution::parse_target_status(query(&req, "status"))?;
+        let run = load(&tenant.repo(), &id).await?;
+        let generation = run.state::<Execution>().map_or(0, |record| record.generation);
+        let list = format!("actions:{}:{generation}", run.value.id);
+        let after = start_after(&req, tenant.id(), &list)?;
+        let group = targets_group(run.value.id, generation);
+        let index = Page { group: Some(&group), after: after.as_deref(), limit: limit + 1, ..Page::default() };
+        let page = if generation == 0 { Vec::new() } else { tenant.repo::<ActionTarget>().page(&index).await? };
+        Ok(page_response(tenant.id(), &list, &page, limit, |target| {
+            statuses.as_ref().is_none_or(|s| s.contains(&target.status))
+        }))
+    })
+    .await
+}
+
+/// A list's page from `limit + 1` items read: the first `limit` that `keep` keeps, and
+/// `LastEvaluatedKey` exactly when more items remain.
+fn page_response<R: Resource>(
+    tenant: &crate::domain::key::TenantId,
+    list: &str,
+    page: &[Versioned<R>],
+    limit: usize,
+    keep: impl Fn(&R) -> bool,
+) -> Response<Body> {
+    let more = page.len() > limit;
+    let evaluated = &page[..page.len().min(limit)];
+    let items = evaluated.iter().filter(|item| keep(&item.value)).map(|item| item.body.as_str());
+    let next = more.then(|| evaluated.last()).flatten().map(|last| Cursor::new(tenant, list, last.value.order()));
+    text_response(StatusCode::OK, page_body(items, next), "application/json")
 }

@@ -10,6 +10,7 @@
 //! then logged and dropped.
 
 pub mod bill_runs;
+pub mod billing_runs;
 pub mod customer_bills;
 
 use std::sync::Arc;
@@ -38,6 +39,7 @@ pub const STEP_BYTES: usize = 2 * 1024 * 1024;
 pub fn jobs() -> Vec<Arc<dyn Job>> {
     let mut jobs = bill_runs::jobs();
     jobs.extend(customer_bills::jobs());
+    jobs.extend(billing_runs::jobs());
     jobs
 }
 
@@ -111,16 +113,29 @@ impl Worker {
         work_pending.then_some(Change { key, version, work_pending })
     }
 
-    /// The sweeper's tick: every item of a registered kind whose lease passed before `now_ms`
+    /// The sweeper's tick over every kind it steps but billing runs (the scheduler's,
+    /// [`Worker::schedule`]): see [`Worker::sweep_of`].
+    pub async fn sweep(&self, now_ms: u64, until_ms: Option<u64>) -> StoreResult<Sweep> {
+        let kinds: Vec<Kind> = self.kinds().into_iter().filter(|k| *k != SCHEDULED).collect();
+        self.sweep_of(&kinds, now_ms, until_ms).await
+    }
+
+    /// The billing-run scheduler's tick: every run whose date has come (a scheduled run's lease
+    /// is its date) or whose lease passed while it was busy, stepped ([`Worker::sweep_of`]).
+    pub async fn schedule(&self, now_ms: u64, until_ms: Option<u64>) -> StoreResult<Sweep> {
+        self.sweep_of(&[SCHEDULED], now_ms, until_ms).await
+    }
+
+    /// Every item of `kinds` whose lease passed before `now_ms`
     /// (at most [`SWEEP_LIMIT`], oldest first) is stepped as a stream record would step it. Its
     /// step renews its lease, so work whose records were lost, dropped after their retries or
     /// sent to the failure queue goes on; an item it could not move has its lease renewed too, so
     /// that what keeps failing waits a lease and never holds the places of the rest. It stops
     /// stepping when `until_ms` comes near (a Lambda's deadline), leaving the rest to the next
     /// tick. What was found and what became of it.
-    pub async fn sweep(&self, now_ms: u64, until_ms: Option<u64>) -> StoreResult<Sweep> {
+    pub async fn sweep_of(&self, kinds: &[Kind], now_ms: u64, until_ms: Option<u64>) -> StoreResult<Sweep> {
         use futures_util::StreamExt;
-        let overdue = self.store.overdue(&self.kinds(), now_ms, SWEEP_LIMIT).await?;
+        let overdue = self.store.overdue(kinds, now_ms, SWEEP_LIMIT).await?;
         let oldest_lease_age_ms = overdue.first().map_or(0, |(lease, _)| now_ms.saturating_sub(*lease));
         let sweep = Sweep { overdue: overdue.len(), oldest_lease_age_ms, ..Sweep::default() };
         // Items step side by side, a few at a time (a delivery may wait 15 s on its endpoint):
@@ -197,6 +212,9 @@ pub fn batch_response(failed: impl IntoIterator<Item = Option<String>>) -> Dynam
     response
 }
 
+/// The kind the billing-run scheduler finds when due, and the sweeper leaves to it.
+const SCHEDULED: Kind = <crate::domain::billing_run::BillingRun as crate::domain::resource::Resource>::KIND;
+
 /// How many overdue items one sweep steps at once.
 const SWEEP_CONCURRENCY: usize = 16;
 
@@ -257,12 +275,13 @@ pub struct Notifying {
 /// Wraps `store` so that its writes drive a worker with `jobs` ([`jobs`] in the dev server) in
 /// this process, and starts it. `step_delay` pauses before each step, as the stream's delivery
 /// latency does in AWS (and so that a person, or a test, can watch a stage's percentage move).
-/// `sweep_every`: the sweeper's timer ([`Worker::sweep`], `SWEEPER_INTERVAL_MS` in the dev
-/// server), which re-drives what the in-process retries gave up on once its lease has passed.
+/// `timers`: the sweeper's ([`Worker::sweep`], `SWEEPER_INTERVAL_MS` in the dev server), which
+/// re-drives what the in-process retries gave up on once its lease has passed, and the billing-run
+/// scheduler's ([`Worker::schedule`], `SCHEDULER_INTERVAL_MS`).
 pub fn in_process(
     store: SharedRepository,
     step_delay: Duration,
-    sweep_every: Option<Duration>,
+    timers: Timers,
     jobs: Vec<Arc<dyn Job>>,
 ) -> SharedRepository {
     let (tx, mut rx) = mpsc::unbounded_channel::<(Change, u32)>();
@@ -273,8 +292,11 @@ pub fn in_process(
         published,
     ));
     let worker = Worker::new(notifying.clone(), jobs);
-    if let Some(every) = sweep_every {
-        tokio::spawn(sweeper(worker.clone(), every));
+    if let Some(every) = timers.sweep {
+        tokio::spawn(sweeper(worker.clone(), every, Tick::Sweep));
+    }
+    if let Some(every) = timers.schedule {
+        tokio::spawn(sweeper(worker.clone(), every, Tick::Schedule));
     }
     tokio::spawn(async move {
         while let Some((change, failures)) = rx.recv().await {
@@ -312,16 +334,37 @@ async fn publisher(publisher: crate::events::Publisher, mut published: mpsc::Unb
     }
 }
 
-/// The dev server's sweeper: a [`Worker::sweep`] every `every`, logged when it found anything.
-async fn sweeper(worker: Worker, every: Duration) {
+/// The dev server's timers (`None`: not run).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timers {
+    pub sweep: Option<Duration>,
+    pub schedule: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tick {
+    Sweep,
+    Schedule,
+}
+
+/// The dev server's sweeper or scheduler: a [`Worker::sweep`] or [`Worker::schedule`] every
+/// `every`, the sweeper's logged when it found anything.
+async fn sweeper(worker: Worker, every: Duration, what: Tick) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match worker.sweep(crate::store::now_ms(), None).await {
-            Ok(sweep) if sweep.overdue > 0 => tracing::warn!(?sweep, "the sweeper re-drove work past its lease"),
+        let now = crate::store::now_ms();
+        let swept = match what {
+            Tick::Sweep => worker.sweep(now, None).await,
+            Tick::Schedule => worker.schedule(now, None).await,
+        };
+        match swept {
+            Ok(sweep) if sweep.overdue > 0 && what == Tick::Sweep => {
+                tracing::warn!(?sweep, "the sweeper re-drove work past its lease")
+            }
             Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "the sweeper could not read the work index"),
+            Err(error) => tracing::warn!(%error, "the work index could not be read"),
         }
     }
 }

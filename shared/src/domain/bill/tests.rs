@@ -305,7 +305,7 @@ fn reports_merged_in_any_order_name_the_lowest_id_of_equal_largest_bills() {
             let mut bill = percentage_bill();
             bill.id = id;
             bill.amount = d(if id % 2 == 0 { "10" } else { "5" });
-            bill.account = Some(Account { id: 100 + id, name: "A".into() });
+            bill.account = Some(Account { id: 100 + id, name: "A".into(), account_type: None });
             bill
         })
         .collect();
@@ -344,7 +344,7 @@ fn given_stages_then_bills_are_recomputed_issued_and_reported() {
     }
     let mut report = Report::default();
     let mut big = percentage_bill();
-    big.account = Some(Account { id: 9, name: "Big".into() });
+    big.account = Some(Account { id: 9, name: "Big".into(), account_type: None });
     let mut void = line_items_bill();
     void.status = BillStatus::Void;
     void.amount = d("99999");
