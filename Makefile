@@ -15,7 +15,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # Where cargo puts builds (CARGO_TARGET_DIR when set).
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
-.PHONY: run run-dynamodb watch invoke test tools lint package bench bench-lists bench-scale bench-modelled bench-on-demand bench-events api-key clean
+.PHONY: run run-dynamodb watch invoke test tools lint package bench bench-lists bench-scale bench-modelled bench-on-demand bench-events bench-billing-runs api-key clean
 
 ## Start the dev server on http://127.0.0.1:3000 (PORT overrides) with the embedded store.
 run:
@@ -119,6 +119,7 @@ bench: $(DYNAMODB_LOCAL) $(CARGO_LAMBDA)
 	tests/with-dynamodb-local.sh $(TARGET_DIR)/release/bench-scale --dynamodb 1000
 	$(MAKE) bench-modelled
 	$(MAKE) bench-events
+	$(MAKE) bench-billing-runs
 
 ## List requests against a tenant of 1,000 and of 20,000 bills and rates on DynamoDB Local (each
 ## size a fresh DynamoDB Local): each documented single filter, the default order, a deep page, an
@@ -152,6 +153,13 @@ bench-modelled:
 ## Webhooks, release build, on the embedded store and on DynamoDB Local: the time from a PATCH's
 ## answer to its webhook's arrival at a receiver on loopback (median, p99 of 200 changes), and
 ## deliveries a second to 1 endpoint (1,000 events) and to 16 (200 events each).
+## A billing run over 10,000 open bills of 1,000 accounts: preprocessing and running seconds on
+## the embedded store and on DynamoDB Local.
+bench-billing-runs: $(DYNAMODB_LOCAL)
+	cargo build --release -p billflow-tests --bin bench-billing-runs
+	$(TARGET_DIR)/release/bench-billing-runs
+	tests/with-dynamodb-local.sh $(TARGET_DIR)/release/bench-billing-runs --dynamodb
+
 bench-events: $(DYNAMODB_LOCAL)
 	cargo build --release -p billflow-tests --bin bench-events
 	$(TARGET_DIR)/release/bench-events

@@ -349,7 +349,137 @@ async fn refusals_come_in_the_specs_order(backend: Backend) {
     app.stop().await;
 }
 
+/// A bill of the caller of `key`, issued: one line of `quantity` x `unit_price` (exact, from
+/// their text), of `account`, with `extra` members.
+async fn issued_bill(app: &TestApp, key: &str, account: Value, (quantity, unit_price): (&str, &str), extra: Value) -> u64 {
+    let mut body = json!({"calculationMethod": "LINE_ITEMS", "dueDate": "2026-12-31T00:00:00Z",
+        "issueDate": "2026-12-01T00:00:00Z", "status": "ISSUED", "account": account});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let line = format!(r#"[{{"catalogItemId": 1, "quantity": {quantity}, "unitPrice": {unit_price}}}]"#);
+    body["lineItems"] = serde_json::from_str(&line).unwrap();
+    let reply = app.send(app.keyed("POST", "/bills", key).json(&body)).await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    reply.body["id"].as_u64().unwrap()
+}
+
+/// Polls the run until its status is `status` (the scheduler ticks every 200 ms in tests).
+async fn wait_for_status(app: &TestApp, path: &str, status: &str) -> Value {
+    for _ in 0..600 {
+        let run = app.get(path).await.body;
+        if run["status"] == status {
+            return run;
+        }
+        assert!(!matches!(run["status"].as_str(), Some("error" | "timed out")), "{run}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{path} never became {status}");
+}
+
+fn row<'a>(run: &'a Value, action: &str) -> &'a Value {
+    run["statistics"].as_array().unwrap().iter().find(|r| r["action"] == action).unwrap_or_else(|| panic!("{run}"))
+}
+
+/// The counts of a statistics row: total, pending, excluded, processing, successful, error.
+fn counts(row: &Value) -> [u64; 6] {
+    ["total", "pending", "excluded", "processing", "successful", "error"].map(|n| row[n].as_u64().unwrap())
+}
+
+/// The dev tenant's bills for a run that sends statements to contacts of business unit bu-1: which
+/// accounts get a statement, which are excluded, and what the other tenant's and the closed
+/// bills never add.
+async fn seed_statement_bills(app: &TestApp) {
+    let key = billflow_tests::API_KEY;
+    let contact = |id: u64| json!({"id": id, "name": format!("Account {id}"), "type": "contact"});
+    issued_bill(app, key, contact(1), ("3", "3.37"), json!({"businessUnitId": "bu-1"})).await; // 10.11
+    issued_bill(app, key, contact(1), ("1", "0.2"), json!({"businessUnitId": "bu-1"})).await; // 0.20
+    let organization = json!({"id": 2, "name": "Org", "type": "organization"});
+    issued_bill(app, key, organization, ("1", "5.55"), json!({})).await; // customer_type leaves it out
+    issued_bill(app, key, json!({"id": 3, "name": "Untyped"}), ("1", "7.77"), json!({})).await;
+    let archived = issued_bill(app, key, json!({"id": 3, "name": "Untyped"}), ("1", "100"), json!({})).await;
+    assert_eq!(app.send(app.keyed("DELETE", &format!("/bills/{archived}"), key)).await.status, 200);
+    let draft = json!({"calculationMethod": "LINE_ITEMS", "dueDate": "2026-12-31T00:00:00Z", "account": {"id": 3, "name": "Untyped"},
+        "lineItems": [{"catalogItemId": 1, "quantity": 1, "unitPrice": 50}]});
+    assert_eq!(app.send(app.keyed("POST", "/bills", key).json(&draft)).await.status, 201);
+    issued_bill(app, key, contact(4), ("1", "9.99"), json!({"businessUnitId": "bu-9"})).await; // its unit is left out
+    let other = Principal { user_id: 7, tenants: vec!["other".into()], scopes: vec!["billing:write".into()] };
+    shared::dev::seed_api_key(&app.store, "test-key-of-other", &other).await.unwrap();
+    issued_bill(app, "test-key-of-other", contact(1), ("1", "999.99"), json!({"businessUnitId": "bu-1"})).await;
+}
+
+/// A run scheduled in the past preprocesses and, scheduled for execution, runs to completed on
+/// the scheduler's own ticks: statistics per action, the targets by account with statements
+/// exact to the cent, none with another tenant's bills, and an event for every status change.
+async fn a_scheduled_run_preprocesses_and_runs_into_exact_statements(backend: Backend) {
+    let Some(app) = spawn_app(backend, true).await else { return };
+    seed_statement_bills(&app).await;
+    let who = caller(&["dev"], false);
+    let mut body = new_run("December statements");
+    body["status"] = json!("scheduled");
+    body["send_statements"] = json!(true);
+    body["process_installment_schedules"] = json!(true);
+    body["scheduled_preprocessing_date"] = json!("2026-01-01");
+    body["scheduled_run_date"] = json!("2026-01-02T00:00:00Z");
+    body["statement_options"] = json!({"customer_type": "contact", "business_unit_restriction": "include", "business_unit_ids": ["bu-1"]});
+    let id = create(&app, &who, "dev", &body).await["id"].as_str().unwrap().to_owned();
+    let path = format!("/billingRuns/dev/{id}");
+    let ready = wait_for_status(&app, &path, "ready for execution").await;
+    assert_eq!(counts(row(&ready, "send_statements")), [4, 2, 2, 0, 0, 0], "{ready}");
+    assert_eq!(counts(row(&ready, "process_installment_schedules")), [0; 6], "no installment schedules: no targets");
+    assert!(ready["preprocessing_date"].is_string() && ready["last_refresh_date"].is_string());
+    let targets = send(&app, &who, "GET", &format!("{path}/actions"), None).await.body;
+    let shown: Vec<(u64, &str)> =
+        targets["Items"].as_array().unwrap().iter().map(|t| (t["target"]["id"].as_u64().unwrap(), t["status"].as_str().unwrap())).collect();
+    assert_eq!(shown, vec![(1, "pending"), (2, "excluded"), (3, "pending"), (4, "excluded")], "{targets}");
+
+    let moved = send(&app, &who, "PUT", &path, Some(&edited(&ready, json!({"status": "scheduled for execution"})))).await;
+    assert_eq!(moved.status, 200, "{:?}", moved.body);
+    let done = wait_for_status(&app, &path, "completed").await;
+    assert_eq!(counts(row(&done, "send_statements")), [4, 0, 2, 0, 2, 0], "{done}");
+    assert!(done["run_date"].is_string());
+    let completed = send(&app, &who, "GET", &format!("{path}/actions?status=completed"), None).await.body;
+    let statements: Vec<(u64, String, Vec<String>)> = completed["Items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let lines = t["statement"]["bills"].as_array().unwrap().iter().map(|b| b["balance"].to_string()).collect();
+            (t["target"]["id"].as_u64().unwrap(), t["statement"]["total_balance"].to_string(), lines)
+        })
+        .collect();
+    assert_eq!(statements, vec![(1, "10.31".into(), vec!["10.11".into(), "0.2".into()]), (3, "7.77".into(), vec!["7.77".into()])]);
+    let first = send(&app, &who, "GET", &format!("{path}/actions?limit=1"), None).await.body;
+    assert_eq!(first["Count"], 1);
+    let key = first["LastEvaluatedKey"].as_str().unwrap();
+    let rest = send(&app, &who, "GET", &format!("{path}/actions?limit=5&exclusiveStartKey={key}"), None).await.body;
+    assert_eq!((rest["Count"].as_u64(), rest.get("LastEvaluatedKey")), (Some(3), None));
+    let events = app.get(&format!("/events?type=billing_run.status_changed&resource=billing_run:{id}")).await.body;
+    let moves: Vec<&str> = events["Items"].as_array().unwrap().iter().rev().map(|e| e["data"]["object"]["status"].as_str().unwrap()).collect();
+    assert_eq!(moves, ["preprocessing", "ready for execution", "scheduled for execution", "running", "completed"], "{events}");
+    app.stop().await;
+}
+
+/// The actions list is the path tenant's: another tenant's run is 404 even for a caller of both,
+/// a reader may list, and bad parameters are 400.
+async fn actions_are_the_path_tenants_only(backend: Backend) {
+    let Some(app) = spawn_app(backend, true).await else { return };
+    let both = caller(&["dev", "other"], false);
+    let id = create(&app, &both, "dev", &new_run("Mine")).await["id"].as_str().unwrap().to_owned();
+    let empty = send(&app, &both, "GET", &format!("/billingRuns/dev/{id}/actions"), None).await;
+    assert_eq!((empty.status, empty.body["Count"].as_u64()), (200, Some(0)), "never preprocessed: no targets");
+    assert_problem(&send(&app, &both, "GET", &format!("/billingRuns/other/{id}/actions"), None).await, 404);
+    assert_problem(&send(&app, &caller(&["other"], false), "GET", &format!("/billingRuns/dev/{id}/actions"), None).await, 403);
+    assert_problem(&send(&app, &both, "GET", &format!("/billingRuns/dev/{id}/actions?status=processing"), None).await, 400);
+    assert_problem(&send(&app, &both, "GET", "/billingRuns/dev/not-a-uuid/actions", None).await, 400);
+    let reader = Principal { user_id: 2, tenants: vec!["dev".into()], scopes: vec!["billing:read".into()] };
+    assert_eq!(send(&app, &reader, "GET", &format!("/billingRuns/dev/{id}/actions"), None).await.status, 200);
+    app.stop().await;
+}
+
 on_both_stores!(
+    a_scheduled_run_preprocesses_and_runs_into_exact_statements,
+    actions_are_the_path_tenants_only,
     create_get_put_and_delete,
     tenants_never_see_each_others_runs,
     only_an_admin_locks_and_unlocks,

@@ -300,6 +300,75 @@ async fn the_real_billing_run_binaries_serve_their_family() {
     assert_eq!(response(&out[0]).0, 409, "a scheduled run is not deleted");
 }
 
+/// An event of `name` whose JSON body is `edit`ed.
+fn with_body(name: &str, id: &str, edit: impl FnOnce(&mut Value)) -> Value {
+    let mut event = for_run(name, id);
+    let mut body: Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+    edit(&mut body);
+    event["body"] = Value::String(body.to_string());
+    event
+}
+
+/// The scheduler's answers to `ticks` scheduled events (a work lease of 0 ms: what it moved is
+/// due again at once, as the stream would step it).
+async fn ticks(endpoint: &str, table: &str, ticks: usize) -> Vec<Value> {
+    let events = vec![event("billing-run-scheduler"); ticks];
+    let (out, _, _) = invoke_with("billing-run-scheduler", endpoint, table, &[("WORK_LEASE_MS", "0")], events).await;
+    out.iter()
+        .map(|o| match o {
+            Outcome::Response(r) => r.clone(),
+            Outcome::Error(e) => panic!("the scheduler failed: {e}"),
+        })
+        .collect()
+}
+
+/// The real `billing-run-scheduler` binary on its scheduled events: a run scheduled in the past
+/// is found through the work index, preprocessed into one statement target and, once the client
+/// schedules it for execution, run to completed; the real actions function lists the statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_billing_run_scheduler_preprocesses_and_runs_a_due_run() {
+    let Some(endpoint) = dynamodb_endpoint() else {
+        return;
+    };
+    let store = fresh_dynamo(&endpoint).await;
+    let table = store.table().to_owned();
+    let bill = with_body("create-bill", "-", |b| {
+        b.as_object_mut().unwrap().remove("billRunId");
+        b["issueDate"] = json!("2026-12-01T00:00:00Z");
+        b["status"] = json!("ISSUED");
+        b["dueDate"] = json!("2026-12-31T00:00:00Z");
+    });
+    let (out, _) = invoke("create-bill", &endpoint, &table, vec![bill]).await;
+    assert_eq!(response(&out[0]).0, 201, "{:?}", response(&out[0]).2);
+    let (out, _) = invoke("create-billing-run", &endpoint, &table, vec![event("create-billing-run")]).await;
+    let id = response(&out[0]).2["id"].as_str().unwrap().to_owned();
+    let scheduled = with_body("update-billing-run", &id, |b| b["send_statements"] = json!(true));
+    let (out, _) = invoke("update-billing-run", &endpoint, &table, vec![scheduled]).await;
+    assert_eq!(response(&out[0]).2["status"], "scheduled");
+    let answers = ticks(&endpoint, &table, 3).await;
+    assert_eq!(answers[0], json!({"due": 1, "moved": 1, "idle": 0, "failed": 0}), "scheduled -> preprocessing");
+    assert_eq!(answers[1]["moved"], 1, "preprocessing -> ready for execution");
+    assert_eq!(answers[2]["due"], 0, "a run ready for execution waits for its client");
+    let (out, _) = invoke("get-billing-run", &endpoint, &table, vec![for_run("get-billing-run", &id)]).await;
+    let ready = response(&out[0]).2;
+    assert_eq!((&ready["status"], &ready["statistics"][0]["total"]), (&json!("ready for execution"), &json!(1)), "{ready}");
+    let put = with_body("update-billing-run", &id, |b| {
+        *b = ready.clone();
+        b["status"] = json!("scheduled for execution");
+    });
+    let (out, _) = invoke("update-billing-run", &endpoint, &table, vec![put]).await;
+    assert_eq!(response(&out[0]).0, 200, "{:?}", response(&out[0]).2);
+    let answers = ticks(&endpoint, &table, 3).await;
+    assert_eq!((answers[0]["moved"].as_u64(), answers[1]["moved"].as_u64()), (Some(1), Some(1)), "{answers:?}");
+    let (out, _) = invoke("get-billing-run", &endpoint, &table, vec![for_run("get-billing-run", &id)]).await;
+    let done = response(&out[0]).2;
+    assert_eq!((&done["status"], &done["statistics"][0]["successful"]), (&json!("completed"), &json!(1)), "{done}");
+    let (out, _) = invoke("list-billing-run-actions", &endpoint, &table, vec![for_run("list-billing-run-actions", &id)]).await;
+    let (status, _, page) = response(&out[0]);
+    assert_eq!((status, &page["Items"][0]["target"]["id"]), (200, &json!(42)), "{page}");
+    assert_eq!(page["Items"][0]["statement"]["total_balance"].to_string(), "59.97");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_customer_bill_binaries_serve_their_family_and_the_worker_bills_on_demand() {
     use billflow_tests::tmf::{assert_tmf, assert_tmf_list};

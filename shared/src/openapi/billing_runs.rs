@@ -1,4 +1,5 @@
-//! Billing runs: the resource, its options, its create and PUT, and its list's parameters.
+//! Billing runs: the resource, its options, its create and PUT, its list's parameters, and its
+//! action targets (`GET /billingRuns/{tenantId}/{id}/actions`).
 
 use super::*;
 
@@ -9,23 +10,99 @@ pub(super) fn billing_run_list_params() -> Vec<Value> {
     params
 }
 
-/// Billing runs: the resource, its projection, its create, its PUT and a page of a list.
+/// The query of a run's actions list: `limit`, `status` (of the targets) and `exclusiveStartKey`.
+fn billing_run_action_params() -> Vec<Value> {
+    let mut params = page_params();
+    params.insert(1, json!({"name": "status", "in": "query", "description": "`status` or `in:a,b`: the targets of the page read with these statuses",
+            "schema": {"type": "string", "pattern": Values::Names(target_statuses).pattern()}}));
+    params
+}
+
+/// The statuses of an action target, as the `status` filter takes them.
+fn target_statuses() -> Vec<&'static str> {
+    use crate::domain::billing_run::execution::TargetStatus;
+    [TargetStatus::Pending, TargetStatus::Completed, TargetStatus::Error, TargetStatus::Excluded]
+        .into_iter()
+        .map(|status| -> &'static str { status.into() })
+        .collect()
+}
+
+/// `GET /billingRuns/{tenantId}/{id}/actions`: a page of the run's action targets.
+pub(super) fn billing_run_actions_operation() -> Op {
+    Op::new("List a billing run's action targets (its statements, by account)", "billing runs")
+        .query(billing_run_action_params())
+        .ok(
+            200,
+            json!({"description": "A page of the targets of the run's last preprocessing, by account",
+            "headers": request_id_header(),
+            "content": {"application/json": {"schema": schema_ref("BillingRunActionPage")}}}),
+        )
+        .errors(READ)
+}
+
+/// Billing runs: the resource, its projection, its create, its PUT, a page of a list, and an
+/// action target and a page of them.
 pub(super) fn billing_run_schemas() -> Vec<(&'static str, Value)> {
     let billing_run = billing_run_resource();
     let (billing_run_create, billing_run_put) = billing_run_requests(&billing_run);
-    let page = json!({"type": "object", "additionalProperties": false, "required": ["Count", "Items"],
-    "properties": {
-        "Count": integer(0),
-        "Items": {"type": "array", "items": schema_ref("BillingRun")},
-        "LastEvaluatedKey": {"type": "string", "description": "Pass back as `exclusiveStartKey` for the next page"},
-    }});
     vec![
         ("BillingRunFields", projection(&billing_run)),
         ("BillingRun", billing_run),
         ("BillingRunCreate", billing_run_create),
         ("BillingRunPut", billing_run_put),
-        ("BillingRunPage", page),
+        ("BillingRunPage", page_of("BillingRun")),
+        ("BillingRunAction", billing_run_action()),
+        ("BillingRunActionPage", page_of("BillingRunAction")),
     ]
+}
+
+/// A `{Count, Items, LastEvaluatedKey}` page of the schema `item`.
+fn page_of(item: &str) -> Value {
+    json!({"type": "object", "additionalProperties": false, "required": ["Count", "Items"],
+    "properties": {
+        "Count": integer(0),
+        "Items": {"type": "array", "items": schema_ref(item)},
+        "LastEvaluatedKey": {"type": "string", "description": "Pass back as `exclusiveStartKey` for the next page"},
+    }})
+}
+
+/// One target of a run's action (for `send_statements`, an account with open bills), with its
+/// statement once the run has made it. Every member is always present.
+fn billing_run_action() -> Value {
+    use crate::domain::billing_run::execution::ACTIONS;
+    let uuid = json!({"type": "string", "format": "uuid"});
+    // A balance is a difference and a total a sum of money values: exact, with no bound of its own.
+    let sum = json!({"type": "number", "description": format!("at most {} fraction digits", MONEY.fraction_digits)});
+    let line = exact(&[
+        ("id", integer(1)),
+        ("bill_number", integer(1)),
+        ("issue_date", nullable(date_time())),
+        ("due_date", date_time()),
+        ("amount", decimal(MONEY)),
+        ("amount_paid", decimal(MONEY)),
+        ("balance", sum.clone()),
+    ]);
+    let statement = exact(&[("bills", json!({"type": "array", "items": line})), ("total_balance", sum)]);
+    let target = exact(&[
+        ("id", integer(1)),
+        ("name", nullable_string()),
+        ("type", nullable(super::bills::account_type())),
+    ]);
+    exact(&[
+        ("id", uuid.clone()),
+        ("billing_run_id", uuid),
+        ("action", enumeration(&ACTIONS)),
+        ("target", target),
+        ("status", enumeration(&target_statuses())),
+        ("generation", integer(1)),
+        ("bill_ids", json!({"type": "array", "items": integer(1)})),
+        ("excluded_bills", integer(0)),
+        ("too_many_bills", json!({"type": "boolean"})),
+        ("statement", nullable(statement)),
+        ("reason", nullable_string()),
+        ("sys_created_at", string()),
+        ("sys_last_modified_at", string()),
+    ])
 }
 
 /// A billing run as the API answers it.
@@ -123,15 +200,15 @@ pub(super) fn billing_run_options() -> (Value, Value, Value, Value, Value) {
         ("customer_type", nullable(enumeration(&names::<CustomerType>()))),
         ("statement_template_id", nullable(id_text.clone())),
     ]);
-    let count = json!({"type": ["integer", "null"], "minimum": 0});
+    // A row per action the run asks for, counted by the scheduler: every count is an integer.
     let statistic = exact(&[
         ("action", string()),
-        ("error", count.clone()),
-        ("excluded", count.clone()),
-        ("pending", count.clone()),
-        ("processing", count.clone()),
-        ("successful", count.clone()),
-        ("total", count),
+        ("error", integer(0)),
+        ("excluded", integer(0)),
+        ("pending", integer(0)),
+        ("processing", integer(0)),
+        ("successful", integer(0)),
+        ("total", integer(0)),
     ]);
     (reminders, cancellation, installments, statements, statistic)
 }
@@ -161,6 +238,11 @@ pub(super) fn billing_run_requests(billing_run: &Value) -> (Value, Value) {
     request_run["properties"]["installment_schedule_options"] =
         nested("installment_schedule_options", &["date_range_end", "date_range_start"]);
     request_run["properties"]["statement_options"] = nested("statement_options", &[]);
+    // `statistics` is the server's, ignored on a request: its counts as a client may have kept them.
+    for count in ["error", "excluded", "pending", "processing", "successful", "total"] {
+        request_run["properties"]["statistics"]["items"]["properties"][count] =
+            json!({"type": ["integer", "null"], "minimum": 0});
+    }
     let mut create = request_run.clone();
     create["required"] = json!([
         "business_unit_id",

@@ -6,7 +6,7 @@ use super::*;
 pub(super) fn bill_schemas() -> Vec<(&'static str, Value)> {
     use crate::domain::bill::{BillStatus, BillType, CalculationMethod};
     use crate::domain::bill_run::RunKind;
-    let account = exact(&[("id", integer(1)), ("name", string())]);
+    let account = account(account_type());
     let line_item = exact(&[
         ("id", integer(1)),
         ("catalogItemId", integer(1)),
@@ -46,6 +46,8 @@ pub(super) fn bill_schemas() -> Vec<(&'static str, Value)> {
         exact(&[("billRunId", integer(1)), ("stage", enumeration(&names::<SummaryStatus>())), ("reason", string())]);
     bill["properties"]["setAside"]["description"] =
         json!("Present when a run's stage could not process the bill and went on without it: why.");
+    bill["properties"]["businessUnitId"] = business_unit_id();
+    bill["properties"]["businessUnitId"]["description"] = json!("Present when the bill was created with one.");
     // A line as a request sends it: `id` only for a kept line, `amount` ignored (computed).
     let (bill_create, bill_update) = bill_requests(&line_item);
     vec![
@@ -77,12 +79,13 @@ pub(super) fn bill_requests(line_item: &Value) -> (Value, Value) {
             ("type", nullable(enumeration(&names::<BillType>()))),
             ("basedOnId", json!({"type": ["integer", "null"]})),
             ("basedOnUid", json!({"type": ["integer", "null"]})),
-            ("account", nullable(schema_ref("Account"))),
+            ("account", nullable(account(nullable(account_type())))),
             ("record", nullable(exact(&[("id", integer(1)), ("title", string())]))),
             ("billRunId", nullable(integer(1))),
             ("billRunKind", nullable(enumeration(&names::<RunKind>()))),
             ("issueDate", nullable(date_time())),
             ("status", enumeration(&names::<BillStatus>())),
+            ("businessUnitId", nullable(business_unit_id())),
         ],
         &["calculationMethod", "dueDate"],
     );
@@ -100,4 +103,23 @@ pub(super) fn bill_requests(line_item: &Value) -> (Value, Value) {
     );
 
     (bill_create, bill_update)
+}
+
+/// A bill's business unit: 1 to 100 characters, as the parser bounds it.
+fn business_unit_id() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": crate::domain::check::MAX_ID})
+}
+
+/// A bill's account, whose `type` is shown only when set (a create may leave it out, or send it
+/// null: the same).
+fn account(account_type: Value) -> Value {
+    let mut account = exact(&[("id", integer(1)), ("name", string())]);
+    account["properties"]["type"] = account_type;
+    account
+}
+
+/// An account's `type`, as serde writes [`crate::domain::bill::AccountType`].
+pub(super) fn account_type() -> Value {
+    use crate::domain::bill::AccountType;
+    json!({"type": "string", "enum": [AccountType::Contact, AccountType::Organization]})
 }

@@ -324,6 +324,7 @@ fn elevate_operation(route: &Route) -> Option<Op> {
             .query(vec![fields_param(crate::domain::billing_run::FIELDS)])
             .ok(200, resource("BillingRunFields"))
             .errors(READ),
+        "list-billing-run-actions" => billing_run_actions_operation(),
         "delete-billing-run" => Op::new("Delete a draft or cancelled billing run", "billing runs")
             .ok(204, json!({"description": "Deleted", "headers": request_id_header()}))
             .errors(&[404, 409, 412])

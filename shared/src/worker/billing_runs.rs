@@ -56,9 +56,10 @@ impl Job for RunJob {
     }
 }
 
-/// A busy run that has not moved for this long is `timed out`: twenty work leases.
+/// A busy run that has not moved for this long is `timed out`: twenty work leases, and a
+/// minute at least.
 pub fn timeout_ms() -> u64 {
-    u64::try_from(crate::store::work_lease().as_millis()).unwrap_or(u64::MAX).saturating_mul(20)
+    u64::try_from(crate::store::work_lease().as_millis()).unwrap_or(u64::MAX).saturating_mul(20).max(60_000)
 }
 
 /// The scheduler's step on one run of `tenant`: `None` when there was nothing to do (not due,
