@@ -351,7 +351,13 @@ async fn refusals_come_in_the_specs_order(backend: Backend) {
 
 /// A bill of the caller of `key`, issued: one line of `quantity` x `unit_price` (exact, from
 /// their text), of `account`, with `extra` members.
-async fn issued_bill(app: &TestApp, key: &str, account: Value, (quantity, unit_price): (&str, &str), extra: Value) -> u64 {
+async fn issued_bill(
+    app: &TestApp,
+    key: &str,
+    account: Value,
+    (quantity, unit_price): (&str, &str),
+    extra: Value,
+) -> u64 {
     let mut body = json!({"calculationMethod": "LINE_ITEMS", "dueDate": "2026-12-31T00:00:00Z",
         "issueDate": "2026-12-01T00:00:00Z", "status": "ISSUED", "account": account});
     for (k, v) in extra.as_object().unwrap() {
@@ -421,7 +427,8 @@ async fn a_scheduled_run_preprocesses_and_runs_into_exact_statements(backend: Ba
     body["process_installment_schedules"] = json!(true);
     body["scheduled_preprocessing_date"] = json!("2026-01-01");
     body["scheduled_run_date"] = json!("2026-01-02T00:00:00Z");
-    body["statement_options"] = json!({"customer_type": "contact", "business_unit_restriction": "include", "business_unit_ids": ["bu-1"]});
+    body["statement_options"] =
+        json!({"customer_type": "contact", "business_unit_restriction": "include", "business_unit_ids": ["bu-1"]});
     let id = create(&app, &who, "dev", &body).await["id"].as_str().unwrap().to_owned();
     let path = format!("/billingRuns/dev/{id}");
     let ready = wait_for_status(&app, &path, "ready for execution").await;
@@ -429,11 +436,16 @@ async fn a_scheduled_run_preprocesses_and_runs_into_exact_statements(backend: Ba
     assert_eq!(counts(row(&ready, "process_installment_schedules")), [0; 6], "no installment schedules: no targets");
     assert!(ready["preprocessing_date"].is_string() && ready["last_refresh_date"].is_string());
     let targets = send(&app, &who, "GET", &format!("{path}/actions"), None).await.body;
-    let shown: Vec<(u64, &str)> =
-        targets["Items"].as_array().unwrap().iter().map(|t| (t["target"]["id"].as_u64().unwrap(), t["status"].as_str().unwrap())).collect();
+    let shown: Vec<(u64, &str)> = targets["Items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["target"]["id"].as_u64().unwrap(), t["status"].as_str().unwrap()))
+        .collect();
     assert_eq!(shown, vec![(1, "pending"), (2, "excluded"), (3, "pending"), (4, "excluded")], "{targets}");
 
-    let moved = send(&app, &who, "PUT", &path, Some(&edited(&ready, json!({"status": "scheduled for execution"})))).await;
+    let moved =
+        send(&app, &who, "PUT", &path, Some(&edited(&ready, json!({"status": "scheduled for execution"})))).await;
     assert_eq!(moved.status, 200, "{:?}", moved.body);
     let done = wait_for_status(&app, &path, "completed").await;
     assert_eq!(counts(row(&done, "send_statements")), [4, 0, 2, 0, 2, 0], "{done}");
@@ -448,15 +460,28 @@ async fn a_scheduled_run_preprocesses_and_runs_into_exact_statements(backend: Ba
             (t["target"]["id"].as_u64().unwrap(), t["statement"]["total_balance"].to_string(), lines)
         })
         .collect();
-    assert_eq!(statements, vec![(1, "10.31".into(), vec!["10.11".into(), "0.2".into()]), (3, "7.77".into(), vec!["7.77".into()])]);
+    assert_eq!(
+        statements,
+        vec![(1, "10.31".into(), vec!["10.11".into(), "0.2".into()]), (3, "7.77".into(), vec!["7.77".into()])]
+    );
     let first = send(&app, &who, "GET", &format!("{path}/actions?limit=1"), None).await.body;
     assert_eq!(first["Count"], 1);
     let key = first["LastEvaluatedKey"].as_str().unwrap();
     let rest = send(&app, &who, "GET", &format!("{path}/actions?limit=5&exclusiveStartKey={key}"), None).await.body;
     assert_eq!((rest["Count"].as_u64(), rest.get("LastEvaluatedKey")), (Some(3), None));
     let events = app.get(&format!("/events?type=billing_run.status_changed&resource=billing_run:{id}")).await.body;
-    let moves: Vec<&str> = events["Items"].as_array().unwrap().iter().rev().map(|e| e["data"]["object"]["status"].as_str().unwrap()).collect();
-    assert_eq!(moves, ["preprocessing", "ready for execution", "scheduled for execution", "running", "completed"], "{events}");
+    let moves: Vec<&str> = events["Items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|e| e["data"]["object"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        moves,
+        ["preprocessing", "ready for execution", "scheduled for execution", "running", "completed"],
+        "{events}"
+    );
     app.stop().await;
 }
 
@@ -469,8 +494,14 @@ async fn actions_are_the_path_tenants_only(backend: Backend) {
     let empty = send(&app, &both, "GET", &format!("/billingRuns/dev/{id}/actions"), None).await;
     assert_eq!((empty.status, empty.body["Count"].as_u64()), (200, Some(0)), "never preprocessed: no targets");
     assert_problem(&send(&app, &both, "GET", &format!("/billingRuns/other/{id}/actions"), None).await, 404);
-    assert_problem(&send(&app, &caller(&["other"], false), "GET", &format!("/billingRuns/dev/{id}/actions"), None).await, 403);
-    assert_problem(&send(&app, &both, "GET", &format!("/billingRuns/dev/{id}/actions?status=processing"), None).await, 400);
+    assert_problem(
+        &send(&app, &caller(&["other"], false), "GET", &format!("/billingRuns/dev/{id}/actions"), None).await,
+        403,
+    );
+    assert_problem(
+        &send(&app, &both, "GET", &format!("/billingRuns/dev/{id}/actions?status=processing"), None).await,
+        400,
+    );
     assert_problem(&send(&app, &both, "GET", "/billingRuns/dev/not-a-uuid/actions", None).await, 400);
     let reader = Principal { user_id: 2, tenants: vec!["dev".into()], scopes: vec!["billing:read".into()] };
     assert_eq!(send(&app, &reader, "GET", &format!("/billingRuns/dev/{id}/actions"), None).await.status, 200);

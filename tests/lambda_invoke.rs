@@ -351,7 +351,11 @@ async fn the_real_billing_run_scheduler_preprocesses_and_runs_a_due_run() {
     assert_eq!(answers[2]["due"], 0, "a run ready for execution waits for its client");
     let (out, _) = invoke("get-billing-run", &endpoint, &table, vec![for_run("get-billing-run", &id)]).await;
     let ready = response(&out[0]).2;
-    assert_eq!((&ready["status"], &ready["statistics"][0]["total"]), (&json!("ready for execution"), &json!(1)), "{ready}");
+    assert_eq!(
+        (&ready["status"], &ready["statistics"][0]["total"]),
+        (&json!("ready for execution"), &json!(1)),
+        "{ready}"
+    );
     let put = with_body("update-billing-run", &id, |b| {
         *b = ready.clone();
         b["status"] = json!("scheduled for execution");
@@ -363,7 +367,8 @@ async fn the_real_billing_run_scheduler_preprocesses_and_runs_a_due_run() {
     let (out, _) = invoke("get-billing-run", &endpoint, &table, vec![for_run("get-billing-run", &id)]).await;
     let done = response(&out[0]).2;
     assert_eq!((&done["status"], &done["statistics"][0]["successful"]), (&json!("completed"), &json!(1)), "{done}");
-    let (out, _) = invoke("list-billing-run-actions", &endpoint, &table, vec![for_run("list-billing-run-actions", &id)]).await;
+    let (out, _) =
+        invoke("list-billing-run-actions", &endpoint, &table, vec![for_run("list-billing-run-actions", &id)]).await;
     let (status, _, page) = response(&out[0]);
     assert_eq!((status, &page["Items"][0]["target"]["id"]), (200, &json!(42)), "{page}");
     assert_eq!(page["Items"][0]["statement"]["total_balance"].to_string(), "59.97");

@@ -132,7 +132,9 @@ pub async fn serve_billing_run_scheduler() -> Result<(), Error> {
         let now = crate::store::now_ms();
         let tick = worker.schedule(now, Some(event.context.deadline)).await?;
         println!("{}", tick.emf(now, "BillingRuns"));
-        Ok::<_, Error>(serde_json::json!({"due": tick.overdue, "moved": tick.redriven, "idle": tick.idle, "failed": tick.failed}))
+        Ok::<_, Error>(
+            serde_json::json!({"due": tick.overdue, "moved": tick.redriven, "idle": tick.idle, "failed": tick.failed}),
+        )
     }))
     .await
 }

@@ -44,7 +44,9 @@ async fn main() {
     let build = if cfg!(debug_assertions) { "debug" } else { "release" };
     println!("\n{backend:?} store, {build} build, worker in-process with no step delay, scheduler every 200 ms");
     println!("({bills} bills written in {seeded:.1} s)\n");
-    println!("| open bills | accounts | preprocessing (s) | running (s) | bills/s preprocessing | statements/s running |");
+    println!(
+        "| open bills | accounts | preprocessing (s) | running (s) | bills/s preprocessing | statements/s running |"
+    );
     println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
     println!(
         "| {bills} | {accounts} | {preprocessing:.2} | {running:.2} | {:.0} | {:.0} |",

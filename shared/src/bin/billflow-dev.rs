@@ -83,7 +83,8 @@ async fn serve(endpoint: Option<String>) -> Result<(), Box<dyn std::error::Error
         }
         Err(_) => Duration::from_millis(100),
     };
-    let timers = Timers { sweep: Some(interval("SWEEPER_INTERVAL_MS")?), schedule: Some(interval("SCHEDULER_INTERVAL_MS")?) };
+    let timers =
+        Timers { sweep: Some(interval("SWEEPER_INTERVAL_MS")?), schedule: Some(interval("SCHEDULER_INTERVAL_MS")?) };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let config = Config { addr, store, worker: true, step_delay, timers, auth: auth.clone() };
     let server = dev::start(config).await?;

@@ -83,11 +83,8 @@ fn billing_run_action() -> Value {
         ("balance", sum.clone()),
     ]);
     let statement = exact(&[("bills", json!({"type": "array", "items": line})), ("total_balance", sum)]);
-    let target = exact(&[
-        ("id", integer(1)),
-        ("name", nullable_string()),
-        ("type", nullable(super::bills::account_type())),
-    ]);
+    let target =
+        exact(&[("id", integer(1)), ("name", nullable_string()), ("type", nullable(super::bills::account_type()))]);
     exact(&[
         ("id", uuid.clone()),
         ("billing_run_id", uuid),

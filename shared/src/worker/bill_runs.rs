@@ -99,7 +99,12 @@ pub async fn step_segment(tenant: &Tenant<'_>, id: &Id, seen_version: Option<u64
 
 /// Writes a step (the stepped item first). A lost race is retried only while the stepped item
 /// itself is unchanged (another item moved under us); a newer write of it has its own record.
-pub(super) async fn commit(tenant: &Tenant<'_>, key: &Key, version: u64, writes: Vec<Write>) -> StoreResult<Option<Stored>> {
+pub(super) async fn commit(
+    tenant: &Tenant<'_>,
+    key: &Key,
+    version: u64,
+    writes: Vec<Write>,
+) -> StoreResult<Option<Stored>> {
     match tenant.write(writes).await {
         Ok(mut saved) => Ok(Some(saved.swap_remove(0))),
         Err(StoreError::Conflict) => match tenant.get(key).await? {

@@ -25,7 +25,7 @@ use crate::domain::key::{Id, Kind};
 use crate::domain::patch::changed_members;
 use crate::domain::resource::Resource;
 use crate::retry::with_retries;
-use crate::store::repo::{encode, Repo, Tenant, Versioned};
+use crate::store::repo::{encode, Repo, Tenant, Unreadable, Versioned};
 use crate::store::{transaction_items, AuditEvent, Change, Page, StoreResult, Stored, Write, MAX_TRANSACTION_ITEMS};
 
 /// Bills a preprocessing step reads.
@@ -148,32 +148,15 @@ async fn preprocess(
         return Ok(vec![run_write(runs, current, &done, &record)?]);
     }
     let group = open_bills_group();
-    let index = Page { group: Some(&group), slot: 1, after: record.after.as_deref(), limit: BILLS_PER_STEP + 1, ..Page::default() };
+    let index = Page {
+        group: Some(&group),
+        slot: 1,
+        after: record.after.as_deref(),
+        limit: BILLS_PER_STEP + 1,
+        ..Page::default()
+    };
     let page = tenant.repo::<Bill>().page_each(&index).await?;
-    let mut walked = page.len() <= BILLS_PER_STEP;
-    let mut taken: Vec<(&Account, &Bill)> = Vec::new();
-    let mut accounts: Vec<u64> = Vec::new();
-    for item in page.iter().take(BILLS_PER_STEP) {
-        let bill = match item {
-            Ok(bill) => bill,
-            Err(unreadable) => {
-                tracing::error!(key = %unreadable.key, error = %unreadable.error, "an unreadable bill is on no statement");
-                record.after = Some(unreadable.key.id().sort_key());
-                continue;
-            }
-        };
-        if let Some(account) = bill.value.account.as_ref().filter(|_| is_open(&bill.value)) {
-            if !accounts.contains(&account.id) {
-                if accounts.len() == TARGETS_PER_STEP {
-                    walked = false;
-                    break;
-                }
-                accounts.push(account.id);
-            }
-            taken.push((account, &bill.value));
-        }
-        record.after = Some(bill.value.order());
-    }
+    let (taken, accounts, walked) = take_bills(&page, &mut record);
     let targets = tenant.repo::<ActionTarget>();
     let generation = record.generation;
     let ids = accounts.iter().map(|a| Id::Uuid(target_id(run.id, generation, *a)));
@@ -208,6 +191,38 @@ async fn preprocess(
     Ok(writes)
 }
 
+/// The open bills of a page that [`TARGETS_PER_STEP`] accounts hold, with their accounts, the
+/// record's cursor moved past them; and whether the walk has passed the last bill.
+fn take_bills<'a>(
+    page: &'a [Result<Versioned<Bill>, Unreadable>],
+    record: &mut Execution,
+) -> (Vec<(&'a Account, &'a Bill)>, Vec<u64>, bool) {
+    let mut walked = page.len() <= BILLS_PER_STEP;
+    let (mut taken, mut accounts) = (Vec::new(), Vec::new());
+    for item in page.iter().take(BILLS_PER_STEP) {
+        let bill = match item {
+            Ok(bill) => bill,
+            Err(unreadable) => {
+                tracing::error!(key = %unreadable.key, error = %unreadable.error, "an unreadable bill is on no statement");
+                record.after = Some(unreadable.key.id().sort_key());
+                continue;
+            }
+        };
+        if let Some(account) = bill.value.account.as_ref().filter(|_| is_open(&bill.value)) {
+            if !accounts.contains(&account.id) {
+                if accounts.len() == TARGETS_PER_STEP {
+                    walked = false;
+                    break;
+                }
+                accounts.push(account.id);
+            }
+            taken.push((account, &bill.value));
+        }
+        record.after = Some(bill.value.order());
+    }
+    (taken, accounts, walked)
+}
+
 /// The group of a tenant's open-bill candidates: its ISSUED bills that are not archived (the
 /// `status` filter's slot of `GET /bills`).
 fn open_bills_group() -> String {
@@ -225,7 +240,8 @@ async fn run_targets(
     let (runs, run) = (&tenant.repo::<BillingRun>(), &current.value);
     record.moved_ms = crate::store::now_ms();
     let group = targets_group(run.id, record.generation);
-    let index = Page { group: Some(&group), after: record.after.as_deref(), limit: TARGETS_PER_STEP + 1, ..Page::default() };
+    let index =
+        Page { group: Some(&group), after: record.after.as_deref(), limit: TARGETS_PER_STEP + 1, ..Page::default() };
     let targets = tenant.repo::<ActionTarget>();
     let page = if Execution::sends_statements(run) { targets.page(&index).await? } else { Vec::new() };
     let mut walked = page.len() <= TARGETS_PER_STEP;
@@ -263,7 +279,10 @@ async fn finish_walk(record: &mut Execution) -> Status {
         return Status::Completed;
     }
     if record.rewalks < MAX_REWALKS {
-        tracing::warn!(missing = record.statements.processing, "a billing run's walk found fewer targets than counted: it walks again");
+        tracing::warn!(
+            missing = record.statements.processing,
+            "a billing run's walk found fewer targets than counted: it walks again"
+        );
         tokio::time::sleep(REWALK_PAUSE).await;
         record.rewalks += 1;
         record.after = None;

@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{timestamp, BillingRun, CustomerType, Restriction, Statistic, StatementOptions, Status};
+use super::{timestamp, BillingRun, CustomerType, Restriction, StatementOptions, Statistic, Status};
 use crate::domain::bill::{Account, AccountType, Bill, BillStatus};
 use crate::domain::check::instant;
 use crate::domain::key::{Id, IdType, Kind};
@@ -194,7 +194,13 @@ pub fn moved(run: &BillingRun, status: Status, execution: &Execution, now: Offse
 }
 
 /// `run` stopped by the system: `error` or `timed out`, with a reason a user can act on.
-pub fn stopped(run: &BillingRun, status: Status, execution: &Execution, reason: &str, now: OffsetDateTime) -> BillingRun {
+pub fn stopped(
+    run: &BillingRun,
+    status: Status,
+    execution: &Execution,
+    reason: &str,
+    now: OffsetDateTime,
+) -> BillingRun {
     let mut next = moved(run, status, execution, now);
     next.error = Some(reason.to_owned());
     next.error_stack = Some(format!(
@@ -213,10 +219,7 @@ pub const SYSTEM: &str = "system";
 
 /// The timeout's reason.
 pub fn timed_out_reason(timeout_ms: u64) -> String {
-    format!(
-        "the run made no progress for {} s: move it to draft and schedule it again",
-        timeout_ms / 1000
-    )
+    format!("the run made no progress for {} s: move it to draft and schedule it again", timeout_ms / 1000)
 }
 
 /// The reason of a run whose statements would go to more accounts than one run sends.
@@ -249,7 +252,7 @@ pub fn left_out(options: &StatementOptions, bill: &Bill) -> Option<&'static str>
             return Some("customer_type leaves out the account's type");
         }
     }
-    let Some(unit) = bill.business_unit_id.as_deref() else { return None };
+    let unit = bill.business_unit_id.as_deref()?;
     let listed = options.business_unit_ids.iter().any(|id| id == unit);
     match options.business_unit_restriction {
         Some(Restriction::Include) if !listed => Some("business_unit_restriction include leaves out its business unit"),
@@ -369,7 +372,11 @@ impl ActionTarget {
             id: target_id(run, generation, account.id),
             billing_run_id: run,
             action: SEND_STATEMENTS.to_owned(),
-            target: TargetAccount { id: account.id, name: Some(account.name.clone()), account_type: account.account_type },
+            target: TargetAccount {
+                id: account.id,
+                name: Some(account.name.clone()),
+                account_type: account.account_type,
+            },
             status: TargetStatus::Excluded,
             bill_ids: Vec::new(),
             excluded_bills: 0,
@@ -443,7 +450,10 @@ pub fn parse_target_status(raw: Option<&str>) -> Result<Option<Vec<TargetStatus>
         .split(',')
         .map(|s| {
             s.parse::<TargetStatus>().map_err(|_| {
-                crate::domain::DomainError::field("/status", format!("unknown status {s:?}: pending, completed, error or excluded"))
+                crate::domain::DomainError::field(
+                    "/status",
+                    format!("unknown status {s:?}: pending, completed, error or excluded"),
+                )
             })
         })
         .collect::<Result<Vec<_>, _>>()

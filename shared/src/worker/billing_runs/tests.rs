@@ -43,7 +43,10 @@ async fn scheduled_run(store: &dyn Repository, tenant: &TenantId) -> uuid::Uuid 
     let id = uuid::Uuid::new_v4();
     let run = BillingRun::create(parse_request(&body, Mode::Create).unwrap(), id, "7", OffsetDateTime::now_utc());
     let tenant = Tenant::new(store, tenant.clone());
-    tenant.create(tenant.repo::<BillingRun>().new_item(&run, AuditEvent::new(Some(7), "create")).unwrap()).await.unwrap();
+    tenant
+        .create(tenant.repo::<BillingRun>().new_item(&run, AuditEvent::new(Some(7), "create")).unwrap())
+        .await
+        .unwrap();
     id
 }
 
@@ -96,7 +99,10 @@ async fn two_scheduler_ticks_at_once_move_a_due_run_once_and_statements_are_exac
     let run = read(store.as_ref(), &acme, id).await;
     assert_eq!(run.value.status, Status::ReadyForExecution);
     let row = &run.value.statistics[0];
-    assert_eq!((row.action.as_str(), row.total, row.pending, row.excluded), ("send_statements", Some(50), Some(50), Some(0)));
+    assert_eq!(
+        (row.action.as_str(), row.total, row.pending, row.excluded),
+        ("send_statements", Some(50), Some(50), Some(0))
+    );
     assert!(run.value.preprocessing_date.is_some() && run.value.last_refresh_date.is_some());
 
     client_moves(store.as_ref(), &acme, id, Status::ScheduledForExecution).await;
@@ -107,7 +113,10 @@ async fn two_scheduler_ticks_at_once_move_a_due_run_once_and_statements_are_exac
     assert_eq!(run.value.status, Status::Completed);
     assert!(run.value.run_date.is_some());
     let row = &run.value.statistics[0];
-    assert_eq!((row.total, row.successful, row.error, row.processing, row.pending), (Some(50), Some(50), Some(0), Some(0), Some(0)));
+    assert_eq!(
+        (row.total, row.successful, row.error, row.processing, row.pending),
+        (Some(50), Some(50), Some(0), Some(0), Some(0))
+    );
 
     let record = run.state::<Execution>().unwrap();
     let group = targets_group(id, record.generation);
