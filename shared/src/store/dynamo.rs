@@ -85,14 +85,21 @@ impl Transaction {
 /// (all, and of one type).
 pub const INDEXES: [&str; 10] = ["GSI1", "GSI2", "GSI3", "GSI4", "GSI5", "GSI6", "GSI7", "GSI8", "GSI9", "GSI10"];
 
-/// Partitions of the work index: an item's is a stable hash of its key, so that many items with
-/// pending work spread their index writes; the sweeper reads each.
+/// Partitions of the work index per kind: an item's is its kind and a stable hash of its key, so
+/// that many items with pending work spread their index writes, and what one sweep reads (the
+/// sweeper's kinds, the scheduler's billing runs, the webhook-sender's deliveries) is never crowded
+/// out by another's backlog.
 const WORK_SHARDS: u64 = 16;
 
-/// The work-index partition of an item (FNV-1a of its partition key).
-fn work_shard(pk: &str) -> String {
+/// The work-index partition of an item (its kind, and FNV-1a of its partition key).
+fn work_shard(key: &Key) -> String {
+    let pk = key.partition();
     let hash = pk.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    format!("WORK#{:02}", hash % WORK_SHARDS)
+    work_partition(key.kind(), hash % WORK_SHARDS)
+}
+
+fn work_partition(kind: Kind, shard: u64) -> String {
+    format!("WORK#{}#{shard:02}", kind.name)
 }
 
 #[derive(Debug, Clone)]
@@ -380,7 +387,7 @@ impl DynamoStore {
             item.insert("workerState".into(), s(state));
         }
         if let Some(lease) = lease {
-            item.insert("GSI8PK".into(), s(work_shard(&key.partition())));
+            item.insert("GSI8PK".into(), s(work_shard(key)));
             item.insert("GSI8SK".into(), s(format!("{lease:015}")));
         }
         for (slot, group) in groups.iter().enumerate() {
@@ -853,15 +860,15 @@ impl Repository for DynamoStore {
     }
 
     async fn overdue(&self, kinds: &[Kind], now_ms: u64, limit: usize) -> StoreResult<Vec<(u64, Change)>> {
-        let mut due = Vec::new();
-        for shard in 0..WORK_SHARDS {
+        let partitions = kinds.iter().flat_map(|kind| (0..WORK_SHARDS).map(|shard| work_partition(*kind, shard)));
+        let queries = partitions.map(|partition| async move {
             let out = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .index_name("GSI8")
                 .key_condition_expression("GSI8PK = :pk AND GSI8SK < :now")
-                .expression_attribute_values(":pk", s(format!("WORK#{shard:02}")))
+                .expression_attribute_values(":pk", s(partition))
                 .expression_attribute_values(":now", s(format!("{now_ms:015}")))
                 .projection_expression("PK, version, entity, GSI8SK")
                 .limit(i32::try_from(limit.min(1000)).unwrap_or(1000))
@@ -869,8 +876,10 @@ impl Repository for DynamoStore {
                 .await
                 .map_err(sdk)?;
             self.read(out.count());
-            due.extend(out.items.unwrap_or_default().into_iter().filter_map(|item| overdue_change(kinds, &item)));
-        }
+            Ok::<_, StoreError>(out.items.unwrap_or_default())
+        });
+        let pages = futures_util::future::try_join_all(queries).await?;
+        let mut due: Vec<(u64, Change)> = pages.iter().flatten().filter_map(|item| overdue_change(kinds, item)).collect();
         due.sort_by_key(|(lease, _)| *lease);
         Ok(due.into_iter().take(limit).collect())
     }
