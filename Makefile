@@ -150,16 +150,16 @@ bench-modelled:
 	cargo build --release -p billflow-tests --bin bench-scale
 	$(TARGET_DIR)/release/bench-scale --modelled --step-delay-ms $(STEP_DELAY_MS) $(MODELLED_SIZES)
 
-## Webhooks, release build, on the embedded store and on DynamoDB Local: the time from a PATCH's
-## answer to its webhook's arrival at a receiver on loopback (median, p99 of 200 changes), and
-## deliveries a second to 1 endpoint (1,000 events) and to 16 (200 events each).
-## A billing run over 10,000 open bills of 1,000 accounts: preprocessing and running seconds on
-## the embedded store and on DynamoDB Local.
+## A billing run over 10,000 open bills of 1,000 accounts, release build: preprocessing and running
+## seconds on the embedded store and on DynamoDB Local.
 bench-billing-runs: $(DYNAMODB_LOCAL)
 	cargo build --release -p billflow-tests --bin bench-billing-runs
 	$(TARGET_DIR)/release/bench-billing-runs
 	tests/with-dynamodb-local.sh $(TARGET_DIR)/release/bench-billing-runs --dynamodb
 
+## Webhooks, release build, on the embedded store and on DynamoDB Local: the time from a PATCH's
+## answer to its webhook's arrival at a receiver on loopback (median, p99 of 200 changes), and
+## deliveries a second to 1 endpoint (1,000 events) and to 16 (200 events each).
 bench-events: $(DYNAMODB_LOCAL)
 	cargo build --release -p billflow-tests --bin bench-events
 	$(TARGET_DIR)/release/bench-events

@@ -499,7 +499,7 @@ async fn actions_are_the_path_tenants_only(backend: Backend) {
         403,
     );
     assert_problem(
-        &send(&app, &both, "GET", &format!("/billingRuns/dev/{id}/actions?status=processing"), None).await,
+        &send(&app, &both, "GET", &format!("/billingRuns/dev/{id}/actions?status=running"), None).await,
         400,
     );
     assert_problem(&send(&app, &both, "GET", "/billingRuns/dev/not-a-uuid/actions", None).await, 400);

@@ -131,10 +131,14 @@ fn print_credentials(url: &str, auth: &Auth, api_key: &str, kept: &str) {
     println!("(the tokens and the key stay valid across restarts: they are kept in {kept}; DEV_FRESH_CREDENTIALS=1 makes new ones)");
 }
 
-/// A timer's interval from the environment variable `name` (milliseconds, 5000 unless set).
+/// A timer's interval from the environment variable `name` (milliseconds, 5000 unless set; 0 is
+/// refused: a timer needs a period).
 fn interval(name: &str) -> Result<Duration, String> {
     match std::env::var(name) {
-        Ok(ms) => ms.parse().map(Duration::from_millis).map_err(|_| format!("{name} must be a number, got {ms:?}")),
+        Ok(ms) => match ms.parse::<u64>() {
+            Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+            _ => Err(format!("{name} must be a number of milliseconds above 0, got {ms:?}")),
+        },
         Err(_) => Ok(Duration::from_millis(5_000)),
     }
 }

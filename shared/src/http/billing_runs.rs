@@ -192,11 +192,21 @@ pub async fn actions(deps: &Deps, req: Request) -> Response<Body> {
         let group = targets_group(run.value.id, generation);
         let index = Page { group: Some(&group), after: after.as_deref(), limit: limit + 1, ..Page::default() };
         let page = if generation == 0 { Vec::new() } else { tenant.repo::<ActionTarget>().page(&index).await? };
+        let page = page.into_iter().map(|target| shown(target, run.value.status)).collect::<ApiResult<Vec<_>>>()?;
         Ok(page_response(tenant.id(), &list, &page, limit, |target| {
             statuses.as_ref().is_none_or(|s| s.contains(&target.status))
         }))
     })
     .await
+}
+
+/// A target as the actions list shows it while its run is `status` ([`ActionTarget::shown`]).
+fn shown(mut target: Versioned<ActionTarget>, status: Status) -> ApiResult<Versioned<ActionTarget>> {
+    if let Some(value) = target.value.shown(status) {
+        target.body = crate::store::repo::encode(&value)?;
+        target.value = value;
+    }
+    Ok(target)
 }
 
 /// A list's page from `limit + 1` items read: the first `limit` that `keep` keeps, and

@@ -21,10 +21,16 @@ fn billing_run_action_params() -> Vec<Value> {
 /// The statuses of an action target, as the `status` filter takes them.
 fn target_statuses() -> Vec<&'static str> {
     use crate::domain::billing_run::execution::TargetStatus;
-    [TargetStatus::Pending, TargetStatus::Completed, TargetStatus::Error, TargetStatus::Excluded]
-        .into_iter()
-        .map(|status| -> &'static str { status.into() })
-        .collect()
+    [
+        TargetStatus::Pending,
+        TargetStatus::Processing,
+        TargetStatus::Completed,
+        TargetStatus::Error,
+        TargetStatus::Excluded,
+    ]
+    .into_iter()
+    .map(|status| -> &'static str { status.into() })
+    .collect()
 }
 
 /// `GET /billingRuns/{tenantId}/{id}/actions`: a page of the run's action targets.

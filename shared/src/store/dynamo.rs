@@ -879,7 +879,8 @@ impl Repository for DynamoStore {
             Ok::<_, StoreError>(out.items.unwrap_or_default())
         });
         let pages = futures_util::future::try_join_all(queries).await?;
-        let mut due: Vec<(u64, Change)> = pages.iter().flatten().filter_map(|item| overdue_change(kinds, item)).collect();
+        let mut due: Vec<(u64, Change)> =
+            pages.iter().flatten().filter_map(|item| overdue_change(kinds, item)).collect();
         due.sort_by_key(|(lease, _)| *lease);
         Ok(due.into_iter().take(limit).collect())
     }

@@ -28,8 +28,9 @@ use crate::retry::with_retries;
 use crate::store::repo::{encode, Repo, Tenant, Unreadable, Versioned};
 use crate::store::{transaction_items, AuditEvent, Change, Page, StoreResult, Stored, Write, MAX_TRANSACTION_ITEMS};
 
-/// Bills a preprocessing step reads.
-const BILLS_PER_STEP: usize = 400;
+/// Bills a preprocessing step reads (a bill may be 342 KB: a page of them stays well inside a
+/// function's 128 MB).
+const BILLS_PER_STEP: usize = 100;
 /// Targets one step writes beside the run (each with its audit event: 2 + 2 x 40 + counts).
 const TARGETS_PER_STEP: usize = 40;
 /// Bills a running step reads for its statements.
@@ -76,10 +77,8 @@ pub async fn step(tenant: &Tenant<'_>, id: &Id, seen_version: Option<u64>) -> St
         let record = current.state::<Execution>();
         let writes = match next(&current.value, record.as_ref(), now_ms, timeout_ms()) {
             Next::Wait => return Ok(None),
-            Next::StartPreprocessing => {
-                let record = Execution::start(record.as_ref(), now_ms);
-                vec![run_write(runs, &current, &moved(&current.value, Status::Preprocessing, &record, now), &record)?]
-            }
+            Next::StartPreprocessing => vec![start_preprocessing(runs, &current, false, now)?],
+            Next::Refresh => vec![start_preprocessing(runs, &current, true, now)?],
             Next::StartRunning => {
                 let record = record.unwrap_or_default().run(now_ms);
                 vec![run_write(runs, &current, &moved(&current.value, Status::Running, &record, now), &record)?]
@@ -121,6 +120,18 @@ fn run_write(
     Ok(Write::Update(update))
 }
 
+/// A preprocessing's start: the run's next version is its generation; `then_run` when it
+/// refreshes a run due to run.
+fn start_preprocessing(
+    runs: &Repo<'_, BillingRun>,
+    current: &Versioned<BillingRun>,
+    then_run: bool,
+    now: OffsetDateTime,
+) -> StoreResult<Write> {
+    let record = Execution::start(&current.value, then_run, crate::store::now_ms());
+    run_write(runs, current, &moved(&current.value, Status::Preprocessing, &record, now), &record)
+}
+
 fn fail(
     runs: &Repo<'_, BillingRun>,
     current: &Versioned<BillingRun>,
@@ -144,7 +155,7 @@ async fn preprocess(
     let (runs, run) = (&tenant.repo::<BillingRun>(), &current.value);
     record.moved_ms = crate::store::now_ms();
     if !Execution::sends_statements(run) {
-        let done = moved(run, Status::ReadyForExecution, &record, now);
+        let (done, record) = execution::preprocessed(run, &record, now, record.moved_ms);
         return Ok(vec![run_write(runs, current, &done, &record)?]);
     }
     let group = open_bills_group();
@@ -178,8 +189,11 @@ async fn preprocess(
     if record.statements.total > MAX_TARGETS {
         return Ok(vec![fail(runs, current, &record, &execution::too_many_targets(), now)?]);
     }
-    let status = if walked { Status::ReadyForExecution } else { Status::Preprocessing };
-    let mut writes = vec![run_write(runs, current, &moved(run, status, &record, now), &record)?];
+    let (next, record) = match walked {
+        true => execution::preprocessed(run, &record, now, record.moved_ms),
+        false => (moved(run, Status::Preprocessing, &record, now), record),
+    };
+    let mut writes = vec![run_write(runs, current, &next, &record)?];
     for (old, target) in found.values() {
         let event = AuditEvent::new(None, "scheduler preprocessing");
         match old {
@@ -293,13 +307,16 @@ async fn finish_walk(record: &mut Execution) -> Status {
     Status::Completed
 }
 
-/// The bills of `ids` that still exist, each read by key (never through an index that may lag).
+/// The bills of `ids` that still exist, each read by key (never through an index that may lag),
+/// a few at a time, kept without their lines and description (what a statement does not show), so
+/// that a statement of large bills stays small in memory.
 async fn bills_of(tenant: &Tenant<'_>, ids: &[u64]) -> StoreResult<Vec<Bill>> {
     let bills = tenant.repo::<Bill>();
     let mut found = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(READ_CONCURRENCY) {
         let chunk: Vec<Id> = chunk.iter().map(|id| Id::Int(*id)).collect();
-        found.extend(bills.get_many(chunk).await?.into_iter().flatten().map(|bill| bill.value));
+        let read = bills.get_many(chunk).await?.into_iter().flatten();
+        found.extend(read.map(|bill| Bill { line_items: Vec::new(), description: None, ..bill.value }));
     }
     Ok(found)
 }

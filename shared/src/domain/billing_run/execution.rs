@@ -33,8 +33,12 @@ pub const MAX_STATEMENT_BILLS: usize = 500;
 pub const MAX_TARGETS: u64 = 100_000;
 
 /// How many times a run's walk over its targets starts again when it found fewer pending targets
-/// than preprocessing counted (an index lagging its table) before the rest count as errors.
-pub const MAX_REWALKS: u32 = 3;
+/// than preprocessing counted (an index lagging its table; a walk waits a second first) before
+/// the rest count as errors.
+pub const MAX_REWALKS: u32 = 30;
+
+/// The longest account name a target keeps (a bill's may be longer).
+pub const MAX_TARGET_NAME: usize = 255;
 
 /// The epoch milliseconds of a date or date-time (a date alone is its 00:00 UTC).
 pub fn date_ms(text: &str) -> Option<u64> {
@@ -94,6 +98,18 @@ pub struct Execution {
     /// When the run last moved (epoch ms): a run that has not for its timeout is timed out.
     pub moved_ms: u64,
     pub rewalks: u32,
+    /// What preprocessing worked from ([`fingerprint`]): a run whose actions or
+    /// `statement_options` changed since is preprocessed again before it runs.
+    pub fingerprint: String,
+    /// This preprocessing refreshes a run that is due to run: it runs when it ends.
+    pub then_run: bool,
+}
+
+/// The actions and `statement_options` of `run`, as a digest: what its targets depend on.
+pub fn fingerprint(run: &BillingRun) -> String {
+    use sha2::Digest;
+    let basis = serde_json::json!([asked(run), run.statement_options]).to_string();
+    sha2::Sha256::digest(basis.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 /// What the scheduler does next with a run.
@@ -102,6 +118,9 @@ pub enum Next {
     /// Nothing is due.
     Wait,
     StartPreprocessing,
+    /// Due to run, but its actions or options changed since preprocessing: preprocess again,
+    /// then run.
+    Refresh,
     Preprocess,
     StartRunning,
     Run,
@@ -117,7 +136,8 @@ pub fn next(run: &BillingRun, execution: Option<&Execution>, now_ms: u64, timeou
     match run.status {
         Status::Scheduled if is_due(run, now_ms) => Next::StartPreprocessing,
         Status::ScheduledForExecution if is_due(run, now_ms) => match execution {
-            Some(_) => Next::StartRunning,
+            Some(e) if e.fingerprint == fingerprint(run) => Next::StartRunning,
+            Some(_) => Next::Refresh,
             None => Next::Fail(LOST.to_owned()),
         },
         Status::Preprocessing | Status::Running => match execution {
@@ -133,15 +153,22 @@ pub fn next(run: &BillingRun, execution: Option<&Execution>, now_ms: u64, timeou
 const LOST: &str = "the run's record of its preprocessing is missing: move it to draft and schedule it again";
 
 impl Execution {
-    /// A new preprocessing after `before` (the run's earlier record, if any).
-    pub fn start(before: Option<&Execution>, now_ms: u64) -> Self {
-        Self { generation: before.map_or(0, |e| e.generation) + 1, moved_ms: now_ms, ..Self::default() }
+    /// A new preprocessing of `run`, as its next version: that version is its generation, so
+    /// that no two preprocessings of a run share targets, even when a record was lost.
+    pub fn start(run: &BillingRun, then_run: bool, now_ms: u64) -> Self {
+        Self {
+            generation: run.sys_version + 1,
+            moved_ms: now_ms,
+            fingerprint: fingerprint(run),
+            then_run,
+            ..Self::default()
+        }
     }
 
     /// The running that follows preprocessing: every pending target is processing.
     pub fn run(&self, now_ms: u64) -> Self {
         let statements = Tally { processing: self.statements.pending, pending: 0, ..self.statements };
-        Self { after: None, statements, moved_ms: now_ms, rewalks: 0, ..self.clone() }
+        Self { after: None, statements, moved_ms: now_ms, rewalks: 0, then_run: false, ..self.clone() }
     }
 
     /// `statistics`: one row per action the run asks for.
@@ -191,6 +218,19 @@ pub fn moved(run: &BillingRun, status: Status, execution: &Execution, now: Offse
         _ => {}
     }
     next
+}
+
+/// `run` at the end of a preprocessing: `ready for execution`, or, for a refresh of a run due to
+/// run, `running` at once (its refreshed targets all processing), the dates set either way.
+pub fn preprocessed(run: &BillingRun, record: &Execution, now: OffsetDateTime, now_ms: u64) -> (BillingRun, Execution) {
+    if !record.then_run {
+        return (moved(run, Status::ReadyForExecution, record, now), record.clone());
+    }
+    let running = record.run(now_ms);
+    let mut next = moved(run, Status::Running, &running, now);
+    next.preprocessing_date = Some(timestamp(now));
+    next.last_refresh_date.clone_from(&next.preprocessing_date);
+    (next, running)
 }
 
 /// `run` stopped by the system: `error` or `timed out`, with a reason a user can act on.
@@ -264,13 +304,14 @@ pub fn left_out(options: &StatementOptions, bill: &Bill) -> Option<&'static str>
 // ---------------------------------------------------------------------------------------------
 // Action targets and statements
 
-/// Where a target stands. A target goes from pending to its result in one write, so none is ever
-/// seen half processed.
+/// Where a target stands. A target is stored pending until its result is written, in one write;
+/// the actions list shows a pending target of a running run as processing ([`ActionTarget::shown`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::EnumString)]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
 pub enum TargetStatus {
     Pending,
+    Processing,
     Completed,
     Error,
     Excluded,
@@ -366,6 +407,13 @@ pub fn target_id(run: uuid::Uuid, generation: u64, account: u64) -> uuid::Uuid {
 }
 
 impl ActionTarget {
+    /// The target as the actions list shows it while its run is `run_status`: a pending target
+    /// of a running run is processing. `None` when it shows as stored.
+    pub fn shown(&self, run_status: Status) -> Option<Self> {
+        (run_status == Status::Running && self.status == TargetStatus::Pending)
+            .then(|| Self { status: TargetStatus::Processing, ..self.clone() })
+    }
+
     /// A new statement target for `account` (excluded until a bill is added).
     pub fn for_account(run: uuid::Uuid, generation: u64, account: &Account, now: OffsetDateTime) -> Self {
         Self {
@@ -374,7 +422,7 @@ impl ActionTarget {
             action: SEND_STATEMENTS.to_owned(),
             target: TargetAccount {
                 id: account.id,
-                name: Some(account.name.clone()),
+                name: Some(account.name.chars().take(MAX_TARGET_NAME).collect()),
                 account_type: account.account_type,
             },
             status: TargetStatus::Excluded,
@@ -452,7 +500,7 @@ pub fn parse_target_status(raw: Option<&str>) -> Result<Option<Vec<TargetStatus>
             s.parse::<TargetStatus>().map_err(|_| {
                 crate::domain::DomainError::field(
                     "/status",
-                    format!("unknown status {s:?}: pending, completed, error or excluded"),
+                    format!("unknown status {s:?}: pending, processing, completed, error or excluded"),
                 )
             })
         })
@@ -478,6 +526,7 @@ pub fn statement<'a>(bills: impl Iterator<Item = &'a Bill>) -> Option<Statement>
         .collect();
     lines.sort_by_key(|l| l.id);
     let total = lines.iter().try_fold(Decimal::ZERO, |sum, line| sum.checked_add(line.balance))?;
+    let total = crate::domain::money::amount(Some(total))?;
     Some(Statement { bills: lines, total_balance: total })
 }
 

@@ -165,3 +165,38 @@ async fn a_busy_run_that_has_not_moved_for_its_timeout_is_timed_out_and_a_lost_r
     assert_eq!(run.status, Status::Error);
     assert!(run.error.unwrap().contains("schedule it again"));
 }
+
+#[tokio::test]
+async fn a_run_scheduled_again_gets_new_targets_and_one_changed_before_it_runs_is_refreshed() {
+    let store: SharedRepository = Arc::new(MemoryStore::new());
+    let acme = tenant_id("acme");
+    seed_bills(store.as_ref(), &acme, 30, 10).await;
+    let id = scheduled_run(store.as_ref(), &acme).await;
+    drive(store.as_ref(), &acme, id).await;
+    let first = read(store.as_ref(), &acme, id).await.state::<Execution>().unwrap().generation;
+    client_moves(store.as_ref(), &acme, id, Status::Draft).await;
+    client_moves(store.as_ref(), &acme, id, Status::Scheduled).await;
+    drive(store.as_ref(), &acme, id).await;
+    let run = read(store.as_ref(), &acme, id).await;
+    let second = run.state::<Execution>().unwrap();
+    assert!(second.generation > first, "{second:?}");
+    assert_eq!((run.value.status, run.value.statistics[0].total), (Status::ReadyForExecution, Some(10)), "not 20");
+
+    // Its customer_type changed after preprocessing: the run preprocesses again when it is due,
+    // then runs.
+    let current = read(store.as_ref(), &acme, id).await;
+    let tenant = Tenant::new(store.as_ref(), acme.clone());
+    let mut run = BillingRun { status: Status::ScheduledForExecution, ..current.value.clone() };
+    run.statement_options.customer_type = Some(crate::domain::billing_run::CustomerType::Organization);
+    let mut update = tenant.repo::<BillingRun>().update_of(&current, &run, AuditEvent::new(Some(7), "put")).unwrap();
+    update.state.clone_from(&current.state);
+    tenant.update(update).await.unwrap();
+    drive(store.as_ref(), &acme, id).await;
+    let run = read(store.as_ref(), &acme, id).await;
+    assert_eq!(run.value.status, Status::Completed);
+    assert!(run.state::<Execution>().unwrap().generation > second.generation, "refreshed");
+    assert_eq!(run.value.statistics[0].successful, Some(10), "bills without an account type pass customer_type");
+    let statuses: Vec<String> = store.events(&run.key).await.unwrap().into_iter().filter_map(|e| e.to_status).collect();
+    let tail: Vec<&str> = statuses.iter().rev().take(3).rev().map(String::as_str).collect();
+    assert_eq!(tail, ["preprocessing", "running", "completed"], "{statuses:?}");
+}

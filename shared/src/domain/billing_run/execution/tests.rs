@@ -49,7 +49,8 @@ fn a_date_has_come_at_its_first_instant_in_utc_and_not_a_millisecond_before() {
 
 #[test]
 fn given_every_status_then_the_scheduler_moves_only_due_and_busy_runs() {
-    let record = Execution { generation: 1, moved_ms: NOW_MS, ..Execution::default() };
+    let fingerprint = super::fingerprint(&run(Status::Draft));
+    let record = Execution { generation: 1, moved_ms: NOW_MS, fingerprint, ..Execution::default() };
     let later = NOW_MS + 1;
     for status in Status::VARIANTS {
         let run = run(*status);
@@ -71,6 +72,45 @@ fn given_every_status_then_the_scheduler_moves_only_due_and_busy_runs() {
         assert!(matches!(next(&run, None, later, TIMEOUT), Next::Fail(_)), "a lost record cannot go on");
     }
     assert!(matches!(next(&run(Status::ScheduledForExecution), None, later, TIMEOUT), Next::Fail(_)));
+}
+
+#[test]
+fn a_run_whose_actions_or_statement_options_changed_since_preprocessing_is_preprocessed_again_then_run() {
+    let due = run(Status::ScheduledForExecution);
+    let record = Execution { generation: 2, fingerprint: super::fingerprint(&due), ..Execution::default() };
+    assert_eq!(next(&due, Some(&record), NOW_MS + 1, TIMEOUT), Next::StartRunning);
+    let mut narrowed = due.clone();
+    narrowed.statement_options.business_unit_ids = vec!["bu-2".into()];
+    assert_eq!(next(&narrowed, Some(&record), NOW_MS + 1, TIMEOUT), Next::Refresh);
+    let mut fewer = due.clone();
+    fewer.send_statements = Some(false);
+    assert_eq!(next(&fewer, Some(&record), NOW_MS + 1, TIMEOUT), Next::Refresh);
+    let mut renamed = due.clone();
+    renamed.name = "another name".into();
+    assert_eq!(next(&renamed, Some(&record), NOW_MS + 1, TIMEOUT), Next::StartRunning, "the name changes no target");
+    let refresh = Execution {
+        statements: Tally { total: 2, pending: 2, ..Tally::default() },
+        ..Execution::start(&narrowed, true, 7)
+    };
+    let (running, record) = preprocessed(&narrowed, &refresh, NOW, 9);
+    assert_eq!((running.status, record.statements.processing, record.then_run), (Status::Running, 2, false));
+    assert!(running.preprocessing_date.is_some() && running.last_refresh_date == running.preprocessing_date);
+    let (ready, _) = preprocessed(&run(Status::Preprocessing), &Execution::start(&due, false, 7), NOW, 9);
+    assert_eq!(ready.status, Status::ReadyForExecution);
+}
+
+#[test]
+fn a_pending_target_of_a_running_run_shows_as_processing() {
+    let account = Account { id: 9, name: "N".repeat(1000), account_type: None };
+    let target = ActionTarget {
+        status: TargetStatus::Pending,
+        ..ActionTarget::for_account(uuid::Uuid::nil(), 1, &account, NOW)
+    };
+    assert_eq!(target.target.name.as_ref().map(|n| n.chars().count()), Some(MAX_TARGET_NAME), "a long name is cut");
+    assert_eq!(target.shown(Status::Running).map(|t| t.status), Some(TargetStatus::Processing));
+    assert_eq!(target.shown(Status::ReadyForExecution), None);
+    let done = ActionTarget { status: TargetStatus::Completed, ..target };
+    assert_eq!(done.shown(Status::Running), None);
 }
 
 fn want_busy(status: Status) -> Next {
@@ -118,7 +158,9 @@ fn each_status_the_scheduler_sets_carries_its_dates_statistics_and_reasons() {
     let timed_out = stopped(&pre, Status::TimedOut, &record, &timed_out_reason(TIMEOUT), NOW);
     assert_eq!(timed_out.status, Status::TimedOut);
     assert!(timed_out.error_stack.unwrap().starts_with("preprocessing at"));
-    assert_eq!(Execution::start(Some(&record), 5).generation, 3, "a new preprocessing has targets of its own");
+    let start = Execution::start(&done, false, 5);
+    assert_eq!(start.generation, done.sys_version + 1, "a new preprocessing has targets of its own");
+    assert_eq!(start.fingerprint, super::fingerprint(&done));
 }
 
 #[test]
@@ -209,7 +251,8 @@ fn the_actions_status_filter_takes_one_or_several_and_refuses_the_unknown() {
         parse_target_status(Some("in:error,excluded")).unwrap(),
         Some(vec![TargetStatus::Error, TargetStatus::Excluded])
     );
-    assert!(parse_target_status(Some("processing")).is_err());
+    assert_eq!(parse_target_status(Some("processing")).unwrap(), Some(vec![TargetStatus::Processing]));
+    assert!(parse_target_status(Some("running")).is_err());
     assert_eq!(parse_target_status(None).unwrap(), None);
 }
 
