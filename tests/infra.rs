@@ -179,3 +179,31 @@ fn the_stack_has_a_bus_and_no_function_may_send_webhooks_to_loopback() {
         assert!(!text.contains(local), "{local} is a local setting, never the stack's");
     }
 }
+
+/// The sweeps run every minute: the sweeper and the webhook-sender on EventBridge rules, the
+/// billing-run scheduler on an EventBridge Scheduler schedule; the scheduler may read and write
+/// the table (through its indexes, never a Scan) and nothing else.
+#[test]
+fn the_sweeps_and_the_billing_run_scheduler_run_every_minute() {
+    let template = template();
+    let resources = &template["Resources"];
+    for name in ["Sweeper", "WebhookSender"] {
+        let events = resources[name]["Properties"]["Events"].as_hash().expect("events");
+        let schedule = events.values().find(|e| e["Type"].as_str() == Some("Schedule")).expect("a schedule");
+        assert_eq!(schedule["Properties"]["Schedule"].as_str(), Some("rate(1 minute)"), "{name}");
+    }
+    let scheduler = &resources["BillingRunScheduler"]["Properties"];
+    let tick = &scheduler["Events"]["EveryMinute"];
+    assert_eq!(tick["Type"].as_str(), Some("ScheduleV2"));
+    assert_eq!(tick["Properties"]["ScheduleExpression"].as_str(), Some("rate(1 minute)"));
+    let actions: Vec<String> = scheduler["Policies"]
+        .as_vec()
+        .expect("policies")
+        .iter()
+        .flat_map(|p| p["Statement"].as_vec().cloned().unwrap_or_default())
+        .flat_map(|s| s["Action"].as_vec().cloned().unwrap_or_default())
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect();
+    assert!(!actions.is_empty() && actions.iter().all(|a| a.starts_with("dynamodb:")), "{actions:?}");
+    assert!(!actions.iter().any(|a| a == "dynamodb:Scan"), "{actions:?}");
+}
