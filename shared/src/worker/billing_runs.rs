@@ -18,7 +18,7 @@ use super::{Job, STEP_BYTES};
 use crate::domain::bill::{Account, Bill, BillStatus};
 use crate::domain::billing_run::execution::{
     self, is_open, left_out, moved, next, stopped, target_id, targets_group, ActionTarget, Execution, Next,
-    TargetStatus, MAX_REWALKS, MAX_TARGETS,
+    TargetStatus, MAX_RESTARTS, MAX_REWALKS, MAX_TARGETS,
 };
 use crate::domain::billing_run::{BillingRun, Status};
 use crate::domain::key::{Id, Kind};
@@ -168,24 +168,13 @@ async fn preprocess(
     };
     let page = tenant.repo::<Bill>().page_each(&index).await?;
     let (taken, accounts, walked) = take_bills(&page, &mut record);
-    let targets = tenant.repo::<ActionTarget>();
-    let generation = record.generation;
-    let ids = accounts.iter().map(|a| Id::Uuid(target_id(run.id, generation, *a)));
-    let existing = targets.get_many(ids).await?;
-    let mut found: BTreeMap<u64, (Option<Versioned<ActionTarget>>, ActionTarget)> = BTreeMap::new();
-    for (account, old) in accounts.iter().zip(existing) {
-        if let Some(old) = old {
-            found.insert(*account, (Some(old.clone()), old.value));
+    if walked {
+        if let Some(again) = again_if_short(tenant, current, &record, now).await? {
+            return Ok(vec![again]);
         }
     }
-    for (account, bill) in taken {
-        let (_, target) = found.entry(account.id).or_insert_with(|| {
-            record.statements.total += 1;
-            record.statements.excluded += 1;
-            (None, ActionTarget::for_account(run.id, generation, account, now))
-        });
-        target.add(bill, left_out(&run.statement_options, bill), &mut record.statements);
-    }
+    let targets = tenant.repo::<ActionTarget>();
+    let found = with_bills(&targets, run, &accounts, &taken, &mut record, now).await?;
     if record.statements.total > MAX_TARGETS {
         return Ok(vec![fail(runs, current, &record, &execution::too_many_targets(), now)?]);
     }
@@ -205,6 +194,57 @@ async fn preprocess(
     Ok(writes)
 }
 
+/// The targets of `accounts` (read by key, or new) with the `taken` bills added, each with the
+/// version it was read at; the record's tally follows.
+async fn with_bills(
+    targets: &Repo<'_, ActionTarget>,
+    run: &BillingRun,
+    accounts: &[u64],
+    taken: &[(&Account, &Bill)],
+    record: &mut Execution,
+    now: OffsetDateTime,
+) -> StoreResult<BTreeMap<u64, (Option<Versioned<ActionTarget>>, ActionTarget)>> {
+    let generation = record.generation;
+    let existing = targets.get_many(accounts.iter().map(|a| Id::Uuid(target_id(run.id, generation, *a)))).await?;
+    let mut found = BTreeMap::new();
+    for (account, old) in accounts.iter().zip(existing) {
+        if let Some(old) = old {
+            found.insert(*account, (Some(old.clone()), old.value));
+        }
+    }
+    for (account, bill) in taken {
+        let (_, target) = found.entry(account.id).or_insert_with(|| {
+            record.statements.total += 1;
+            record.statements.excluded += 1;
+            (None, ActionTarget::for_account(run.id, generation, account, now))
+        });
+        target.add(bill, left_out(&run.statement_options, bill), &mut record.statements);
+    }
+    Ok(found)
+}
+
+/// A preprocessing whose walk read fewer bills than the tenant's ISSUED bills count (kept in the
+/// same transactions as the bills, read strongly consistent): an index hid some just written, so
+/// it starts again, a moment later, as a new preprocessing ([`MAX_RESTARTS`] times at most; a
+/// tenant issuing bills all the while is preprocessed with what the last walk found).
+async fn again_if_short(
+    tenant: &Tenant<'_>,
+    current: &Versioned<BillingRun>,
+    record: &Execution,
+    now: OffsetDateTime,
+) -> StoreResult<Option<Write>> {
+    let counted = tenant.repo::<Bill>().group_count(&open_bills_group()).await?;
+    if record.walked_bills >= counted || record.restarts >= MAX_RESTARTS {
+        return Ok(None);
+    }
+    tracing::warn!(run = %current.key, walked = record.walked_bills, counted, "a preprocessing read fewer bills than counted: it starts again");
+    tokio::time::sleep(REWALK_PAUSE).await;
+    let mut again = Execution::start(&current.value, record.then_run, crate::store::now_ms());
+    again.restarts = record.restarts + 1;
+    let run = moved(&current.value, Status::Preprocessing, &again, now);
+    run_write(&tenant.repo::<BillingRun>(), current, &run, &again).map(Some)
+}
+
 /// The open bills of a page that [`TARGETS_PER_STEP`] accounts hold, with their accounts, the
 /// record's cursor moved past them; and whether the walk has passed the last bill.
 fn take_bills<'a>(
@@ -219,6 +259,7 @@ fn take_bills<'a>(
             Err(unreadable) => {
                 tracing::error!(key = %unreadable.key, error = %unreadable.error, "an unreadable bill is on no statement");
                 record.after = Some(unreadable.key.id().sort_key());
+                record.walked_bills += 1;
                 continue;
             }
         };
@@ -233,6 +274,7 @@ fn take_bills<'a>(
             taken.push((account, &bill.value));
         }
         record.after = Some(bill.value.order());
+        record.walked_bills += 1;
     }
     (taken, accounts, walked)
 }

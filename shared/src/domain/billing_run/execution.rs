@@ -37,6 +37,10 @@ pub const MAX_TARGETS: u64 = 100_000;
 /// the rest count as errors.
 pub const MAX_REWALKS: u32 = 30;
 
+/// How many times preprocessing starts again (a second later) when its walk read fewer of the
+/// tenant's ISSUED bills than they count (an index lagging its table).
+pub const MAX_RESTARTS: u32 = 5;
+
 /// The longest account name a target keeps (a bill's may be longer).
 pub const MAX_TARGET_NAME: usize = 255;
 
@@ -87,8 +91,10 @@ pub struct Tally {
     pub error: u64,
 }
 
-/// The worker's record of a run's execution, kept beside the run (never shown).
+/// The worker's record of a run's execution, kept beside the run (never shown). A member it
+/// lacks (a record of an earlier version) takes its default.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Execution {
     /// Which preprocessing this is (1, 2, ...): its targets are apart from an earlier one's.
     pub generation: u64,
@@ -103,6 +109,10 @@ pub struct Execution {
     pub fingerprint: String,
     /// This preprocessing refreshes a run that is due to run: it runs when it ends.
     pub then_run: bool,
+    /// Bills the preprocessing walk has read, open or not.
+    pub walked_bills: u64,
+    /// How many times preprocessing started again after a walk read fewer bills than counted.
+    pub restarts: u32,
 }
 
 /// The actions and `statement_options` of `run`, as a digest: what its targets depend on.
