@@ -326,11 +326,17 @@ pub fn parse_fields(raw: Option<&str>) -> Result<Option<Vec<&'static str>>, Doma
 
 /// A list's `status` filter: `draft` or `in:draft,scheduled`; an unknown status is 400.
 pub fn parse_status_filter(raw: Option<&str>) -> Result<Option<Vec<Status>>, DomainError> {
+    parse_statuses(raw, "")
+}
+
+/// A `status` filter of one status or `in:a,b` of statuses `T`; an unknown one is 400 (its
+/// message followed by `known`).
+pub fn parse_statuses<T: std::str::FromStr>(raw: Option<&str>, known: &str) -> Result<Option<Vec<T>>, DomainError> {
     let Some(raw) = raw else { return Ok(None) };
     raw.strip_prefix("in:")
         .unwrap_or(raw)
         .split(',')
-        .map(|s| s.parse::<Status>().map_err(|_| DomainError::field("/status", format!("unknown status {s:?}"))))
+        .map(|s| s.parse::<T>().map_err(|_| DomainError::field("/status", format!("unknown status {s:?}{known}"))))
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
 }

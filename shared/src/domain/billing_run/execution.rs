@@ -502,20 +502,7 @@ impl ActionTarget {
 
 /// The actions list's `status` filter: `completed` or `in:error,excluded`; an unknown status is 400.
 pub fn parse_target_status(raw: Option<&str>) -> Result<Option<Vec<TargetStatus>>, crate::domain::DomainError> {
-    let Some(raw) = raw else { return Ok(None) };
-    raw.strip_prefix("in:")
-        .unwrap_or(raw)
-        .split(',')
-        .map(|s| {
-            s.parse::<TargetStatus>().map_err(|_| {
-                crate::domain::DomainError::field(
-                    "/status",
-                    format!("unknown status {s:?}: pending, processing, completed, error or excluded"),
-                )
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
+    super::parse_statuses(raw, ": pending, processing, completed, error or excluded")
 }
 
 const NO_BILL_ADMITTED: &str = "statement_options leave out every open bill of the account";
