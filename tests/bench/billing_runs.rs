@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use billflow_tests::{fresh_store, spawn_app_on, Backend, TestApp};
+use billflow_tests::{bench_args, fresh_store, spawn_app_on, TestApp};
 use futures::StreamExt;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -24,16 +24,9 @@ use shared::store::{AuditEvent, SharedRepository};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let mut backend = Backend::Memory;
-    let mut sizes = Vec::new();
-    for arg in std::env::args().skip(1) {
-        match arg.as_str() {
-            "--dynamodb" => backend = Backend::Dynamo,
-            n => sizes.push(n.parse::<u64>().unwrap_or_else(|_| panic!("not a size: {n}"))),
-        }
-    }
+    let (backend, sizes) = bench_args();
     let (bills, accounts) = match sizes[..] {
-        [bills, accounts] => (bills, accounts),
+        [bills, accounts] => (bills as u64, accounts as u64),
         _ => (10_000, 1_000),
     };
     let store = fresh_store(backend).await.expect("a store (DYNAMODB_ENDPOINT for --dynamodb)");

@@ -7,19 +7,12 @@
 //! Usage: `bench-on-demand [--dynamodb] RATES...` (DynamoDB Local from `DYNAMODB_ENDPOINT`, as
 //! `tests/with-dynamodb-local.sh` sets it). Build it in release.
 
+use billflow_tests::bench_args;
 use billflow_tests::on_demand::measure;
-use billflow_tests::Backend;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let mut backend = Backend::Memory;
-    let mut sizes = Vec::new();
-    for arg in std::env::args().skip(1) {
-        match arg.as_str() {
-            "--dynamodb" => backend = Backend::Dynamo,
-            n => sizes.push(n.parse::<usize>().unwrap_or_else(|_| panic!("not a size: {n}"))),
-        }
-    }
+    let (backend, mut sizes) = bench_args();
     if sizes.is_empty() {
         sizes = vec![500];
     }

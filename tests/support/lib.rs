@@ -22,6 +22,19 @@ use shared::store::memory::MemoryStore;
 use shared::store::repo::Tenant;
 use shared::store::SharedRepository;
 
+/// A bench's arguments `[--dynamodb] SIZES...`: the store, and the sizes as given.
+pub fn bench_args() -> (Backend, Vec<usize>) {
+    let mut backend = Backend::Memory;
+    let mut sizes = Vec::new();
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--dynamodb" => backend = Backend::Dynamo,
+            n => sizes.push(n.parse::<usize>().unwrap_or_else(|_| panic!("not a size: {n}"))),
+        }
+    }
+    (backend, sizes)
+}
+
 /// Which store a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -86,13 +86,12 @@ pub async fn step(tenant: &Tenant<'_>, id: &Id, seen_version: Option<u64>) -> St
             Next::Preprocess => preprocess(tenant, &current, record.unwrap_or_default(), now).await?,
             Next::Run => run_targets(tenant, &current, record.unwrap_or_default(), now).await?,
             Next::TimeOut => {
-                let record = record.unwrap_or_default();
                 let reason = execution::timed_out_reason(timeout_ms());
-                tracing::warn!(run = %current.key, "a billing run timed out");
-                let run = stopped(&current.value, Status::TimedOut, &record, &reason, now);
-                vec![run_write(runs, &current, &run, &record)?]
+                vec![stop(runs, &current, &record.unwrap_or_default(), (Status::TimedOut, &reason), now)?]
             }
-            Next::Fail(reason) => vec![fail(runs, &current, &record.unwrap_or_default(), &reason, now)?],
+            Next::Fail(reason) => {
+                vec![stop(runs, &current, &record.unwrap_or_default(), (Status::Error, &reason), now)?]
+            }
         };
         commit(tenant, &current.key, current.version, writes).await
     })
@@ -132,15 +131,16 @@ fn start_preprocessing(
     run_write(runs, current, &moved(&current.value, Status::Preprocessing, &record, now), &record)
 }
 
-fn fail(
+/// The run stopped by the system, `error` or `timed out`, with the reason.
+fn stop(
     runs: &Repo<'_, BillingRun>,
     current: &Versioned<BillingRun>,
     record: &Execution,
-    reason: &str,
+    (status, reason): (Status, &str),
     now: OffsetDateTime,
 ) -> StoreResult<Write> {
-    tracing::warn!(run = %current.key, reason, "a billing run cannot go on");
-    run_write(runs, current, &stopped(&current.value, Status::Error, record, reason, now), record)
+    tracing::warn!(run = %current.key, status = status.name(), reason, "the scheduler stopped a billing run");
+    run_write(runs, current, &stopped(&current.value, status, record, reason, now), record)
 }
 
 /// One preprocessing step: the next open bills of the tenant (ISSUED, not archived, by id),
@@ -154,8 +154,8 @@ async fn preprocess(
 ) -> StoreResult<Vec<Write>> {
     let (runs, run) = (&tenant.repo::<BillingRun>(), &current.value);
     record.moved_ms = crate::store::now_ms();
-    if !Execution::sends_statements(run) {
-        let (done, record) = execution::preprocessed(run, &record, now, record.moved_ms);
+    if !execution::sends_statements(run) {
+        let (done, record) = execution::preprocessed(run, &record, now);
         return Ok(vec![run_write(runs, current, &done, &record)?]);
     }
     let group = open_bills_group();
@@ -176,10 +176,10 @@ async fn preprocess(
     let targets = tenant.repo::<ActionTarget>();
     let found = with_bills(&targets, run, &accounts, &taken, &mut record, now).await?;
     if record.statements.total > MAX_TARGETS {
-        return Ok(vec![fail(runs, current, &record, &execution::too_many_targets(), now)?]);
+        return Ok(vec![stop(runs, current, &record, (Status::Error, &execution::too_many_targets()), now)?]);
     }
     let (next, record) = match walked {
-        true => execution::preprocessed(run, &record, now, record.moved_ms),
+        true => execution::preprocessed(run, &record, now),
         false => (moved(run, Status::Preprocessing, &record, now), record),
     };
     let mut writes = vec![run_write(runs, current, &next, &record)?];
@@ -299,7 +299,7 @@ async fn run_targets(
     let index =
         Page { group: Some(&group), after: record.after.as_deref(), limit: TARGETS_PER_STEP + 1, ..Page::default() };
     let targets = tenant.repo::<ActionTarget>();
-    let page = if Execution::sends_statements(run) { targets.page(&index).await? } else { Vec::new() };
+    let page = if execution::sends_statements(run) { targets.page(&index).await? } else { Vec::new() };
     let mut walked = page.len() <= TARGETS_PER_STEP;
     let (mut updates, mut bills_read, mut bytes) = (Vec::new(), 0, 0);
     for target in page.iter().take(TARGETS_PER_STEP) {

@@ -199,11 +199,11 @@ impl Execution {
             })
             .collect()
     }
+}
 
-    /// Whether `run` sends statements at all.
-    pub fn sends_statements(run: &BillingRun) -> bool {
-        run.send_statements == Some(true)
-    }
+/// Whether `run` sends statements at all.
+pub fn sends_statements(run: &BillingRun) -> bool {
+    run.send_statements == Some(true)
 }
 
 /// `run` moved by the system to `status` at `now`, with statistics from `execution`.
@@ -232,11 +232,11 @@ pub fn moved(run: &BillingRun, status: Status, execution: &Execution, now: Offse
 
 /// `run` at the end of a preprocessing: `ready for execution`, or, for a refresh of a run due to
 /// run, `running` at once (its refreshed targets all processing), the dates set either way.
-pub fn preprocessed(run: &BillingRun, record: &Execution, now: OffsetDateTime, now_ms: u64) -> (BillingRun, Execution) {
+pub fn preprocessed(run: &BillingRun, record: &Execution, now: OffsetDateTime) -> (BillingRun, Execution) {
     if !record.then_run {
         return (moved(run, Status::ReadyForExecution, record, now), record.clone());
     }
-    let running = record.run(now_ms);
+    let running = record.run(record.moved_ms);
     let mut next = moved(run, Status::Running, &running, now);
     next.preprocessing_date = Some(timestamp(now));
     next.last_refresh_date.clone_from(&next.preprocessing_date);

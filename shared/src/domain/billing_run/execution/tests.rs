@@ -92,10 +92,10 @@ fn a_run_whose_actions_or_statement_options_changed_since_preprocessing_is_prepr
         statements: Tally { total: 2, pending: 2, ..Tally::default() },
         ..Execution::start(&narrowed, true, 7)
     };
-    let (running, record) = preprocessed(&narrowed, &refresh, NOW, 9);
+    let (running, record) = preprocessed(&narrowed, &refresh, NOW);
     assert_eq!((running.status, record.statements.processing, record.then_run), (Status::Running, 2, false));
     assert!(running.preprocessing_date.is_some() && running.last_refresh_date == running.preprocessing_date);
-    let (ready, _) = preprocessed(&run(Status::Preprocessing), &Execution::start(&due, false, 7), NOW, 9);
+    let (ready, _) = preprocessed(&run(Status::Preprocessing), &Execution::start(&due, false, 7), NOW);
     assert_eq!(ready.status, Status::ReadyForExecution);
 }
 
